@@ -1,0 +1,531 @@
+"""HTTP client for every call of the Config Service's registry API.
+
+Each call is described once as a :class:`Call` (method, path, parameters and a
+parser for the answer). :class:`RegistryApi` runs calls synchronously and
+:class:`AsyncRegistryApi` asynchronously; both share the request building, the
+error translation and the parsing, so the CLI and the service-side library
+(:mod:`regctl.client`) are one implementation.
+
+Every httpx failure is turned into a :mod:`regctl.errors` class here: transport
+problems are :class:`Unreachable`, unusable answers :class:`BadResponse`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import ssl
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, TypeVar
+
+import httpx
+
+from regctl.errors import BadResponse, NotAuthorized, NotFound, RegctlError, Unreachable, UsageError
+from regctl.models import Instance, ServiceRow
+from regctl.names import url_segment, validate_instance_id, validate_service_name
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/v1/registry"
+#: Largest answer body read; a bigger one is an unusable answer, not an out-of-memory.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the parsers see of an HTTP answer."""
+
+    status_code: int
+    content_type: str
+    body: bytes
+    url: str
+
+    def json(self) -> Any:
+        if not self.body.strip():
+            raise BadResponse(f"HTTP {self.status_code} with an empty body where JSON was expected",
+                              where=self.url, status_code=self.status_code,
+                              hint="check that the URL points at the Config Service, not a proxy")
+        if "html" in self.content_type.lower() or self.body.lstrip()[:1] == b"<":
+            raise BadResponse(f"HTTP {self.status_code} answered HTML, not JSON", where=self.url,
+                              status_code=self.status_code, detail=_excerpt(self.body),
+                              hint="a proxy or gateway answered; check --config-url and any gateway headers")
+        try:
+            return json.loads(self.body)
+        except (ValueError, RecursionError) as exc:
+            raise BadResponse(f"HTTP {self.status_code} answered invalid JSON ({exc.__class__.__name__})",
+                              where=self.url, status_code=self.status_code, detail=_excerpt(self.body),
+                              hint="check that the URL points at the Config Service") from None
+
+    def detail(self) -> str | None:
+        """FastAPI's ``{"detail": ...}`` text, if the body has one."""
+        try:
+            data = json.loads(self.body)
+        except (ValueError, RecursionError):
+            return None
+        if isinstance(data, dict) and "detail" in data:
+            d = data["detail"]
+            if isinstance(d, str):
+                return d
+            if isinstance(d, list):
+                msgs = []
+                for item in d:
+                    if isinstance(item, dict):
+                        loc = ".".join(str(x) for x in item.get("loc", []) if x not in ("body", "query"))
+                        msgs.append(f"{loc}: {item.get('msg')}" if loc else str(item.get("msg")))
+                return "; ".join(msgs) or None
+        return None
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API call: what to send and how to read the answer."""
+
+    method: str
+    path: str
+    parse: Callable[[Answer], Any]
+    what: str
+    params: Mapping[str, str] | None = None
+    json_body: Any = None
+    prefixed: bool = True
+
+
+# ---------------------------------------------------------------------------
+# Parsers shared by both transports
+# ---------------------------------------------------------------------------
+
+def check_status(ans: Answer, what: str, ok: Iterable[int] = (200,)) -> None:
+    """Raise the right error for a status outside ``ok``."""
+    if ans.status_code in ok:
+        return
+    detail = ans.detail()
+    said = f": {detail}" if detail else ""
+    if ans.status_code in (401, 403):
+        raise NotAuthorized(f"{what} was refused with HTTP {ans.status_code}{said}", where=ans.url,
+                            status_code=ans.status_code,
+                            hint="the gateway wants credentials: pass --header 'Authorization: Bearer ...'")
+    if ans.status_code == 422:
+        raise UsageError(f"the Config Service rejected the request{said}", where=ans.url,
+                         hint="check the values sent (see --dry-run)")
+    if ans.status_code == 404 and detail in (None, "Not Found"):
+        raise BadResponse(f"{what}: HTTP 404, the endpoint does not exist", where=ans.url,
+                          status_code=404, detail=_excerpt(ans.body),
+                          hint="check that --config-url is the Config Service's base URL, without a path")
+    if ans.status_code in (502, 503, 504):
+        raise BadResponse(f"{what}: HTTP {ans.status_code} from the Config Service or a gateway{said}",
+                          where=ans.url, status_code=ans.status_code, detail=_excerpt(ans.body),
+                          hint="the Config Service is down or restarting; try again or check its logs")
+    raise BadResponse(f"{what}: HTTP {ans.status_code}{said}", where=ans.url,
+                      status_code=ans.status_code, detail=_excerpt(ans.body),
+                      hint="check the Config Service's logs")
+
+
+def _expect(data: Any, typ: type, what: str, ans: Answer) -> Any:
+    if not isinstance(data, typ):
+        raise BadResponse(f"{what}: expected a JSON {typ.__name__}, got {type(data).__name__}",
+                          where=ans.url, detail=_excerpt(ans.body),
+                          hint="check that the URL points at the Config Service")
+    return data
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def instance_from_api(item: Mapping[str, Any], service: str) -> Instance:
+    """An :class:`Instance` from one element of ``/services/{name}`` or ``/discover/{name}``."""
+    meta = item.get("service_metadata")
+    return Instance(
+        service_name=_str_or_none(item.get("service_name")) or service,
+        instance_id=str(item.get("instance_id", "")),
+        service_url=_str_or_none(item.get("service_url")),
+        health_check_url=_str_or_none(item.get("health_check_url")),
+        status=_str_or_none(item.get("status")) or "unknown",
+        metadata=meta if isinstance(meta, dict) else {},
+    )
+
+
+def row_from_api(item: Mapping[str, Any]) -> ServiceRow:
+    meta = item.get("service_metadata")
+    return ServiceRow(
+        service_name=str(item.get("service_name")),
+        service_url=_str_or_none(item.get("service_url")),
+        health_check_url=_str_or_none(item.get("health_check_url")),
+        status=_str_or_none(item.get("status")),
+        metadata=meta if isinstance(meta, dict) else {},
+        registered_at=None if item.get("registered_at") is None else str(item.get("registered_at")),
+    )
+
+
+def _parse_register(ans: Answer) -> str:
+    check_status(ans, "register", ok=(200, 201))
+    data = _expect(ans.json(), dict, "register", ans)
+    iid = data.get("instance_id")
+    if not isinstance(iid, str) or not iid:
+        raise BadResponse("register: the answer has no instance_id", where=ans.url, detail=_excerpt(ans.body),
+                          hint="the registration may have failed; check the Config Service's logs")
+    return iid
+
+
+def _parse_ok(what: str) -> Callable[[Answer], bool]:
+    def parse(ans: Answer) -> bool:
+        check_status(ans, what)
+        return True
+    return parse
+
+
+def _parse_rows(ans: Answer) -> list[ServiceRow]:
+    check_status(ans, "list services")
+    data = _expect(ans.json(), list, "list services", ans)
+    rows = [row_from_api(x) for x in data if isinstance(x, dict) and isinstance(x.get("service_name"), str)]
+    if len(rows) != len(data):
+        log.warning("ignored %d malformed rows in GET /services", len(data) - len(rows))
+    return rows
+
+
+def _parse_instances(service: str) -> Callable[[Answer], list[Instance]]:
+    def parse(ans: Answer) -> list[Instance]:
+        check_status(ans, f"instances of {service}")
+        data = _expect(ans.json(), list, f"instances of {service}", ans)
+        return [instance_from_api(x, service) for x in data if isinstance(x, dict)]
+    return parse
+
+
+def _parse_url(service: str) -> Callable[[Answer], str]:
+    def parse(ans: Answer) -> str:
+        if ans.status_code == 404 and ans.detail() not in (None, "Not Found"):
+            raise NotFound(f"no healthy instance of {service!r} ({ans.detail()})", where=ans.url,
+                           hint=f"see why with: regctl inspect {service}")
+        check_status(ans, f"URL of {service}")
+        data = _expect(ans.json(), dict, f"URL of {service}", ans)
+        url = data.get("url")
+        if not isinstance(url, str) or not url:
+            raise BadResponse(f"URL of {service}: the answer has no url", where=ans.url,
+                              detail=_excerpt(ans.body), hint="check the Config Service's logs")
+        return url
+    return parse
+
+
+def _parse_discover(service: str) -> Callable[[Answer], list[dict]]:
+    def parse(ans: Answer) -> list[dict]:
+        check_status(ans, f"discover {service}")
+        data = _expect(ans.json(), list, f"discover {service}", ans)
+        return [x for x in data if isinstance(x, dict)]
+    return parse
+
+
+def _parse_server_health(service: str) -> Callable[[Answer], str]:
+    def parse(ans: Answer) -> str:
+        check_status(ans, f"server-side health of {service}")
+        data = _expect(ans.json(), dict, f"server-side health of {service}", ans)
+        return str(data.get("status", "unknown"))
+    return parse
+
+
+def _parse_detailed(service: str) -> Callable[[Answer], dict | None]:
+    def parse(ans: Answer) -> dict | None:
+        if ans.status_code in (404, 405):
+            return None  # older Config Service versions do not have it
+        check_status(ans, f"detailed health of {service}")
+        return _expect(ans.json(), dict, f"detailed health of {service}", ans)
+    return parse
+
+
+def _parse_config_health(ans: Answer) -> dict:
+    """``GET /health``: 200 with components, or 503 when the check itself broke."""
+    if ans.status_code == 503:
+        detail = ans.detail() or "Service unhealthy"
+        return {"status": "unhealthy", "detail": detail, "http_status": 503}
+    check_status(ans, "Config Service health")
+    data = _expect(ans.json(), dict, "Config Service health", ans)
+    return {**data, "http_status": ans.status_code}
+
+
+# ---------------------------------------------------------------------------
+# Call builders: the whole contract, one function per endpoint
+# ---------------------------------------------------------------------------
+
+def register_call(payload: Mapping[str, Any]) -> Call:
+    return Call("POST", "/register", _parse_register, "register", json_body=dict(payload))
+
+
+def deregister_call(service: str, instance_id: str) -> Call:
+    validate_service_name(service)
+    validate_instance_id(instance_id)
+    return Call("POST", "/deregister", _parse_ok("deregister"), f"deregister {service}/{instance_id}",
+                params={"service_name": service, "instance_id": instance_id})
+
+
+def services_call() -> Call:
+    return Call("GET", "/services", _parse_rows, "list services")
+
+
+def instances_call(service: str) -> Call:
+    validate_service_name(service)
+    return Call("GET", f"/services/{url_segment(service)}", _parse_instances(service), f"instances of {service}")
+
+
+def url_call(service: str) -> Call:
+    validate_service_name(service)
+    return Call("GET", f"/services/{url_segment(service)}/url", _parse_url(service), f"URL of {service}")
+
+
+def discover_call(service: str) -> Call:
+    validate_service_name(service)
+    return Call("GET", f"/discover/{url_segment(service)}", _parse_discover(service), f"discover {service}")
+
+
+def server_health_call(service: str) -> Call:
+    validate_service_name(service)
+    return Call("POST", f"/services/{url_segment(service)}/health", _parse_server_health(service),
+                f"server-side health of {service}")
+
+
+def server_health_detailed_call(service: str) -> Call:
+    validate_service_name(service)
+    return Call("POST", f"/services/{url_segment(service)}/health/detailed", _parse_detailed(service),
+                f"detailed health of {service}")
+
+
+def config_health_call() -> Call:
+    return Call("GET", "/health", _parse_config_health, "Config Service health", prefixed=False)
+
+
+# ---------------------------------------------------------------------------
+# Transports
+# ---------------------------------------------------------------------------
+
+class _Base:
+    def __init__(self, base_url: str, *, timeout: float = 5.0, headers: Mapping[str, str] | None = None,
+                 verify: bool | str = True) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.headers = dict(headers or {})
+        self.verify = verify
+
+    def url_for(self, call: Call) -> str:
+        return self.base_url + (PREFIX if call.prefixed else "") + call.path
+
+    def _request_kwargs(self, call: Call) -> dict:
+        kw: dict[str, Any] = {}
+        if call.params:
+            kw["params"] = dict(call.params)
+        if call.json_body is not None:
+            kw["json"] = call.json_body
+        return kw
+
+    def _translate(self, exc: Exception, call: Call, url: str) -> RegctlError:
+        return translate_http_error(exc, url, self.timeout, call.what)
+
+
+def translate_http_error(exc: Exception, url: str, timeout: float, what: str = "request") -> RegctlError:
+    """Turn an httpx/OS exception into a one-line :class:`RegctlError`."""
+    host = httpx.URL(url).host if url else "?"
+    detail = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, httpx.TimeoutException):
+        phase = {"ConnectTimeout": "connecting", "ReadTimeout": "waiting for the answer",
+                 "WriteTimeout": "sending", "PoolTimeout": "waiting for a connection"}.get(type(exc).__name__, "")
+        return Unreachable(f"{what}: no answer within {timeout:g}s" + (f" while {phase}" if phase else ""),
+                           where=url, detail=detail,
+                           hint="check that the host and port are right and reachable; raise --timeout if it is slow")
+    if isinstance(exc, httpx.ConnectError) or isinstance(exc, OSError):
+        text = str(exc).lower()
+        cause = exc.__cause__ or exc.__context__
+        if _is_dns_error(exc) or any(s in text for s in ("name or service not known", "nodename nor servname",
+                                                          "temporary failure in name resolution",
+                                                          "no address associated", "name resolution")):
+            hint = "check the host name"
+            if host == "config-service":
+                hint = ("'config-service' only resolves inside the Docker network; from the host use "
+                        "--config-url http://localhost:8082")
+            return Unreachable(f"{what}: cannot resolve host {host!r}", where=url, detail=detail, hint=hint)
+        if isinstance(cause, ssl.SSLError) or "ssl" in text or "certificate" in text:
+            return Unreachable(f"{what}: TLS handshake failed", where=url, detail=detail,
+                               hint="use http:// if the server has no TLS, or pass a CA bundle")
+        if "refused" in text:
+            return Unreachable(f"{what}: connection refused", where=url, detail=detail,
+                               hint="is the Config Service running on that port? check --config-url or CONFIG_SERVICE_URL")
+        return Unreachable(f"{what}: cannot connect ({_short(exc)})", where=url, detail=detail,
+                           hint="check the host, port and network")
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.DecodingError)):
+        return BadResponse(f"{what}: the server broke the HTTP protocol ({_short(exc)})", where=url, detail=detail,
+                           hint="check that the URL points at an HTTP server (http vs https, right port)")
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return UsageError(f"{what}: unsupported URL {url!r}", hint="use an http:// or https:// URL")
+    if isinstance(exc, httpx.HTTPError):
+        return Unreachable(f"{what}: {_short(exc)}", where=url, detail=detail, hint="check the network")
+    return Unreachable(f"{what}: {_short(exc)}", where=url, detail=detail, hint="check the network")
+
+
+def _is_dns_error(exc: BaseException) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, socket.gaierror):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:160]
+
+
+def _excerpt(body: bytes, limit: int = 200) -> str:
+    text = body[:limit].decode("utf-8", "replace")
+    return " ".join(text.split()) + ("..." if len(body) > limit else "")
+
+
+class RegistryApi(_Base):
+    """Synchronous client. Use as a context manager, or call :meth:`close`.
+
+    Every request has ``timeout`` seconds per phase and ``4 * timeout`` in all
+    (a body that trickles forever is cut off).
+    """
+
+    def __init__(self, base_url: str, *, timeout: float = 5.0, headers: Mapping[str, str] | None = None,
+                 verify: bool | str = True, transport: httpx.BaseTransport | None = None,
+                 max_connections: int = 32) -> None:
+        super().__init__(base_url, timeout=timeout, headers=headers, verify=verify)
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._client = httpx.Client(timeout=timeout, headers=self.headers, verify=verify,
+                                    transport=transport, limits=limits, follow_redirects=False)
+
+    def __enter__(self) -> "RegistryApi":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def execute(self, call: Call) -> Any:
+        url = self.url_for(call)
+        started = time.monotonic()
+        deadline = started + 4 * self.timeout
+        try:
+            with self._client.stream(call.method, url, **self._request_kwargs(call)) as resp:
+                body = bytearray()
+                for chunk in resp.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_BODY_BYTES:
+                        raise BadResponse(f"{call.what}: answer larger than {MAX_BODY_BYTES // 2**20} MiB",
+                                          where=url, hint="check that the URL points at the Config Service")
+                    if time.monotonic() > deadline:
+                        raise Unreachable(f"{call.what}: answer still arriving after {4 * self.timeout:g}s",
+                                          where=url, hint="the server or a proxy is stalling; raise --timeout")
+                ans = Answer(resp.status_code, resp.headers.get("content-type", ""), bytes(body), url)
+        except RegctlError:
+            raise
+        except httpx.HTTPError as exc:
+            raise self._translate(exc, call, url) from exc
+        except OSError as exc:
+            raise self._translate(exc, call, url) from exc
+        log.debug("%s %s -> %s in %.0f ms", call.method, url, ans.status_code, (time.monotonic() - started) * 1000)
+        return call.parse(ans)
+
+    def map(self, calls: list[Call], concurrency: int = 16, return_exceptions: bool = False) -> list[Any]:
+        """Run ``calls`` concurrently over this client's pool; results in order.
+
+        The first :class:`RegctlError` is raised, unless ``return_exceptions``,
+        which puts errors in the result list instead.
+        """
+        def one(c: Call) -> Any:
+            try:
+                return self.execute(c)
+            except RegctlError as exc:
+                if return_exceptions:
+                    return exc
+                raise
+
+        if len(calls) <= 1 or concurrency <= 1:
+            return [one(c) for c in calls]
+        pool = ThreadPoolExecutor(max_workers=min(concurrency, len(calls)))
+        try:
+            futures = [pool.submit(one, c) for c in calls]
+            return [f.result() for f in futures]
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    # convenience wrappers, one per endpoint
+    def register(self, payload: Mapping[str, Any]) -> str:
+        return self.execute(register_call(payload))
+
+    def deregister(self, service: str, instance_id: str) -> bool:
+        return self.execute(deregister_call(service, instance_id))
+
+    def list_services(self) -> list[ServiceRow]:
+        return self.execute(services_call())
+
+    def instances(self, service: str) -> list[Instance]:
+        return self.execute(instances_call(service))
+
+    def url(self, service: str) -> str:
+        return self.execute(url_call(service))
+
+    def discover(self, service: str) -> list[dict]:
+        return self.execute(discover_call(service))
+
+    def server_health(self, service: str) -> str:
+        return self.execute(server_health_call(service))
+
+    def server_health_detailed(self, service: str) -> dict | None:
+        return self.execute(server_health_detailed_call(service))
+
+    def config_health(self) -> dict:
+        return self.execute(config_health_call())
+
+
+class AsyncRegistryApi(_Base):
+    """Asynchronous twin of :class:`RegistryApi` (same calls, same errors)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 5.0, headers: Mapping[str, str] | None = None,
+                 verify: bool | str = True, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        super().__init__(base_url, timeout=timeout, headers=headers, verify=verify)
+        self._client = httpx.AsyncClient(timeout=timeout, headers=self.headers, verify=verify,
+                                         transport=transport, follow_redirects=False)
+
+    async def __aenter__(self) -> "AsyncRegistryApi":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def execute(self, call: Call) -> Any:
+        import asyncio
+
+        url = self.url_for(call)
+        try:
+            resp = await asyncio.wait_for(self._client.request(call.method, url, **self._request_kwargs(call)),
+                                          4 * self.timeout)
+            ans = Answer(resp.status_code, resp.headers.get("content-type", ""), resp.content, url)
+        except asyncio.TimeoutError as exc:
+            raise Unreachable(f"{call.what}: no complete answer within {4 * self.timeout:g}s", where=url,
+                              hint="the server or a proxy is stalling; raise the timeout") from exc
+        except httpx.HTTPError as exc:
+            raise self._translate(exc, call, url) from exc
+        except OSError as exc:
+            raise self._translate(exc, call, url) from exc
+        return call.parse(ans)
+
+    async def register(self, payload: Mapping[str, Any]) -> str:
+        return await self.execute(register_call(payload))
+
+    async def deregister(self, service: str, instance_id: str) -> bool:
+        return await self.execute(deregister_call(service, instance_id))
+
+    async def url(self, service: str) -> str:
+        return await self.execute(url_call(service))
+
+    async def instances(self, service: str) -> list[Instance]:
+        return await self.execute(instances_call(service))
+

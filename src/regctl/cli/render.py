@@ -1,0 +1,234 @@
+"""The only place that prints: tables (table/wide), JSON, YAML, messages and errors.
+
+Commands return a :class:`Result`; :class:`Output` renders it.
+
+* stdout carries the answer only (a table, a JSON/YAML document, a bare URL);
+  notes, warnings and errors go to stderr.
+* Colour and box drawing only when the stream is a terminal and neither
+  ``--no-color`` nor ``NO_COLOR`` is set. Off a terminal, tables are plain
+  space-aligned columns that ``awk`` and ``cut`` can read, never truncated.
+* With ``-o json|yaml`` a failure still prints an error document on stdout
+  (``{"error": {...}}``) besides the line on stderr.
+"""
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, TextIO
+
+from regctl.errors import RegctlError
+
+#: cell value -> rich style name, or None
+Styler = Callable[[Any], "str | None"]
+
+STATUS_STYLES = {
+    "healthy": "green", "pass": "green", "ok": "green", "yes": "green",
+    "unhealthy": "red", "fail": "red", "error": "red", "no": "red",
+    "warn": "yellow", "unknown": "yellow", "starting": "cyan", "stopping": "yellow", "skip": "dim",
+}
+
+
+def status_style(value: Any) -> "str | None":
+    return STATUS_STYLES.get(str(value).lower()) if value is not None else None
+
+
+def flag_style(value: Any) -> "str | None":
+    return "yellow" if value not in (None, "", "-") else None
+
+
+@dataclass
+class Column:
+    key: str
+    header: str
+    wide: bool = False
+    style: "Styler | None" = None
+    justify: str = "left"
+
+
+@dataclass
+class Table:
+    columns: list
+    rows: list
+    title: "str | None" = None
+    empty: str = "(none)"
+
+
+@dataclass
+class Result:
+    """What a command hands to the renderer."""
+
+    #: the JSON/YAML document (plain dicts, lists, strings, numbers)
+    data: Any = None
+    tables: list = field(default_factory=list)
+    #: plain stdout lines used in table/wide mode instead of tables (e.g. a bare URL)
+    lines: "list | None" = None
+    #: informational lines for stderr (table/wide mode only)
+    notes: list = field(default_factory=list)
+    #: warnings for stderr (every mode)
+    warnings: list = field(default_factory=list)
+    exit_code: int = 0
+    #: an error to report after the data (exit code taken from it)
+    error: "RegctlError | None" = None
+
+
+def cell_text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(cell_text(v) for v in value) if value else "-"
+    if isinstance(value, dict):
+        return ",".join(f"{k}={cell_text(v)}" for k, v in value.items()) if value else "-"
+    return str(value)
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+
+
+def to_yaml(data: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False, allow_unicode=True,
+                          default_flow_style=False)
+
+
+class Output:
+    """Renders results and messages for one run."""
+
+    def __init__(self, output: str = "table", color: "bool | None" = None, verbose: int = 0,
+                 stdout: "TextIO | None" = None, stderr: "TextIO | None" = None) -> None:
+        self.output = output
+        self.verbose = verbose
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        self._color_setting = color
+
+    # -- terminal capabilities -------------------------------------------
+    def is_tty(self, stream: TextIO) -> bool:
+        try:
+            return bool(stream.isatty())
+        except (AttributeError, ValueError):
+            return False
+
+    def color(self, stream: TextIO) -> bool:
+        if self._color_setting is False:
+            return False
+        return self.is_tty(stream)
+
+    def fancy(self) -> bool:
+        """Box drawing and glyphs on stdout: only on a terminal, only with colour allowed."""
+        return self.color(self.stdout)
+
+    def _console(self, stream: TextIO):
+        from rich.console import Console
+
+        return Console(file=stream, color_system="auto" if self.color(stream) else None,
+                       force_terminal=self.color(stream), highlight=False, soft_wrap=False)
+
+    # -- messages ----------------------------------------------------------
+    def _message(self, prefix: str, text: str, style: str) -> None:
+        if self.color(self.stderr):
+            from rich.markup import escape
+
+            self._console(self.stderr).print(f"[{style}]regctl: {prefix}[/]{escape(text)}")
+        else:
+            self.stderr.write(f"regctl: {prefix}{text}\n")
+            self.stderr.flush()
+
+    def note(self, text: str) -> None:
+        self._message("", text, "dim")
+
+    def warn(self, text: str) -> None:
+        self._message("warning: ", text, "yellow")
+
+    def debug(self, text: str) -> None:
+        if self.verbose:
+            self._message("", text, "dim")
+
+    def error(self, err: "RegctlError | str", code: "int | None" = None) -> None:
+        """Report a failure: one line on stderr; an error document on stdout with -o json|yaml."""
+        self._message("error: ", str(err), "bold red")
+        if isinstance(err, RegctlError) and self.verbose and err.detail:
+            self._message("", f"  detail: {err.detail}", "dim")
+        if self.output in ("json", "yaml"):
+            doc = err.to_dict() if isinstance(err, RegctlError) else {
+                "error": {"code": code, "type": "Error", "message": str(err), "where": None, "hint": None}}
+            self.write_document(doc)
+
+    # -- results -----------------------------------------------------------
+    def write_document(self, data: Any) -> None:
+        text = to_json(data) if self.output == "json" else to_yaml(data)
+        self.stdout.write(text if text.endswith("\n") else text + "\n")
+        self.stdout.flush()
+
+    def render(self, result: Result) -> int:
+        """Print ``result`` in the chosen format; return the exit code."""
+        if self.output in ("json", "yaml"):
+            if result.data is not None:
+                self.write_document(result.data)
+        else:
+            if result.lines is not None:
+                for line in result.lines:
+                    self.stdout.write(f"{line}\n")
+            for table in result.tables:
+                self.table(table)
+            for line in result.notes:
+                self.note(line)
+            self.stdout.flush()
+        for w in result.warnings:
+            self.warn(w)
+        if result.error is not None:
+            self._message("error: ", str(result.error), "bold red")
+            return int(result.error.exit_code)
+        return int(result.exit_code)
+
+    def table(self, table: Table) -> None:
+        wide = self.output == "wide"
+        cols = [c for c in table.columns if wide or not c.wide]
+        if self.fancy():
+            self._rich_table(table, cols)
+        else:
+            self._plain_table(table, cols)
+
+    def _plain_table(self, table: Table, cols: list) -> None:
+        out = self.stdout
+        if table.title:
+            out.write(f"{table.title}\n")
+        if not table.rows:
+            out.write(f"{table.empty}\n")
+            return
+        grid = [[c.header.upper() for c in cols]]
+        grid += [[cell_text(row.get(c.key)) for c in cols] for row in table.rows]
+        widths = [max(len(r[i]) for r in grid) for i in range(len(cols))]
+        for r in grid:
+            cells = [(v.rjust(w) if c.justify == "right" else v.ljust(w)) for v, w, c in zip(r, widths, cols)]
+            out.write("  ".join(cells).rstrip() + "\n")
+
+    def _rich_table(self, table: Table, cols: list) -> None:
+        from rich import box
+        from rich.markup import escape
+        from rich.table import Table as RichTable
+
+        console = self._console(self.stdout)
+        if not table.rows:
+            if table.title:
+                console.print(f"[bold]{escape(table.title)}[/]")
+            console.print(f"[dim]{escape(table.empty)}[/]")
+            return
+        rt = RichTable(box=box.SIMPLE_HEAD, title=table.title, title_justify="left", title_style="bold",
+                       pad_edge=False, show_edge=False)
+        for c in cols:
+            rt.add_column(c.header.upper(), justify=c.justify, overflow="fold")
+        for row in table.rows:
+            cells = []
+            for c in cols:
+                value = row.get(c.key)
+                text = escape(cell_text(value))
+                style = c.style(value) if c.style else None
+                cells.append(f"[{style}]{text}[/]" if style else text)
+            rt.add_row(*cells)
+        console.print(rt)

@@ -1,0 +1,145 @@
+"""Per-run state for commands: settings, the renderer, and lazily opened clients."""
+
+import logging
+import sys
+from typing import Any, Callable
+
+import typer
+
+from regctl.cli.clickcompat import get_current_context
+from regctl.cli.render import Output, Result
+from regctl.errors import RegctlError, UsageError
+
+log = logging.getLogger("regctl")
+
+
+class RunContext:
+    """What a command gets: ``rc.settings``, ``rc.out``, ``rc.api()``, ``rc.zk()``.
+
+    Clients are created on first use and closed when the command ends.
+    """
+
+    def __init__(self, settings: Any, out: Output) -> None:
+        self.settings = settings
+        self.out = out
+        self._api = None
+        self._zk = None
+
+    def api(self):
+        """The synchronous registry API client (:class:`regctl.api.RegistryApi`)."""
+        if self._api is None:
+            from regctl.api import RegistryApi
+
+            s = self.settings
+            self._api = RegistryApi(s.config_url, timeout=s.timeout, headers=s.headers,
+                                    verify=s.extra.get("verify", True))
+        return self._api
+
+    def zk(self):
+        """A connected :class:`regctl.zk.ZkReader`; :class:`UsageError` when ZooKeeper is not configured."""
+        if self._zk is None:
+            from regctl.zk import ZkReader
+
+            s = self.settings
+            if not s.zk_configured:
+                raise UsageError("ZooKeeper is not configured",
+                                 hint="pass --zk HOST:PORT or set ZOOKEEPER_HOSTS")
+            reader = ZkReader(s.zk_hosts, s.zk_base, timeout=s.timeout,
+                              auth_data=s.extra.get("zk_auth_data"))
+            reader.connect()
+            self._zk = reader
+        return self._zk
+
+    def close(self) -> None:
+        if self._api is not None:
+            self._api.close()
+            self._api = None
+        if self._zk is not None:
+            self._zk.close()
+            self._zk = None
+
+
+def configure_logging(verbose: int) -> None:
+    """No library logging on stderr unless -v: -v shows regctl's INFO, -vv everyone's DEBUG."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_regctl", False):
+            root.removeHandler(h)
+    if verbose <= 0:
+        handler: logging.Handler = logging.NullHandler()
+        root.setLevel(logging.CRITICAL + 1)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("regctl: %(name)s: %(message)s"))
+        root.setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
+        logging.getLogger("regctl").setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
+        logging.getLogger("httpx").setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
+    handler._regctl = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+
+
+def merged_common(common: dict) -> dict:
+    """Command-level values win over the same options given before the command name."""
+    ctx = get_current_context(silent=True)
+    root: dict = {}
+    while ctx is not None:
+        if isinstance(ctx.obj, dict) and "common" in ctx.obj:
+            root = ctx.obj["common"]
+        ctx = ctx.parent
+    merged = dict(root)
+    for k, v in common.items():
+        if v is not None and not (k == "verbose" and not v):
+            merged[k] = v
+    merged.setdefault("verbose", 0)
+    return merged
+
+
+def resolve_settings(common: dict):
+    """Settings from the merged flags (and the context file, when one is selected)."""
+    from regctl.settings import resolve
+
+    flags = {
+        "config_url": common.get("config_url"),
+        "zk_hosts": common.get("zk"),
+        "zk_base": common.get("zk_base"),
+        "timeout": common.get("timeout"),
+        "output": common.get("output"),
+        "no_color": common.get("no_color"),
+    }
+    context_name, context_values = load_context(common)
+    return resolve(flags, context=context_values, context_name=context_name,
+                   verbose=int(common.get("verbose") or 0))
+
+
+def load_context(common: dict) -> tuple:
+    """The seam for the config file with contexts: (name, values) or (None, {})."""
+    return None, {}
+
+
+def run_command(fn: Callable, common: dict, kwargs: dict) -> Any:
+    """Resolve settings, run ``fn``, render its result, exit with its code."""
+    common = merged_common(common)
+    verbose = int(common.get("verbose") or 0)
+    configure_logging(verbose)
+    fallback = Output(output=(common.get("output") or "table").lower(), verbose=verbose,
+                      color=False if common.get("no_color") else None)
+    try:
+        settings = resolve_settings(common)
+    except RegctlError as exc:
+        if common.get("traceback"):
+            raise
+        fallback.error(exc)
+        raise typer.Exit(int(exc.exit_code))
+    out = Output(output=settings.output, color=settings.color, verbose=verbose)
+    rc = RunContext(settings, out)
+    try:
+        result = fn(rc, **kwargs)
+        code = out.render(result) if isinstance(result, Result) else int(result or 0)
+    except RegctlError as exc:
+        if common.get("traceback"):
+            raise
+        out.error(exc)
+        code = int(exc.exit_code)
+    finally:
+        rc.close()
+    raise typer.Exit(code)

@@ -1,0 +1,96 @@
+"""``regctl sandbox up|status|down``: a local ZooKeeper plus a contract-compatible registry."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from regctl.cli.options import command
+from regctl.cli.render import Column, Result, Table
+
+DirOpt = Annotated[Optional[Path], typer.Option(
+    "--dir", metavar="PATH", show_default=False,
+    help="State and logs [env REGCTL_SANDBOX_DIR; default ~/.local/state/regctl/sandbox].")]
+
+COMPONENT_COLUMNS = [
+    Column("name", "component"),
+    Column("running", "running"),
+    Column("pid", "pid", justify="right"),
+    Column("port", "port", justify="right"),
+    Column("log", "log", wide=True),
+]
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Run a local registry (ZooKeeper + Config Service stand-in) on 127.0.0.1.",
+                        no_args_is_help=True)
+    command(group, "up")(sandbox_up)
+    command(group, "status")(sandbox_status)
+    command(group, "down")(sandbox_down)
+    app.add_typer(group, name="sandbox")
+
+
+def _dir(path: "Path | None") -> Path:
+    from regctl.sandbox.stack import default_dir
+
+    return (path or default_dir()).expanduser()
+
+
+def _info_result(info, lines: "list[str] | None" = None) -> Result:
+    data = info.to_dict()
+    rows = [{"name": c.name, "running": c.running, "pid": c.pid, "port": c.port, "log": c.log}
+            for c in info.components]
+    return Result(data=data, tables=[] if lines else [Table(COMPONENT_COLUMNS, rows)], lines=lines)
+
+
+def sandbox_up(rc, dir: DirOpt = None,
+               demo: Annotated[bool, typer.Option("--demo", help="Also start demo services and register them.")] = False,
+               api_port: Annotated[int, typer.Option("--api-port", metavar="N", help="Registry port (0 = any free).")] = 8082,
+               zk_port: Annotated[int, typer.Option("--zk-port", metavar="N", help="ZooKeeper port (0 = any free).")] = 2181,
+               ) -> Result:
+    """Start ZooKeeper and the registry in the background; print the export line to use them.
+
+    Progress goes to stderr and the export line to stdout, so this works:
+    eval "$(regctl sandbox up --demo)"
+    """
+    from regctl.names import parse_port
+    from regctl.sandbox.stack import up
+
+    for port, what in ((api_port, "--api-port"), (zk_port, "--zk-port")):
+        if port != 0:
+            parse_port(port, what)
+    info = up(_dir(dir), api_port=api_port, zk_port=zk_port, demo=demo,
+              timeout=max(60.0, rc.settings.timeout), progress=rc.out.note)
+    result = _info_result(info, lines=[info.env_line()])
+    result.notes.append(f"sandbox is up in {info.dir}; stop it with: regctl sandbox down"
+                        + (f" --dir {info.dir}" if dir else ""))
+    return result
+
+
+def sandbox_status(rc, dir: DirOpt = None) -> Result:
+    """Show the sandbox's components, their pids, ports and whether they run. Exit 1 if not up."""
+    from regctl.errors import NotFound
+    from regctl.sandbox.stack import status
+
+    d = _dir(dir)
+    info = status(d)
+    if info is None:
+        return Result(data={"dir": str(d), "components": []},
+                      error=NotFound(f"no sandbox in {d}", hint="start one with: regctl sandbox up --demo"))
+    result = _info_result(info)
+    result.notes.append(info.env_line())
+    if not all(c.running for c in info.components):
+        result.exit_code = 1
+        result.warnings.append("some components are not running; restart with: regctl sandbox up")
+    return result
+
+
+def sandbox_down(rc, dir: DirOpt = None) -> Result:
+    """Stop every sandbox process (logs are kept). Safe to run twice."""
+    from regctl.sandbox.stack import down
+
+    d = _dir(dir)
+    stopped = down(d)
+    result = Result(data={"dir": str(d), "stopped": stopped})
+    result.notes.append(f"stopped: {', '.join(stopped)}" if stopped else f"nothing was running in {d}")
+    return result

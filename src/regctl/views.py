@@ -1,0 +1,165 @@
+"""Pure joins of what the API says with what ZooKeeper holds.
+
+No I/O here: the commands read the sources (whichever are available) and hand
+the results to these functions, which compute counts and disagreement flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from regctl.models import Instance, Problem, ServiceRow, ZkService, ZkSnapshot
+
+#: Flags :func:`summarize` may set on a service, with their meaning (README "regctl list").
+FLAGS = {
+    "no-live-instance": "the database has a row but no instance is live",
+    "not-in-api": "instances are live in ZooKeeper but the API has no database row",
+    "api-differs": "the API's cached instance list differs from ZooKeeper",
+    "none-discoverable": "instances are live but none has status 'healthy', so /url finds nothing",
+    "layout-problem": "nodes under this service do not fit the registry layout",
+}
+
+
+@dataclass(frozen=True)
+class ServiceSummary:
+    """One row of ``regctl list``."""
+
+    name: str
+    live: int | None
+    healthy: int | None
+    db_status: str | None
+    registered_at: str | None
+    service_url: str | None
+    flags: tuple[str, ...] = ()
+    api_live: int | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "live_instances": self.live,
+            "healthy_instances": self.healthy,
+            "db_status": self.db_status,
+            "registered_at": self.registered_at,
+            "service_url": self.service_url,
+            "api_live_instances": self.api_live,
+            "flags": list(self.flags),
+        }
+
+
+def summarize(rows: list[ServiceRow] | None, snapshot: ZkSnapshot | None,
+              api_instances: dict[str, list[Instance]] | None = None) -> list[ServiceSummary]:
+    """Join database rows, ZooKeeper services and (optionally) the API's instance lists.
+
+    Any source may be None (not read). Live counts come from ZooKeeper when it
+    was read, else from the API's instance lists.
+    """
+    by_row = {r.service_name: r for r in rows or []}
+    zk = {s.name: s for s in snapshot.services} if snapshot else {}
+    names = sorted(set(by_row) | set(zk) | set(api_instances or {}))
+    out = []
+    for name in names:
+        row = by_row.get(name)
+        svc = zk.get(name)
+        api_list = (api_instances or {}).get(name)
+        live_list: list[Instance] | None
+        if snapshot is not None:
+            live_list = list(svc.instances) if svc else []
+        else:
+            live_list = api_list
+        flags = []
+        live = None if live_list is None else len(live_list)
+        healthy = None if live_list is None else sum(1 for i in live_list if i.discoverable)
+        if rows is not None and row is not None and live == 0:
+            flags.append("no-live-instance")
+        if rows is not None and row is None and live:
+            flags.append("not-in-api")
+        if snapshot is not None and api_list is not None and svc is not None:
+            if instances_differ(api_list, list(svc.instances)):
+                flags.append("api-differs")
+        if live and healthy == 0:
+            flags.append("none-discoverable")
+        if svc is not None and svc.problems:
+            flags.append("layout-problem")
+        out.append(ServiceSummary(
+            name=name, live=live, healthy=healthy,
+            db_status=row.status if row else None,
+            registered_at=row.registered_at if row else None,
+            service_url=row.service_url if row else (live_list[0].service_url if live_list else None),
+            flags=tuple(flags),
+            api_live=None if api_list is None else len(api_list),
+        ))
+    return out
+
+
+def instances_differ(api: list[Instance], zk: list[Instance]) -> bool:
+    """True when the API's (possibly cached) list is not what ZooKeeper holds."""
+    return _index(api) != _index(zk)
+
+
+def _index(instances: Iterable[Instance]) -> dict[str, tuple]:
+    return {i.instance_id: (i.service_url, i.health_check_url, i.status) for i in instances}
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    """One instance as ``regctl inspect`` shows it: merged from both sources."""
+
+    instance: Instance
+    in_zookeeper: bool | None
+    in_api: bool | None
+
+    def to_dict(self, now: float | None = None) -> dict:
+        d = self.instance.to_dict(now)
+        d["in_zookeeper"] = self.in_zookeeper
+        d["in_api"] = self.in_api
+        return d
+
+
+@dataclass(frozen=True)
+class ServiceDetail:
+    """Everything ``regctl inspect NAME`` shows."""
+
+    name: str
+    row: ServiceRow | None
+    instances: tuple[InstanceView, ...]
+    warnings: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    registered: bool = True
+    notes: tuple[str, ...] = field(default=())
+
+
+def detail(name: str, row: ServiceRow | None, zk_service: ZkService | None,
+           api_list: list[Instance] | None, rows_read: bool) -> ServiceDetail:
+    """Merge one service's views and compute the operator warnings."""
+    warnings: list[str] = []
+    zk_list = list(zk_service.instances) if zk_service is not None else None
+    primary = zk_list if zk_list is not None else (api_list or [])
+    zk_ids = {i.instance_id for i in zk_list} if zk_list is not None else None
+    api_ids = {i.instance_id for i in api_list} if api_list is not None else None
+    views = []
+    for inst in primary:
+        views.append(InstanceView(inst, None if zk_ids is None else inst.instance_id in zk_ids,
+                                  None if api_ids is None else inst.instance_id in api_ids))
+    if zk_list is not None and api_list is not None:
+        for inst in api_list:
+            if inst.instance_id not in zk_ids:
+                views.append(InstanceView(inst, False, True))
+        only_api = sorted(api_ids - zk_ids)
+        only_zk = sorted(zk_ids - api_ids)
+        if only_api:
+            warnings.append(f"the API still lists {', '.join(only_api)} which ZooKeeper no longer holds "
+                            f"(its cache lasts up to 60 s)")
+        if only_zk:
+            warnings.append(f"ZooKeeper holds {', '.join(only_zk)} which the API does not list yet (cached view)")
+        if not only_api and not only_zk and instances_differ(api_list, zk_list):
+            warnings.append("the API's cached data for some instances differs from ZooKeeper")
+    never = [v.instance for v in views if not v.instance.discoverable and v.in_zookeeper is not False]
+    for inst in never:
+        warnings.append(f"instance {inst.instance_id} has status {inst.status!r}, not 'healthy': "
+                        f"/url will never return it")
+    if row is not None and not primary:
+        warnings.append("the database row remains but no instance is live")
+    registered = bool(views) or row is not None
+    return ServiceDetail(name=name, row=row, instances=tuple(views), warnings=tuple(warnings),
+                         problems=tuple(zk_service.problems) if zk_service else (), registered=registered)

@@ -1,0 +1,305 @@
+"""Read the registry's layout straight from ZooKeeper (kazoo).
+
+Layout (see ``registry-contract.md``)::
+
+    {base}/{service}/instances/{instance_id}    EPHEMERAL, data = UTF-8 JSON object
+
+Anything that does not fit comes back as a :class:`~regctl.models.Problem`, never
+as an exception. Connection failures become :class:`~regctl.errors.Unreachable`
+naming the hosts, the timeout and the phase. Every wait is bounded by the
+reader's timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Iterable
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import (
+    ConnectionLoss,
+    KazooException,
+    NoAuthError,
+    NoNodeError,
+    SessionExpiredError,
+)
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.retry import KazooRetry
+
+from regctl.errors import NotAuthorized, Unreachable
+from regctl.models import Instance, NodeStat, Problem, ZkService, ZkSnapshot
+from regctl.names import normalize_base_path, validate_segment, zk_join
+
+log = logging.getLogger(__name__)
+
+#: Instance payloads bigger than this are reported, not parsed.
+MAX_PAYLOAD_BYTES = 512 * 1024
+INSTANCES = "instances"
+
+
+def node_stat(stat: Any) -> NodeStat:
+    """kazoo ``ZnodeStat`` -> :class:`NodeStat`."""
+    return NodeStat(created=stat.ctime / 1000.0, modified=stat.mtime / 1000.0,
+                    ephemeral_owner=int(stat.ephemeralOwner or 0), version=int(stat.version),
+                    data_length=int(stat.dataLength))
+
+
+def parse_payload(data: bytes | None, path: str) -> tuple[dict | None, Problem | None]:
+    """Decode an instance node's data: a JSON object, or a Problem saying why not."""
+    if data is None or data == b"":
+        return None, Problem(path, "not-json", "node has no data (expected a JSON object)")
+    if len(data) > MAX_PAYLOAD_BYTES:
+        return None, Problem(path, "too-large", f"node data is {len(data)} bytes, over {MAX_PAYLOAD_BYTES}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, Problem(path, "not-utf8", f"node data is not UTF-8 (byte {exc.start})")
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        return None, Problem(path, "not-json", "node data is JSON nested too deeply to read")
+    except ValueError as exc:
+        return None, Problem(path, "not-json", f"node data is not JSON ({exc.msg} at {exc.pos})")
+    if not isinstance(value, dict):
+        return None, Problem(path, "not-an-object", f"node data is a JSON {type(value).__name__}, not an object")
+    return value, None
+
+
+def instance_from_node(service: str, instance_id: str, path: str, data: bytes | None,
+                       stat: Any) -> tuple[Instance | None, list[Problem]]:
+    """Build an :class:`Instance` from a node, with the problems found on the way."""
+    payload, problem = parse_payload(data, path)
+    if problem:
+        return None, [problem]
+    assert payload is not None
+    problems: list[Problem] = []
+
+    def text_field(key: str, required: bool) -> str | None:
+        value = payload.get(key)
+        if value is None:
+            if required:
+                problems.append(Problem(path, "bad-field", f"{key} is missing"))
+            return None
+        if not isinstance(value, str):
+            problems.append(Problem(path, "bad-field", f"{key} is a {type(value).__name__}, not a string"))
+            return None
+        return value
+
+    service_url = text_field("service_url", True)
+    health = text_field("health_check_url", False)
+    status = payload.get("status", "unknown")
+    if not isinstance(status, str):
+        problems.append(Problem(path, "bad-field", f"status is a {type(status).__name__}, not a string"))
+        status = str(status)
+    pid = payload.get("instance_id")
+    if pid is not None and pid != instance_id:
+        problems.append(Problem(path, "bad-field", f"payload instance_id {pid!r} differs from the node name"))
+    st = node_stat(stat) if stat is not None else None
+    if st is not None and not st.ephemeral:
+        problems.append(Problem(path, "persistent-instance",
+                                "instance node is persistent: it will never vanish by itself"))
+    return Instance(service_name=service, instance_id=instance_id, service_url=service_url,
+                    health_check_url=health, status=status, metadata=payload, stat=st, path=path), problems
+
+
+class ZkReader:
+    """A short-lived, read-mostly ZooKeeper session bound to one base path.
+
+    ``with ZkReader(hosts, "/services", timeout=5) as zk: snap = zk.snapshot()``
+    """
+
+    def __init__(self, hosts: str, base_path: str = "/services", *, timeout: float = 5.0,
+                 auth_data: Iterable[tuple[str, str]] | None = None, client_kwargs: dict | None = None) -> None:
+        self.hosts = hosts
+        self.base_path = normalize_base_path(base_path)
+        self.timeout = timeout
+        self._auth = list(auth_data or [])
+        self._kwargs = dict(client_kwargs or {})
+        self.client: KazooClient | None = None
+
+    # -- session -----------------------------------------------------------
+    def __enter__(self) -> "ZkReader":
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def connect(self) -> KazooClient:
+        """Start a session within ``timeout`` seconds or raise :class:`Unreachable`."""
+        if self.client is not None:
+            return self.client
+        client = KazooClient(hosts=self.hosts, timeout=max(self.timeout, 4.0),
+                             connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0),
+                             command_retry=KazooRetry(max_tries=0),
+                             auth_data=self._auth or None, **self._kwargs)
+        try:
+            client.start(timeout=self.timeout)
+        except KazooTimeoutError:
+            _close(client)
+            raise Unreachable(f"ZooKeeper did not accept a session within {self.timeout:g}s",
+                              where=self.hosts,
+                              hint="check --zk or ZOOKEEPER_HOSTS and that ZooKeeper is running "
+                                   "(regctl doctor zookeeper)") from None
+        except Exception as exc:  # kazoo raises odd things for bad host strings
+            _close(client)
+            raise Unreachable(f"cannot start a ZooKeeper session ({exc})", where=self.hosts,
+                              hint="check --zk or ZOOKEEPER_HOSTS") from None
+        self.client = client
+        return client
+
+    @property
+    def session_id(self) -> int | None:
+        if self.client is None or self.client.client_id is None:
+            return None
+        return self.client.client_id[0]
+
+    def close(self) -> None:
+        if self.client is not None:
+            _close(self.client)
+            self.client = None
+
+    # -- raw reads (bounded) -----------------------------------------------
+    def _wait(self, async_result: Any, path: str, deadline: float) -> Any:
+        remaining = max(0.05, deadline - time.monotonic())
+        try:
+            return async_result.get(timeout=remaining)
+        except KazooTimeoutError:
+            raise Unreachable(f"ZooKeeper did not answer within {self.timeout:g}s", where=f"{self.hosts} {path}",
+                              hint="the ensemble may have lost quorum; run: regctl doctor zookeeper") from None
+        except (ConnectionLoss, SessionExpiredError) as exc:
+            raise Unreachable(f"lost the ZooKeeper session ({type(exc).__name__})", where=f"{self.hosts} {path}",
+                              hint="check that ZooKeeper is up; run: regctl doctor zookeeper") from None
+        except NoAuthError:
+            raise NotAuthorized(f"ZooKeeper refused to read {path} (NOAUTH)", where=self.hosts,
+                                hint="the node has an ACL: pass digest credentials for ZooKeeper") from None
+
+    def get_children(self, path: str) -> list[str] | None:
+        """Children of ``path``, or None when it does not exist."""
+        client = self.connect()
+        try:
+            return sorted(self._wait(client.get_children_async(path), path, time.monotonic() + self.timeout))
+        except NoNodeError:
+            return None
+
+    def get(self, path: str) -> tuple[bytes, Any] | None:
+        """(data, stat) of ``path``, or None when it does not exist."""
+        client = self.connect()
+        try:
+            return self._wait(client.get_async(path), path, time.monotonic() + self.timeout)
+        except NoNodeError:
+            return None
+
+    def bulk_children(self, paths: list[str]) -> dict[str, list[str] | None | Exception]:
+        """``get_children`` of many paths at once; None for a missing node."""
+        return self._bulk(paths, "get_children_async")
+
+    def bulk_get(self, paths: list[str]) -> dict[str, tuple[bytes, Any] | None | Exception]:
+        """``get`` of many paths at once; None for a missing node."""
+        return self._bulk(paths, "get_async")
+
+    def _bulk(self, paths: list[str], method: str) -> dict[str, Any]:
+        client = self.connect()
+        deadline = time.monotonic() + self.timeout
+        fn = getattr(client, method)
+        pending = [(p, fn(p)) for p in paths]
+        out: dict[str, Any] = {}
+        for path, res in pending:
+            try:
+                out[path] = self._wait(res, path, deadline)
+            except NoNodeError:
+                out[path] = None
+            except NotAuthorized as exc:
+                out[path] = exc
+            except KazooException as exc:
+                out[path] = exc
+        return out
+
+    # -- the registry layout -------------------------------------------------
+    def service_names(self) -> list[str] | None:
+        """Names of the service directories under the base path (None if the base is missing)."""
+        names = self.get_children(self.base_path)
+        if names is None:
+            return None
+        return [n for n in names if not (self.base_path == "/" and n == "zookeeper")]
+
+    def snapshot(self, names: Iterable[str] | None = None) -> ZkSnapshot:
+        """Read every service (or only ``names``) with its instances and node stats."""
+        problems: list[Problem] = []
+        all_names = self.service_names()
+        if all_names is None:
+            return ZkSnapshot(self.base_path, (), (Problem(self.base_path, "base-missing",
+                                                           "the base path does not exist in ZooKeeper"),))
+        wanted = list(all_names) if names is None else [n for n in names]
+        present = set(all_names)
+        svc_paths = {}
+        services: dict[str, ZkService] = {}
+        for name in wanted:
+            if name not in present:
+                services[name] = ZkService(name, exists=False)
+                continue
+            try:
+                validate_segment(name, "service name")
+            except Exception:
+                problems.append(Problem(f"{self.base_path}/{name}", "bad-name",
+                                        "service directory name cannot be used safely"))
+                continue
+            svc_paths[name] = zk_join(self.base_path, name, INSTANCES)
+        children = self.bulk_children(list(svc_paths.values()))
+        inst_paths: dict[str, tuple[str, str]] = {}
+        svc_problems: dict[str, list[Problem]] = {n: [] for n in svc_paths}
+        for name, path in svc_paths.items():
+            kids = children.get(path)
+            if kids is None:
+                svc_problems[name].append(Problem(zk_join(self.base_path, name), "no-instances-node",
+                                                  "service directory has no 'instances' child"))
+            elif isinstance(kids, Exception):
+                svc_problems[name].append(Problem(path, "unreadable", _exc_text(kids)))
+            else:
+                for iid in sorted(kids):
+                    inst_paths[f"{path}/{iid}"] = (name, iid)
+        datas = self.bulk_get(list(inst_paths))
+        found: dict[str, list[Instance]] = {n: [] for n in svc_paths}
+        for path, (name, iid) in inst_paths.items():
+            res = datas.get(path)
+            if res is None:
+                continue  # vanished between the two reads: it is simply gone
+            if isinstance(res, Exception):
+                svc_problems[name].append(Problem(path, "unreadable", _exc_text(res)))
+                continue
+            data, stat = res
+            inst, probs = instance_from_node(name, iid, path, data, stat)
+            svc_problems[name].extend(probs)
+            if inst is not None:
+                found[name].append(inst)
+        for name in svc_paths:
+            services[name] = ZkService(name, tuple(found[name]), tuple(svc_problems[name]))
+        ordered = tuple(services[n] for n in wanted if n in services)
+        return ZkSnapshot(self.base_path, ordered, tuple(problems))
+
+    def service(self, name: str) -> ZkService:
+        """One service's instances (``exists`` False when it has no directory)."""
+        snap = self.snapshot([name])
+        svc = snap.service(name)
+        if svc is None:
+            return ZkService(name, exists=False, problems=tuple(snap.problems))
+        return svc
+
+
+def _exc_text(exc: Exception) -> str:
+    if isinstance(exc, NotAuthorized):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+
+
+def _close(client: KazooClient) -> None:
+    try:
+        client.stop()
+    except Exception:  # closing must never raise
+        log.debug("kazoo stop failed", exc_info=True)
+    try:
+        client.close()
+    except Exception:
+        log.debug("kazoo close failed", exc_info=True)

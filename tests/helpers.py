@@ -1,0 +1,80 @@
+"""Run regctl as a user would: through main(), capturing stdout, stderr and the exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Mapping
+
+import yaml
+
+from regctl.cli.app import main
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self):
+        return json.loads(self.stdout)
+
+    @property
+    def yaml(self):
+        return yaml.safe_load(self.stdout)
+
+    def __repr__(self) -> str:
+        return f"CliResult(exit_code={self.exit_code}, stdout={self.stdout[-2000:]!r}, stderr={self.stderr[-2000:]!r})"
+
+
+class _FakeTTYStdin(io.StringIO):
+    def isatty(self) -> bool:  # pragma: no cover - trivial
+        return True
+
+
+def run_cli(*args: str, env: Mapping[str, str] | None = None, input: str | None = None,
+            tty_stdin: bool = False) -> CliResult:
+    """Call ``regctl.cli.app.main(args)`` in-process with ``env`` added to the environment.
+
+    stdin is empty and not a terminal unless ``input``/``tty_stdin`` say otherwise.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    stdin = _FakeTTYStdin(input or "") if tty_stdin else io.StringIO(input or "")
+    old_env = dict(os.environ)
+    old_stdin = sys.stdin
+    try:
+        os.environ.update(env or {})
+        sys.stdin = stdin
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([str(a) for a in args])
+    finally:
+        sys.stdin = old_stdin
+        os.environ.clear()
+        os.environ.update(old_env)
+    return CliResult(int(code), out.getvalue(), err.getvalue())
+
+
+def run_subprocess(*args: str, env: Mapping[str, str] | None = None, timeout: float = 60,
+                   input: str | None = None) -> CliResult:
+    """Run ``python -m regctl ARGS`` in a child process (for startup, import and signal tests)."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "regctl", *[str(a) for a in args]], env=full_env,
+                          capture_output=True, text=True, timeout=timeout, input=input,
+                          stdin=None if input is not None else subprocess.DEVNULL)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def assert_one_line_error(result: CliResult, code: int) -> str:
+    """The failure contract: exit ``code``, one ``regctl: error:`` line, no traceback."""
+    assert result.exit_code == code, result
+    assert "Traceback" not in result.stderr, result
+    errors = [l for l in result.stderr.splitlines() if l.startswith("regctl: error:")]
+    assert len(errors) == 1, result
+    return errors[0]
