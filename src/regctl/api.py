@@ -104,6 +104,8 @@ def check_status(ans: Answer, what: str, ok: Iterable[int] = (200,)) -> None:
         return
     detail = ans.detail()
     said = f": {detail}" if detail else ""
+    if detail is None and ("html" in ans.content_type.lower() or ans.body.lstrip()[:1] == b"<"):
+        said = " (an HTML page: a proxy or gateway answered)"
     if ans.status_code in (401, 403):
         raise NotAuthorized(f"{what} was refused with HTTP {ans.status_code}{said}", where=ans.url,
                             status_code=ans.status_code,

@@ -54,6 +54,10 @@ DEFAULTS: dict[str, Any] = {
     "headers": {},
 }
 
+#: setting name -> command-line flag
+FLAGS = {"config_url": "--config-url", "zk_hosts": "--zk", "zk_base": "--zk-base", "timeout": "--timeout",
+         "output": "--output", "headers": "--header"}
+
 _SECRET_HEADER_WORDS = ("authorization", "token", "secret", "key", "cookie", "password")
 
 
@@ -87,7 +91,7 @@ class Settings:
     def describe(self, name: str) -> str:
         """``'http://x:8082' (from CONFIG_SERVICE_URL)`` style text for hints."""
         src = self.sources.get(name, "default")
-        label = {"flag": "--" + name.replace("_", "-"), "env": ENV_VARS.get(name, "env"),
+        label = {"flag": FLAGS.get(name, name), "env": ENV_VARS.get(name, "env"),
                  "context": f"context {self.context!r}", "default": "default"}.get(src, src)
         return f"{getattr(self, name)!r} (from {label})"
 
@@ -140,7 +144,7 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
             values[name], sources[name] = default, "default"
 
     def origin(name: str) -> str:
-        return {"flag": "--" + name.replace("_", "-"), "env": ENV_VARS.get(name, ""),
+        return {"flag": FLAGS.get(name, name), "env": ENV_VARS.get(name, ""),
                 "context": f"context {context_name!r}", "default": "default"}[sources[name]]
 
     url = str(values["config_url"]).strip()

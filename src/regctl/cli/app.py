@@ -67,6 +67,9 @@ def main(argv: "list[str] | None" = None) -> int:
         sys.stdout.write(f"regctl {__version__}\n")
         return ExitCode.OK
     want_traceback = "--traceback" in args
+    # httpx imports its own command line (click, rich.syntax, pygments) when those are installed;
+    # regctl never uses it and it costs ~100 ms per run.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     try:
         import typer
 

@@ -1,0 +1,54 @@
+import pytest
+
+from regctl.errors import UsageError
+from regctl.settings import DEFAULT_CONFIG_URL, resolve
+
+
+def test_defaults():
+    s = resolve({}, env={})
+    assert s.config_url == DEFAULT_CONFIG_URL
+    assert s.zk_hosts is None and not s.zk_configured
+    assert s.zk_base == "/services" and s.timeout == 5.0 and s.output == "table"
+    assert s.sources["config_url"] == "default"
+
+
+def test_flag_beats_env_beats_context_beats_default():
+    env = {"CONFIG_SERVICE_URL": "http://env:1", "ZOOKEEPER_HOSTS": "envzk:2181", "REGCTL_TIMEOUT": "7"}
+    ctx = {"config_url": "http://ctx:1", "zk_hosts": "ctxzk", "timeout": 9, "zk_base": "/ctx"}
+    s = resolve({"config_url": "http://flag:1/"}, env=env, context=ctx, context_name="dev")
+    assert s.config_url == "http://flag:1" and s.sources["config_url"] == "flag"
+    assert s.zk_hosts == "envzk:2181" and s.sources["zk_hosts"] == "env"
+    assert s.timeout == 7.0 and s.sources["timeout"] == "env"
+    assert s.zk_base == "/ctx" and s.sources["zk_base"] == "context"
+    assert s.output == "table" and s.sources["output"] == "default"
+
+
+def test_empty_env_value_counts_as_unset():
+    s = resolve({}, env={"CONFIG_SERVICE_URL": "", "ZOOKEEPER_HOSTS": ""})
+    assert s.config_url == DEFAULT_CONFIG_URL and s.zk_hosts is None
+
+
+def test_no_color_flag_and_env():
+    assert resolve({"no_color": True}, env={}).color is False
+    assert resolve({}, env={"NO_COLOR": "1"}).color is False
+    assert resolve({}, env={}).color is None
+
+
+@pytest.mark.parametrize("flags,env,where", [
+    ({"config_url": "config-service:8082"}, {}, "--config-url"),
+    ({}, {"CONFIG_SERVICE_URL": "ftp://x"}, "CONFIG_SERVICE_URL"),
+    ({"zk_hosts": "h:notaport"}, {}, "--zk"),
+    ({}, {"ZOOKEEPER_BASE_PATH": "/a/../b"}, "ZOOKEEPER_BASE_PATH"),
+    ({"timeout": 0}, {}, "--timeout"),
+    ({"output": "xml"}, {}, "--output"),
+])
+def test_invalid_values_name_their_origin(flags, env, where):
+    with pytest.raises(UsageError) as exc:
+        resolve(flags, env=env)
+    assert where in str(exc.value)
+
+
+def test_repr_redacts_secret_headers():
+    s = resolve({}, env={}, context={"headers": {"Authorization": "Bearer s3cret", "X-Team": "ops"}})
+    assert "s3cret" not in repr(s)
+    assert s.redacted()["headers"] == {"Authorization": "***", "X-Team": "ops"}
