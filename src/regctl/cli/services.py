@@ -5,11 +5,12 @@ from typing import Annotated, Any
 
 import typer
 
+from regctl.cli.completion import ServiceNameArg
 from regctl.cli.options import SourceOpt, command
 from regctl.cli.render import Column, Result, Table, flag_style, status_style
 from regctl.errors import NotFound, RegctlError, UsageError
 
-NameArg = Annotated[str, typer.Argument(metavar="NAME", help="Service name.", show_default=False)]
+NameArg = ServiceNameArg  # NAME with live completion of service names
 
 
 def register(app: typer.Typer) -> None:
@@ -258,8 +259,7 @@ def inspect_service(rc, name: NameArg, source: SourceOpt = "auto") -> Result:
         "sources": reading.sources(rc),
     }
     if not d.registered and not problems:
-        return Result(data=data, error=NotFound(f"service {name!r} is not registered",
-                                                hint="list what is registered with: regctl list"))
+        raise NotFound(f"service {name!r} is not registered", hint="list what is registered with: regctl list")
     rows = []
     for v in d.instances:
         inst = v.instance
@@ -288,18 +288,61 @@ def inspect_service(rc, name: NameArg, source: SourceOpt = "auto") -> Result:
 # url, discover
 # ---------------------------------------------------------------------------
 
-def service_url(rc, name: NameArg) -> Result:
+def service_url(rc, name: NameArg,
+                verify: Annotated[bool, typer.Option(
+                    "--verify", help="Probe the instance first; fall through to the next healthy-status "
+                                     "instance when it does not answer.")] = False) -> Result:
     """Print one URL of a healthy instance, exactly as the registry's /url picks it.
 
     For scripts: URL=$(regctl url asr-service). Exit 1 with a one-line reason
-    when no instance has status 'healthy'.
+    when no instance has status 'healthy'. With --verify the chosen instance's
+    health check is probed first (--timeout each); when it does not answer, the
+    other instances with status 'healthy' are tried in random order, so a
+    script never gets the URL of an instance that is down (exit 1 if none answers).
     """
     api = rc.api()
     try:
         url = api.url(name)
     except NotFound as exc:
         raise NotFound(explain_no_url(rc, name), where=exc.where, hint=exc.hint) from None
+    if verify:
+        return verified_url(rc, name, url)
     return Result(data={"service": name, "url": url}, lines=[url])
+
+
+def verified_url(rc, name: str, first_url: str) -> Result:
+    """``url --verify``: the /url answer first, then the other healthy-status instances, shuffled."""
+    import random
+
+    from regctl.health import ProbeTarget, probe_many
+
+    instances = [i for i in rc.api().instances(name) if i.discoverable and i.service_url]
+    random.shuffle(instances)
+    order = sorted(instances, key=lambda i: i.service_url != first_url)  # stable: /url's answer first
+    if not order or order[0].service_url != first_url:
+        order.insert(0, None)  # the /url answer is not in the (cached) list: probe it on its own
+    targets = []
+    for inst in order:
+        if inst is None:
+            targets.append(ProbeTarget(name, "?", first_url.rstrip("/") + "/health"))
+        else:
+            targets.append(ProbeTarget(name, inst.instance_id, inst.probe_url()))
+    urls = [first_url if inst is None else inst.service_url for inst in order]
+    kwargs = {"timeout": rc.settings.timeout, "verify": rc.settings.extra.get("verify", True)}
+    results = probe_many(targets[:1], **kwargs)
+    if not results[0].healthy and len(targets) > 1:
+        results += probe_many(targets[1:], **kwargs)  # the rest at once: one timeout, not one each
+    skipped = []
+    for res, url in zip(results, urls):
+        if res.healthy:
+            data = {"service": name, "url": url, "verified": True, "instance_id": res.instance_id,
+                    "probe": res.to_dict(), "skipped": skipped}
+            warnings = [f"skipped {s['instance_id']} ({s['url']}): {s['error']}" for s in skipped]
+            return Result(data=data, lines=[url], warnings=warnings)
+        skipped.append({"instance_id": res.instance_id, "url": url, "error": res.error})
+    reasons = ", ".join(f"{s['instance_id']}: {s['error']}" for s in skipped)
+    raise NotFound(f"no instance of {name!r} with status 'healthy' answers its health check ({reasons})",
+                   hint=f"probe them all with: regctl health {name}")
 
 
 def explain_no_url(rc, name: str) -> str:
