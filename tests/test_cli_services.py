@@ -6,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from regctl.sandbox.proc import free_port
 from tests.helpers import assert_one_line_error, run_cli
 
 LIST_KEYS = {"name", "live_instances", "healthy_instances", "db_status", "registered_at", "service_url",

@@ -348,7 +348,7 @@ def translate_http_error(exc: Exception, url: str, timeout: float, what: str = "
         if isinstance(cause, ssl.SSLError) or "ssl" in text or "certificate" in text:
             return Unreachable(f"{what}: TLS handshake failed", where=url, detail=detail,
                                hint="use http:// if the server has no TLS, or pass a CA bundle")
-        if "refused" in text:
+        if "refused" in text or _in_chain(exc, ConnectionRefusedError):
             return Unreachable(f"{what}: connection refused", where=url, detail=detail,
                                hint="is the Config Service running on that port? check --config-url or CONFIG_SERVICE_URL")
         return Unreachable(f"{what}: cannot connect ({_short(exc)})", where=url, detail=detail,
@@ -363,14 +363,19 @@ def translate_http_error(exc: Exception, url: str, timeout: float, what: str = "
     return Unreachable(f"{what}: {_short(exc)}", where=url, detail=detail, hint="check the network")
 
 
-def _is_dns_error(exc: BaseException) -> bool:
+def _in_chain(exc: BaseException | None, typ: type) -> bool:
+    """Whether ``typ`` is anywhere in ``exc``'s cause/context chain (anyio hides "refused" there)."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, socket.gaierror):
+        if isinstance(exc, typ):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def _is_dns_error(exc: BaseException) -> bool:
+    return _in_chain(exc, socket.gaierror)
 
 
 def _short(exc: BaseException) -> str:

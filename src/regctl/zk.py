@@ -19,11 +19,14 @@ from typing import Any, Iterable
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import (
+    BadArgumentsError,
     ConnectionLoss,
     KazooException,
+    MarshallingError,
     NoAuthError,
     NoNodeError,
     SessionExpiredError,
+    UnimplementedError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
@@ -37,6 +40,8 @@ log = logging.getLogger(__name__)
 #: Instance payloads bigger than this are reported, not parsed.
 MAX_PAYLOAD_BYTES = 512 * 1024
 INSTANCES = "instances"
+#: bulk reads of at least this many paths go through multiRead (see :mod:`regctl.zk_multi`)
+MULTI_READ_MIN_PATHS = 2
 
 
 def node_stat(stat: Any) -> NodeStat:
@@ -118,6 +123,10 @@ class ZkReader:
         self._auth = list(auth_data or [])
         self._kwargs = dict(client_kwargs or {})
         self.client: KazooClient | None = None
+        #: None: try multiRead (ZooKeeper >= 3.6) and remember; True: it works; False: fan out node by node
+        self.use_multi_read: bool | None = None
+        #: paths per multiRead request
+        self.multi_read_batch = 1000
 
     # -- session -----------------------------------------------------------
     def __enter__(self) -> "ZkReader":
@@ -201,8 +210,28 @@ class ZkReader:
         return self._bulk(paths, "get_async")
 
     def _bulk(self, paths: list[str], method: str) -> dict[str, Any]:
+        """Read many paths: multi-read batches when the server has them, else every request in flight.
+
+        Per path: the answer, None for NONODE, a :class:`NotAuthorized` for NOAUTH, the
+        kazoo exception for anything else. Losing the session or running out of time
+        raises :class:`Unreachable` as the single reads do.
+        """
         client = self.connect()
         deadline = time.monotonic() + self.timeout
+        if len(paths) >= MULTI_READ_MIN_PATHS and self.use_multi_read is not False:
+            out = self._bulk_multi(client, paths, method, deadline)
+            if out is not None:
+                return out
+            try:  # the server just refused multiRead and may be dropping the connection: one retry
+                return self._bulk_fanout(client, paths, method, deadline)
+            except Unreachable:
+                if time.monotonic() >= deadline:
+                    raise
+                log.debug("fan-out after a refused multiRead lost the connection; retrying once")
+                return self._bulk_fanout(client, paths, method, deadline)
+        return self._bulk_fanout(client, paths, method, deadline)
+
+    def _bulk_fanout(self, client: KazooClient, paths: list[str], method: str, deadline: float) -> dict[str, Any]:
         fn = getattr(client, method)
         pending = [(p, fn(p)) for p in paths]
         out: dict[str, Any] = {}
@@ -215,6 +244,44 @@ class ZkReader:
                 out[path] = exc
             except KazooException as exc:
                 out[path] = exc
+        return out
+
+    def _bulk_multi(self, client: KazooClient, paths: list[str], method: str,
+                    deadline: float) -> dict[str, Any] | None:
+        """Read ``paths`` with multiRead requests (all batches in flight); None when the server has none."""
+        from regctl import zk_multi
+
+        op = zk_multi.GET_CHILDREN if method == "get_children_async" else zk_multi.GET_DATA
+        groups = zk_multi.batches(paths, self.multi_read_batch)
+        pending = [(group, zk_multi.multi_read_async(client, [(op, p) for p in group])) for group in groups]
+        out: dict[str, Any] = {}
+        for group, res in pending:
+            where = f"{group[0]} (+{len(group) - 1} more)" if len(group) > 1 else group[0]
+            try:
+                results = self._wait(res, where, deadline)
+            except (UnimplementedError, MarshallingError, BadArgumentsError) as exc:
+                if out or self.use_multi_read:  # worked before on this session: a real error, not an old server
+                    raise Unreachable(f"ZooKeeper failed a multi-read ({type(exc).__name__})",
+                                      where=f"{self.hosts} {where}",
+                                      hint="run: regctl doctor zookeeper") from None
+                log.debug("ZooKeeper at %s has no multiRead (%s): reading node by node", self.hosts,
+                          type(exc).__name__)
+                self.use_multi_read = False
+                return None
+            if len(results) != len(group):
+                raise Unreachable(f"ZooKeeper answered {len(results)} of {len(group)} reads in a multi-read",
+                                  where=f"{self.hosts} {where}", hint="run: regctl doctor zookeeper")
+            for path, value in zip(group, results):
+                if not isinstance(value, Exception):
+                    out[path] = value
+                elif isinstance(value, NoNodeError):
+                    out[path] = None
+                elif isinstance(value, NoAuthError):
+                    out[path] = NotAuthorized(f"ZooKeeper refused to read {path} (NOAUTH)", where=self.hosts,
+                                              hint="the node has an ACL: pass digest credentials for ZooKeeper")
+                else:
+                    out[path] = value
+        self.use_multi_read = True
         return out
 
     # -- the registry layout -------------------------------------------------

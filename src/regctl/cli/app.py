@@ -3,6 +3,7 @@
 ``regctl --version`` is answered before typer (or anything else) is imported.
 """
 
+import os
 import sys
 
 from regctl import __version__
@@ -16,6 +17,9 @@ def build_app():
     import typer
 
     from regctl.cli import registration, sandbox, services
+    from regctl.cli import health
+    from regctl.cli import doctor
+    from regctl.cli import completion, config, transfer, watch
     from regctl.cli.options import with_common_options
 
     app = typer.Typer(
@@ -44,7 +48,13 @@ def build_app():
     app.callback()(with_common_options(root, handle_root))
     services.register(app)
     registration.register(app)
+    health.register(app)
+    doctor.register(app)
     sandbox.register(app)
+    config.register(app)
+    watch.register(app)
+    transfer.register(app)
+    completion.register(app)
     return app
 
 
@@ -66,6 +76,11 @@ def main(argv: "list[str] | None" = None) -> int:
     if args in (["--version"], ["-V"]):
         sys.stdout.write(f"regctl {__version__}\n")
         return ExitCode.OK
+    if os.environ.get("_REGCTL_COMPLETE"):  # a TAB in the shell: answer fast, never a word on stderr
+        from regctl.cli.completion import serve
+
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+        return serve(get_app)
     want_traceback = "--traceback" in args
     # httpx imports its own command line (click, rich.syntax, pygments) when those are installed;
     # regctl never uses it and it costs ~100 ms per run.

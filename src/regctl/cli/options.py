@@ -1,7 +1,7 @@
 """Options every command shares, declared once, and the ``command`` decorator that adds them.
 
 A command is a plain function ``fn(rc: RunContext, ...) -> Result``. The decorator
-appends the shared options (``--config-url``, ``--zk``, ``--zk-base``,
+appends the shared options (``--context``, ``--config-url``, ``--zk``, ``--zk-base``,
 ``--timeout``, ``-o``, ``--no-color``, ``-v``, ``--traceback``) to its signature,
 resolves :class:`~regctl.settings.Settings` from them (flag > env > context >
 default), runs it, renders the result and turns a :class:`RegctlError` into the
@@ -15,11 +15,18 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
+from regctl.cli.completion import complete_context_names
+
 CONNECTION = "Connection"
 OUTPUT = "Output"
 
 #: name -> (annotation) for every shared option; order is the --help order.
 COMMON_OPTIONS: dict = {
+    "context": Annotated[Optional[str], typer.Option(
+        "--context", metavar="NAME", rich_help_panel=CONNECTION, show_default=False,
+        help="Context from the config file to use [env REGCTL_CONTEXT; default: its current-context]; "
+             "flags and environment variables still win over the context's values.",
+        autocompletion=complete_context_names)],
     "config_url": Annotated[Optional[str], typer.Option(
         "--config-url", metavar="URL", rich_help_panel=CONNECTION, show_default=False,
         help="Config Service base URL [env CONFIG_SERVICE_URL; default http://config-service:8082].")],

@@ -33,7 +33,22 @@ def status_style(value: Any) -> "str | None":
 
 
 def flag_style(value: Any) -> "str | None":
-    return "yellow" if value not in (None, "", "-") else None
+    return "yellow" if value and value != "-" else None
+
+
+#: status -> (glyph on a terminal, plain ASCII mark): ok, warning, failure, skipped
+MARKS = {
+    "pass": ("\u2714", "[ok]"),
+    "warn": ("!", "[!!]"),
+    "fail": ("\u2718", "[XX]"),
+    "skip": ("\u2013", "[--]"),
+}
+
+
+def status_mark(status: Any, fancy: bool) -> str:
+    """The mark for a pass/warn/fail/skip status: a glyph on a terminal, ASCII otherwise."""
+    glyph, ascii_mark = MARKS.get(str(status).lower(), ("?", "[??]"))
+    return glyph if fancy else ascii_mark
 
 
 @dataclass
@@ -43,6 +58,8 @@ class Column:
     wide: bool = False
     style: "Styler | None" = None
     justify: str = "left"
+    #: the cell holds a status (pass/warn/fail/skip) shown as a mark (see :func:`status_mark`)
+    mark: bool = False
 
 
 @dataclass
@@ -51,6 +68,12 @@ class Table:
     rows: list
     title: "str | None" = None
     empty: str = "(none)"
+    #: row key holding extra lines shown under the row (indented; a list of str or (style, text))
+    details_key: "str | None" = None
+    #: column whose cell the detail lines are appended to on a terminal (default: the last)
+    details_column: "str | None" = None
+    #: leave out columns whose cells are all empty
+    hide_empty: bool = False
 
 
 @dataclass
@@ -69,6 +92,8 @@ class Result:
     exit_code: int = 0
     #: an error to report after the data (exit code taken from it)
     error: "RegctlError | None" = None
+    #: plain stdout lines printed after the tables in table/wide mode (e.g. a summary line)
+    footer: list = field(default_factory=list)
 
 
 def cell_text(value: Any) -> str:
@@ -123,11 +148,11 @@ class Output:
         """Box drawing and glyphs on stdout: only on a terminal, only with colour allowed."""
         return self.color(self.stdout)
 
-    def _console(self, stream: TextIO):
+    def _console(self, stream: TextIO, width: "int | None" = None):
         from rich.console import Console
 
         return Console(file=stream, color_system="auto" if self.color(stream) else None,
-                       force_terminal=self.color(stream), highlight=False, soft_wrap=False)
+                       force_terminal=self.color(stream), highlight=False, soft_wrap=False, width=width)
 
     # -- messages ----------------------------------------------------------
     def _message(self, prefix: str, text: str, style: str) -> None:
@@ -176,6 +201,8 @@ class Output:
                     self.stdout.write(f"{line}\n")
             for table in result.tables:
                 self.table(table)
+            for line in result.footer:
+                self.stdout.write(f"{line}\n")
             for line in result.notes:
                 self.note(line)
             self.stdout.flush()
@@ -189,6 +216,8 @@ class Output:
     def table(self, table: Table) -> None:
         wide = self.output == "wide"
         cols = [c for c in table.columns if wide or not c.wide]
+        if table.hide_empty and table.rows:
+            cols = [c for c in cols if c.mark or any(row.get(c.key) not in (None, "") for row in table.rows)]
         if self.fancy():
             self._rich_table(table, cols)
         else:
@@ -202,18 +231,29 @@ class Output:
             out.write(f"{table.empty}\n")
             return
         grid = [[c.header.upper() for c in cols]]
-        grid += [[cell_text(row.get(c.key)) for c in cols] for row in table.rows]
+        grid += [[status_mark(row.get(c.key), False) if c.mark else cell_text(row.get(c.key)) for c in cols]
+                 for row in table.rows]
         widths = [max(len(r[i]) for r in grid) for i in range(len(cols))]
-        for r in grid:
+        indent = 0
+        if table.details_key:
+            keys = [c.key for c in cols]
+            at = keys.index(table.details_column) if table.details_column in keys else len(cols) - 1
+            indent = sum(w + 2 for w in widths[:at])
+        for n, r in enumerate(grid):
             cells = [(v.rjust(w) if c.justify == "right" else v.ljust(w)) for v, w, c in zip(r, widths, cols)]
             out.write("  ".join(cells).rstrip() + "\n")
+            if n and table.details_key:
+                for item in table.rows[n - 1].get(table.details_key) or []:
+                    text = item[1] if isinstance(item, tuple) else item
+                    out.write(" " * indent + str(text) + "\n")
 
     def _rich_table(self, table: Table, cols: list) -> None:
         from rich import box
         from rich.markup import escape
         from rich.table import Table as RichTable
 
-        console = self._console(self.stdout)
+        # As wide as the content needs: long lines wrap in the terminal rather than cells being folded.
+        console = self._console(self.stdout, width=10000)
         if not table.rows:
             if table.title:
                 console.print(f"[bold]{escape(table.title)}[/]")
@@ -222,13 +262,18 @@ class Output:
         rt = RichTable(box=box.SIMPLE_HEAD, title=table.title, title_justify="left", title_style="bold",
                        pad_edge=False, show_edge=False)
         for c in cols:
-            rt.add_column(c.header.upper(), justify=c.justify, overflow="fold")
+            rt.add_column(c.header.upper(), justify=c.justify, no_wrap=True)
+        keys = [c.key for c in cols]
+        at = keys.index(table.details_column) if table.details_column in keys else len(cols) - 1
         for row in table.rows:
             cells = []
             for c in cols:
                 value = row.get(c.key)
-                text = escape(cell_text(value))
-                style = c.style(value) if c.style else None
+                text = escape(status_mark(value, True) if c.mark else cell_text(value))
+                style = (c.style(value) if c.style else None) or (status_style(value) if c.mark else None)
                 cells.append(f"[{style}]{text}[/]" if style else text)
+            for item in (row.get(table.details_key) or []) if table.details_key else []:
+                style, text = item if isinstance(item, tuple) else ("dim", item)
+                cells[at] += "\n" + (f"[{style}]{escape(str(text))}[/]" if style else escape(str(text)))
             rt.add_row(*cells)
         console.print(rt)

@@ -112,8 +112,23 @@ def resolve_settings(common: dict):
 
 
 def load_context(common: dict) -> tuple:
-    """The seam for the config file with contexts: (name, values) or (None, {})."""
-    return None, {}
+    """The context from the config file: (name, values for settings.resolve) or (None, {}).
+
+    ``--context`` > ``REGCTL_CONTEXT`` > the file's ``current-context`` (see
+    :mod:`regctl.contexts`). A broken file or an unknown context is a
+    :class:`UsageError` (exit 2). Secrets readable by others give a warning.
+    """
+    from regctl import contexts
+
+    if common.get("_skip_context"):  # `regctl config ...` manages the file; it does not apply a context
+        contexts.load()  # still: a broken file is reported with its line
+        return None, {}
+    name, values, warnings = contexts.load_selected(common.get("context"))
+    if warnings:
+        out = Output(color=False if common.get("no_color") else None)
+        for w in warnings:
+            out.warn(w)
+    return name, values
 
 
 def run_command(fn: Callable, common: dict, kwargs: dict) -> Any:

@@ -3,7 +3,8 @@
 * :mod:`regctl.sandbox.zookeeper` finds and starts a real ZooKeeper (standalone, or a
   loopback ensemble) and speaks its four-letter words.
 * :mod:`regctl.sandbox.registry` is a Config Service look-alike that follows
-  ``registry-contract.md`` to the letter, quirks included (stdlib HTTP server + kazoo).
+  ``registry-contract.md`` to the letter, quirks included (stdlib HTTP server + kazoo);
+  its HTTP routing and validation live in :mod:`regctl.sandbox.registry_http`.
 * :mod:`regctl.sandbox.demo` plants a handful of demo services (healthy, zombie,
   undiscoverable, deregistered) through the registry's HTTP API.
 * :mod:`regctl.sandbox.stack` starts, inspects and stops all of it as detached

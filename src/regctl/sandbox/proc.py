@@ -101,7 +101,7 @@ def process_matches(pid: int | None, token: str | None) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except FileNotFoundError:
-        return Path("/proc/self").exists() is False  # no /proc at all: trust the pid
+        return not Path("/proc/self").exists()  # no /proc at all: trust the pid
     except OSError:
         return True
     return token in cmdline

@@ -1,0 +1,294 @@
+"""Health commands: ``health`` (probe instances) and ``wait`` (block until instances are up)."""
+
+import sys
+from typing import Annotated, Any, List, Optional
+
+import typer
+
+from regctl.cli.completion import complete_service_names
+from regctl.cli.options import command
+from regctl.cli.render import Column, Result, Table, status_style
+from regctl.errors import NotFound, RegctlError, UsageError
+
+#: more targets than this get a progress bar (on a terminal)
+PROGRESS_THRESHOLD = 20
+
+
+def register(app: typer.Typer) -> None:
+    command(app, "health")(health)
+    command(app, "wait")(wait)
+
+
+def parse_expect(text: Optional[str]) -> Optional[list]:
+    """``"200,204"`` -> ``[200, 204]``; UsageError for anything else."""
+    if text is None or not text.strip():
+        return None
+    codes = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            code = int(part)
+        except ValueError:
+            raise UsageError(f"--expect {text!r}: {part!r} is not an HTTP status",
+                             hint="give codes like --expect 200,204") from None
+        if not 100 <= code <= 599:
+            raise UsageError(f"--expect {text!r}: {code} is not an HTTP status", hint="use codes from 100 to 599")
+        codes.append(code)
+    return codes
+
+
+# ---------------------------------------------------------------------------
+# health
+# ---------------------------------------------------------------------------
+
+HEALTH_COLUMNS = [
+    Column("service_name", "service"),
+    Column("instance_id", "instance"),
+    Column("url", "url"),
+    Column("status_code", "http", justify="right"),
+    Column("latency_ms", "ms", justify="right"),
+    Column("verdict", "verdict", style=status_style),
+    Column("error", "error"),
+    Column("server", "server says", style=status_style),
+    Column("attempts", "tries", wide=True, justify="right"),
+]
+
+SERVER_COLUMNS = [
+    Column("service", "service"),
+    Column("regctl", "regctl"),
+    Column("server_status", "server status", style=status_style),
+    Column("detailed", "server detailed"),
+]
+
+
+def health(
+    rc,
+    names: Annotated[Optional[List[str]], typer.Argument(metavar="NAME...", show_default=False,
+                                                         help="Services to probe.",
+                                                         autocompletion=complete_service_names)] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Probe every registered service.")] = False,
+    concurrency: Annotated[int, typer.Option("--concurrency", metavar="N", min=1, max=1024,
+                                             help="Probes in flight at once.")] = 32,
+    retries: Annotated[int, typer.Option("--retries", metavar="N", min=0, max=10,
+                                         help="Retries per failing probe, with backoff 0.2s, 0.4s, ...")] = 0,
+    expect: Annotated[Optional[str], typer.Option("--expect", metavar="CODES", show_default=False,
+                                                  help="Healthy HTTP statuses, e.g. 200,204 [default: any 2xx].")] = None,
+    server: Annotated[bool, typer.Option("--server", help="Also ask the Config Service's own health check "
+                                                          "and show it alongside.")] = False,
+) -> Result:
+    """Probe every instance's health_check_url (else service URL + /health).
+
+    Instances come from ZooKeeper when configured, else from the API. Each probe
+    gets --timeout seconds; probes run concurrently (--concurrency). Verdict:
+    healthy for a 2xx answer (or a status in --expect). --server adds the Config
+    Service's POST /services/NAME/health (and /health/detailed where it exists).
+
+    Exit 0 when every instance is healthy; 1 when any is not, or there is nothing
+    to probe; 3 when the instances could not be read at all.
+
+    Example: regctl health asr-service nmt-service --retries 1
+    """
+    from regctl.health import probe_many, targets_for
+    from regctl.names import validate_service_name
+
+    wanted = list(names or [])
+    if not wanted and not all_:
+        raise UsageError("no service named", hint="give NAME... or --all")
+    if wanted and all_:
+        raise UsageError("--all cannot be combined with names", hint="give names or --all, not both")
+    for n in wanted:
+        validate_service_name(n)
+    codes = parse_expect(expect)
+
+    instances_by_service, source, layout_warnings = _read_instances(rc, wanted if wanted else None)
+    targets = targets_for([i for insts in instances_by_service.values() for i in insts])
+    result = Result()
+    result.warnings.extend(layout_warnings)
+    empty = [n for n, insts in instances_by_service.items() if not insts]
+    for n in empty:
+        result.warnings.append(f"{n}: no live instances")
+
+    pool = server_future = None
+    if server:  # the Config Service probes too: ask it while regctl probes, not after
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1)
+        server_future = pool.submit(_server_view, rc, list(instances_by_service), result)
+    try:
+        results = probe_many(targets, timeout=rc.settings.timeout, concurrency=concurrency, retries=retries,
+                             expect=codes, verify=rc.settings.extra.get("verify", True),
+                             on_result=_progress(rc, len(targets))) if targets else []
+    finally:
+        _stop_progress()
+        if pool is not None:
+            pool.shutdown(wait=False)
+    server_rows, server_by_url = ([], {})
+    if server_future is not None:
+        server_rows, server_by_url = server_future.result()
+        for row in server_rows:
+            mine = [r for r in results if r.service_name == row["service"]]
+            row["regctl"] = f"{sum(1 for r in mine if r.healthy)}/{len(mine)} healthy"
+    rows = []
+    for r in results:
+        d = r.to_dict()
+        d["server"] = server_by_url.get(r.url) if server else None
+        rows.append(d)
+    healthy = sum(1 for r in results if r.healthy)
+    result.data = {"results": [{**r.to_dict(), **({"server": server_by_url.get(r.url)} if server else {})}
+                               for r in results],
+                   "summary": {"total": len(results), "healthy": healthy, "unhealthy": len(results) - healthy,
+                               "services_without_instances": empty},
+                   "source": source,
+                   "server": server_rows if server else None}
+    columns = HEALTH_COLUMNS if server else [c for c in HEALTH_COLUMNS if c.key != "server"]
+    result.tables.append(Table(columns, rows, empty="no instances to probe"))
+    if server:
+        result.tables.append(Table(SERVER_COLUMNS, server_rows, title="Config Service's own check"))
+    result.notes.append(f"{healthy} of {len(results)} healthy (instances read from {source})")
+    if not results:
+        result.error = NotFound("nothing to probe: no live instances"
+                                + (f" of {', '.join(wanted)}" if wanted else " in the registry"),
+                                hint="see what is registered with: regctl list")
+    elif healthy < len(results) or empty:
+        result.exit_code = 1
+    return result
+
+
+def _read_instances(rc, names: Optional[list]) -> tuple:
+    """{service: [Instance]} from ZooKeeper when configured, else the API; errors propagate (exit 3)."""
+    warnings: list = []
+    if rc.settings.zk_configured:
+        snap = rc.zk().snapshot(names)
+        out = {s.name: list(s.instances) for s in snap.services}
+        for p in snap.all_problems():
+            if p.kind != "base-missing":
+                warnings.append(f"{p.path}: {p.detail}")
+        for n in names or []:
+            out.setdefault(n, [])
+        return out, "zookeeper", warnings
+    from regctl import api as api_mod
+
+    api = rc.api()
+    if names is None:
+        names = [row.service_name for row in api.list_services()]
+    answers = api.map([api_mod.instances_call(n) for n in names], concurrency=16)
+    return dict(zip(names, answers)), "api", warnings
+
+
+_PROGRESS: dict = {}
+
+
+def _progress(rc, total: int):
+    """A rich progress bar on stderr for large sets on a terminal; else None."""
+    if total <= PROGRESS_THRESHOLD or not rc.out.is_tty(sys.stderr) or rc.settings.machine_output:
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("probing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=Console(file=sys.stderr), transient=True)
+    task = progress.add_task("probe", total=total)
+    progress.start()
+    _PROGRESS["p"] = progress
+
+    def on_result(_res: Any) -> None:
+        progress.advance(task)
+
+    return on_result
+
+
+def _stop_progress() -> None:
+    progress = _PROGRESS.pop("p", None)
+    if progress is not None:
+        progress.stop()
+
+
+def _server_view(rc, services: list, result: Result) -> tuple:
+    """The Config Service's own verdicts: per service, and per endpoint URL when detailed exists.
+
+    Both calls for every service run at once (the server probes for each, which takes time).
+    """
+    from regctl import api as api_mod
+
+    calls = []
+    for name in services:
+        calls += [api_mod.server_health_call(name), api_mod.server_health_detailed_call(name)]
+    answers = rc.api().map(calls, concurrency=16, return_exceptions=True)
+    rows, by_url = [], {}
+    for i, name in enumerate(services):
+        status, detailed = answers[2 * i], answers[2 * i + 1]
+        row = {"service": name, "regctl": None, "server_status": status, "detailed": None}
+        if isinstance(status, RegctlError):
+            row["server_status"] = "error"
+            result.warnings.append(f"server-side health of {name}: {status}")
+        if isinstance(detailed, RegctlError):
+            row["detailed"] = "error"
+            result.warnings.append(f"detailed health of {name}: {detailed}")
+        else:
+            if detailed is None:
+                row["detailed"] = "n/a (older server)"
+            else:
+                row["detailed"] = (f"{detailed.get('overall_status')} "
+                                   f"{detailed.get('healthy_instances')}/{detailed.get('total_instances')}")
+                for check in detailed.get("check_results") or []:
+                    if isinstance(check, dict) and check.get("endpoint_url"):
+                        by_url[check["endpoint_url"]] = "healthy" if check.get("is_healthy") else "unhealthy"
+        rows.append(row)
+    return rows, by_url
+
+
+# ---------------------------------------------------------------------------
+# wait
+# ---------------------------------------------------------------------------
+
+DEFAULT_WAIT = 60.0
+
+
+def wait(
+    rc,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Service name.", show_default=False,
+                                        autocompletion=complete_service_names)],
+    min_count: Annotated[int, typer.Option("--min", metavar="N", min=1, help="Instances needed.")] = 1,
+    healthy: Annotated[bool, typer.Option("--healthy", help="Count only instances whose health check "
+                                                            "answers.")] = False,
+    interval: Annotated[float, typer.Option("--interval", metavar="SECONDS", min=0.05,
+                                            help="Seconds between API polls and health re-probes.")] = 1.0,
+    expect: Annotated[Optional[str], typer.Option("--expect", metavar="CODES", show_default=False,
+                                                  help="With --healthy: healthy HTTP statuses [default: 2xx].")] = None,
+) -> Result:
+    """Wait until NAME has at least --min live instances (and, with --healthy, healthy ones).
+
+    For wait, --timeout is the whole wait's deadline (default 60 s; REGCTL_TIMEOUT
+    is not used for it); each network call inside the wait gets min(5 s, time
+    left). Works before the service exists. Uses a ZooKeeper watch when
+    ZooKeeper is configured (reacts at once), else polls the API every --interval.
+
+    Exit 0 as soon as enough are there; 1 on timeout, with what was missing
+    (e.g. "2 of 3 instances live, 1 healthy after 30s"); 3 when the registry
+    could not be reached at all during the wait.
+
+    Example: regctl wait asr-service --min 2 --healthy --timeout 120
+    """
+    from regctl.names import validate_service_name
+    from regctl.wait import wait_for_instances
+
+    validate_service_name(name)
+    codes = parse_expect(expect)
+    s = rc.settings
+    deadline = s.timeout if s.sources.get("timeout") == "flag" else DEFAULT_WAIT
+    rc.out.debug(f"waiting up to {deadline:g}s for {min_count} {'healthy ' if healthy else ''}"
+                 f"instance(s) of {name}")
+    outcome = wait_for_instances(name, min_count=min_count, healthy=healthy, deadline_s=deadline,
+                                 interval=interval, zk_hosts=s.zk_hosts, zk_base=s.zk_base,
+                                 config_url=s.config_url, headers=dict(s.headers),
+                                 verify=s.extra.get("verify", True), expect=codes,
+                                 zk_auth_data=s.extra.get("zk_auth_data"))
+    data = outcome.to_dict()
+    if outcome.ok:
+        return Result(data=data, lines=[f"{name}: {outcome.summary()}"])
+    error = NotFound(f"timed out waiting for {name!r}: {outcome.summary()}",
+                     where=f"read from {outcome.source}",
+                     hint=("raise --timeout" if outcome.live else f"check that {name} is starting and registering"))
+    if outcome.last_error:
+        rc.out.warn(f"last error while waiting: {outcome.last_error}")
+    return Result(data=data, error=error)

@@ -1,0 +1,467 @@
+"""The Config Service and ZooKeeper checks of ``regctl doctor`` (areas ``config`` and ``zookeeper``).
+
+Each check is ``fn(run: CheckRun) -> CheckResult | list[CheckResult]``; shared
+data comes from :mod:`regctl.doctor_facts`. Hints are the guide's "Solutions",
+made concrete for what was found. The environment and service checks live in
+:mod:`regctl.doctor_service`, the registry-wide ones in :mod:`regctl.doctor_hygiene`;
+:func:`regctl.doctor.list_checks` puts them in order.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from typing import Callable
+
+from regctl.doctor import FAIL, PASS, WARN, Check, CheckResult, CheckRun
+from regctl.doctor_facts import (
+    GUIDE_CONFIG_PORT,
+    HttpAnswer,
+    config_connect,
+    config_dns,
+    config_health_answer,
+    config_where,
+    err_text,
+    is_docker_name,
+    is_ip,
+    is_loopback,
+    url_parts,
+    zk_members,
+    zk_reader,
+)
+from regctl.errors import RegctlError
+
+
+GUIDE_CONFIG_PORT = 8082
+LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
+
+#: Component -> (status when it is not healthy, what breaks, what to do)
+COMPONENTS = {
+    "zookeeper": (FAIL, "registrations and lookups fail: instances live in ZooKeeper",
+                  "check ZooKeeper (regctl doctor zookeeper; docker compose logs zookeeper) and the Config "
+                  "Service's ZOOKEEPER_HOSTS; after it recovers, services must register again"),
+    "postgres": (FAIL, "registrations cannot be stored (every register writes the database row)",
+                 "check PostgreSQL: docker compose ps postgres; docker compose logs postgres"),
+    "redis": (WARN, "the cache is down: instance lists are read from ZooKeeper every time (slower)",
+              "the registry still works; check Redis when convenient: docker compose logs redis"),
+    "kafka": (WARN, "registry events are not published; the registry works without Kafka",
+              "the registry still works; fix Kafka when convenient: docker compose logs kafka"),
+}
+
+
+
+# ---------------------------------------------------------------------------
+# 1. Config Service reachable
+# ---------------------------------------------------------------------------
+
+def check_config_dns(run: CheckRun) -> CheckResult:
+    _scheme, host, port = url_parts(run.config.config_url)
+    if is_ip(host):
+        return run.passed(f"{host} is an IP address (no name to resolve)", host=host)
+    t0 = time.monotonic()
+    try:
+        addrs = config_dns(run)
+    except socket.gaierror as exc:
+        if is_docker_name(host) and not run.ctx.in_container:
+            hint = (f"{host!r} only resolves inside the Docker network; from the host use the published port: "
+                    f"--config-url http://localhost:{port} (or export CONFIG_SERVICE_URL=http://localhost:{port})")
+        elif is_docker_name(host):
+            hint = (f"this container cannot resolve {host!r}: put it on the Config Service's Docker network "
+                    f"(the guide's microservices-network) or use the right service name")
+        else:
+            hint = f"check the host name in {config_where(run)}"
+        return run.fail(f"{host!r} does not resolve ({exc.strerror or exc})", hint, host=host,
+                        in_container=run.ctx.in_container)
+    ms = round((time.monotonic() - t0) * 1000, 1)
+    return run.passed(f"{host} resolves to {', '.join(addrs[:3])}" + (" ..." if len(addrs) > 3 else ""),
+                      host=host, addresses=addrs, elapsed_ms=ms)
+
+
+def check_config_connect(run: CheckRun) -> CheckResult:
+    scheme, host, port = url_parts(run.config.config_url)
+    try:
+        config_dns(run)
+    except (socket.gaierror, RegctlError) as exc:
+        return run.skip(f"not tried: {host!r} does not resolve", "fix config.dns first",
+                        error=err_text(exc))
+    try:
+        conn = config_connect(run)
+    except (socket.timeout, TimeoutError) as exc:
+        return run.fail(f"no TCP answer from {host}:{port} within {run.config.timeout:g}s",
+                        "a firewall drops the packets or the host is down; check the address and port, "
+                        "or raise --timeout if the network is slow", address=f"{host}:{port}", error=err_text(exc))
+    except ConnectionRefusedError:
+        if is_loopback(host) and run.ctx.in_container:
+            hint = (f"nothing listens on {host}:{port} in this container: inside a container 'localhost' is the "
+                    "container itself; if the Config Service runs in another container use its Docker name, "
+                    f"e.g. CONFIG_SERVICE_URL=http://config-service:{GUIDE_CONFIG_PORT}")
+        elif port != GUIDE_CONFIG_PORT:
+            hint = (f"nothing listens on port {port}: is the port right (the guide's is {GUIDE_CONFIG_PORT})? "
+                    f"Is the Config Service running (docker compose ps config-service)?")
+        else:
+            hint = ("nothing listens there: start the Config Service (docker compose up -d config-service) "
+                    "and check it with docker compose ps config-service")
+        return run.fail(f"connection refused by {host}:{port}", hint, address=f"{host}:{port}",
+                        in_container=run.ctx.in_container)
+    except OSError as exc:
+        return run.fail(f"cannot connect to {host}:{port} ({exc.strerror or exc})",
+                        "check the network route to the host (VPN, firewall, Docker network)",
+                        address=f"{host}:{port}")
+    finding = f"TCP connect to {conn.address}:{port} in {conn.elapsed_ms:g} ms"
+    return run.passed(finding, address=conn.address, port=port, elapsed_ms=conn.elapsed_ms)
+
+
+def _title(body: bytes) -> str | None:
+    text = body[:4096].decode("utf-8", "replace")
+    lower = text.lower()
+    i = lower.find("<title>")
+    j = lower.find("</title>", i + 7)
+    if i >= 0 and j > i:
+        return " ".join(text[i + 7:j].split())[:80] or None
+    return None
+
+
+def classify_health_answer(ans: HttpAnswer, scheme: str) -> tuple[str, str, str | None]:
+    """(status, finding, hint) for ``GET /health``'s answer, as far as "is this the Config Service?" goes."""
+    code, ctype = ans.status_code, ans.content_type.lower()
+    head = ans.body.lstrip()[:1]
+    said = f"HTTP {code} in {ans.elapsed_ms:g} ms"
+    if "html" in ctype or head == b"<":
+        title = _title(ans.body)
+        text = ans.body[:2000].decode("utf-8", "replace").lower()
+        if "plain http request was sent to https port" in text:
+            return (FAIL, f"{said}: the port speaks HTTPS", "use https:// in the Config Service URL")
+        return (FAIL, f"{said} answered HTML" + (f" ({title!r})" if title else "") + ", not the Config Service",
+                "a proxy or another web server answered: check the URL's host and port (the Config Service's is "
+                f"{GUIDE_CONFIG_PORT}); if an HTTP proxy is set (HTTP_PROXY/HTTPS_PROXY), add the host to NO_PROXY")
+    if code in (301, 302, 303, 307, 308):
+        loc = ans.location or "?"
+        if loc.startswith("https://") and scheme == "http":
+            return (FAIL, f"{said}: redirects to {loc}", "use https:// in the Config Service URL")
+        return (FAIL, f"{said}: redirects to {loc}",
+                "give the Config Service's own base URL (no path, no redirecting proxy)")
+    if code in (401, 403):
+        return (FAIL, f"{said}: refused; a gateway wants credentials",
+                "send the gateway's headers with regctl (e.g. an Authorization header in the context config)")
+    if code == 404:
+        return (FAIL, f"{said}: there is no /health here",
+                f"the URL must be the Config Service's base URL without a path, e.g. http://localhost:{GUIDE_CONFIG_PORT}")
+    if code == 400 and b"https" in ans.body.lower():
+        return (FAIL, f"{said}: {ans.excerpt(80)}", "the port speaks HTTPS: use https:// in the Config Service URL")
+    if code in (502, 504):
+        return (FAIL, f"{said} from a gateway: the service behind it does not answer",
+                "the Config Service behind the proxy is down or restarting: docker compose ps config-service; "
+                "docker compose logs config-service")
+    data = ans.json()
+    if code == 503:
+        if isinstance(data, dict) and "detail" in data:
+            return (PASS, f"{said} from the Config Service: {data.get('detail')!r} (see config.health)", None)
+        return (FAIL, f"{said} without the Config Service's answer: {ans.excerpt(60)!r}",
+                "a proxy or load balancer says the backend is unavailable: check the Config Service is running")
+    if data is None:
+        return (FAIL, f"{said} answered something that is not JSON: {ans.excerpt(60)!r}",
+                f"this is not the Config Service's /health: check the host and port in the URL")
+    if code == 200 and isinstance(data, dict) and "status" in data:
+        return (PASS, f"{said} from the Config Service (overall {data.get('status')!r})", None)
+    return (FAIL, f"{said} with JSON that is not the Config Service's /health: {ans.excerpt(60)!r}",
+            "check that the URL points at the Config Service")
+
+
+def classify_http_error(exc: BaseException, scheme: str, timeout: float) -> tuple[str, str]:
+    """(finding, hint) for a failed ``GET /health``."""
+    import httpx
+
+    chain: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and e not in chain:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    text = " ".join(str(x) for x in chain).lower()
+    if isinstance(exc, httpx.ReadTimeout):
+        return (f"connected, but no answer to GET /health within {timeout:g}s",
+                "the server accepts connections but hangs: check the Config Service's logs "
+                "(docker compose logs config-service); a proxy may be swallowing the request")
+    if isinstance(exc, httpx.TimeoutException):
+        return (f"no answer within {timeout:g}s", "check the host and port; raise --timeout if the network is slow")
+    if any(isinstance(x, ssl.SSLError) for x in chain) or "ssl" in text or "certificate" in text \
+            or "tls" in text:
+        if "certificate" in text:
+            return ("TLS certificate not accepted", "pass the right CA bundle, or use http:// if the "
+                                                    "Config Service has no TLS")
+        if scheme == "https":
+            return ("TLS handshake failed: the server does not speak HTTPS here",
+                    "use http:// (the Config Service speaks plain HTTP unless a gateway adds TLS)")
+        return ("TLS error", "check http:// versus https:// in the URL")
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.DecodingError)) or "protocol" in text \
+            or "disconnected without sending" in text:
+        if scheme == "http":
+            return ("the server broke the HTTP protocol (it may expect HTTPS, or not speak HTTP at all)",
+                    "try https://, or check that the port is the Config Service's HTTP port "
+                    f"(default {GUIDE_CONFIG_PORT})")
+        return ("the server broke the HTTP protocol", "check that the port is the Config Service's HTTP port")
+    if "refused" in text:
+        return ("connection refused", "see config.connect")
+    return (err_text(exc), "check the host, port and network")
+
+
+def check_config_http(run: CheckRun) -> CheckResult:
+    scheme, host, port = url_parts(run.config.config_url)
+    url = run.config.config_url.rstrip("/") + "/health"
+    try:
+        config_connect(run)
+    except BaseException as exc:  # the connect row says why
+        return run.skip(f"not tried: no TCP connection to {host}:{port}", "fix config.dns / config.connect first",
+                        error=err_text(exc))
+    try:
+        ans = config_health_answer(run)
+    except RegctlError as exc:
+        return run.fail(exc.message, exc.hint or "raise --timeout", url=url)
+    except Exception as exc:
+        finding, hint = classify_http_error(exc, scheme, run.config.timeout)
+        return run.fail(f"GET {url}: {finding}", hint, url=url, error=err_text(exc))
+    status, finding, hint = classify_health_answer(ans, scheme)
+    details = {"url": url, "status_code": ans.status_code, "content_type": ans.content_type,
+               "elapsed_ms": ans.elapsed_ms, "server": ans.server}
+    return run.result(status, f"GET /health: {finding}", hint, **details)
+
+
+# ---------------------------------------------------------------------------
+# 2. Config Service healthy
+# ---------------------------------------------------------------------------
+
+def health_document(run: CheckRun) -> tuple[dict | None, CheckResult | None]:
+    """The /health JSON document, or a skip/fail row saying why there is none."""
+    try:
+        ans = config_health_answer(run)
+    except BaseException as exc:
+        return None, run.skip("no /health answer (see config.http)", "fix config.http first", error=err_text(exc))
+    status, _finding, _hint = classify_health_answer(ans, url_parts(run.config.config_url)[0])
+    if status != PASS:
+        return None, run.skip("no usable /health answer (see config.http)", "fix config.http first",
+                              status_code=ans.status_code)
+    data = ans.json()
+    return (data if isinstance(data, dict) else None), None
+
+
+def check_config_health(run: CheckRun) -> CheckResult:
+    doc, row = health_document(run)
+    if row is not None:
+        return row
+    assert doc is not None
+    if "detail" in doc and "status" not in doc:
+        return run.fail(f"/health answered 503 {doc.get('detail')!r}: its own health check broke",
+                        "read the Config Service's logs (docker compose logs config-service): it cannot reach "
+                        "one of its dependencies (PostgreSQL, Redis, ZooKeeper)", detail=doc.get("detail"))
+    overall = doc.get("status")
+    bad = {c: doc.get(c) for c in COMPONENTS if c in doc and doc.get(c) != "healthy"}
+    if overall == "healthy" and not bad:
+        return run.passed("overall 'healthy': " + ", ".join(f"{c} {doc[c]}" for c in COMPONENTS if c in doc),
+                          document=doc)
+    failing = [c for c in bad if COMPONENTS[c][0] == FAIL]
+    if failing:
+        return run.fail(f"overall {overall!r}: {', '.join(failing)} down, the registry cannot work",
+                        "see the config." + " / config.".join(failing) + " rows for what to do", document=doc)
+    if bad:
+        return run.passed(f"overall {overall!r}, but only because of {', '.join(bad)}: the registry works "
+                          f"without it (see config.{' / config.'.join(bad)})", document=doc)
+    return run.warn(f"overall {overall!r} with no unhealthy component listed",
+                    "read the Config Service's logs (docker compose logs config-service)", document=doc)
+
+
+def _component_check(component: str) -> Callable[[CheckRun], CheckResult]:
+    severity, breaks, hint = COMPONENTS[component]
+
+    def check(run: CheckRun) -> CheckResult:
+        doc, row = health_document(run)
+        if row is not None:
+            return row
+        assert doc is not None
+        if "status" not in doc:
+            return run.skip(f"/health has no component report ({doc.get('detail')!r})", "see config.health")
+        value = doc.get(component)
+        if value is None:
+            return run.warn(f"{component} is not in the /health report",
+                            "an older or different Config Service version; check its logs")
+        if value == "healthy":
+            return run.passed(f"{component} healthy")
+        return run.result(severity, f"{component} {value}: {breaks}", hint, value=value)
+
+    check.__name__ = f"check_config_{component}"
+    return check
+
+
+# ---------------------------------------------------------------------------
+# 3. ZooKeeper
+# ---------------------------------------------------------------------------
+
+def zk_not_configured(run: CheckRun) -> CheckResult | None:
+    if run.config.zk_hosts:
+        return None
+    return run.skip("ZooKeeper is not configured",
+                    "pass --zk HOST:PORT or set ZOOKEEPER_HOSTS (the Config Service's value; from the host "
+                    "usually localhost:2181)")
+
+
+def _member_hint(rep, in_container: bool) -> str:
+    host = rep.host
+    if rep.error == "DNS":
+        if is_docker_name(host) and not in_container:
+            return (f"{host!r} only resolves inside the Docker network; from the host use the published port, "
+                    f"e.g. --zk localhost:{rep.port}")
+        return "check the host name in --zk / ZOOKEEPER_HOSTS"
+    if rep.error == "refused":
+        if is_loopback(host) and in_container:
+            return (f"nothing listens on {rep.address} in this container: inside a container 'localhost' is the "
+                    "container itself; if ZooKeeper runs in another container use its Docker name, e.g. "
+                    "--zk zookeeper:2181")
+        return (f"nothing listens on {rep.address}: start ZooKeeper (docker compose up -d zookeeper) or fix the "
+                f"port in --zk / ZOOKEEPER_HOSTS (default 2181)")
+    if rep.error == "timeout":
+        return "a firewall drops packets or the host is down; check the address, or raise --timeout"
+    return "check the member's address and ZooKeeper's log (docker compose logs zookeeper)"
+
+
+def check_zk_members(run: CheckRun) -> list[CheckResult] | CheckResult:
+    skip = zk_not_configured(run)
+    if skip:
+        return skip
+    rows = []
+    for rep in zk_members(run):
+        d = rep.to_dict()
+        if rep.error:
+            rows.append(run.fail(f"{rep.error}: no answer from {rep.address}", _member_hint(rep, run.ctx.in_container),
+                                 target=rep.address, **d))
+            continue
+        if rep.srvr is not None and rep.srvr.mode:
+            info = rep.srvr
+            parts = [info.mode]
+            if info.latency_text():
+                parts.append(f"latency {info.latency_text()}")
+            if info.node_count is not None:
+                parts.append(f"{info.node_count} nodes")
+            if info.version:
+                parts.append(f"version {info.version}")
+            if rep.serving:
+                rows.append(run.passed(", ".join(parts), target=rep.address, **d))
+            else:
+                rows.append(run.fail(f"mode {info.mode!r}: not serving", "check ZooKeeper's log",
+                                     target=rep.address, **d))
+            continue
+        if rep.srvr is not None and not rep.srvr.serving:
+            rows.append(run.fail("answers, but is not currently serving requests (no quorum, or still starting)",
+                                 "check that a majority of the ensemble runs and can reach each other (ports "
+                                 "2888/3888); read ZooKeeper's log", target=rep.address, **d))
+            continue
+        words = "four-letter words are disabled (not in 4lw.commands.whitelist)" if rep.four_letter_words is False \
+            else "no four-letter-word answer"
+        if rep.session_ok:
+            rows.append(run.passed(f"{words}; a session to this member works", target=rep.address, **d))
+        elif rep.session_ok is False:
+            rows.append(run.fail(f"{words}; no session to this member either ({rep.session_error})",
+                                 "the member runs but does not serve: check ZooKeeper's log; to see mode and "
+                                 "latency here, add 'ruok,srvr,mntr' to 4lw.commands.whitelist",
+                                 target=rep.address, **d))
+        else:
+            rows.append(run.warn(f"{words}; could not tell whether it serves",
+                                 "add 'ruok,srvr,mntr' to 4lw.commands.whitelist, or raise --timeout",
+                                 target=rep.address, **d))
+    return rows
+
+
+def check_zk_quorum(run: CheckRun) -> CheckResult:
+    skip = zk_not_configured(run)
+    if skip:
+        return skip
+    from regctl.zk_admin import quorum
+
+    reports = zk_members(run)
+    q = quorum(reports)
+    details = {**q.to_dict(), "modes": {r.address: r.mode for r in reports}}
+    down = [r.address for r in reports if not r.serving]
+    if q.standalone:
+        if q.members > 1:
+            return run.warn(f"a member runs standalone while the connection string lists {q.members} members",
+                            "the ensemble is misconfigured (or the string lists unrelated servers): check each "
+                            "server's zoo.cfg server.N lines and ZOOKEEPER_HOSTS", **details)
+        return run.passed("1 of 1 serves (standalone: no redundancy)", **details)
+    if q.members == 1:
+        if q.serving:
+            return run.passed("1 of 1 serves", **details)
+        return run.fail("0 of 1 serves", "start ZooKeeper (see zookeeper.members)", **details)
+    text = f"{q.voters_serving} of {q.members} serve"
+    if not q.has_quorum:
+        return run.fail(f"{text}: no quorum, ZooKeeper refuses all requests",
+                        f"bring back a majority ({q.members // 2 + 1} of {q.members}); down: {', '.join(down)}",
+                        **details)
+    if q.leaders > 1:
+        return run.warn(f"{text}, but {q.leaders} members say they lead",
+                        "the connection string mixes two ensembles; check ZOOKEEPER_HOSTS", **details)
+    if down:
+        return run.warn(f"{text}: quorum holds, {q.tolerates} more failure(s) tolerated",
+                        f"bring back {', '.join(down)} (see zookeeper.members)", **details)
+    return run.passed(f"{text} (quorum; {q.tolerates} failure(s) tolerated)", **details)
+
+
+def check_zk_session(run: CheckRun) -> CheckResult:
+    skip = zk_not_configured(run)
+    if skip:
+        return skip
+    try:
+        reader = zk_reader(run)
+    except RegctlError as exc:
+        return run.fail(f"no session with {run.config.zk_hosts}: {exc.message}",
+                        exc.hint or "check --zk / ZOOKEEPER_HOSTS and that ZooKeeper runs",
+                        hosts=run.config.zk_hosts)
+    sid = reader.session_id
+    ms = getattr(reader, "connect_ms", None)
+    return run.passed(f"session 0x{sid or 0:x} established" + (f" in {ms:g} ms" if ms is not None else ""),
+                      hosts=run.config.zk_hosts, session_id=hex(sid or 0), elapsed_ms=ms)
+
+
+def check_zk_base(run: CheckRun) -> CheckResult:
+    skip = zk_not_configured(run)
+    if skip:
+        return skip
+    base = run.config.zk_base
+    try:
+        reader = zk_reader(run)
+    except RegctlError as exc:
+        return run.skip(f"no ZooKeeper session ({exc.message})", "fix zookeeper.session first")
+    names = reader.service_names()
+    if names is None:
+        return run.fail(f"base path {base} does not exist",
+                        "the Config Service creates it when it starts: use the same ZOOKEEPER_BASE_PATH (and "
+                        "chroot in ZOOKEEPER_HOSTS) as the Config Service (--zk-base)", base_path=base)
+    return run.passed(f"{base} exists with {len(names)} service director{'y' if len(names) == 1 else 'ies'}",
+                      base_path=base, services=names[:50])
+
+
+# ---------------------------------------------------------------------------
+# registry (order = run and display order)
+# ---------------------------------------------------------------------------
+
+CHECKS: tuple[Check, ...] = (
+    Check("config.dns", "config", "the Config Service's host does not resolve ('config-service' outside "
+          "Docker: use localhost:8082)", check_config_dns),
+    Check("config.connect", "config", "nothing listens (wrong port, not running), packets dropped, "
+          "'localhost' inside a container", check_config_connect),
+    Check("config.http", "config", "GET /health answered by something else: TLS vs plain HTTP, a proxy's "
+          "HTML, a path in the URL, a gateway wanting credentials", check_config_http),
+    Check("config.health", "config", "the Config Service reports itself unhealthy, or /health answers 503 "
+          "'Service unhealthy'", check_config_health),
+    Check("config.zookeeper", "config", "the Config Service lost ZooKeeper (fail)", _component_check("zookeeper")),
+    Check("config.postgres", "config", "the Config Service lost PostgreSQL (fail)", _component_check("postgres")),
+    Check("config.redis", "config", "the Config Service's cache (Redis) is down (warn: cache only)",
+          _component_check("redis")),
+    Check("config.kafka", "config", "Kafka is down (warn: the registry works without it)",
+          _component_check("kafka")),
+    Check("zookeeper.members", "zookeeper", "an ensemble member down, not serving, or refusing four-letter "
+          "words (then a session is tried); shows mode, latency, node count", check_zk_members),
+    Check("zookeeper.quorum", "zookeeper", "too few members serve (no quorum), or one failure from losing it",
+          check_zk_quorum),
+    Check("zookeeper.session", "zookeeper", "no ZooKeeper session can be opened with the connection string",
+          check_zk_session),
+    Check("zookeeper.base", "zookeeper", "the registry's base path (ZOOKEEPER_BASE_PATH) does not exist",
+          check_zk_base),
+)

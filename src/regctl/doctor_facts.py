@@ -1,0 +1,284 @@
+"""Shared pieces of ``regctl doctor``'s checks: host classification and facts fetched once per run.
+
+Data more than one check needs (DNS answer, TCP connect, the raw ``/health``
+answer, the ZooKeeper session, ensemble member reports, instance lists, probes)
+is fetched through ``run.fact`` so concurrent checks share one request. Every
+network step uses ``run.step_timeout()``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from regctl.doctor import CheckRun
+from regctl.errors import RegctlError, Unreachable
+
+GUIDE_CONFIG_PORT = 8082
+LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
+
+
+# ---------------------------------------------------------------------------
+# small helpers
+# ---------------------------------------------------------------------------
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    h = host.strip("[]").lower()
+    if h in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
+
+
+def is_docker_name(host: str | None) -> bool:
+    """A bare name like ``config-service`` or ``my-service``: resolves only inside a Docker network."""
+    if not host:
+        return False
+    h = host.strip("[]").lower()
+    return "." not in h and not is_ip(h) and not is_loopback(h)
+
+
+def url_parts(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an http(s) URL, with the scheme's default port."""
+    parts = urlsplit(url)
+    scheme = parts.scheme or "http"
+    port = parts.port or (443 if scheme == "https" else 80)
+    return scheme, parts.hostname or "", port
+
+
+def resolve_host(host: str, port: int, timeout: float) -> list[str]:
+    """Addresses of ``host`` within ``timeout`` (getaddrinfo has no timeout of its own).
+
+    Raises ``socket.gaierror`` when it does not resolve, :class:`Unreachable` on timeout.
+    """
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["v"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except BaseException as exc:
+            box["e"] = exc
+
+    t = threading.Thread(target=work, daemon=True, name=f"dns-{host}")
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise Unreachable(f"the name server did not answer for {host!r} within {timeout:g}s",
+                          hint="check /etc/resolv.conf and the network")
+    if "e" in box:
+        raise box["e"]
+    out: list[str] = []
+    for *_rest, sockaddr in box["v"]:
+        if sockaddr[0] not in out:
+            out.append(sockaddr[0])
+    return out
+
+
+def parallel(*fns: Callable[[], Any]) -> list[Any]:
+    """Run ``fns`` in threads; results (or the exception each raised) in order."""
+    out: list[Any] = [None] * len(fns)
+
+    def one(i: int, fn: Callable[[], Any]) -> None:
+        try:
+            out[i] = fn()
+        except BaseException as exc:
+            out[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i, f), daemon=True) for i, f in enumerate(fns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def err_text(exc: BaseException) -> str:
+    if isinstance(exc, RegctlError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+
+
+def config_where(run: CheckRun) -> str:
+    src = run.config.config_url_source
+    return f"--config-url / CONFIG_SERVICE_URL ({src})" if src else "--config-url / CONFIG_SERVICE_URL"
+
+
+# ---------------------------------------------------------------------------
+# shared facts
+# ---------------------------------------------------------------------------
+
+def api_client(run: CheckRun):
+    def make():
+        from regctl.api import RegistryApi
+
+        c = run.config
+        client = RegistryApi(c.config_url, timeout=c.timeout, headers=c.headers, verify=c.verify)
+        run.ctx.on_close(client.close)
+        return client
+
+    return run.fact("api_client", make)
+
+
+def config_dns(run: CheckRun) -> list[str]:
+    _scheme, host, port = url_parts(run.config.config_url)
+    if is_ip(host):
+        return [host.strip("[]")]
+    return run.fact("config_dns", lambda: resolve_host(host, port, run.step_timeout()))
+
+
+@dataclass(frozen=True)
+class Connected:
+    address: str
+    elapsed_ms: float
+
+
+def config_connect(run: CheckRun) -> Connected:
+    def compute() -> Connected:
+        _scheme, host, port = url_parts(run.config.config_url)
+        addrs = config_dns(run)
+        last: BaseException | None = None
+        end = time.monotonic() + run.step_timeout()
+        for addr in addrs[:4]:
+            left = end - time.monotonic()
+            if left <= 0.02:
+                break
+            t0 = time.monotonic()
+            try:
+                with socket.create_connection((addr, port), timeout=left):
+                    return Connected(addr, round((time.monotonic() - t0) * 1000, 1))
+            except OSError as exc:
+                last = exc
+        raise last if last is not None else socket.timeout("timed out")
+
+    return run.fact("config_connect", compute)
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    url: str
+    status_code: int
+    content_type: str
+    body: bytes
+    elapsed_ms: float
+    server: str | None = None
+    location: str | None = None
+
+    def json(self) -> Any:
+        import json
+
+        try:
+            return json.loads(self.body)
+        except (ValueError, RecursionError):
+            return None
+
+    def excerpt(self, limit: int = 120) -> str:
+        text = self.body[:limit].decode("utf-8", "replace")
+        return " ".join(text.split())
+
+
+def config_health_answer(run: CheckRun) -> HttpAnswer:
+    """``GET {config_url}/health``, raw: the answer whatever it is, or the httpx/OS exception."""
+    def compute() -> HttpAnswer:
+        import httpx
+
+        c = run.config
+        url = c.config_url.rstrip("/") + "/health"
+        t = run.step_timeout()
+        t0 = time.monotonic()
+        with httpx.Client(timeout=t, headers=dict(c.headers), verify=c.verify, follow_redirects=False) as client:
+            with client.stream("GET", url) as resp:
+                body = bytearray()
+                for chunk in resp.iter_bytes():
+                    body += chunk
+                    if len(body) > 1024 * 1024 or time.monotonic() - t0 > t:
+                        break
+                return HttpAnswer(url, resp.status_code, resp.headers.get("content-type", ""), bytes(body),
+                                  round((time.monotonic() - t0) * 1000, 1), resp.headers.get("server"),
+                                  resp.headers.get("location"))
+
+    return run.fact("config_health", compute)
+
+
+def zk_reader(run: CheckRun):
+    """A connected :class:`regctl.zk.ZkReader` (one session for the whole run)."""
+    def make():
+        from regctl.zk import ZkReader
+
+        c = run.config
+        reader = ZkReader(c.zk_hosts, c.zk_base, timeout=c.timeout)
+        run.ctx.on_close(reader.close)
+        t0 = time.monotonic()
+        reader.connect()
+        reader.connect_ms = round((time.monotonic() - t0) * 1000, 1)  # type: ignore[attr-defined]
+        return reader
+
+    return run.fact("zk_session", make)
+
+
+def zk_members(run: CheckRun):
+    def compute():
+        from regctl.zk_admin import check_ensemble
+
+        return check_ensemble(run.config.zk_hosts, run.step_timeout())
+
+    return run.fact("zk_members", compute)
+
+
+@dataclass(frozen=True)
+class LiveView:
+    """A service's live instances, and where they were read."""
+
+    instances: list
+    source: str
+    zk_error: RegctlError | None = None
+    problems: tuple = ()
+
+
+def live_instances(run: CheckRun, name: str) -> LiveView:
+    """Live instances of ``name``: from ZooKeeper when configured (API as fallback), else the API."""
+    def compute() -> LiveView:
+        zk_error = None
+        if run.config.zk_hosts:
+            try:
+                svc = zk_reader(run).service(name)
+                return LiveView(list(svc.instances), "zookeeper", None, tuple(svc.problems))
+            except RegctlError as exc:
+                zk_error = exc
+        return LiveView(api_instances(run, name), "api", zk_error)
+
+    return run.fact(f"live:{name}", compute)
+
+
+def api_instances(run: CheckRun, name: str) -> list:
+    return run.fact(f"api_instances:{name}", lambda: api_client(run).instances(name))
+
+
+def api_rows(run: CheckRun) -> list:
+    return run.fact("api_rows", lambda: api_client(run).list_services())
+
+
+def probe(run: CheckRun, key: str, targets: list) -> list:
+    """``health.probe_many`` over ``targets`` once per ``key``."""
+    def compute():
+        from regctl.health import probe_many
+
+        return probe_many(targets, timeout=run.step_timeout(), concurrency=32, retries=0)
+
+    return run.fact(key, compute)

@@ -1,0 +1,353 @@
+"""``regctl doctor --all``: registry hygiene over every service (the ``hygiene.*`` checks).
+
+One read of everything (database rows from the API; instances from ZooKeeper when
+configured, else one API call per service), one round of health probes, then one
+row per problem found, each with its own fix; a single passing row when there is
+none. Without ``--all`` these checks are skipped unless named explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from regctl.doctor import Check, CheckResult, CheckRun
+from regctl.doctor_facts import (
+    api_client,
+    is_docker_name,
+    parallel,
+    probe,
+    url_parts,
+    zk_reader,
+)
+from regctl.errors import RegctlError
+
+
+@dataclass
+class RegistryView:
+    rows: list | None = None
+    rows_error: RegctlError | None = None
+    #: service -> live instances
+    instances: dict = field(default_factory=dict)
+    #: "zookeeper" or "api"
+    source: str = "api"
+    snapshot: Any = None
+    zk_error: RegctlError | None = None
+    #: service -> the API's error reading it (a 500 means an unparseable status)
+    api_errors: dict = field(default_factory=dict)
+
+    def all_instances(self) -> list:
+        return [i for name in sorted(self.instances) for i in self.instances[name]]
+
+
+def registry_view(run: CheckRun) -> RegistryView:
+    def compute() -> RegistryView:
+        view = RegistryView()
+
+        def read_rows():
+            return api_client(run).list_services()
+
+        def read_snapshot():
+            return zk_reader(run).snapshot() if run.config.zk_hosts else None
+
+        rows, snap = parallel(read_rows, read_snapshot)
+        if isinstance(rows, RegctlError):
+            view.rows_error = rows
+        elif isinstance(rows, BaseException):
+            raise rows
+        else:
+            view.rows = rows
+        if isinstance(snap, RegctlError):
+            view.zk_error = snap
+        elif isinstance(snap, BaseException):
+            raise snap
+        elif snap is not None:
+            view.snapshot, view.source = snap, "zookeeper"
+            view.instances = {s.name: list(s.instances) for s in snap.services}
+            return view
+        if view.rows is None:
+            raise view.rows_error or view.zk_error or RegctlError("nothing readable")
+        from regctl.api import instances_call
+
+        names = [r.service_name for r in view.rows]
+        results = api_client(run).map([instances_call(n) for n in names], return_exceptions=True)
+        for name, res in zip(names, results):
+            if isinstance(res, RegctlError):
+                view.api_errors[name] = res
+            else:
+                view.instances[name] = res
+        return view
+
+    return run.fact("registry_view", compute)
+
+
+def hygiene_applies(run: CheckRun) -> tuple[RegistryView | None, CheckResult | None]:
+    if not run.config.all_services and run.check.name not in run.config.explicit:
+        return None, run.skip("registry-wide; runs with --all", "regctl doctor --all")
+    try:
+        return registry_view(run), None
+    except RegctlError as exc:
+        return None, run.fail(f"cannot read the registry: {exc.message}", exc.hint or "fix config.* / zookeeper.*")
+
+
+def _need_zk(run: CheckRun, view: RegistryView) -> CheckResult | None:
+    if view.snapshot is not None:
+        return None
+    if not run.config.zk_hosts:
+        return run.skip("needs ZooKeeper (not configured)", "pass --zk HOST:PORT or set ZOOKEEPER_HOSTS")
+    return run.skip(f"ZooKeeper unreadable ({view.zk_error.message if view.zk_error else '?'})",
+                    "fix zookeeper.session first")
+
+
+def _src(view: RegistryView) -> str:
+    return "ZooKeeper" if view.source == "zookeeper" else "the API"
+
+
+# ---------------------------------------------------------------------------
+
+def check_zombies(run: CheckRun) -> list[CheckResult] | CheckResult:
+    view, row = hygiene_applies(run)
+    if row is not None:
+        return row
+    assert view is not None
+    from regctl.health import targets_for
+
+    instances = view.all_instances()
+    if not instances:
+        return run.skip(f"no live instance in {_src(view)}", "nothing to probe")
+    results = probe(run, "probe:all", targets_for(instances))
+    rows = []
+    unverifiable = []
+    for inst, res in zip(instances, results):
+        if res.healthy:
+            continue
+        target = f"{inst.service_name}/{inst.instance_id}"
+        host = url_parts(res.url)[1] if res.url else ""
+        details = {"probe": res.to_dict(), "instance_status": inst.status}
+        if res.error == "DNS" and is_docker_name(host) and not run.ctx.in_container:
+            unverifiable.append(target)
+            rows.append(run.warn(f"cannot check from here: {host!r} resolves only inside the Docker network",
+                                 "run regctl doctor --all inside that network (docker compose exec ...)",
+                                 target=target, **details))
+            continue
+        said = f"HTTP {res.status_code}" if res.status_code is not None else (res.error or "no answer")
+        dereg = f"regctl deregister {inst.service_name} {inst.instance_id}"
+        if res.url is None:
+            finding, hint = "no health URL or service URL registered", f"re-register it with its URL, or: {dereg}"
+        elif res.status_code is not None:
+            finding = f"{res.url} answers {said}"
+            hint = (f"the service reports itself broken: read its logs and fix it; if it is gone for good: {dereg}")
+        elif res.error in ("refused", "DNS"):
+            finding = f"{res.url}: {said}"
+            hint = ("the process is gone but its instance stays registered (instances belong to the Config "
+                    f"Service's ZooKeeper session, not the service's): {dereg}")
+        else:
+            finding = f"{res.url}: {said} within {run.config.timeout:g}s"
+            hint = f"the service hangs or packets are dropped: check it runs; if it is dead: {dereg}"
+        if inst.discoverable:
+            rows.append(run.fail(f"zombie: says 'healthy' (so /url hands it out) but {finding}", hint,
+                                 target=target, **details))
+        else:
+            rows.append(run.warn(f"{finding} (status {inst.status!r}: /url does not return it)", hint,
+                                 target=target, **details))
+    if not rows:
+        return run.passed(f"all {len(instances)} instances answer their health check",
+                          instances=len(instances), source=view.source)
+    return rows
+
+
+def check_bad_status(run: CheckRun) -> list[CheckResult] | CheckResult:
+    from regctl.names import VALID_STATUSES
+
+    view, row = hygiene_applies(run)
+    if row is not None:
+        return row
+    assert view is not None
+    rows = []
+    for inst in view.all_instances():
+        if inst.status not in VALID_STATUSES:
+            rows.append(run.fail(
+                f"status {inst.status!r} cannot be parsed by the Config Service: GET /services/"
+                f"{inst.service_name} (and /url, /discover) answer 500 for the whole service",
+                f"re-register it with a valid status ({', '.join(VALID_STATUSES)}), e.g. regctl register --name "
+                f"{inst.service_name} --url {inst.service_url or 'URL'} --instance-id {inst.instance_id} "
+                f"--status healthy, or: regctl deregister {inst.service_name} {inst.instance_id}",
+                target=f"{inst.service_name}/{inst.instance_id}", instance_status=inst.status))
+    for name, exc in sorted(view.api_errors.items()):
+        if getattr(exc, "status_code", None) == 500:
+            rows.append(run.fail(f"GET /services/{name} answers 500 ({exc.message}): probably an instance "
+                                 "status the Config Service cannot parse",
+                                 f"find it with: regctl inspect {name} --source zk (needs --zk), then re-register "
+                                 "or deregister it", target=name))
+        else:
+            rows.append(run.warn(f"GET /services/{name} failed: {exc.message}", exc.hint or "see config.*",
+                                 target=name))
+    if not rows:
+        n = len(view.all_instances())
+        return run.passed(f"every status of {n} instance(s) is one the Config Service can parse")
+    return rows
+
+
+def check_undiscoverable(run: CheckRun) -> list[CheckResult] | CheckResult:
+    view, row = hygiene_applies(run)
+    if row is not None:
+        return row
+    assert view is not None
+    rows = []
+    ok = 0
+    for name in sorted(view.instances):
+        insts = view.instances[name]
+        if not insts:
+            continue
+        bad = [i for i in insts if not i.discoverable]
+        if not bad:
+            ok += 1
+            continue
+        statuses = ", ".join(f"{i.instance_id}={i.status}" for i in bad)
+        unset = [i.instance_id for i in bad if view.source == "zookeeper" and "status" not in i.metadata]
+        why = f"; registered without a status: {', '.join(unset)}" if unset else ""
+        hint = ("the status is what the service registered: register with service_metadata {'status': 'healthy'} "
+                f"as the guide's client does, e.g. regctl register --name {name} --url URL --instance-id "
+                f"{bad[0].instance_id} --status healthy")
+        if len(bad) == len(insts):
+            rows.append(run.fail(f"/url finds nothing: no instance has status 'healthy' ({statuses}){why}", hint,
+                                 target=name, statuses={i.instance_id: i.status for i in insts}))
+        else:
+            rows.append(run.warn(f"/url skips {statuses}{why}; {len(insts) - len(bad)} healthy instance(s) "
+                                 "serve", hint + " (ignore if it is still starting)", target=name,
+                                 statuses={i.instance_id: i.status for i in insts}))
+    if not rows:
+        return run.passed(f"every service with live instances ({ok}) has an instance /url can return")
+    return rows
+
+
+def check_duplicate_urls(run: CheckRun) -> list[CheckResult] | CheckResult:
+    view, row = hygiene_applies(run)
+    if row is not None:
+        return row
+    assert view is not None
+    by_url: dict[str, list] = {}
+    for inst in view.all_instances():
+        if inst.service_url:
+            by_url.setdefault(inst.service_url.rstrip("/"), []).append(inst)
+    rows = []
+    for url, insts in sorted(by_url.items()):
+        if len(insts) < 2:
+            continue
+        ids = [f"{i.service_name}/{i.instance_id}" for i in insts]
+        old = insts[0]
+        rows.append(run.warn(
+            f"{url} is registered {len(insts)} times: {', '.join(ids)}",
+            "usually a restart registered a new id (the guide's default id is NAME-PID) while the old one stays: "
+            f"set SERVICE_INSTANCE_ID to a stable id, and remove the stale one, e.g. regctl deregister "
+            f"{old.service_name} {old.instance_id}", target=url, instances=ids))
+    if not rows:
+        return run.passed(f"no URL is registered under more than one instance id ({len(by_url)} URLs)")
+    return rows
+
+
+def check_stale_rows(run: CheckRun) -> list[CheckResult] | CheckResult:
+    view, row = hygiene_applies(run)
+    if row is not None:
+        return row
+    assert view is not None
+    if view.rows is None:
+        return run.skip(f"database rows unreadable ({view.rows_error.message if view.rows_error else '?'})",
+                        "fix config.http first")
+    rows = []
+    for r in view.rows:
+        name = r.service_name
+        if name in view.api_errors:
+            continue
+        if view.instances.get(name):
+            continue
+        rows.append(run.warn(
+            f"database row (status {r.status or '?'!r}, registered {r.registered_at or '?'}) but no live instance",
+            f"deregistered, crashed before registering, or lost when the Config Service restarted: if {name} "
+            "should run, restart it so it registers again; if it is retired, nothing to do (the API cannot delete "
+            "rows; delete it in PostgreSQL if it bothers you)", target=name, row=r.to_dict()))
+    if not rows:
+        return run.passed(f"every database row ({len(view.rows)}) has live instances")
+    return rows
+
+
+def check_layout(run: CheckRun) -> list[CheckResult] | CheckResult:
+    view, row = hygiene_applies(run)
+    if row is not None:
+        return row
+    assert view is not None
+    skip = _need_zk(run, view)
+    if skip:
+        return skip
+    problems = view.snapshot.all_problems()
+    hints = {
+        "base-missing": "the Config Service creates the base path on start: check --zk-base / ZOOKEEPER_BASE_PATH",
+        "no-instances-node": "not a registry service (other software shares the path?) or a half-created one; "
+                             "remove it if nothing uses it",
+        "persistent-instance": "a persistent node never vanishes by itself: delete it (zkCli.sh delete PATH) and "
+                               "register the instance through the API",
+        "not-json": "written by something other than the Config Service: delete the node, re-register through the API",
+        "not-utf8": "written by something other than the Config Service: delete the node, re-register through the API",
+        "not-an-object": "written by something other than the Config Service: delete the node, re-register "
+                         "through the API",
+        "too-large": "an oversized payload slows every read: re-register with smaller metadata",
+        "bad-field": "re-register the instance through the API so its data is complete",
+        "unreadable": "a ZooKeeper ACL blocks reading it: pass credentials, or ask who created it",
+        "bad-name": "a directory name the registry cannot use safely: remove it if nothing uses it",
+    }
+    rows = [run.warn(f"{p.kind}: {p.detail}", hints.get(p.kind, "inspect the node with zkCli.sh"),
+                     target=p.path, kind=p.kind) for p in problems]
+    if not rows:
+        return run.passed(f"every node under {view.snapshot.base_path} fits the registry layout "
+                          f"({len(view.snapshot.services)} services)")
+    return rows
+
+
+def check_sessions(run: CheckRun) -> CheckResult:
+    view, row = hygiene_applies(run)
+    if row is not None:
+        return row
+    assert view is not None
+    skip = _need_zk(run, view)
+    if skip:
+        return skip
+    owners: dict[str, list] = {}
+    for inst in view.all_instances():
+        if inst.stat is not None and inst.stat.owner_hex:
+            owners.setdefault(inst.stat.owner_hex, []).append(f"{inst.service_name}/{inst.instance_id}")
+    total = sum(len(v) for v in owners.values())
+    if not owners:
+        return run.skip("no ephemeral instance nodes to look at", "nothing to do")
+    details = {"owners": {k: len(v) for k, v in owners.items()}}
+    own = next((i.stat.owner_hex for i in view.instances.get("config-service", []) if i.stat is not None), None)
+    if len(owners) == 1:
+        sid = next(iter(owners))
+        whose = ", the Config Service's" if own == sid else ""
+        return run.passed(
+            f"all {total} instances are owned by one ZooKeeper session ({sid}{whose}): if it "
+            "restarts or loses its session the registry empties at once",
+            "services do not re-register by themselves: after a Config Service restart, restart them (or give "
+            "them periodic re-registration); see what vanished with regctl list", **details)
+    return run.passed(f"{total} instances are owned by {len(owners)} ZooKeeper sessions (several Config Service "
+                      "replicas, or registrations made directly in ZooKeeper)",
+                      "each session's instances vanish together when it ends", **details)
+
+
+HYGIENE_CHECKS = (
+    Check("hygiene.zombies", "hygiene", "instances whose health check fails (crashed but still registered)",
+          check_zombies),
+    Check("hygiene.bad-status", "hygiene", "instance statuses the Config Service cannot parse (its API then "
+          "fails for the whole service)", check_bad_status),
+    Check("hygiene.undiscoverable", "hygiene", "services /url cannot return: no instance with status 'healthy' "
+          "(e.g. registered without a status)", check_undiscoverable),
+    Check("hygiene.duplicate-urls", "hygiene", "the same URL registered under several instance ids",
+          check_duplicate_urls),
+    Check("hygiene.stale-rows", "hygiene", "database rows with no live instance (deregistered, or lost on a "
+          "Config Service restart)", check_stale_rows),
+    Check("hygiene.layout", "hygiene", "nodes under the base path that do not fit the layout (other software, "
+          "bad data, persistent instances)", check_layout),
+    Check("hygiene.sessions", "hygiene", "all instances owned by one ZooKeeper session: a Config Service "
+          "restart empties the registry (info)", check_sessions),
+)
+
+__all__ = ["HYGIENE_CHECKS", "RegistryView", "registry_view"]

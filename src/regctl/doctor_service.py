@@ -1,0 +1,454 @@
+"""The environment and one-service checks of ``regctl doctor`` (areas ``env`` and ``service``).
+
+``env.*`` read the guide's variables (process environment, ``--env-file`` on
+top) when ``SERVICE_NAME`` is set or ``--env-file`` is given; ``service.*``
+apply to ``--service NAME`` (else ``SERVICE_NAME``) and are skipped, saying how
+to pick one, otherwise.
+"""
+
+from __future__ import annotations
+
+from regctl.doctor import FAIL, WARN, Check, CheckResult, CheckRun
+from regctl.doctor_facts import (
+    GUIDE_CONFIG_PORT,
+    api_client,
+    api_instances,
+    api_rows,
+    is_docker_name,
+    is_loopback,
+    live_instances,
+    probe,
+    url_parts,
+    zk_reader,
+)
+from regctl.errors import NotFound, RegctlError, UsageError
+
+
+# ---------------------------------------------------------------------------
+# 4. Environment (the guide's variables)
+# ---------------------------------------------------------------------------
+
+def env_applies(run: CheckRun) -> CheckResult | None:
+    """None when there is an environment to check; else a skip row saying how to give one."""
+    c = run.config
+    if (c.env.get("SERVICE_NAME") or "").strip():
+        return None
+    if c.service:
+        return run.skip(f"SERVICE_NAME is not set in the {c.env_source}: no service environment to check",
+                        "pass the service's environment with --env-file FILE (its .env or env.template)")
+    return run.skip("no service environment (SERVICE_NAME is not set)",
+                    "set SERVICE_NAME or pass --env-file FILE to check a service's variables")
+
+
+def _env(run: CheckRun, var: str) -> str:
+    return (run.config.env.get(var) or "").strip()
+
+
+def check_env_required(run: CheckRun) -> CheckResult:
+    skip = env_applies(run)
+    if skip:
+        return skip
+    from regctl.names import validate_service_name
+
+    name = _env(run, "SERVICE_NAME")
+    src = run.config.env_source
+    try:
+        validate_service_name(name)
+    except UsageError as exc:
+        return run.fail(f"SERVICE_NAME {name!r}: {exc.message}", exc.hint or "fix SERVICE_NAME", source=src)
+    if not _env(run, "SERVICE_PORT") and not _env(run, "SERVICE_PUBLIC_URL"):
+        return run.fail("SERVICE_PORT is not set",
+                        "set SERVICE_PORT to the port the service listens on (e.g. SERVICE_PORT=8090); the guide's "
+                        "code silently falls back to 8090 when it is missing", source=src)
+    if run.config.service and run.config.service != name:
+        return run.warn(f"SERVICE_NAME is {name!r} but --service is {run.config.service!r}",
+                        "check the right service: drop --service, or pass that service's --env-file", source=src)
+    present = [v for v in ("SERVICE_NAME", "SERVICE_PORT", "SERVICE_HOST", "SERVICE_PUBLIC_URL",
+                           "SERVICE_INSTANCE_ID", "CONFIG_SERVICE_URL") if _env(run, v)]
+    return run.passed(f"set in the {src}: {', '.join(present)}", source=src)
+
+
+def check_env_port(run: CheckRun) -> CheckResult:
+    skip = env_applies(run)
+    if skip:
+        return skip
+    text = _env(run, "SERVICE_PORT")
+    if not text:
+        return run.skip("SERVICE_PORT is not set" + (" (SERVICE_PUBLIC_URL gives the URL)"
+                                                       if _env(run, "SERVICE_PUBLIC_URL") else ""),
+                        "see env.required")
+    try:
+        port = int(text)
+    except ValueError:
+        return run.fail(f"SERVICE_PORT={text!r} is not a number",
+                        "set SERVICE_PORT to the integer port the service listens on, e.g. 8090 (the guide's "
+                        "int(os.getenv('SERVICE_PORT')) crashes on this)")
+    if not 1 <= port <= 65535:
+        return run.fail(f"SERVICE_PORT={port} is out of range", "use a port from 1 to 65535, e.g. 8090")
+    return run.passed(f"SERVICE_PORT={port}")
+
+
+def check_env_public_url(run: CheckRun) -> CheckResult:
+    skip = env_applies(run)
+    if skip:
+        return skip
+    from regctl.names import validate_url
+
+    url = _env(run, "SERVICE_PUBLIC_URL")
+    if not url:
+        return run.passed("SERVICE_PUBLIC_URL is not set (optional): the URL is built from SERVICE_HOST and "
+                          "SERVICE_PORT")
+    try:
+        validate_url(url.rstrip("/"), "SERVICE_PUBLIC_URL")
+    except UsageError as exc:
+        return run.fail(exc.message, (exc.hint or "fix it") + ", e.g. SERVICE_PUBLIC_URL=https://api.example.com/my-service")
+    note = " (the trailing / is stripped)" if url.endswith("/") else ""
+    return run.passed(f"SERVICE_PUBLIC_URL={url} is a valid URL{note}; it wins over SERVICE_HOST/SERVICE_PORT")
+
+
+def check_env_service_url(run: CheckRun) -> CheckResult:
+    skip = env_applies(run)
+    if skip:
+        return skip
+    from regctl.guide import registration_from_env
+
+    try:
+        reg = registration_from_env(run.config.env, pid=0)
+    except UsageError as exc:
+        return run.fail(f"the guide's rules give no URL: {exc.message}", exc.hint or "fix the variables")
+    rule = ("SERVICE_PUBLIC_URL" if _env(run, "SERVICE_PUBLIC_URL") else
+            "http://{SERVICE_HOST}:{SERVICE_PORT}" if _env(run, "SERVICE_HOST") else
+            "http://{SERVICE_NAME}:{SERVICE_PORT} (SERVICE_HOST unset)")
+    iid = _env(run, "SERVICE_INSTANCE_ID")
+    id_text = f"instance id {iid}" if iid else \
+        f"instance id {reg.service_name}-<pid> (SERVICE_INSTANCE_ID unset: a new id on every restart)"
+    return run.passed(f"registers {reg.service_url} (health {reg.health_check_url}), {id_text}",
+                      service_url=reg.service_url, health_check_url=reg.health_check_url, rule=rule,
+                      instance_id=iid or None)
+
+
+def check_env_config_url(run: CheckRun) -> CheckResult:
+    skip = env_applies(run)
+    if skip:
+        return skip
+    from regctl.guide import DEFAULT_CONFIG_SERVICE_URL
+    from regctl.names import validate_url
+
+    raw = _env(run, "CONFIG_SERVICE_URL")
+    url = (raw or DEFAULT_CONFIG_SERVICE_URL).rstrip("/")
+    try:
+        validate_url(url, "CONFIG_SERVICE_URL")
+    except UsageError as exc:
+        return run.fail(exc.message, (exc.hint or "fix it") + f", e.g. CONFIG_SERVICE_URL={DEFAULT_CONFIG_SERVICE_URL}")
+    shown = url if raw else f"{url} (default)"
+    if url != run.config.config_url.rstrip("/"):
+        return run.passed(f"the service uses {shown}; doctor checked {run.config.config_url}",
+                          service_config_url=url, doctor_config_url=run.config.config_url)
+    return run.passed(f"the service uses {shown}, the one doctor checked", service_config_url=url)
+
+
+def check_env_network(run: CheckRun) -> CheckResult:
+    skip = env_applies(run)
+    if skip:
+        return skip
+    from regctl.guide import registration_from_env
+
+    try:
+        reg = registration_from_env(run.config.env, pid=0)
+    except UsageError:
+        return run.skip("no service URL to judge (see env.service-url)", "fix env.service-url first")
+    svc_host = url_parts(reg.service_url)[1]
+    cfg = (_env(run, "CONFIG_SERVICE_URL") or "http://config-service:8082").rstrip("/")
+    cfg_host = url_parts(cfg)[1]
+    name = reg.service_name
+    if is_loopback(svc_host) and is_docker_name(cfg_host):
+        return run.warn(f"the service registers {reg.service_url} but reaches the Config Service at {cfg}: "
+                        "a Docker setup, where other containers calling localhost reach themselves",
+                        f"set SERVICE_HOST={name} (its Docker Compose service name), or SERVICE_PUBLIC_URL to a "
+                        "URL the callers can reach", service_url=reg.service_url, config_url=cfg)
+    if is_docker_name(svc_host) and is_loopback(cfg_host):
+        return run.warn(f"the service registers {reg.service_url} (a Docker name) but reaches the Config Service "
+                        f"at {cfg}: it runs outside Docker, where {svc_host!r} does not resolve",
+                        "for local runs set SERVICE_HOST=localhost (the guide's Testing section); inside Docker set "
+                        f"CONFIG_SERVICE_URL=http://config-service:{GUIDE_CONFIG_PORT}",
+                        service_url=reg.service_url, config_url=cfg)
+    kind = ("both on Docker names" if is_docker_name(svc_host) and is_docker_name(cfg_host) else
+            "both local" if is_loopback(svc_host) and is_loopback(cfg_host) else "no known bad mix")
+    return run.passed(f"{reg.service_url} with Config Service {cfg}: {kind}", service_url=reg.service_url,
+                      config_url=cfg)
+
+
+# ---------------------------------------------------------------------------
+# 5-7. One service: registration, reachability, discoverability
+# ---------------------------------------------------------------------------
+
+def service_applies(run: CheckRun) -> tuple[str | None, CheckResult | None]:
+    from regctl.names import validate_service_name
+
+    name = run.config.selected_service
+    if not name:
+        if run.config.all_services:
+            return None, run.skip("no service selected (--all checks every service in the hygiene.* rows)",
+                                  "to check one service in depth: regctl doctor --service NAME")
+        return None, run.skip("no service selected",
+                              "pick one: regctl doctor --service NAME (or set SERVICE_NAME, or --env-file FILE); "
+                              "--all checks every service")
+    try:
+        validate_service_name(name)
+    except UsageError as exc:
+        return None, run.fail(f"service name {name!r}: {exc.message}", exc.hint or "fix the name")
+    return name, None
+
+
+def expected_instance_id(run: CheckRun, name: str) -> str | None:
+    env = run.config.env
+    if (env.get("SERVICE_NAME") or "").strip() == name:
+        return (env.get("SERVICE_INSTANCE_ID") or "").strip() or None
+    return None
+
+
+def _row_for(run: CheckRun, name: str):
+    try:
+        return next((r for r in api_rows(run) if r.service_name == name), None), None
+    except RegctlError as exc:
+        return None, exc
+
+
+def check_service_registered(run: CheckRun) -> CheckResult:
+    name, row = service_applies(run)
+    if row is not None:
+        return row
+    assert name is not None
+    try:
+        live = live_instances(run, name)
+    except RegctlError as exc:
+        return run.fail(f"cannot read the instances of {name}: {exc.message}",
+                        exc.hint or "fix config.* / zookeeper.* first", target=name)
+    db_row, _err = _row_for(run, name)
+    ids = [i.instance_id for i in live.instances]
+    details = {"source": live.source, "instances": ids,
+               "db_row": db_row.to_dict() if db_row else None,
+               "zk_error": live.zk_error.message if live.zk_error else None}
+    if not ids:
+        if db_row is not None:
+            return run.fail(f"no live instance of {name}; its database row says {db_row.status or '?'!r} "
+                            f"(registered {db_row.registered_at or '?'}): it was deregistered, or the Config "
+                            "Service restarted and its instances vanished",
+                            "restart the service so it registers again (it registers at startup), or register it "
+                            f"by hand: regctl register --from-env --env-file FILE", target=name, **details)
+        return run.fail(f"{name} never registered with this Config Service (no instance, no database row)",
+                        "registration fails silently in the guide's client: read the service's logs for "
+                        "'Service registry registration skipped/failed', and check its CONFIG_SERVICE_URL "
+                        "(regctl doctor --env-file FILE)", target=name, **details)
+    want = expected_instance_id(run, name)
+    if want and want not in ids:
+        return run.fail(f"SERVICE_INSTANCE_ID {want!r} is not among the live instances ({', '.join(ids)})",
+                        "this instance did not register (or registered under another name or registry): read "
+                        "its logs for 'Registered ... as instance'", target=name, **details)
+    extra = f"; {want} is among them" if want else ""
+    src = " (from the API: ZooKeeper not read)" if live.source == "api" else ""
+    return run.passed(f"{len(ids)} live instance{'s' if len(ids) != 1 else ''}: {', '.join(ids[:5])}"
+                      f"{' ...' if len(ids) > 5 else ''}{extra}{src}", target=name, **details)
+
+
+def _bad_status_hint(name: str) -> str:
+    return (f"an instance of {name} has a status the Config Service cannot parse, which breaks its API for the "
+            f"whole service: find it with regctl inspect {name} --source zk, then re-register it with "
+            "--status healthy or deregister it")
+
+
+def check_service_api_view(run: CheckRun) -> CheckResult:
+    name, row = service_applies(run)
+    if row is not None:
+        return row
+    assert name is not None
+    from regctl.views import instances_differ
+
+    try:
+        api_list = api_instances(run, name)
+    except RegctlError as exc:
+        if getattr(exc, "status_code", None) == 500:
+            return run.fail(f"GET /services/{name} fails: {exc.message}", _bad_status_hint(name), target=name)
+        return run.fail(f"the API cannot list {name}: {exc.message}", exc.hint or "see config.*", target=name)
+    db_row, row_err = _row_for(run, name)
+    notes = []
+    if row_err is not None:
+        notes.append(f"database rows unreadable ({row_err.message})")
+    elif db_row is None and api_list:
+        return run.warn(f"the API lists {len(api_list)} instance(s) of {name} but has no database row for it",
+                        "it was registered straight into ZooKeeper or the database lost the row; re-register "
+                        "through the API to restore it", target=name)
+    elif db_row is not None:
+        notes.append(f"database row status {db_row.status or '?'!r}")
+    if not run.config.zk_hosts:
+        return run.passed(f"the API lists {len(api_list)} instance(s); " + "; ".join(notes)
+                          + " (ZooKeeper not configured: nothing to compare with)", target=name,
+                          api_instances=[i.instance_id for i in api_list])
+    try:
+        svc = zk_reader(run).service(name)
+    except RegctlError as exc:
+        return run.skip(f"ZooKeeper unreadable ({exc.message}): cannot compare", "fix zookeeper.session first",
+                        target=name)
+    zk_list = list(svc.instances)
+    api_ids = {i.instance_id for i in api_list}
+    zk_ids = {i.instance_id for i in zk_list}
+    details = {"api_instances": sorted(api_ids), "zk_instances": sorted(zk_ids)}
+    if instances_differ(api_list, zk_list):
+        diff = []
+        if api_ids - zk_ids:
+            diff.append("only in the API: " + ", ".join(sorted(api_ids - zk_ids)))
+        if zk_ids - api_ids:
+            diff.append("only in ZooKeeper: " + ", ".join(sorted(zk_ids - api_ids)))
+        if not diff:
+            diff.append("same ids, different data")
+        return run.warn(f"the API's list differs from ZooKeeper ({'; '.join(diff)})",
+                        "the API serves a cached list (up to 60 s, Redis); wait a minute, or register/deregister "
+                        "through the API, which clears it", target=name, **details)
+    return run.passed(f"the API agrees with ZooKeeper ({len(zk_ids)} instance(s)); " + "; ".join(notes),
+                      target=name, **details)
+
+
+def _probe_hint(run: CheckRun, url: str | None, error: str | None, code: int | None, what: str,
+                inst) -> tuple[str, str]:
+    """(status, hint) for a failed probe of ``url``."""
+    host = url_parts(url)[1] if url else ""
+    svc, iid = inst.service_name, inst.instance_id
+    dereg = f"regctl deregister {svc} {iid}"
+    if error == "DNS":
+        if is_docker_name(host) and not run.ctx.in_container:
+            return WARN, (f"{host!r} only resolves inside the Docker network, so it cannot be checked from here: "
+                          "run regctl doctor inside that network (docker compose exec ...), or register a URL "
+                          "reachable from outside with SERVICE_PUBLIC_URL")
+        return FAIL, (f"{host!r} does not resolve: the registered URL is wrong. Inside Docker set "
+                      "SERVICE_HOST to the container's service name; for external access set SERVICE_PUBLIC_URL")
+    if error == "refused":
+        return FAIL, (f"nothing listens on {host}:{url_parts(url)[2] if url else '?'}: the service is down or "
+                      f"SERVICE_PORT is wrong; if it crashed, its instance stays registered (a zombie): {dereg}")
+    if error == "timeout":
+        return FAIL, ("no answer in time: the service hangs, or a firewall drops packets; check it runs "
+                      f"(docker compose ps), or remove a dead instance: {dereg}")
+    if error == "TLS":
+        return FAIL, "TLS failed: register http:// if the service has no TLS, or fix its certificate"
+    if code == 404 and what == "health":
+        return FAIL, ("there is no health endpoint at that path: implement GET /health returning 200 (the guide's "
+                      "Step 3), or re-register with the right health_check_url")
+    if code is not None and code >= 500:
+        return FAIL, (f"the health endpoint answers HTTP {code}: the service reports itself broken; read its "
+                      f"logs; if the instance is gone for good: {dereg}")
+    if code is not None:
+        return FAIL, (f"the health endpoint answers HTTP {code}, not 2xx: make GET /health return 200 when the "
+                      "service works")
+    return FAIL, f"check that the service runs and its registered URL is right ({error})"
+
+
+def check_service_reachable(run: CheckRun) -> list[CheckResult] | CheckResult:
+    name, row = service_applies(run)
+    if row is not None:
+        return row
+    assert name is not None
+    from regctl.health import ProbeTarget
+
+    try:
+        live = live_instances(run, name)
+    except RegctlError as exc:
+        return run.skip(f"cannot read the instances ({exc.message})", "see service.registered", target=name)
+    if not live.instances:
+        return run.skip(f"no live instance of {name} to probe", "see service.registered", target=name)
+    targets = []
+    for inst in live.instances:
+        targets.append(ProbeTarget(name, inst.instance_id + "#url", inst.service_url))
+        targets.append(ProbeTarget(name, inst.instance_id + "#health", inst.probe_url()))
+    results = probe(run, f"probe:{name}", targets)
+    by_key = {r.instance_id: r for r in results}
+    cfg_host = url_parts(run.config.config_url)[1]
+    rows = []
+    for inst in live.instances:
+        u, h = by_key[inst.instance_id + "#url"], by_key[inst.instance_id + "#health"]
+        details = {"service_url": inst.service_url, "health_url": inst.probe_url(),
+                   "url_probe": u.to_dict(), "health_probe": h.to_dict()}
+        target = f"{name}/{inst.instance_id}"
+        if not inst.service_url:
+            rows.append(run.fail("no service_url registered", "re-register with the service's URL "
+                                 "(regctl register --from-env)", target=target, **details))
+            continue
+        url_text = f"{inst.service_url} " + (f"answers (HTTP {u.status_code})" if u.status_code is not None
+                                             else f"does not answer ({u.error})")
+        note = "" if inst.health_check_url else " (no health_check_url registered: tried service_url + /health)"
+        if h.healthy:
+            health_text = f"health {h.status_code} in {h.latency_ms or 0:.0f} ms"
+        elif h.status_code is not None:
+            health_text = f"health answers HTTP {h.status_code}"
+        else:
+            health_text = f"health does not answer ({h.error})"
+        finding = f"{url_text}; {health_text}{note}"
+        if u.status_code is None or not h.healthy:
+            bad = u if u.status_code is None else h
+            status, hint = _probe_hint(run, bad.url, bad.error, bad.status_code,
+                                       "url" if bad is u else "health", inst)
+            rows.append(run.result(status, finding, hint, target=target, **details))
+            continue
+        host = url_parts(inst.service_url)[1]
+        if is_loopback(host) and not is_loopback(cfg_host):
+            rows.append(run.warn(finding + ", but the URL is localhost",
+                                 "other machines and containers reach their own localhost, not this service: set "
+                                 f"SERVICE_HOST to its Docker name (e.g. {name}) or SERVICE_PUBLIC_URL",
+                                 target=target, **details))
+            continue
+        rows.append(run.passed(finding, target=target, **details))
+    return rows
+
+
+def check_service_discoverable(run: CheckRun) -> CheckResult:
+    name, row = service_applies(run)
+    if row is not None:
+        return row
+    assert name is not None
+    try:
+        url = api_client(run).url(name)
+    except NotFound:
+        try:
+            live = live_instances(run, name)
+        except RegctlError as exc:
+            return run.fail(f"/url finds no healthy instance of {name}, and its instances are unreadable "
+                            f"({exc.message})", exc.hint or "see service.registered", target=name)
+        if not live.instances:
+            return run.fail(f"/url finds nothing: {name} has no live instance", "see service.registered",
+                            target=name)
+        statuses = ", ".join(f"{i.instance_id}={i.status}" for i in live.instances)
+        missing = [i.instance_id for i in live.instances if "status" not in i.metadata] \
+            if live.source == "zookeeper" else []
+        why = " (registered without a status)" if missing else ""
+        return run.fail(f"/url finds no instance with status 'healthy' ({statuses}){why}",
+                        "the status is what the service registered, not a measurement: register with "
+                        "service_metadata {'status': 'healthy'} as the guide's client does, e.g. regctl register "
+                        f"--name {name} --url URL --instance-id ID --status healthy",
+                        target=name, statuses={i.instance_id: i.status for i in live.instances})
+    except RegctlError as exc:
+        if getattr(exc, "status_code", None) == 500:
+            return run.fail(f"/url fails: {exc.message}", _bad_status_hint(name), target=name)
+        return run.fail(f"/url fails: {exc.message}", exc.hint or "see config.*", target=name)
+    return run.passed(f"/url returns {url}", target=name, url=url)
+
+
+# ---------------------------------------------------------------------------
+
+SERVICE_CHECKS: tuple[Check, ...] = (
+    Check("env.required", "env", "SERVICE_NAME or SERVICE_PORT missing or invalid", check_env_required),
+    Check("env.port", "env", "SERVICE_PORT not an integer from 1 to 65535", check_env_port),
+    Check("env.public-url", "env", "SERVICE_PUBLIC_URL not a valid http(s) URL", check_env_public_url),
+    Check("env.service-url", "env", "shows the URL, health URL and instance id the guide's rules produce",
+          check_env_service_url),
+    Check("env.config-url", "env", "CONFIG_SERVICE_URL invalid; shows which URL the service uses",
+          check_env_config_url),
+    Check("env.network", "env", "SERVICE_HOST=localhost with a Docker-name CONFIG_SERVICE_URL, and the "
+          "reverse", check_env_network),
+    Check("service.registered", "service", "the service has no live instance (never registered, "
+          "deregistered, lost on a Config Service restart); SERVICE_INSTANCE_ID not among them",
+          check_service_registered),
+    Check("service.api-view", "service", "the API's cached list disagrees with ZooKeeper; no database row; "
+          "the API fails for the service", check_service_api_view),
+    Check("service.reachable", "service", "a registered service_url or health_check_url does not answer "
+          "from here, or health is not 2xx", check_service_reachable),
+    Check("service.discoverable", "service", "/url returns nothing: no instance with status 'healthy'",
+          check_service_discoverable),
+)

@@ -1,0 +1,280 @@
+"""The HTTP layer of the sandbox registry: FastAPI-compatible routing, validation and errors.
+
+Stdlib ``http.server`` only. :class:`Handler` is subclassed per server with a
+``registry`` attribute (a :class:`regctl.sandbox.registry.RegistryServer`) that does
+the work; this module knows no ZooKeeper paths.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from kazoo.exceptions import KazooException
+
+log = logging.getLogger("regctl.sandbox.registry")
+
+
+class HTTPError(Exception):
+    """An answer other than 2xx: status code and FastAPI-style ``detail``."""
+
+    def __init__(self, status: int, detail: Any, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class ZkUnavailable(Exception):
+    """ZooKeeper is not connected or did not answer in time."""
+
+
+class InvalidStatus(Exception):
+    """An instance's status is outside the real service's ServiceStatus enum."""
+
+
+def utc_now_str() -> str:
+    """``2026-11-29 03:46:59.109964+00:00``: how the real service prints registered_at."""
+    return str(datetime.now(timezone.utc))
+
+
+def iso_now() -> str:
+    """``2026-11-29T03:46:59.109964Z``: how pydantic serialises an aware UTC datetime."""
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _missing(loc: list, body: Any = None) -> dict:
+    return {"type": "missing", "loc": loc, "msg": "Field required", "input": body}
+
+
+def validate_registration(raw: bytes) -> dict:
+    """Parse and validate a register body like FastAPI + pydantic v2 would, or raise 422."""
+    if not raw.strip():
+        raise HTTPError(422, [_missing(["body"])])
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        pos = getattr(exc, "pos", 0)
+        msg = getattr(exc, "msg", str(exc))
+        raise HTTPError(422, [{"type": "json_invalid", "loc": ["body", pos], "msg": "JSON decode error",
+                               "input": {}, "ctx": {"error": msg}}]) from None
+    if not isinstance(body, dict):
+        raise HTTPError(422, [{"type": "model_attributes_type", "loc": ["body"],
+                               "msg": "Input should be a valid dictionary or object to extract fields from",
+                               "input": body}])
+    errors = []
+    for field in ("service_name", "service_url"):
+        if field not in body:
+            errors.append(_missing(["body", field], body))
+        elif not isinstance(body[field], str):
+            errors.append({"type": "string_type", "loc": ["body", field],
+                           "msg": "Input should be a valid string", "input": body[field]})
+    hc = body.get("health_check_url")
+    if hc is not None and not isinstance(hc, str):
+        errors.append({"type": "string_type", "loc": ["body", "health_check_url"],
+                       "msg": "Input should be a valid string", "input": hc})
+    meta = body.get("service_metadata")
+    if meta is not None and not isinstance(meta, dict):
+        errors.append({"type": "dict_type", "loc": ["body", "service_metadata"],
+                       "msg": "Input should be a valid dictionary", "input": meta})
+    if errors:
+        raise HTTPError(422, errors)
+    return {"service_name": body["service_name"], "service_url": body["service_url"],
+            "health_check_url": hc, "service_metadata": meta}
+
+
+def _drop_none(d: dict) -> dict:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+class Handler(BaseHTTPRequestHandler):
+    registry: Any  # RegistryServer; set on the subclass made by RegistryServer.start
+    protocol_version = "HTTP/1.1"
+    server_version = "regctl-sandbox-registry"
+    timeout = 15
+
+    def log_message(self, fmt: str, *args) -> None:
+        if self.registry.verbose:
+            log.debug("%s %s", self.address_string(), fmt % args)
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        self.close_connection = True
+
+    def _body(self) -> bytes:
+        length = self.headers.get("Content-Length")
+        if length:
+            try:
+                return self.rfile.read(max(0, int(length)))
+            except ValueError:
+                return b""
+        return b""
+
+    def _dispatch(self) -> None:
+        reg = self.registry
+        try:
+            delay = float(reg.simulate.get("delay", 0) or 0)
+            if delay > 0:
+                time.sleep(min(delay, 60))
+            split = urlsplit(self.path)
+            raw_segments = split.path.split("/")
+            segments = [unquote(s) for s in raw_segments]
+            query = parse_qs(split.query, keep_blank_values=True)
+            body = self._body() if self.command in ("POST", "PUT", "PATCH") else b""
+            status, answer = self._route(segments, query, body)
+            self._send(status, answer)
+        except HTTPError as exc:
+            self._send(exc.status, {"detail": exc.detail}, exc.headers)
+        except ZkUnavailable as exc:
+            log.warning("%s %s: %s", self.command, self.path, exc)
+            self._send(503, {"detail": f"ZooKeeper unavailable: {exc}"})
+        except InvalidStatus as exc:
+            log.warning("%s %s: %s", self.command, self.path, exc)
+            self._send(500, {"detail": f"Failed to get service instances: {exc}"})
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except Exception as exc:  # never let a request kill the thread silently
+            log.exception("%s %s failed", self.command, self.path)
+            try:
+                self._send(500, {"detail": f"Internal error: {type(exc).__name__}: {exc}"})
+            except OSError:
+                pass
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
+
+    # routes: (method, pattern) where "{}" matches one non-empty segment
+    ROUTES = (
+        ("GET", ("health",), "health"),
+        ("GET", ("ready",), "ready"),
+        ("GET", ("live",), "live"),
+        ("POST", ("api", "v1", "registry", "register"), "register"),
+        ("POST", ("api", "v1", "registry", "deregister"), "deregister"),
+        ("GET", ("api", "v1", "registry", "services"), "list_services"),
+        ("GET", ("api", "v1", "registry", "services", "{}"), "get_service"),
+        ("GET", ("api", "v1", "registry", "services", "{}", "url"), "get_url"),
+        ("POST", ("api", "v1", "registry", "services", "{}", "health"), "health_check"),
+        ("POST", ("api", "v1", "registry", "services", "{}", "health", "detailed"), "health_detailed"),
+        ("GET", ("api", "v1", "registry", "discover", "{}"), "discover"),
+    )
+
+    def _match(self, parts: list[str]) -> tuple[list[tuple[str, str, list[str]]], bool]:
+        found = []
+        for method, pattern, name in self.ROUTES:
+            if name == "health_detailed" and not self.registry.detailed_health:
+                continue
+            if len(pattern) != len(parts):
+                continue
+            params = []
+            for pat, part in zip(pattern, parts):
+                if pat == "{}":
+                    if part == "":
+                        break
+                    params.append(part)
+                elif pat != part:
+                    break
+            else:
+                found.append((method, name, params))
+        return found, bool(found)
+
+    def _route(self, segments: list[str], query: dict, body: bytes) -> tuple[int, Any]:
+        parts = segments[1:] if segments and segments[0] == "" else segments
+        found, _ = self._match(parts)
+        if not found and len(parts) > 1 and parts[-1] == "":
+            again, _ = self._match(parts[:-1])
+            if again:  # FastAPI's redirect_slashes
+                location = urlsplit(self.path).path.rstrip("/") or "/"
+                raise HTTPError(307, "Temporary Redirect", {"Location": location})
+        if not found:
+            raise HTTPError(404, "Not Found")
+        for method, name, params in found:
+            if method == self.command:
+                return getattr(self, "_r_" + name)(params, query, body)
+        allow = ", ".join(sorted({m for m, _, _ in found}))
+        raise HTTPError(405, "Method Not Allowed", {"Allow": allow})
+
+    # ------------------------------------------------------------------ handlers
+    def _r_health(self, params, query, body):
+        return 200, self.registry.health_report()
+
+    def _r_ready(self, params, query, body):
+        if not self.registry.zk_connected:
+            raise HTTPError(503, "Service not ready")
+        return 200, {"status": "ready"}
+
+    def _r_live(self, params, query, body):
+        return 200, {"status": "alive"}
+
+    def _r_register(self, params, query, body):
+        req = validate_registration(body)
+        try:
+            instance_id = self.registry.register(req)
+        except ZkUnavailable:
+            raise
+        except KazooException as exc:
+            raise HTTPError(500, f"Failed to register service: {type(exc).__name__} {exc}".strip()) from exc
+        return 201, {"instance_id": instance_id}
+
+    def _r_deregister(self, params, query, body):
+        errors = [{"type": "missing", "loc": ["query", k], "msg": "Field required", "input": None}
+                  for k in ("service_name", "instance_id") if k not in query]
+        if errors:
+            raise HTTPError(422, errors)
+        try:
+            self.registry.deregister(query["service_name"][-1], query["instance_id"][-1])
+        except ZkUnavailable:
+            raise
+        except KazooException as exc:
+            raise HTTPError(500, f"Failed to deregister service: {type(exc).__name__} {exc}".strip()) from exc
+        return 200, {"status": "ok"}
+
+    def _r_list_services(self, params, query, body):
+        return 200, [_drop_none(r) for r in self.registry.db.rows()]
+
+    def _r_get_service(self, params, query, body):
+        return 200, [_drop_none(i) for i in self.registry.instances(params[0])]
+
+    def _r_get_url(self, params, query, body):
+        healthy = [i for i in self.registry.instances(params[0]) if i["status"] == "healthy"]
+        if not healthy:
+            raise HTTPError(404, "No healthy instances found")
+        return 200, {"url": random.choice(healthy)["service_url"]}
+
+    def _r_discover(self, params, query, body):
+        out = []
+        for inst in self.registry.instances(params[0]):
+            out.append({"instance_id": inst["instance_id"], "service_name": inst["service_name"],
+                        "service_url": inst["service_url"], "health_check_url": inst["health_check_url"],
+                        "status": inst["status"], "service_metadata": inst["service_metadata"],
+                        "registered_at": None, "last_health_check": None})
+        return 200, out
+
+    def _r_health_check(self, params, query, body):
+        instances = self.registry.instances(params[0])
+        if not instances:
+            return 200, {"status": "unknown"}
+        results = self.registry.probe(instances)
+        return 200, {"status": "healthy" if any(r["is_healthy"] for r in results) else "unhealthy"}
+
+    def _r_health_detailed(self, params, query, body):
+        instances = self.registry.instances(params[0])
+        results = self.registry.probe(instances)
+        healthy = sum(1 for r in results if r["is_healthy"])
+        overall = "unknown" if not results else ("healthy" if healthy else "unhealthy")
+        return 200, {"overall_status": overall, "total_instances": len(results),
+                     "healthy_instances": healthy, "unhealthy_instances": len(results) - healthy,
+                     "check_results": results}

@@ -1,0 +1,159 @@
+"""Shared fixtures: an isolated environment, a real ZooKeeper, registries, the demo sandbox.
+
+ZooKeeper is required (CI installs it): a missing ZooKeeper FAILS the tests that
+need it instead of skipping them. Helpers other than fixtures live in
+``tests/helpers.py``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from regctl.sandbox.proc import free_port  # noqa: F401  (re-exported for tests)
+
+from regctl.errors import SandboxError
+
+ISOLATED_VARS = (
+    "CONFIG_SERVICE_URL", "ZOOKEEPER_HOSTS", "ZOOKEEPER_BASE_PATH", "SERVICE_NAME", "SERVICE_PORT",
+    "SERVICE_HOST", "SERVICE_PUBLIC_URL", "SERVICE_INSTANCE_ID", "NO_COLOR", "REGCTL_CONTEXT",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No registry settings leak in from the developer's shell; config and sandbox live in tmp_path."""
+    for var in ISOLATED_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("REGCTL_CONFIG", str(tmp_path / "regctl-config.yaml"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("REGCTL_SANDBOX_DIR", str(tmp_path / "sandbox"))
+
+
+# --------------------------------------------------------------------------- ZooKeeper
+
+@dataclass
+class ZkServer:
+    hosts: str
+    port: int
+    dir: Path
+    members: list = field(default_factory=list)
+
+    @property
+    def log(self) -> Path:
+        return Path(self.members[0].log)
+
+
+@pytest.fixture(scope="session")
+def zk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZkServer]:
+    """A real standalone ZooKeeper on a free port, shared by the session."""
+    from regctl.sandbox import proc
+    from regctl.sandbox import zookeeper as zk
+
+    try:
+        install = zk.find_zookeeper()
+    except SandboxError as exc:
+        pytest.fail(f"ZooKeeper is required for these tests and was not found: {exc}", pytrace=False)
+    dir = tmp_path_factory.mktemp("zookeeper")
+    members = zk.start_zookeeper(dir, free_port(), 1, install=install)
+    try:
+        try:
+            zk.wait_for(members, timeout=60)
+        except SandboxError as exc:
+            pytest.fail(f"{exc}\n--- ZooKeeper log tail ---\n{proc.tail(Path(members[0].log), 40)}",
+                        pytrace=False)
+        m = members[0]
+        yield ZkServer(hosts=m.hosts, port=m.client_port, dir=dir, members=members)
+    finally:
+        zk.stop_zookeeper(members)
+
+
+@pytest.fixture
+def kazoo_client(zk_server: ZkServer):
+    """A connected KazooClient on ``zk_server``."""
+    from kazoo.client import KazooClient
+
+    client = KazooClient(hosts=zk_server.hosts, timeout=10)
+    client.start(timeout=15)
+    try:
+        yield client
+    finally:
+        client.stop()
+        client.close()
+
+
+# --------------------------------------------------------------------------- registry
+
+@dataclass
+class RunningRegistry:
+    server: object  # regctl.sandbox.registry.RegistryServer
+    url: str
+    zk_hosts: str
+    base_path: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"CONFIG_SERVICE_URL": self.url, "ZOOKEEPER_HOSTS": self.zk_hosts,
+                "ZOOKEEPER_BASE_PATH": self.base_path}
+
+    @property
+    def api(self) -> str:
+        return self.url + "/api/v1/registry"
+
+
+@pytest.fixture
+def make_registry(zk_server: ZkServer):
+    """Factory: ``make_registry(cache_ttl=0.5, detailed_health=False, ...)`` -> RunningRegistry.
+
+    Each gets a unique base path ``/regctl-test-<hex>/services`` unless one is given;
+    all are stopped after the test.
+    """
+    from regctl.sandbox.registry import RegistryServer
+
+    started = []
+
+    def make(**kwargs) -> RunningRegistry:
+        kwargs.setdefault("base_path", f"/regctl-test-{secrets.token_hex(4)}/services")
+        kwargs.setdefault("zk_hosts", zk_server.hosts)
+        kwargs.setdefault("self_url", None)
+        kwargs.setdefault("port", 0)
+        server = RegistryServer(**kwargs)
+        server.start()
+        started.append(server)
+        return RunningRegistry(server, server.url, kwargs["zk_hosts"], server.base_path)
+
+    try:
+        yield make
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+def registry(make_registry) -> RunningRegistry:
+    """An in-process registry (contract behaviour, 60 s cache) on a free port with its own base path."""
+    return make_registry()
+
+
+# --------------------------------------------------------------------------- sandbox
+
+@pytest.fixture(scope="session")
+def demo_sandbox(tmp_path_factory: pytest.TempPathFactory):
+    """The real ``stack.up(dir, api_port=0, zk_port=0, demo=True)`` (subprocesses); down at the end."""
+    from regctl.sandbox import stack
+
+    dir = tmp_path_factory.mktemp("demo-sandbox")
+    try:
+        info = stack.up(dir, api_port=0, zk_port=0, demo=True, timeout=90)
+    except SandboxError as exc:
+        stack.down(dir)
+        pytest.fail(f"sandbox did not start: {exc}\n{exc.detail or ''}", pytrace=False)
+    try:
+        yield info
+    finally:
+        stack.down(dir)

@@ -1,0 +1,326 @@
+"""The sandbox stack: up/status/down as real subprocesses, the demo services, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from kazoo.client import KazooClient
+
+from regctl.errors import SandboxError
+from regctl.sandbox import proc, stack
+from regctl.sandbox import zookeeper as zkmod
+
+
+def run_stack(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "regctl.sandbox.stack", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+
+
+def processes_mentioning(text: str) -> list[str]:
+    out = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            line = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in line and proc.pid_alive(int(cmdline.parent.name)):
+            out.append(line)
+    return out
+
+
+def api(info, path: str) -> httpx.Response:
+    return httpx.get(info.api_url + "/api/v1/registry" + path, timeout=10)
+
+
+# --------------------------------------------------------------------------- up / status / down
+
+def test_up_status_down_as_detached_subprocesses(tmp_path):
+    dir = tmp_path / "sb"
+    started = time.monotonic()
+    up = run_stack("up", "--dir", str(dir), "--api-port", "0", "--zk-port", "0")
+    assert up.returncode == 0, up.stderr
+    assert time.monotonic() - started < 60
+    info = json.loads(up.stdout)
+    assert info["running"] is True
+    pids = {c["name"]: c["pid"] for c in info["components"]}
+    assert set(pids) == {"zookeeper", "registry"}
+    try:
+        # the command that started them has exited; they still serve
+        health = httpx.get(info["api_url"] + "/health", timeout=10)
+        assert health.status_code == 200 and health.json()["zookeeper"] == "healthy"
+        host, port = info["zk_hosts"].split(":")
+        assert zkmod.four_letter_word(host, int(port), "ruok") == "imok"
+        assert info["env"] == {"CONFIG_SERVICE_URL": info["api_url"], "ZOOKEEPER_HOSTS": info["zk_hosts"]}
+        assert (dir / "state.json").exists() and (dir / "registry.log").exists()
+        assert (dir / "zookeeper" / "zookeeper.log").exists()
+        for pid in pids.values():
+            assert os.getpgid(pid) == pid  # own process group, so down can kill the group
+
+        st = run_stack("status", "--dir", str(dir))
+        assert st.returncode == 0 and json.loads(st.stdout)["running"] is True
+
+        again = run_stack("up", "--dir", str(dir), "--api-port", "0", "--zk-port", "0")
+        assert again.returncode == 0, again.stderr
+        assert {c["name"]: c["pid"] for c in json.loads(again.stdout)["components"]} == pids
+        assert "already running" in again.stderr
+
+        env = run_stack("env", "--dir", str(dir))
+        assert env.stdout.strip() == (f"export CONFIG_SERVICE_URL={info['api_url']} "
+                                      f"ZOOKEEPER_HOSTS={info['zk_hosts']}")
+    finally:
+        down = run_stack("down", "--dir", str(dir))
+    assert down.returncode == 0, down.stderr
+    assert sorted(json.loads(down.stdout)["stopped"]) == ["registry", "zookeeper"]
+    for pid in pids.values():
+        assert not proc.pid_alive(pid)
+    assert processes_mentioning(str(dir)) == []
+    assert not (dir / "state.json").exists()
+    assert (dir / "registry.log").exists()  # logs are kept
+    assert json.loads(run_stack("down", "--dir", str(dir)).stdout) == {"stopped": []}
+    st = run_stack("status", "--dir", str(dir))
+    assert st.returncode == 1 and json.loads(st.stdout) is None
+
+
+def test_status_of_an_empty_directory_is_none(tmp_path):
+    assert stack.status(tmp_path / "nothing") is None
+    assert stack.down(tmp_path / "nothing") == []
+
+
+def test_up_restarts_a_dead_registry_on_the_same_port(tmp_path):
+    dir = tmp_path / "sb"
+    info = stack.up(dir, api_port=0, zk_port=0)
+    try:
+        reg = info.component("registry")
+        os.killpg(reg.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while stack.status(dir).component("registry").running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        now = stack.status(dir)
+        assert now.component("registry").running is False and now.component("zookeeper").running
+        assert now.running is False
+        again = stack.up(dir, api_port=0, zk_port=0)
+        assert again.api_url == info.api_url and again.running
+        assert again.component("registry").pid != reg.pid
+        assert again.component("zookeeper").pid == info.component("zookeeper").pid
+        assert httpx.get(again.api_url + "/health", timeout=10).status_code == 200
+    finally:
+        assert sorted(stack.down(dir)) == ["registry", "zookeeper"]
+
+
+def test_default_dir_precedence(monkeypatch, tmp_path):
+    monkeypatch.setenv("REGCTL_SANDBOX_DIR", str(tmp_path / "explicit"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert stack.default_dir() == tmp_path / "explicit"
+    monkeypatch.delenv("REGCTL_SANDBOX_DIR")
+    assert stack.default_dir() == tmp_path / "state" / "regctl" / "sandbox"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert stack.default_dir() == tmp_path / "home" / ".local" / "state" / "regctl" / "sandbox"
+
+
+def test_info_env_line_and_dict():
+    info = stack.SandboxInfo("/d", "http://127.0.0.1:8082", "127.0.0.1:2181", "/services",
+                             (stack.Component("zookeeper", 1, 2181, True, "/d/zk.log"),), False)
+    assert info.env_line() == "export CONFIG_SERVICE_URL=http://127.0.0.1:8082 ZOOKEEPER_HOSTS=127.0.0.1:2181"
+    d = info.to_dict()
+    assert d["api_url"] == "http://127.0.0.1:8082" and d["components"][0]["name"] == "zookeeper"
+    json.dumps(d)
+
+
+# --------------------------------------------------------------------------- failures
+
+@pytest.mark.parametrize("which, flag", [("zk_port", "--zk-port"), ("api_port", "--api-port")])
+def test_port_in_use_names_the_port_and_the_flag(tmp_path, which, flag):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        kwargs = {"api_port": 0, "zk_port": 0, which: port}
+        with pytest.raises(SandboxError) as err:
+            stack.up(tmp_path / "sb", **kwargs)
+    assert str(port) in str(err.value) and flag in str(err.value)
+    assert stack.status(tmp_path / "sb") is None
+    assert processes_mentioning(str(tmp_path / "sb")) == []
+
+
+def test_zookeeper_not_found_is_a_clear_error(tmp_path):
+    empty = tmp_path / "no-zookeeper-here"
+    empty.mkdir()
+    env = {**os.environ, "ZOOKEEPER_HOME": str(empty)}
+    result = run_stack("up", "--dir", str(tmp_path / "sb"), "--api-port", "0", "--zk-port", "0", env=env)
+    assert result.returncode == 3
+    assert "ZooKeeper not found" in result.stderr
+    assert "apt-get install zookeeper" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "sb" / "state.json").exists()
+    with pytest.raises(SandboxError, match="ZooKeeper not found") as err:
+        zkmod.find_zookeeper({"PATH": os.environ["PATH"]}, debian_jar=tmp_path / "missing.jar")
+    assert "apt-get install zookeeper" in str(err.value)
+
+
+def test_java_not_found_is_a_clear_error(tmp_path):
+    with pytest.raises(SandboxError, match="Java not found") as err:
+        zkmod.find_java({"PATH": str(tmp_path), "JAVA_HOME": str(tmp_path / "nojava")})
+    assert "default-jre-headless" in str(err.value)
+
+
+def test_zookeeper_that_dies_at_start_points_at_its_log(tmp_path, monkeypatch):
+    home = tmp_path / "broken-zk"
+    (home / "lib").mkdir(parents=True)
+    (home / "lib" / "zookeeper-3.9.9.jar").write_bytes(b"not a jar")
+    monkeypatch.setenv("ZOOKEEPER_HOME", str(home))
+    dir = tmp_path / "sb"
+    with pytest.raises(SandboxError, match="ZooKeeper failed to start") as err:
+        stack.up(dir, api_port=0, zk_port=0, timeout=30)
+    assert "zookeeper.log" in str(err.value)
+    assert (dir / "zookeeper" / "zookeeper.log").exists()
+    assert stack.status(dir) is None
+    assert processes_mentioning(str(dir)) == []
+
+
+# --------------------------------------------------------------------------- demo
+
+def test_demo_plants_the_documented_services(demo_sandbox):
+    info = demo_sandbox
+    assert info.demo and info.running
+    assert {c.name for c in info.components} == {"zookeeper", "registry", "demo"}
+    planted = json.loads((Path(info.dir) / "demo.json").read_text())
+    assert planted["services"] == sorted(["asr-service", "nmt-service", "tts-service", "audit-service",
+                                          "legacy-billing"])
+
+    asr = api(info, "/services/asr-service").json()
+    assert sorted(i["instance_id"] for i in asr) == ["asr-service-1", "asr-service-2"]
+    for inst in asr:
+        meta = inst["service_metadata"]
+        assert meta["status"] == "healthy" and meta["version"] and meta["region"]
+        assert inst["health_check_url"] == inst["service_url"] + "/health"
+        assert httpx.get(inst["health_check_url"], timeout=5).status_code == 200
+    assert api(info, "/services/asr-service/url").json()["url"] in {i["service_url"] for i in asr}
+
+    nmt = api(info, "/services/nmt-service").json()
+    assert [i["instance_id"] for i in nmt] == ["nmt-service-1"]
+
+    tts = api(info, "/services/tts-service").json()
+    assert [(i["instance_id"], i["status"]) for i in tts] == [("tts-service-1", "healthy")]
+    assert httpx.get(tts[0]["health_check_url"], timeout=5).status_code == 500  # a zombie
+    assert api(info, "/services/tts-service/url").status_code == 200  # still handed out
+    probe = httpx.post(info.api_url + "/api/v1/registry/services/tts-service/health", timeout=10)
+    assert probe.json() == {"status": "unhealthy"}
+
+    audit = api(info, "/services/audit-service").json()
+    assert [(i["instance_id"], i["status"]) for i in audit] == [("audit-service-1", "unknown")]
+    assert "status" not in audit[0]["service_metadata"]
+    assert api(info, "/services/audit-service/url").status_code == 404
+    assert httpx.get(audit[0]["health_check_url"], timeout=5).status_code == 200
+
+    assert api(info, "/services/legacy-billing").json() == []
+    rows = {r["service_name"]: r for r in api(info, "/services").json()}
+    assert rows["legacy-billing"]["status"] == "unknown"
+    assert rows["config-service"]["service_url"] == info.api_url
+
+    me = api(info, "/services/config-service").json()
+    assert me[0]["instance_id"] == "config-service-1" and me[0]["service_url"] == info.api_url
+
+
+def test_demo_instances_are_owned_by_the_registry_session(demo_sandbox):
+    zk = KazooClient(hosts=demo_sandbox.zk_hosts)
+    zk.start(timeout=15)
+    try:
+        owners = set()
+        for service in zk.get_children("/services"):
+            for child in zk.get_children(f"/services/{service}/instances"):
+                owners.add(zk.exists(f"/services/{service}/instances/{child}").ephemeralOwner)
+        assert len(owners) == 1 and 0 not in owners
+        assert "legacy-billing" in zk.get_children("/services")  # persistent parent stays
+        assert zk.get_children("/services/legacy-billing/instances") == []
+    finally:
+        zk.stop()
+        zk.close()
+
+
+@pytest.mark.slow
+def test_restart_registry_empties_instances_but_keeps_rows(tmp_path):
+    dir = tmp_path / "sb"
+    info = stack.up(dir, api_port=0, zk_port=0, demo=True)
+    try:
+        before = {r["service_name"]: r for r in api(info, "/services").json()}
+        assert len(api(info, "/services/asr-service").json()) == 2
+        old_pid = info.component("registry").pid
+        messages: list[str] = []
+        after = stack.restart_registry(dir, progress=messages.append)
+        assert messages
+        assert after.api_url == info.api_url and after.component("registry").pid != old_pid
+        assert after.component("demo").running  # the services still run ...
+        for name in ("asr-service", "nmt-service", "tts-service", "audit-service"):
+            assert api(after, f"/services/{name}").json() == []  # ... but nobody re-registered
+        rows = {r["service_name"]: r for r in api(after, "/services").json()}
+        assert set(rows) == set(before)
+        assert rows["asr-service"]["status"] == "healthy"
+        assert len(api(after, "/services/config-service").json()) == 1  # it registers itself again
+    finally:
+        assert sorted(stack.down(dir)) == ["demo", "registry", "zookeeper"]
+    assert processes_mentioning(str(dir)) == []
+
+
+def test_up_after_everything_died_starts_afresh_on_the_requested_ports(tmp_path):
+    dir = tmp_path / "sb"
+    info = stack.up(dir, api_port=0, zk_port=0)
+    try:
+        for comp in info.components:
+            os.killpg(comp.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while any(c.running for c in stack.status(dir).components) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        api_port = proc.free_port()
+        again = stack.up(dir, api_port=api_port, zk_port=0)
+        assert again.running and again.api_url == f"http://127.0.0.1:{api_port}"
+    finally:
+        stack.down(dir)
+    assert processes_mentioning(str(dir)) == []
+
+
+# --------------------------------------------------------------------------- zookeeper module
+
+def test_four_letter_word_on_a_closed_port_is_empty_or_raises(tmp_path):
+    port = proc.free_port()
+    assert zkmod.four_letter_word("127.0.0.1", port, "ruok", timeout=1) == ""
+    with pytest.raises(OSError):
+        zkmod.four_letter_word("127.0.0.1", port, "ruok", timeout=1, raise_errors=True)
+    with pytest.raises(SandboxError, match="did not start serving"):
+        zkmod.wait_until_serving("127.0.0.1", port, timeout=0.5)
+
+
+def test_four_letter_words_on_the_real_server(zk_server):
+    assert zkmod.four_letter_word("127.0.0.1", zk_server.port, "ruok") == "imok"
+    assert zkmod.server_mode(zkmod.four_letter_word("127.0.0.1", zk_server.port, "srvr")) == "standalone"
+    mntr = zkmod.parse_mntr(zkmod.four_letter_word("127.0.0.1", zk_server.port, "mntr"))
+    assert mntr["zk_server_state"] == "standalone"
+    assert "not in the whitelist" in zkmod.four_letter_word("127.0.0.1", zk_server.port, "dump")
+
+
+@pytest.mark.slow
+def test_three_member_ensemble_on_loopback(tmp_path):
+    members = zkmod.start_zookeeper(tmp_path / "ens", 0, members=3)
+    try:
+        modes = {i: zkmod.server_mode(t) for i, t in zkmod.wait_for(members, timeout=60).items()}
+        assert sorted(modes.values()) == ["follower", "follower", "leader"]
+        hosts = zkmod.connection_string(members)
+        zk = KazooClient(hosts=hosts)
+        zk.start(timeout=15)
+        try:
+            zk.create("/x", b"1")
+        finally:
+            zk.stop()
+            zk.close()
+    finally:
+        assert sorted(zkmod.stop_zookeeper(members)) == [1, 2, 3]
+    assert processes_mentioning(str(tmp_path / "ens")) == []
