@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import time
 import zipfile
 from dataclasses import asdict, dataclass
@@ -29,6 +28,7 @@ from typing import Callable, Mapping, Sequence
 
 from regctl.errors import SandboxError
 from regctl.sandbox import proc
+from regctl.zk_admin import parse_mntr, send_word  # noqa: F401  (parse_mntr re-exported)
 
 DEBIAN_JAR = Path("/usr/share/java/zookeeper.jar")
 DEBIAN_SLF4J_BINDING = Path("/usr/share/java/slf4j-simple.jar")
@@ -280,51 +280,14 @@ def stop_zookeeper(members: Sequence[ZkMember], timeout: float = 5.0) -> list[in
 
 # --------------------------------------------------------------------------- 4lw
 
-def four_letter_word(host: str, port: int, word: str, timeout: float = 2.0, *,
-                     raise_errors: bool = False) -> str:
+def four_letter_word(host: str, port: int, word: str, timeout: float = 2.0) -> str:
     """Send a four-letter word (``ruok``, ``srvr``, ``mntr`` ...) and return the whole answer.
 
-    Refused, reset, timed out or closed without answering: ``""`` (or the
-    :class:`OSError` with ``raise_errors=True``). A word the server does not
-    whitelist comes back as ZooKeeper's own sentence ("... is not executed because
-    it is not in the whitelist.").
+    Refused, reset, timed out or closed without answering: ``""``. A word the
+    server does not whitelist comes back as ZooKeeper's own sentence. (A thin
+    wrapper over :func:`regctl.zk_admin.send_word`.)
     """
-    if len(word) != 4:
-        raise ValueError("a four-letter word has four letters")
-    deadline = time.monotonic() + timeout
-    chunks: list[bytes] = []
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(word.encode("ascii"))
-            try:
-                sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise socket.timeout("four-letter word timed out")
-                sock.settimeout(left)
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-    except OSError:
-        if raise_errors:
-            raise
-        if not chunks:
-            return ""
-    return b"".join(chunks).decode("utf-8", errors="replace")
-
-
-def parse_mntr(text: str) -> dict[str, str]:
-    """``mntr`` output (tab-separated) -> dict."""
-    out = {}
-    for line in text.splitlines():
-        if "\t" in line:
-            k, v = line.split("\t", 1)
-            out[k.strip()] = v.strip()
-    return out
+    return send_word(host, port, word, timeout).text
 
 
 def server_mode(srvr: str) -> str | None:
