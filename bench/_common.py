@@ -56,28 +56,42 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - t, out
 
 
+#: a tiny fork+exec launcher: a child's ru_maxrss also counts the memory of the process it was forked
+#: from (Linux keeps the pre-exec high-water mark), so RSS is measured from a 'python -S' launcher
+#: (about 8 MB, less than any regctl run) instead of from this process
+_LAUNCHER = ("import os, sys\npid = os.fork()\nif pid == 0:\n    os.execv(sys.argv[2], sys.argv[2:])\n"
+             "_, st, ru = os.wait4(pid, 0)\nopen(sys.argv[1], 'w').write(str(ru.ru_maxrss))\n"
+             "sys.exit(os.waitstatus_to_exitcode(st))")
+
+
 def run_child(cmd: Sequence[str], env: dict | None = None, timeout: float = 120,
-              stdout=subprocess.DEVNULL) -> tuple[float, int, int, bytes]:
-    """Run ``cmd``; return (wall seconds, exit code, peak RSS in KiB of that child, stdout bytes)."""
+              stdout=subprocess.DEVNULL, rss: bool = False) -> tuple[float, int, int, bytes]:
+    """Run ``cmd``; return (wall seconds, exit code, peak RSS in KiB or 0, stdout bytes if ``stdout=None``).
+
+    With ``rss=True`` the child runs under a small launcher (see ``_LAUNCHER``) and its own
+    ru_maxrss is returned; the wall time then includes the launcher's startup.
+    """
+    cmd = list(cmd)
+    rss_file = None
+    if rss:
+        fd, rss_file = tempfile.mkstemp(prefix="regctl-bench-rss-")
+        os.close(fd)
+        cmd = [sys.executable, "-S", "-c", _LAUNCHER, rss_file, *cmd]
     t = time.perf_counter()
-    proc = subprocess.Popen(list(cmd), env=env, stdout=subprocess.PIPE if stdout is None else stdout,
-                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    out = b""
-    if stdout is None:
-        out = proc.stdout.read()  # type: ignore[union-attr]
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
+    try:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE if stdout is None else stdout,
+                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
             proc.kill()
-            pid, status, usage = os.wait4(proc.pid, 0)
-            break
-        time.sleep(0.002)
-    wall = time.perf_counter() - t
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, proc.returncode, usage.ru_maxrss, out
+            out, _ = proc.communicate()
+        wall = time.perf_counter() - t
+        maxrss = int(Path(rss_file).read_text() or 0) if rss_file else 0
+    finally:
+        if rss_file:
+            os.unlink(rss_file)
+    return wall, proc.returncode, maxrss, out or b""
 
 
 @contextmanager

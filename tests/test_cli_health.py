@@ -243,3 +243,12 @@ def test_wait_backend_unreachable_is_exit_3():
 @pytest.mark.parametrize("args", [["bad/name"], ["x", "--min", "0"], ["x", "--interval", "0"], []])
 def test_wait_usage_errors(args):
     assert_one_line_error(run_cli("wait", *args), 2)
+
+
+def test_cli_default_concurrency_matches_the_prober():
+    import inspect
+
+    from regctl import health
+    from regctl.cli import health as cli_health
+
+    assert inspect.signature(cli_health.health).parameters["concurrency"].default == health.DEFAULT_CONCURRENCY

@@ -16,6 +16,7 @@ import json
 import logging
 import socket
 import ssl
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -75,7 +76,9 @@ class Answer:
                 msgs = []
                 for item in d:
                     if isinstance(item, dict):
-                        loc = ".".join(str(x) for x in item.get("loc", []) if x not in ("body", "query"))
+                        raw_loc = item.get("loc")
+                        raw_loc = raw_loc if isinstance(raw_loc, list) else []
+                        loc = ".".join(str(x) for x in raw_loc if x not in ("body", "query"))
                         msgs.append(f"{loc}: {item.get('msg')}" if loc else str(item.get("msg")))
                 return "; ".join(msgs) or None
         return None
@@ -345,9 +348,15 @@ def translate_http_error(exc: Exception, url: str, timeout: float, what: str = "
                 hint = ("'config-service' only resolves inside the Docker network; from the host use "
                         "--config-url http://localhost:8082")
             return Unreachable(f"{what}: cannot resolve host {host!r}", where=url, detail=detail, hint=hint)
+        if _in_chain(exc, ssl.SSLCertVerificationError) or "certificate verify failed" in text:
+            reason = _cert_reason(exc)
+            return Unreachable(f"{what}: TLS certificate verification failed ({reason})", where=url,
+                               detail=detail,
+                               hint="pass the CA that signed the server's certificate with --ca-bundle PEM "
+                                    "(or REGCTL_CA_BUNDLE, context ca_bundle); --insecure skips the check")
         if isinstance(cause, ssl.SSLError) or "ssl" in text or "certificate" in text:
-            return Unreachable(f"{what}: TLS handshake failed", where=url, detail=detail,
-                               hint="use http:// if the server has no TLS, or pass a CA bundle")
+            return Unreachable(f"{what}: TLS handshake failed ({_short(exc)})", where=url, detail=detail,
+                               hint="use http:// if the server has no TLS; for a private CA pass --ca-bundle PEM")
         if "refused" in text or _in_chain(exc, ConnectionRefusedError):
             return Unreachable(f"{what}: connection refused", where=url, detail=detail,
                                hint="is the Config Service running on that port? check --config-url or CONFIG_SERVICE_URL")
@@ -361,6 +370,21 @@ def translate_http_error(exc: Exception, url: str, timeout: float, what: str = "
     if isinstance(exc, httpx.HTTPError):
         return Unreachable(f"{what}: {_short(exc)}", where=url, detail=detail, hint="check the network")
     return Unreachable(f"{what}: {_short(exc)}", where=url, detail=detail, hint="check the network")
+
+
+def _cert_reason(exc: BaseException) -> str:
+    """``unable to get local issuer certificate`` style text from an SSL verification error."""
+    seen = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, ssl.SSLCertVerificationError) and getattr(e, "verify_message", None):
+            return str(e.verify_message)
+        e = e.__cause__ or e.__context__
+    text = str(exc)
+    if "certificate verify failed:" in text:
+        return text.split("certificate verify failed:", 1)[1].split("(")[0].strip() or "certificate verify failed"
+    return "certificate verify failed"
 
 
 def _in_chain(exc: BaseException | None, typ: type) -> bool:
@@ -413,9 +437,37 @@ class RegistryApi(_Base):
         self._client.close()
 
     def execute(self, call: Call) -> Any:
+        """Send ``call`` and parse the answer, all within ``4 * timeout`` seconds.
+
+        httpx's timeouts are per phase and per read, so a server trickling header
+        or body bytes would never trip them; the request therefore runs in a
+        daemon thread and the caller stops waiting at the overall deadline.
+        """
         url = self.url_for(call)
         started = time.monotonic()
-        deadline = started + 4 * self.timeout
+        limit = 4 * self.timeout
+        box: dict[str, Any] = {}
+        done = threading.Event()
+
+        def fetch() -> None:
+            try:
+                box["answer"] = self._fetch(call, url, started + limit)
+            except BaseException as exc:  # handed to the caller's thread
+                box["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=fetch, name="regctl-http", daemon=True).start()
+        if not done.wait(limit + 0.5):
+            raise Unreachable(f"{call.what}: no complete answer within {limit:g}s", where=url,
+                              hint="the server or a proxy is stalling; raise --timeout")
+        if "error" in box:
+            raise box["error"]
+        ans = box["answer"]
+        log.debug("%s %s -> %s in %.0f ms", call.method, url, ans.status_code, (time.monotonic() - started) * 1000)
+        return call.parse(ans)
+
+    def _fetch(self, call: Call, url: str, deadline: float) -> Answer:
         try:
             with self._client.stream(call.method, url, **self._request_kwargs(call)) as resp:
                 body = bytearray()
@@ -427,15 +479,11 @@ class RegistryApi(_Base):
                     if time.monotonic() > deadline:
                         raise Unreachable(f"{call.what}: answer still arriving after {4 * self.timeout:g}s",
                                           where=url, hint="the server or a proxy is stalling; raise --timeout")
-                ans = Answer(resp.status_code, resp.headers.get("content-type", ""), bytes(body), url)
+                return Answer(resp.status_code, resp.headers.get("content-type", ""), bytes(body), url)
         except RegctlError:
             raise
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, OSError) as exc:
             raise self._translate(exc, call, url) from exc
-        except OSError as exc:
-            raise self._translate(exc, call, url) from exc
-        log.debug("%s %s -> %s in %.0f ms", call.method, url, ans.status_code, (time.monotonic() - started) * 1000)
-        return call.parse(ans)
 
     def map(self, calls: list[Call], concurrency: int = 16, return_exceptions: bool = False) -> list[Any]:
         """Run ``calls`` concurrently over this client's pool; results in order.

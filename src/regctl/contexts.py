@@ -59,6 +59,10 @@ CONTEXT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "ca_bundle": ((str,), "CA bundle (PEM) to verify the Config Service's TLS certificate"),
     "insecure": ((bool,), "do not verify TLS certificates"),
     "zk_auth": ((dict,), "ZooKeeper auth {scheme, credential}"),
+    "zk_tls": ((bool,), "connect to ZooKeeper over TLS (its secureClientPort)"),
+    "zk_ca": ((str,), "CA bundle (PEM) to verify ZooKeeper's TLS certificate"),
+    "zk_cert": ((str,), "client certificate (PEM) for ZooKeeper TLS"),
+    "zk_key": ((str,), "client private key (PEM) for ZooKeeper TLS"),
     "description": ((str,), "free text"),
 }
 ZK_AUTH_KEYS = ("scheme", "credential")
@@ -418,6 +422,15 @@ def settings_values(values: Mapping[str, Any], env: Mapping[str, str] | None = N
     auth = values.get("zk_auth")
     if auth:
         out["zk_auth_data"] = [(auth["scheme"], auth["credential"])]
+    zk_tls: dict[str, Any] = {}
+    for key, kw in (("zk_ca", "ca"), ("zk_cert", "certfile"), ("zk_key", "keyfile")):
+        if values.get(key):
+            fpath = os.path.expanduser(values[key])
+            if not os.path.isfile(fpath):
+                raise UsageError(f"{key} {fpath!r} is not a file", where=where, hint=f"fix {key} in the context")
+            zk_tls[kw] = fpath
+    if zk_tls or values.get("zk_tls"):
+        out["zk_client_kwargs"] = {"use_ssl": True, **zk_tls}
     return out
 
 

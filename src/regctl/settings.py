@@ -11,8 +11,34 @@ zk_base       ``--zk-base``         ``ZOOKEEPER_BASE_PATH`` ``/services``
 timeout       ``--timeout``         ``REGCTL_TIMEOUT``      ``5`` seconds
 output        ``-o/--output``       ``REGCTL_OUTPUT``       ``table``
 color         ``--no-color``        ``NO_COLOR`` (any)      auto: only on a terminal
-headers       ``--header`` (later)  (later)                 none
+headers       ``--header/-H``       ``REGCTL_HEADERS``      none (merged, see below)
+token         ``--token-file``      ``REGCTL_TOKEN``        none (-> ``Authorization: Bearer``)
+verify        ``--ca-bundle``       ``REGCTL_CA_BUNDLE``    system CAs
+              ``--insecure``        ``REGCTL_INSECURE=1``   off (verification on)
+zk_auth       ``--zk-auth-file``    ``REGCTL_ZK_AUTH``      none
+zk_tls        ``--zk-tls``          ``REGCTL_ZK_TLS=1``     off (on when a CA/cert is given)
+              ``--zk-ca``           ``REGCTL_ZK_CA``        system CAs
+              ``--zk-cert/--zk-key`` ``REGCTL_ZK_CERT/KEY`` none (no client certificate)
 ============  ====================  ======================  ==============================
+
+**Headers merge** instead of replacing: the context's headers (its ``headers``,
+plus ``Authorization: Bearer <token>`` from ``token_file``/``token_env``), then
+``REGCTL_HEADERS`` (plus ``REGCTL_TOKEN``), then ``--header`` flags (plus
+``--token-file``); a later layer replaces a header of the same name (names compare
+case-insensitively) and keeps the others. ``REGCTL_HEADERS`` holds either a JSON
+object (``{"X-Team": "ops"}``) or ``Name: value`` lines separated by newlines.
+Inside one layer, a token and an explicit ``Authorization`` header are a
+:class:`UsageError` (which one was meant?); the context keeps its own rule (its
+explicit header wins, see :func:`regctl.contexts.settings_values`).
+
+**TLS**: ``--insecure`` beats ``--ca-bundle`` of the same layer; across layers the
+highest layer that says anything wins. Turning verification off adds a warning to
+:attr:`Settings.warnings` that the CLI prints on every run.
+
+**ZooKeeper auth** is ``SCHEME:CREDENTIAL`` (``digest:user:password``): from a file
+(``--zk-auth-file``, one line), ``REGCTL_ZK_AUTH`` or the context's ``zk_auth``.
+There is deliberately no flag taking the credential itself: command lines end up
+in shell history and ``ps``.
 
 The config-service default is the guide's. ZooKeeper has no default on purpose:
 regctl reads ZooKeeper only when told where it is, so ``--source auto`` never
@@ -24,8 +50,11 @@ takes it as a plain mapping so this module has no file handling.
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 from regctl.errors import UsageError
@@ -45,6 +74,19 @@ ENV_VARS = {
     "output": "REGCTL_OUTPUT",
 }
 
+#: auth and TLS environment variables (see the module docstring)
+AUTH_ENV_VARS = {
+    "headers": "REGCTL_HEADERS",
+    "token": "REGCTL_TOKEN",
+    "ca_bundle": "REGCTL_CA_BUNDLE",
+    "insecure": "REGCTL_INSECURE",
+    "zk_auth": "REGCTL_ZK_AUTH",
+    "zk_tls": "REGCTL_ZK_TLS",
+    "zk_ca": "REGCTL_ZK_CA",
+    "zk_cert": "REGCTL_ZK_CERT",
+    "zk_key": "REGCTL_ZK_KEY",
+}
+
 DEFAULTS: dict[str, Any] = {
     "config_url": DEFAULT_CONFIG_URL,
     "zk_hosts": None,
@@ -58,7 +100,7 @@ DEFAULTS: dict[str, Any] = {
 FLAGS = {"config_url": "--config-url", "zk_hosts": "--zk", "zk_base": "--zk-base", "timeout": "--timeout",
          "output": "--output", "headers": "--header"}
 
-_SECRET_HEADER_WORDS = ("authorization", "token", "secret", "key", "cookie", "password")
+_SECRET_HEADER_WORDS = ("auth", "token", "secret", "key", "cookie", "password", "session", "credential")
 
 
 @dataclass(frozen=True)
@@ -78,7 +120,43 @@ class Settings:
     #: setting name -> where its value came from: "flag", "env", "context" or "default".
     sources: Mapping[str, str] = field(default_factory=dict)
     #: extra context values later features read (TLS, auth); never printed unredacted.
+    #: ``verify`` (True, False or a CA bundle path) for HTTPS, ``zk_auth_data``
+    #: [(scheme, credential)] and ``zk_client_kwargs`` (kazoo TLS options) for ZooKeeper.
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: warnings the CLI prints on stderr on every run (e.g. TLS verification is off)
+    warnings: tuple = ()
+
+    @property
+    def verify(self) -> "bool | str":
+        return self.extra.get("verify", True)
+
+    @property
+    def zk_auth_data(self) -> "list | None":
+        return self.extra.get("zk_auth_data")
+
+    @property
+    def zk_client_kwargs(self) -> dict:
+        return dict(self.extra.get("zk_client_kwargs") or {})
+
+    def zk_options(self) -> dict:
+        """Keyword arguments for :class:`regctl.zk.ZkReader` / ``RegistryWatcher``: auth and TLS."""
+        return {"auth_data": self.zk_auth_data, "client_kwargs": self.zk_client_kwargs}
+
+    def secret_values(self) -> list[str]:
+        """Every secret these settings hold (for :func:`regctl.redaction.add_secrets`)."""
+        out: list[str] = []
+        for k, v in self.headers.items():
+            if is_secret_header(k):
+                out.append(v)
+                scheme, _, rest = v.partition(" ")
+                if rest.strip():
+                    out.append(rest.strip())
+        for _scheme, cred in self.zk_auth_data or []:
+            out.append(cred)
+            user, sep, password = cred.partition(":")
+            if sep and password:
+                out.append(password)
+        return out
 
     @property
     def zk_configured(self) -> bool:
@@ -105,6 +183,9 @@ class Settings:
             "output": self.output,
             "context": self.context,
             "headers": redact_headers(self.headers),
+            "verify": self.verify,
+            "zk_auth": [f"{scheme}:***" for scheme, _ in (self.zk_auth_data or [])],
+            "zk_tls": {k: v for k, v in self.zk_client_kwargs.items() if k != "keyfile_password"},
             "sources": dict(self.sources),
         }
 
@@ -112,9 +193,14 @@ class Settings:
         return f"Settings({self.redacted()!r})"
 
 
+def is_secret_header(name: str) -> bool:
+    """Whether a header's value may be a secret (Authorization, *Token*, *Key*, Cookie ...)."""
+    return any(w in name.lower() for w in _SECRET_HEADER_WORDS)
+
+
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Replace the value of every header that may hold a secret with ``***``."""
-    return {k: ("***" if any(w in k.lower() for w in _SECRET_HEADER_WORDS) else v) for k, v in headers.items()}
+    return {k: ("***" if is_secret_header(k) else v) for k, v in headers.items()}
 
 
 def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
@@ -187,8 +273,255 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
     elif "NO_COLOR" in env and env.get("NO_COLOR", "") != "":
         color, sources["color"] = False, "env"
 
-    headers = dict(values["headers"] or {})
     extra = {k: v for k, v in context.items() if k not in DEFAULTS}
+    warnings: list[str] = []
+    headers = _resolve_headers(flags, env, context, sources, warnings)
+    _resolve_tls(flags, env, extra, sources, url, warnings)
+    _resolve_zk(flags, env, extra, sources, warnings)
     return Settings(config_url=url, zk_hosts=zk, zk_base=base, timeout=timeout, output=output,
                     color=color, verbose=verbose, headers=headers, context=context_name,
-                    sources=sources, extra=extra)
+                    sources=sources, extra=extra, warnings=tuple(warnings))
+
+
+# ---------------------------------------------------------------------------
+# auth and TLS
+# ---------------------------------------------------------------------------
+
+def parse_header_line(text: str, where: str) -> tuple[str, str]:
+    """``'Name: value'`` -> (name, value); a :class:`UsageError` naming ``where`` otherwise.
+
+    The error never repeats the value (it may be a secret).
+    """
+    name, sep, value = str(text).partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep or not name or any(c in name for c in " \t\r\n") or not name.isprintable():
+        shown = name if sep else "(no ':')"
+        raise UsageError(f"header {shown!r} is not 'Name: value'", where=where,
+                         hint="write e.g. --header 'Authorization: Bearer TOKEN'")
+    if not value:
+        raise UsageError(f"header {name!r} has no value", where=where, hint="write 'Name: value'")
+    if any(c in value for c in "\r\n\0"):
+        raise UsageError(f"header {name!r} value contains a line break", where=where, hint="remove it")
+    return name, value
+
+
+def parse_headers_env(text: str, var: str = "REGCTL_HEADERS") -> dict[str, str]:
+    """``REGCTL_HEADERS``: a JSON object, or ``Name: value`` lines (blank lines and ``#`` comments skipped)."""
+    text = text.strip()
+    if not text:
+        return {}
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise UsageError(f"{var} is not a valid JSON object ({type(exc).__name__} at "
+                             f"position {getattr(exc, 'pos', '?')})", where=var,
+                             hint='write {"Name": "value"} or Name: value lines') from None
+        if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, (str, int, float))
+                                                 and not isinstance(v, bool) for k, v in data.items()):
+            raise UsageError(f"{var} must map header names to text values", where=var,
+                             hint='write {"Name": "value"}')
+        return dict(parse_header_line(f"{k}: {v}", var) for k, v in data.items())
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, value = parse_header_line(line, var)
+            out = _merge({**out}, {name: value})
+    return out
+
+
+def read_token_file(path: str, where: str) -> str:
+    """The token in ``path`` (stripped; one line), or a :class:`UsageError` naming the file, never the token."""
+    p = Path(os.path.expanduser(path))
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"token file {str(p)!r} does not exist", where=where, hint="check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read token file {str(p)!r} ({type(exc).__name__})", where=where,
+                         hint="check its path and permissions") from None
+    token = text.strip()
+    if not token:
+        raise UsageError(f"token file {str(p)!r} is empty", where=where, hint="put the token in it")
+    if any(c in token for c in "\r\n\0"):
+        raise UsageError(f"token file {str(p)!r} holds more than one line", where=where,
+                         hint="the file must hold only the token")
+    return token
+
+
+def file_readable_by_others(path: str) -> str | None:
+    """``'readable by group and other'`` style text when a file's mode lets others read it."""
+    try:
+        mode = Path(os.path.expanduser(path)).stat().st_mode
+    except OSError:
+        return None
+    who = [w for w, bit in (("group", stat.S_IRGRP), ("other", stat.S_IROTH)) if mode & bit]
+    return f"readable by {' and '.join(who)}" if who else None
+
+
+def _merge(base: dict[str, str], over: Mapping[str, str]) -> dict[str, str]:
+    """``base`` with every header of ``over`` replacing one of the same name (case-insensitive)."""
+    out = dict(base)
+    for name, value in over.items():
+        out = {k: v for k, v in out.items() if k.lower() != name.lower()}
+        out[name] = value
+    return out
+
+
+def _with_token(headers: dict[str, str], token: str | None, where: str, token_where: str) -> dict[str, str]:
+    if not token:
+        return headers
+    if any(k.lower() == "authorization" for k in headers):
+        raise UsageError(f"both an Authorization header and a token ({token_where}) are given", where=where,
+                         hint="give one of them")
+    return {**headers, "Authorization": f"Bearer {token}"}
+
+
+def _flag_headers(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        items = [f"{k}: {v}" for k, v in value.items()]
+    elif isinstance(value, str):
+        items = [value]
+    else:
+        items = list(value)
+    out: dict[str, str] = {}
+    for item in items:
+        name, val = parse_header_line(item, "--header")
+        out = _merge(out, {name: val})
+    return out
+
+
+def _truthy(value: str, var: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off", ""):
+        return False
+    raise UsageError(f"{var}={value!r} is not a boolean", where=var, hint=f"set {var}=1 or {var}=0")
+
+
+def _resolve_headers(flags: Mapping[str, Any], env: Mapping[str, str], context: Mapping[str, Any],
+                     sources: dict[str, str], warnings: list[str]) -> dict[str, str]:
+    """Context headers, then REGCTL_HEADERS/REGCTL_TOKEN, then --header/--token-file (by name)."""
+    ctx_headers = {str(k): str(v) for k, v in dict(context.get("headers") or {}).items()}
+    env_headers = parse_headers_env(env.get(AUTH_ENV_VARS["headers"], ""))
+    env_token = env.get(AUTH_ENV_VARS["token"], "").strip() or None
+    if env_token and any(c in env_token for c in "\r\n\0"):
+        raise UsageError("REGCTL_TOKEN holds a line break", where="REGCTL_TOKEN", hint="set only the token")
+    env_headers = _with_token(env_headers, env_token, "environment", "REGCTL_TOKEN")
+    flag_headers = _flag_headers(flags.get("headers"))
+    flag_token = None
+    if flags.get("token_file"):
+        flag_token = read_token_file(str(flags["token_file"]), "--token-file")
+        w = file_readable_by_others(str(flags["token_file"]))
+        if w:
+            warnings.append(f"token file {flags['token_file']} is {w}; run: chmod 600 {flags['token_file']}")
+    flag_headers = _with_token(flag_headers, flag_token, "command line", "--token-file")
+    headers: dict[str, str] = {}
+    for layer, src in ((ctx_headers, "context"), (env_headers, "env"), (flag_headers, "flag")):
+        if layer:
+            headers = _merge(headers, layer)
+            sources["headers"] = src  # the highest layer that contributed
+    if not headers:
+        sources["headers"] = "default"
+    return headers
+
+
+def _resolve_tls(flags: Mapping[str, Any], env: Mapping[str, str], extra: dict[str, Any],
+                 sources: dict[str, str], url: str, warnings: list[str]) -> None:
+    """``extra['verify']``: --insecure/--ca-bundle > REGCTL_INSECURE/REGCTL_CA_BUNDLE > context > True."""
+    verify: bool | str | None = None
+    src = "default"
+    env_insecure = _truthy(env.get(AUTH_ENV_VARS["insecure"], ""), AUTH_ENV_VARS["insecure"])
+    if flags.get("insecure"):
+        verify, src = False, "--insecure"
+    elif flags.get("ca_bundle"):
+        verify, src = _ca_file(str(flags["ca_bundle"]), "--ca-bundle"), "--ca-bundle"
+    elif env_insecure:
+        verify, src = False, "REGCTL_INSECURE"
+    elif env.get(AUTH_ENV_VARS["ca_bundle"], ""):
+        verify, src = _ca_file(env[AUTH_ENV_VARS["ca_bundle"]], "REGCTL_CA_BUNDLE"), "REGCTL_CA_BUNDLE"
+    elif "verify" in extra:
+        verify, src = extra["verify"], "context"
+    if verify is None:
+        extra.pop("verify", None)
+        sources["verify"] = "default"
+        return
+    extra["verify"] = verify
+    sources["verify"] = src
+    if verify is False:
+        scheme_note = "" if url.lower().startswith("https://") else " (and every https:// health URL)"
+        warnings.append(f"TLS certificate verification is OFF for {url}{scheme_note} (from {src}): "
+                        "anyone on the network path can read and change this traffic")
+
+
+def _ca_file(path: str, where: str) -> str:
+    p = os.path.expanduser(path)
+    if not os.path.isfile(p):
+        raise UsageError(f"CA bundle {p!r} is not a file", where=where, hint="give a PEM file of CA certificates")
+    return p
+
+
+def _resolve_zk(flags: Mapping[str, Any], env: Mapping[str, str], extra: dict[str, Any],
+                sources: dict[str, str], warnings: list[str]) -> None:
+    """``extra['zk_auth_data']`` and ``extra['zk_client_kwargs']`` (kazoo ``use_ssl``, ``ca``, ``certfile``...)."""
+    auth = None
+    if flags.get("zk_auth_file"):
+        path = str(flags["zk_auth_file"])
+        auth = _parse_zk_auth(read_token_file(path, "--zk-auth-file"), "--zk-auth-file")
+        sources["zk_auth"] = "flag"
+        w = file_readable_by_others(path)
+        if w:
+            warnings.append(f"ZooKeeper auth file {path} is {w}; run: chmod 600 {path}")
+    elif env.get(AUTH_ENV_VARS["zk_auth"], "").strip():
+        auth = _parse_zk_auth(env[AUTH_ENV_VARS["zk_auth"]].strip(), "REGCTL_ZK_AUTH")
+        sources["zk_auth"] = "env"
+    elif extra.get("zk_auth_data"):
+        sources["zk_auth"] = "context"
+    if auth is not None:
+        extra["zk_auth_data"] = [auth]
+
+    kwargs = dict(extra.get("zk_client_kwargs") or {})
+    for key, kw, var in (("zk_ca", "ca", "REGCTL_ZK_CA"), ("zk_cert", "certfile", "REGCTL_ZK_CERT"),
+                         ("zk_key", "keyfile", "REGCTL_ZK_KEY")):
+        flag = FLAG_NAMES[key]
+        value, where = (flags[key], flag) if flags.get(key) else (env.get(var, ""), var)
+        if value:
+            p = os.path.expanduser(str(value))
+            if not os.path.isfile(p):
+                raise UsageError(f"{flag.lstrip('-')} {p!r} is not a file", where=where,
+                                 hint="give a PEM file")
+            kwargs[kw] = p
+            kwargs["use_ssl"] = True
+    tls_flag = flags.get("zk_tls")
+    if tls_flag is None and env.get(AUTH_ENV_VARS["zk_tls"], "") != "":
+        tls_flag = _truthy(env[AUTH_ENV_VARS["zk_tls"]], AUTH_ENV_VARS["zk_tls"])
+    if tls_flag:
+        kwargs["use_ssl"] = True
+    if bool(kwargs.get("certfile")) != bool(kwargs.get("keyfile")):
+        raise UsageError("a ZooKeeper client certificate needs both --zk-cert and --zk-key",
+                         where="--zk-cert/--zk-key", hint="give both, or neither")
+    if kwargs.get("use_ssl"):
+        kwargs.setdefault("verify_certs", True)
+        if extra.get("verify") is False and "ca" not in kwargs:
+            kwargs["verify_certs"] = False
+            warnings.append("TLS certificate verification is OFF for ZooKeeper too (--insecure)")
+        extra["zk_client_kwargs"] = kwargs
+    else:
+        extra.pop("zk_client_kwargs", None)
+
+
+def _parse_zk_auth(text: str, where: str) -> tuple[str, str]:
+    scheme, sep, credential = text.strip().partition(":")
+    if not sep or not scheme or not credential or any(c in text for c in "\r\n\0"):
+        raise UsageError("ZooKeeper auth is not SCHEME:CREDENTIAL", where=where,
+                         hint="write e.g. digest:user:password")
+    if scheme == "digest" and ":" not in credential:
+        raise UsageError("digest ZooKeeper auth needs user:password", where=where,
+                         hint="write digest:user:password")
+    return scheme, credential
+
+
+FLAG_NAMES = {"zk_ca": "--zk-ca", "zk_cert": "--zk-cert", "zk_key": "--zk-key"}

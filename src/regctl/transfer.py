@@ -116,7 +116,8 @@ def parse_document(text: str, name: str = "<input>") -> tuple[dict, list[Entry]]
         raise UsageError(f"not valid YAML or JSON: {getattr(exc, 'problem', None) or exc}", where=where,
                          hint="give a file written by: regctl export") from None
     if not isinstance(doc, dict) or "services" not in doc:
-        raise UsageError("not a regctl export (no 'services')", where=name, hint="give a file written by: regctl export")
+        raise UsageError("not a regctl export (no 'services')", where=name,
+                         hint="give a file written by: regctl export")
     version = doc.get("version")
     if version != EXPORT_VERSION:
         raise UsageError(f"export version {version!r} is not supported", where=name,

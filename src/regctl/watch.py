@@ -320,15 +320,15 @@ class RegistryWatcher:
 
     def _children(self, path: str, deadline: float) -> list[str] | None:
         assert self.client is not None
-        try:
-            return list(self._wait(self.client.get_children_async(path, watch=self._on_watch), deadline))
-        except NoNodeError:
-            # learn when it appears
+        for _ in range(5):
             try:
-                self._wait(self.client.exists_async(path, watch=self._on_watch), deadline)
+                return list(self._wait(self.client.get_children_async(path, watch=self._on_watch), deadline))
             except NoNodeError:
                 pass
-            return None
+            # learn when it appears; if it appeared in between, list it (and watch its children) after all
+            if self._wait(self.client.exists_async(path, watch=self._on_watch), deadline) is None:
+                return None
+        return None
 
     def _read_all(self) -> dict[Key, Instance]:
         """The whole snapshot, setting a watch on every node read."""
@@ -344,8 +344,7 @@ class RegistryWatcher:
             try:
                 ids[n] = list(self._wait(res, deadline))
             except NoNodeError:
-                self._children(self._ipath(n), deadline)  # sets an exists watch
-                ids[n] = []
+                ids[n] = self._children(self._ipath(n), deadline) or []  # sets an exists or children watch
             except KazooException as exc:
                 log.debug("cannot list %s: %s", self._ipath(n), exc)
                 ids[n] = []

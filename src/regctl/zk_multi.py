@@ -59,7 +59,7 @@ _END = _HEADER.pack(-1, 1, -1)
 #: smaller batches let the server work on one while the client decodes the previous one
 DEFAULT_BATCH = 1000
 #: encoded request bytes per batch (well under jute.maxbuffer)
-MAX_REQUEST_BYTES = 256 * 1024
+MAX_REQUEST_BYTES = 200 * 1024
 
 
 class MultiRead(namedtuple("MultiRead", "operations")):
@@ -134,11 +134,28 @@ def multi_read_async(client: Any, operations: Iterable[tuple[int, str]]) -> Any:
     ``operations`` are ``(GET_CHILDREN | GET_DATA, path)``; paths are relative to the
     client's chroot like every kazoo call.
     """
-    chroot = client.chroot
-    ops = [(op, _prefix_root(chroot, path)) for op, path in operations]
+    ops = with_chroot(client.chroot, operations)
     result = client.handler.async_result()
     client._call(MultiRead(ops), result)  # kazoo's own entry point for every request type
     return result
+
+
+def with_chroot(chroot: str | None, operations: Iterable[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Prefix the chroot as kazoo does, without kazoo's per-path normalisation for clean absolute paths.
+
+    kazoo's ``_prefix_root`` splits and re-joins every path (~15 us each, the largest
+    single cost of a 10,000-node read); a path that is already normal (absolute, no
+    ``//``, no trailing ``/``, no ``.`` component) only needs the chroot in front.
+    """
+    prefix = _prefix_root(chroot, "/") if chroot else ""
+    prefix = "" if prefix == "/" else prefix
+    out = []
+    for op, path in operations:
+        if path.startswith("/") and "//" not in path and "/." not in path and (len(path) == 1 or path[-1] != "/"):
+            out.append((op, prefix + path if prefix and path != "/" else (prefix or path)))
+        else:
+            out.append((op, _prefix_root(chroot, path)))
+    return out
 
 
 def batches(paths: Sequence[str], size: int = DEFAULT_BATCH,

@@ -46,3 +46,4 @@ def test_error_document_in_json_mode():
     doc = json.loads(out.getvalue())
     assert doc["error"]["code"] == 3 and doc["error"]["hint"] == "start it"
     assert err.getvalue() == "regctl: error: down (http://x); try: start it\n"
+

@@ -70,6 +70,31 @@ def _print_error(text: str) -> None:
     sys.stderr.flush()
 
 
+def _exit_now_if_threads_linger(code: int) -> None:
+    """After Ctrl-C, end the process at once when worker threads are still busy.
+
+    A request in flight in a thread pool (or a kazoo thread) would otherwise be
+    joined at interpreter exit, which can take as long as the request's timeout.
+    """
+    import threading
+
+    busy = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if not busy:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(int(code))
+
+
+def _interrupted_if_130(code: int, argv: "list[str] | None") -> int:
+    if code == ExitCode.INTERRUPTED and argv is None:
+        _exit_now_if_threads_linger(code)
+    return code
+
+
 def main(argv: "list[str] | None" = None) -> int:
     """Run regctl; return the exit code (see README "Exit codes")."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -94,11 +119,14 @@ def main(argv: "list[str] | None" = None) -> int:
         return ExitCode.INTERRUPTED
     try:
         rc = get_app()(args=args, prog_name="regctl", standalone_mode=False)
-        return int(rc or 0)
+        # typer turns a KeyboardInterrupt inside a command into exit code 130
+        return _interrupted_if_130(int(rc or 0), argv)
     except typer.Exit as exc:
-        return int(exc.exit_code)
+        return _interrupted_if_130(int(exc.exit_code), argv)
     except (KeyboardInterrupt, typer.Abort):
         sys.stderr.write("\nregctl: interrupted\n")
+        if argv is None:  # a real process, not a test calling main(): do not wait for abandoned threads
+            _exit_now_if_threads_linger(ExitCode.INTERRUPTED)
         return ExitCode.INTERRUPTED
     except cx.NoArgsIsHelpError as exc:
         sys.stdout.write(exc.ctx.get_help() + "\n" if exc.ctx else str(exc))

@@ -2,7 +2,9 @@
 
 A command is a plain function ``fn(rc: RunContext, ...) -> Result``. The decorator
 appends the shared options (``--context``, ``--config-url``, ``--zk``, ``--zk-base``,
-``--timeout``, ``-o``, ``--no-color``, ``-v``, ``--traceback``) to its signature,
+``--timeout``, the auth/TLS options ``--header``, ``--token-file``, ``--ca-bundle``,
+``--insecure``, ``--zk-auth-file``, ``--zk-tls``, ``--zk-ca``, ``--zk-cert``, ``--zk-key``,
+``-o``, ``--no-color``, ``-v``, ``--traceback``) to its signature,
 resolves :class:`~regctl.settings.Settings` from them (flag > env > context >
 default), runs it, renders the result and turns a :class:`RegctlError` into the
 documented exit code. The same options are accepted before the command name
@@ -11,13 +13,14 @@ documented exit code. The same options are accepted before the command name
 
 import inspect
 import typing
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Callable, List, Optional
 
 import typer
 
 from regctl.cli.completion import complete_context_names
 
 CONNECTION = "Connection"
+SECURITY = "Auth and TLS"
 OUTPUT = "Output"
 
 #: name -> (annotation) for every shared option; order is the --help order.
@@ -39,6 +42,35 @@ COMMON_OPTIONS: dict = {
     "timeout": Annotated[Optional[float], typer.Option(
         "--timeout", metavar="SECONDS", rich_help_panel=CONNECTION, show_default=False,
         help="Timeout for each network step [env REGCTL_TIMEOUT; default 5].")],
+    "header": Annotated[Optional[List[str]], typer.Option(
+        "--header", "-H", metavar="'NAME: VALUE'", rich_help_panel=SECURITY, show_default=False,
+        help="Extra HTTP header for the Config Service (e.g. a gateway's), repeatable; replaces a context or "
+             "REGCTL_HEADERS header of the same name. Never sent to service health URLs.")],
+    "token_file": Annotated[Optional[str], typer.Option(
+        "--token-file", metavar="PATH", rich_help_panel=SECURITY, show_default=False,
+        help="Send 'Authorization: Bearer <token in PATH>' [env REGCTL_TOKEN holds the token itself; "
+             "context token_file/token_env].")],
+    "ca_bundle": Annotated[Optional[str], typer.Option(
+        "--ca-bundle", metavar="PEM", rich_help_panel=SECURITY, show_default=False,
+        help="CA certificates to verify https:// URLs with [env REGCTL_CA_BUNDLE; context ca_bundle].")],
+    "insecure": Annotated[Optional[bool], typer.Option(
+        "--insecure", rich_help_panel=SECURITY, show_default=False,
+        help="Do NOT verify TLS certificates (warns on every run) [env REGCTL_INSECURE=1; context insecure].")],
+    "zk_auth_file": Annotated[Optional[str], typer.Option(
+        "--zk-auth-file", metavar="PATH", rich_help_panel=SECURITY, show_default=False,
+        help="File holding ZooKeeper auth 'digest:user:password' [env REGCTL_ZK_AUTH; context zk_auth].")],
+    "zk_tls": Annotated[Optional[bool], typer.Option(
+        "--zk-tls", rich_help_panel=SECURITY, show_default=False,
+        help="Connect to ZooKeeper over TLS (its secureClientPort) [env REGCTL_ZK_TLS=1; context zk_tls].")],
+    "zk_ca": Annotated[Optional[str], typer.Option(
+        "--zk-ca", metavar="PEM", rich_help_panel=SECURITY, show_default=False,
+        help="CA certificates for ZooKeeper TLS; implies --zk-tls [env REGCTL_ZK_CA; context zk_ca].")],
+    "zk_cert": Annotated[Optional[str], typer.Option(
+        "--zk-cert", metavar="PEM", rich_help_panel=SECURITY, show_default=False,
+        help="Client certificate for ZooKeeper TLS (with --zk-key) [env REGCTL_ZK_CERT; context zk_cert].")],
+    "zk_key": Annotated[Optional[str], typer.Option(
+        "--zk-key", metavar="PEM", rich_help_panel=SECURITY, show_default=False,
+        help="Client private key for ZooKeeper TLS [env REGCTL_ZK_KEY; context zk_key].")],
     "output": Annotated[Optional[str], typer.Option(
         "--output", "-o", metavar="FORMAT", rich_help_panel=OUTPUT, show_default=False,
         help="table, wide, json or yaml [env REGCTL_OUTPUT; default table].",
@@ -54,9 +86,11 @@ COMMON_OPTIONS: dict = {
 }
 
 
-def _common_parameters() -> list:
+def _common_parameters(skip: "set | frozenset" = frozenset()) -> list:
     params = []
     for name, annotation in COMMON_OPTIONS.items():
+        if name in skip:
+            continue
         default = 0 if name == "verbose" else None
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                         annotation=annotation))
@@ -66,7 +100,10 @@ def _common_parameters() -> list:
 def with_common_options(fn: Callable, handler: Callable) -> Callable:
     """A wrapper with ``fn``'s parameters (minus ``rc``) plus the shared options.
 
-    ``handler(fn, common: dict, kwargs: dict)`` runs the call.
+    ``handler(fn, common: dict, kwargs: dict)`` runs the call. A shared option whose
+    name (or one of whose flags) ``fn`` declares itself is left out: the command's
+    own parameter wins (``config set-context --header`` stores a header in the
+    context instead of sending it).
     """
     hints = typing.get_type_hints(fn, include_extras=True)
     own = []
@@ -74,10 +111,14 @@ def with_common_options(fn: Callable, handler: Callable) -> Callable:
         if p.name == "rc":
             continue
         own.append(p.replace(annotation=hints.get(p.name, p.annotation)))
-    params = own + _common_parameters()
+    own_flags = {d for p in own for d in _flags_of(hints.get(p.name))}
+    skip = frozenset(name for name, ann in COMMON_OPTIONS.items()
+                     if name in {p.name for p in own} or own_flags & set(_flags_of(ann)))
+    params = own + _common_parameters(skip)
+    shared = [name for name in COMMON_OPTIONS if name not in skip]
 
     def wrapper(**kwargs: Any) -> Any:
-        common = {name: kwargs.pop(name, None) for name in COMMON_OPTIONS}
+        common = {name: kwargs.pop(name, None) for name in shared}
         return handler(fn, common, kwargs)
 
     wrapper.__name__ = fn.__name__
@@ -87,6 +128,21 @@ def with_common_options(fn: Callable, handler: Callable) -> Callable:
     wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in params}
     return wrapper
+
+
+def _flags_of(annotation: Any) -> tuple:
+    """The option strings (``--header``, ``-H``) of an ``Annotated[..., typer.Option(...)]``."""
+    out: list = []
+    for meta in getattr(annotation, "__metadata__", ()):
+        decls = list(getattr(meta, "param_decls", None) or ())
+        default = getattr(meta, "default", None)
+        if isinstance(default, str) and default.startswith("-"):  # Annotated form: the first flag
+            decls.insert(0, default)
+        for d in decls:
+            for part in str(d).split("/"):
+                if part.startswith("-"):
+                    out.append(part)
+    return tuple(out)
 
 
 def command(app: typer.Typer, name: "str | None" = None, **kwargs: Any) -> Callable:

@@ -12,6 +12,7 @@ Commands return a :class:`Result`; :class:`Output` renders it.
 """
 
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
@@ -96,7 +97,24 @@ class Result:
     footer: list = field(default_factory=list)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def safe_text(text: str) -> str:
+    """Lone surrogates (JSON escapes like ``\\ud800`` in a node or an answer) as ``\\ud800`` text.
+
+    No UTF-8 stream can encode them; printing one would crash the command.
+    """
+    if _SURROGATE.search(text) is None:
+        return text
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def cell_text(value: Any) -> str:
+    return safe_text(_cell_text(value))
+
+
+def _cell_text(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -156,6 +174,7 @@ class Output:
 
     # -- messages ----------------------------------------------------------
     def _message(self, prefix: str, text: str, style: str) -> None:
+        text = safe_text(text)
         if self.color(self.stderr):
             from rich.markup import escape
 
@@ -186,7 +205,7 @@ class Output:
 
     # -- results -----------------------------------------------------------
     def write_document(self, data: Any) -> None:
-        text = to_json(data) if self.output == "json" else to_yaml(data)
+        text = safe_text(to_json(data) if self.output == "json" else to_yaml(data))
         self.stdout.write(text if text.endswith("\n") else text + "\n")
         self.stdout.flush()
 
@@ -198,11 +217,11 @@ class Output:
         else:
             if result.lines is not None:
                 for line in result.lines:
-                    self.stdout.write(f"{line}\n")
+                    self.stdout.write(safe_text(f"{line}\n"))
             for table in result.tables:
                 self.table(table)
             for line in result.footer:
-                self.stdout.write(f"{line}\n")
+                self.stdout.write(safe_text(f"{line}\n"))
             for line in result.notes:
                 self.note(line)
             self.stdout.flush()
@@ -226,7 +245,7 @@ class Output:
     def _plain_table(self, table: Table, cols: list) -> None:
         out = self.stdout
         if table.title:
-            out.write(f"{table.title}\n")
+            out.write(safe_text(f"{table.title}\n"))
         if not table.rows:
             out.write(f"{table.empty}\n")
             return
@@ -245,7 +264,7 @@ class Output:
             if n and table.details_key:
                 for item in table.rows[n - 1].get(table.details_key) or []:
                     text = item[1] if isinstance(item, tuple) else item
-                    out.write(" " * indent + str(text) + "\n")
+                    out.write(" " * indent + safe_text(str(text)) + "\n")
 
     def _rich_table(self, table: Table, cols: list) -> None:
         from rich import box
@@ -256,10 +275,10 @@ class Output:
         console = self._console(self.stdout, width=10000)
         if not table.rows:
             if table.title:
-                console.print(f"[bold]{escape(table.title)}[/]")
+                console.print(f"[bold]{escape(safe_text(table.title))}[/]")
             console.print(f"[dim]{escape(table.empty)}[/]")
             return
-        rt = RichTable(box=box.SIMPLE_HEAD, title=table.title, title_justify="left", title_style="bold",
+        rt = RichTable(box=box.SIMPLE_HEAD, title=safe_text(table.title) if table.title else None, title_justify="left", title_style="bold",
                        pad_edge=False, show_edge=False)
         for c in cols:
             rt.add_column(c.header.upper(), justify=c.justify, no_wrap=True)
@@ -274,6 +293,7 @@ class Output:
                 cells.append(f"[{style}]{text}[/]" if style else text)
             for item in (row.get(table.details_key) or []) if table.details_key else []:
                 style, text = item if isinstance(item, tuple) else ("dim", item)
-                cells[at] += "\n" + (f"[{style}]{escape(str(text))}[/]" if style else escape(str(text)))
+                text = safe_text(str(text))
+                cells[at] += "\n" + (f"[{style}]{escape(text)}[/]" if style else escape(text))
             rt.add_row(*cells)
         console.print(rt)

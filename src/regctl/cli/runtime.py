@@ -32,7 +32,7 @@ class RunContext:
 
             s = self.settings
             self._api = RegistryApi(s.config_url, timeout=s.timeout, headers=s.headers,
-                                    verify=s.extra.get("verify", True))
+                                    verify=s.extra.get("verify", True))  # headers: the Config Service only
         return self._api
 
     def zk(self):
@@ -45,7 +45,8 @@ class RunContext:
                 raise UsageError("ZooKeeper is not configured",
                                  hint="pass --zk HOST:PORT or set ZOOKEEPER_HOSTS")
             reader = ZkReader(s.zk_hosts, s.zk_base, timeout=s.timeout,
-                              auth_data=s.extra.get("zk_auth_data"))
+                              auth_data=s.extra.get("zk_auth_data"),
+                              client_kwargs=s.extra.get("zk_client_kwargs"))
             reader.connect()
             self._zk = reader
         return self._zk
@@ -60,7 +61,13 @@ class RunContext:
 
 
 def configure_logging(verbose: int) -> None:
-    """No library logging on stderr unless -v: -v shows regctl's INFO, -vv everyone's DEBUG."""
+    """No library logging on stderr unless -v: -v shows regctl's INFO, -vv everyone's DEBUG.
+
+    Every record goes through :class:`regctl.redaction.RedactingFormatter`: a token
+    or header value a library logs (httpx/httpcore at -vv) comes out as ``***``.
+    """
+    from regctl.redaction import RedactingFormatter
+
     root = logging.getLogger()
     for h in list(root.handlers):
         if getattr(h, "_regctl", False):
@@ -70,7 +77,7 @@ def configure_logging(verbose: int) -> None:
         root.setLevel(logging.CRITICAL + 1)
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("regctl: %(name)s: %(message)s"))
+        handler.setFormatter(RedactingFormatter("regctl: %(name)s: %(message)s"))
         root.setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
         logging.getLogger("regctl").setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
         logging.getLogger("httpx").setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
@@ -88,7 +95,9 @@ def merged_common(common: dict) -> dict:
         ctx = ctx.parent
     merged = dict(root)
     for k, v in common.items():
-        if v is not None and not (k == "verbose" and not v):
+        if k == "header" and v:  # repeatable: before and after the command name add up
+            merged[k] = list(merged.get(k) or []) + list(v)
+        elif v is not None and not (k == "verbose" and not v) and not (isinstance(v, (list, tuple)) and not v):
             merged[k] = v
     merged.setdefault("verbose", 0)
     return merged
@@ -105,6 +114,15 @@ def resolve_settings(common: dict):
         "timeout": common.get("timeout"),
         "output": common.get("output"),
         "no_color": common.get("no_color"),
+        "headers": common.get("header") or None,
+        "token_file": common.get("token_file"),
+        "ca_bundle": common.get("ca_bundle"),
+        "insecure": common.get("insecure"),
+        "zk_auth_file": common.get("zk_auth_file"),
+        "zk_tls": common.get("zk_tls"),
+        "zk_ca": common.get("zk_ca"),
+        "zk_cert": common.get("zk_cert"),
+        "zk_key": common.get("zk_key"),
     }
     context_name, context_values = load_context(common)
     return resolve(flags, context=context_values, context_name=context_name,
@@ -135,6 +153,9 @@ def run_command(fn: Callable, common: dict, kwargs: dict) -> Any:
     """Resolve settings, run ``fn``, render its result, exit with its code."""
     common = merged_common(common)
     verbose = int(common.get("verbose") or 0)
+    from regctl import redaction
+
+    redaction.clear_secrets()
     configure_logging(verbose)
     fallback = Output(output=(common.get("output") or "table").lower(), verbose=verbose,
                       color=False if common.get("no_color") else None)
@@ -145,7 +166,10 @@ def run_command(fn: Callable, common: dict, kwargs: dict) -> Any:
             raise
         fallback.error(exc)
         raise typer.Exit(int(exc.exit_code))
+    redaction.add_secrets(settings.secret_values())
     out = Output(output=settings.output, color=settings.color, verbose=verbose)
+    for warning in getattr(settings, "warnings", ()):  # e.g. "TLS certificate verification is OFF"
+        out.warn(warning)
     rc = RunContext(settings, out)
     try:
         result = fn(rc, **kwargs)

@@ -46,9 +46,18 @@ def _info_result(info, lines: "list[str] | None" = None) -> Result:
 def sandbox_up(rc, dir: DirOpt = None,
                demo: Annotated[bool, typer.Option("--demo", help="Also start demo services and register them.")] = False,
                api_port: Annotated[int, typer.Option("--api-port", metavar="N", help="Registry port (0 = any free).")] = 8082,
-               zk_port: Annotated[int, typer.Option("--zk-port", metavar="N", help="ZooKeeper port (0 = any free).")] = 2181,
+               zk_port: Annotated[int, typer.Option("--zk-port", metavar="N", help="ZooKeeper port (0 = any free); "
+                                                    "an ensemble uses N, N+1 and N+2.")] = 2181,
+               ensemble: Annotated[Optional[int], typer.Option(
+                   "--ensemble", metavar="1|3", show_default=False,
+                   help="ZooKeeper members: 1 (standalone) or 3 (an ensemble on loopback, for failover "
+                        "drills) [default: 1, or what already runs].")] = None,
                ) -> Result:
     """Start ZooKeeper and the registry in the background; print the export line to use them.
+
+    With --ensemble 3, ZooKeeper is a three-member ensemble and the export line
+    lists every member (stop one with 'kill' to rehearse a failover; 'sandbox up'
+    brings it back).
 
     Progress goes to stderr and the export line to stdout, so this works:
     eval "$(regctl sandbox up --demo)"
@@ -56,11 +65,17 @@ def sandbox_up(rc, dir: DirOpt = None,
     from regctl.names import parse_port
     from regctl.sandbox.stack import up
 
+    from regctl.errors import UsageError
+
     for port, what in ((api_port, "--api-port"), (zk_port, "--zk-port")):
         if port != 0:
             parse_port(port, what)
+    if ensemble is not None and ensemble not in (1, 3):
+        raise UsageError(f"--ensemble {ensemble} is not supported", hint="use --ensemble 1 or --ensemble 3")
+    if ensemble == 3 and zk_port and zk_port + 2 > 65535:
+        raise UsageError(f"--zk-port {zk_port} leaves no room for three members", hint="use a lower port, or 0")
     info = up(_dir(dir), api_port=api_port, zk_port=zk_port, demo=demo,
-              timeout=max(60.0, rc.settings.timeout), progress=rc.out.note)
+              timeout=max(60.0, rc.settings.timeout), progress=rc.out.note, ensemble=ensemble)
     result = _info_result(info, lines=[info.env_line()])
     result.notes.append(f"sandbox is up in {info.dir}; stop it with: regctl sandbox down"
                         + (f" --dir {info.dir}" if dir else ""))

@@ -1,6 +1,6 @@
 """Read commands: ``list``, ``inspect``, ``url``, ``discover``."""
 
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from typing import Annotated, Any
 
 import typer
@@ -92,9 +92,23 @@ def read_sources(rc, source: str, api_part, zk_part) -> Reading:
     if len(jobs) == 1:
         jobs[0]()
     else:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            for f in [pool.submit(j) for j in jobs]:
-                f.result()
+        # daemon threads, not a pool: Ctrl-C must not wait for a request in flight to end
+        bugs: list = []
+
+        def guarded(job):
+            try:
+                job()
+            except Exception as exc:  # a bug: re-raised below, in the main thread
+                bugs.append(exc)
+
+        threads = [threading.Thread(target=guarded, args=(j,), daemon=True, name=f"regctl-read-{j.__name__}")
+                   for j in jobs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if bugs:
+            raise bugs[0]
     failed = [e for e in (reading.api_error, reading.zk_error) if e is not None]
     if len(failed) == len(jobs):
         if len(failed) == 2:
@@ -151,12 +165,13 @@ def list_services(rc, source: SourceOpt = "auto") -> Result:
 
     Example: regctl list -o json --source zk
     """
-    from regctl import api as api_mod
     from regctl.views import summarize
 
     want_api, want_zk = check_source(rc, source)
 
     def api_part(r: Reading) -> None:
+        from regctl import api as api_mod  # here, not above: --source zk never loads httpx (~70 ms)
+
         api = rc.api()
         r.rows = api.list_services()
         if not want_zk:  # live counts must come from the API: one request per service, concurrently

@@ -259,9 +259,17 @@ def _confirm(question: str) -> bool:
         answer = sys.stdin.readline()
     except (OSError, UnicodeDecodeError):
         answer = ""
-    if not answer.endswith("\n"):
-        sys.stderr.write("\n")
+    if not _real_terminal(sys.stdin) or not answer.endswith("\n"):
+        sys.stderr.write(answer.rstrip("\n") + "\n")  # a real terminal echoes the answer itself
+        sys.stderr.flush()
     return answer.strip().lower() in ("y", "yes")
+
+
+def _real_terminal(stream: Any) -> bool:
+    try:
+        return os.isatty(stream.fileno())
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 def _stdin_is_tty() -> bool:

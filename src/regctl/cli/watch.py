@@ -75,7 +75,9 @@ def watch(
     sink = {"json": JsonLines, "plain": PlainLines, "live": LiveTable}[mode](rc, watcher)
     seen = 0
     interrupted = False
+    stop_flag = _CtrlC()
     try:
+        stop_flag.install()
         with sink:
             if initial:
                 from regctl.watch import WatchEvent
@@ -83,7 +85,11 @@ def watch(
                 now = time.time()
                 for (svc, iid), inst in sorted(snapshot.items()):
                     sink.emit(WatchEvent("added", now, svc, iid, inst, detail={"initial": True}))
-            for ev in watcher.events(until=until, stop=lambda: count is not None and seen >= count):
+
+            def done() -> bool:
+                return stop_flag.pressed or (count is not None and seen >= count)
+
+            for ev in watcher.events(until=until, stop=done):
                 sink.emit(ev)
                 if ev.is_instance_event and not ev.detail.get("initial"):
                     seen += 1
@@ -92,15 +98,48 @@ def watch(
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        stop_flag.uninstall()
         watcher.close()
+    interrupted = interrupted or stop_flag.pressed
     result = Result()
     if interrupted:
-        rc.out.note("stopped (Ctrl-C)") if mode != "json" else None
+        if mode != "json":
+            rc.out.note("stopped (Ctrl-C)")
     elif count is not None and seen < count:
         result.error = NotFound(f"saw {seen} of {count} events within {for_:g}s",
                                 hint="raise --for, or check that something changes under "
                                      f"{s.zk_base} on {s.zk_hosts}")
     return result
+
+
+class _CtrlC:
+    """Ctrl-C sets a flag the event loop checks (a KeyboardInterrupt raised inside kazoo's calls could
+    be swallowed by its bare excepts); a second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._previous = None
+        self._installed = False
+
+    def _handler(self, signum, frame) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def install(self) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._installed = True
+
+    def uninstall(self) -> None:
+        import signal
+
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
 
 
 def _mode(rc) -> str:

@@ -4,7 +4,7 @@ Everything runs as detached background processes (they outlive the command that
 started them). One directory holds it all::
 
     state.json            pids, ports, URLs (removed by down)
-    zookeeper/            zoo.cfg, data/, zookeeper.log
+    zookeeper/            zoo.cfg, data/, zookeeper.log (an ensemble: member-1..3/ each with its own)
     registry.log          the registry's log
     registry-db.json      the registry's "PostgreSQL" rows (kept across restarts and down)
     demo.log, demo.json   the demo services (with --demo)
@@ -77,6 +77,8 @@ class SandboxInfo:
     base_path: str
     components: tuple[Component, ...]
     demo: bool
+    #: ZooKeeper members (1: standalone; 3: an ensemble, components zookeeper-1..3)
+    ensemble: int = 1
 
     def env_line(self) -> str:
         """``export CONFIG_SERVICE_URL=... ZOOKEEPER_HOSTS=...`` for ``eval``."""
@@ -92,7 +94,8 @@ class SandboxInfo:
 
     def to_dict(self) -> dict:
         return {"dir": self.dir, "api_url": self.api_url, "zk_hosts": self.zk_hosts,
-                "base_path": self.base_path, "demo": self.demo, "running": self.running,
+                "base_path": self.base_path, "demo": self.demo, "ensemble": self.ensemble,
+                "running": self.running,
                 "env": {"CONFIG_SERVICE_URL": self.api_url, "ZOOKEEPER_HOSTS": self.zk_hosts},
                 "components": [asdict(c) for c in self.components]}
 
@@ -137,14 +140,32 @@ def _alive(comp: dict | None) -> bool:
     return bool(comp) and proc.process_matches(comp.get("pid"), comp.get("token"))
 
 
+def _ensemble(state: dict) -> int:
+    try:
+        return max(1, int(state.get("ensemble", 1)))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _zk_names(state: dict) -> list[str]:
+    """Component names of the ZooKeeper members: ``zookeeper``, or ``zookeeper-1`` .. ``zookeeper-n``."""
+    n = _ensemble(state)
+    return ["zookeeper"] if n == 1 else [f"zookeeper-{i}" for i in range(1, n + 1)]
+
+
+def _zk_alive(state: dict) -> list[str]:
+    comps = state.get("components", {})
+    return [n for n in _zk_names(state) if _alive(comps.get(n))]
+
+
 def _info(dir: Path, state: dict) -> SandboxInfo:
     comps = []
-    for name in ("zookeeper", "registry", "demo"):
+    for name in (*_zk_names(state), "registry", "demo"):
         c = state.get("components", {}).get(name)
         if c:
             comps.append(Component(name, c.get("pid"), c.get("port"), _alive(c), c.get("log", "")))
     return SandboxInfo(str(dir), state["api_url"], state["zk_hosts"], state.get("base_path", BASE_PATH),
-                       tuple(comps), bool(state.get("demo")))
+                       tuple(comps), bool(state.get("demo")), _ensemble(state))
 
 
 def _child_env() -> dict[str, str]:
@@ -172,22 +193,53 @@ def _check_port(port: int, flag: str, what: str, grace: float = 0.0) -> None:
 # --------------------------------------------------------------------------- components
 
 def _start_zookeeper(dir: Path, state: dict, deadline: float, progress: Progress) -> None:
-    port = state["zk_port"]
-    _check_port(port, "--zk-port", "ZooKeeper", grace=3.0)
+    """Start the standalone server, or every ensemble member (all of them; see :func:`_restart_members`)."""
+    n = _ensemble(state)
+    ports = list(state.get("zk_ports") or [state["zk_port"]])
+    for p in ports:
+        _check_port(p, "--zk-port", "ZooKeeper", grace=3.0)
     install = zkmod.find_zookeeper()
-    _say(progress, f"starting ZooKeeper {install.version or ''} on {HOST}:{port}".replace("  ", " "))
+    what = f"a {n}-member ZooKeeper {install.version or ''} ensemble" if n > 1 else \
+        f"ZooKeeper {install.version or ''}"
+    _say(progress, f"starting {what} on {', '.join(f'{HOST}:{p}' for p in ports)}".replace("  ", " "))
     started = time.monotonic()
-    members = zkmod.start_zookeeper(dir / "zookeeper", port, 1, host=HOST, install=install)
-    m = members[0]
-    state["components"]["zookeeper"] = {"pid": m.pid, "port": port, "log": m.log, "token": m.config}
+    members = zkmod.start_zookeeper(dir / "zookeeper", ports[0], n, host=HOST, install=install,
+                                    client_ports=ports if n > 1 else None)
+    for name, m in zip(_zk_names(state), members):
+        state["components"][name] = {"pid": m.pid, "port": m.client_port, "log": m.log, "token": m.config,
+                                     "config": m.config}
     _save(dir, state)
+    _wait_zookeeper(members, deadline)
+    _say(progress, f"ZooKeeper serving after {time.monotonic() - started:.1f}s")
+
+
+def _wait_zookeeper(members: list, deadline: float) -> None:
     try:
         zkmod.wait_for(members, timeout=max(1.0, deadline - time.monotonic()))
     except SandboxError as exc:
         zkmod.stop_zookeeper(members)
-        raise SandboxError(f"ZooKeeper failed to start: {exc.message}", where=m.log,
-                           hint=f"read {m.log}", detail=proc.tail(Path(m.log), 30)) from exc
-    _say(progress, f"ZooKeeper serving after {time.monotonic() - started:.1f}s")
+        log = exc.where or members[0].log
+        raise SandboxError(f"ZooKeeper failed to start: {exc.message}", where=log,
+                           hint=f"read {log}", detail=exc.detail or proc.tail(Path(log), 30)) from exc
+
+
+def _restart_members(dir: Path, state: dict, names: list[str], deadline: float, progress: Progress) -> None:
+    """Start the stopped members of a running ensemble again with their own zoo.cfg (same ports)."""
+    install = zkmod.find_zookeeper()
+    comps = state["components"]
+    members = []
+    for name in names:
+        c = comps[name]
+        config = Path(c.get("config") or c["token"])
+        _check_port(c["port"], "--zk-port", f"ZooKeeper {name}", grace=3.0)
+        _say(progress, f"restarting {name} on {HOST}:{c['port']}")
+        pid = proc.spawn(install.command(config), Path(c["log"]), cwd=config.parent)
+        (config.parent / "zookeeper.pid").write_text(f"{pid}\n")
+        c["pid"] = pid
+        members.append(zkmod.ZkMember(int(name.rsplit("-", 1)[1]), pid, HOST, c["port"], str(config.parent),
+                                      str(config), c["log"]))
+    _save(dir, state)
+    _wait_zookeeper(members, deadline)
 
 
 def _start_registry(dir: Path, state: dict, deadline: float, progress: Progress) -> None:
@@ -252,15 +304,22 @@ def _stop(comp: dict | None) -> bool:
 # --------------------------------------------------------------------------- public API
 
 def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = False,
-       timeout: float = 60.0, progress: Progress = None) -> SandboxInfo:
+       timeout: float = 60.0, progress: Progress = None, ensemble: int | None = None) -> SandboxInfo:
     """Start ZooKeeper and the registry (and the demo services) under ``dir``; return when they answer.
+
+    ``ensemble`` is the number of ZooKeeper members: 1 (standalone, the default for
+    a new sandbox) or 3 (an ensemble on loopback: client ports ``zk_port``,
+    ``zk_port + 1``, ``zk_port + 2``, or three free ports with ``zk_port=0``; the
+    registry and the export line list every member). None keeps what runs.
 
     Already running there: returns the running sandbox (restarting any part that
     died, on the ports recorded the first time). Port 0 picks a free port. Raises
-    :class:`SandboxError` for a port in use, missing ZooKeeper/Java, or a component
-    that does not come up within ``timeout`` seconds (everything started by this
-    call is stopped again then).
+    :class:`SandboxError` for a port in use, missing ZooKeeper/Java, a running
+    sandbox with another ensemble size, or a component that does not come up
+    within ``timeout`` seconds (everything started by this call is stopped again then).
     """
+    if ensemble is not None and ensemble not in (1, 3):
+        raise SandboxError(f"an ensemble of {ensemble} members is not supported", hint="use --ensemble 1 or 3")
     dir = Path(dir).expanduser().resolve()
     deadline = time.monotonic() + timeout
     with _locked(dir):
@@ -269,33 +328,59 @@ def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = Fal
             state = None  # nothing survived (a reboot, kill -9): start afresh on the ports asked for
         fresh = state is None
         if state is not None:
+            if ensemble is not None and ensemble != _ensemble(state):
+                raise SandboxError(f"the sandbox in {dir} runs {_ensemble(state)} ZooKeeper member(s), "
+                                   f"not {ensemble}", where=str(dir),
+                                   hint="stop it first with: regctl sandbox down")
             comps = state.get("components", {})
-            if all(_alive(comps.get(n)) for n in ("zookeeper", "registry")) and (
+            if all(_alive(comps.get(n)) for n in (*_zk_names(state), "registry")) and (
                     not demo or _alive(comps.get("demo"))):
                 _say(progress, f"sandbox already running in {dir}")
                 return _info(dir, state)
             _say(progress, f"sandbox in {dir} is partly down; restarting what stopped")
         else:
+            n = ensemble or 1
             api_port = api_port or proc.free_port(HOST)
-            zk_port = zk_port or proc.free_port(HOST)
-            if api_port == zk_port:
+            if zk_port:
+                zk_ports = [zk_port + i for i in range(n)]
+            else:
+                zk_ports = []
+                while len(zk_ports) < n:
+                    p = proc.free_port(HOST)
+                    if p not in zk_ports and p != api_port:
+                        zk_ports.append(p)
+            if api_port in zk_ports:
                 raise SandboxError(f"the registry and ZooKeeper cannot share port {api_port}",
                                    hint="pass different --api-port and --zk-port")
-            state = {"version": 1, "created": time.time(), "api_port": api_port, "zk_port": zk_port,
-                     "api_url": f"http://{HOST}:{api_port}", "zk_hosts": f"{HOST}:{zk_port}",
+            if any(p > 65535 for p in zk_ports):
+                raise SandboxError(f"ZooKeeper ports {zk_ports[0]}..{zk_ports[-1]} run past 65535",
+                                   hint="pass a lower --zk-port, or --zk-port 0")
+            state = {"version": 1, "created": time.time(), "api_port": api_port, "zk_port": zk_ports[0],
+                     "zk_ports": zk_ports, "ensemble": n,
+                     "api_url": f"http://{HOST}:{api_port}",
+                     "zk_hosts": ",".join(f"{HOST}:{p}" for p in zk_ports),
                      "base_path": BASE_PATH, "demo": False, "components": {}}
             # fail on ports before starting anything
-            _check_port(zk_port, "--zk-port", "ZooKeeper")
+            for p in zk_ports:
+                _check_port(p, "--zk-port", "ZooKeeper")
             _check_port(api_port, "--api-port", "the registry")
         comps = state.setdefault("components", {})
         started: list[str] = []
         try:
-            if not _alive(comps.get("zookeeper")):
+            names = _zk_names(state)
+            alive = _zk_alive(state)
+            if len(alive) <= len(names) // 2:  # standalone down, or an ensemble without quorum
                 if comps.get("registry"):  # its session is gone anyway; restart it on the new ZooKeeper
                     _stop(comps.get("registry"))
                     comps.pop("registry", None)
+                for name in alive:
+                    _stop(comps.get(name))
                 _start_zookeeper(dir, state, deadline, progress)
-                started.append("zookeeper")
+                started.extend(names)
+            elif len(alive) < len(names):
+                dead = [n for n in names if n not in alive]
+                _restart_members(dir, state, dead, deadline, progress)
+                started.extend(dead)
             if not _alive(comps.get("registry")):
                 _start_registry(dir, state, deadline, progress)
                 started.append("registry")
@@ -342,10 +427,13 @@ def down(dir: Path) -> list[str]:
         except SandboxError:
             state = {}
         comps = state.get("components", {})
-        stopped = [name for name in ("demo", "registry", "zookeeper") if _stop(comps.get(name))]
+        zk_names = [n for n in comps if n == "zookeeper" or n.startswith("zookeeper-")]
+        stopped = [name for name in ("demo", "registry", *sorted(zk_names)) if _stop(comps.get(name))]
         (dir / STATE_FILE).unlink(missing_ok=True)
         (dir / "demo.json").unlink(missing_ok=True)
         (dir / "zookeeper" / "zookeeper.pid").unlink(missing_ok=True)
+        for pid_file in (dir / "zookeeper").glob("member-*/zookeeper.pid"):
+            pid_file.unlink(missing_ok=True)
         return stopped
 
 
@@ -362,8 +450,8 @@ def restart_registry(dir: Path, *, timeout: float = 30.0, progress: Progress = N
         if state is None:
             raise SandboxError("no sandbox here", where=str(dir), hint="run 'regctl sandbox up' first")
         comps = state.setdefault("components", {})
-        if not _alive(comps.get("zookeeper")):
-            raise SandboxError("the sandbox's ZooKeeper is not running", where=str(dir),
+        if len(_zk_alive(state)) <= len(_zk_names(state)) // 2:
+            raise SandboxError("the sandbox's ZooKeeper is not running (or has no quorum)", where=str(dir),
                                hint="run 'regctl sandbox up' to restart it")
         _say(progress, "stopping the registry")
         _stop(comps.get("registry"))
@@ -384,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-port", type=int, default=8082)
     parser.add_argument("--zk-port", type=int, default=2181)
     parser.add_argument("--demo", action="store_true")
+    parser.add_argument("--ensemble", type=int, default=None, choices=(1, 3))
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
     dir = args.dir or default_dir()
@@ -394,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "up":
             result = up(dir, api_port=args.api_port, zk_port=args.zk_port, demo=args.demo,
-                        timeout=args.timeout, progress=progress).to_dict()
+                        timeout=args.timeout, progress=progress, ensemble=args.ensemble).to_dict()
         elif args.action == "restart-registry":
             result = restart_registry(dir, timeout=args.timeout, progress=progress).to_dict()
         elif args.action == "down":

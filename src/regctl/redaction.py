@@ -1,0 +1,72 @@
+"""Keep secrets out of every line regctl writes: log records, debug output, errors.
+
+Two layers:
+
+* **by value**: every secret regctl learns while resolving settings (bearer
+  tokens, values of secret-looking headers, ZooKeeper credentials) is registered
+  with :func:`add_secrets`; :func:`redact_text` replaces each occurrence with ``***``.
+* **by shape**: ``Authorization: ...``/``Proxy-Authorization: ...``/``Cookie: ...``
+  header lines and ``Bearer <token>`` are masked even when the value was never
+  registered (a library logging a request it built itself).
+
+:class:`RedactingFormatter` applies both to every formatted log record (the CLI
+installs it on its log handler, so ``-v``/``-vv`` debug logs of httpx, httpcore
+and kazoo pass through it). No printing here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Iterable
+
+REDACTED = "***"
+_MIN_LEN = 3
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+
+_HEADER_LINE = re.compile(
+    r"(?i)(\b(?:proxy-)?authorization|\bcookie|\bx-api-key|\bapi-key)(['\"]?\s*[:=,]\s*b?['\"]?)([^'\"\r\n,)}\]]+)")
+_BEARER = re.compile(r"(?i)\b(bearer|basic|digest)\s+([A-Za-z0-9._~+/=:-]{3,})")
+
+
+def add_secrets(values: Iterable[str | None]) -> None:
+    """Remember ``values`` (ignored: None, empty, shorter than 3 characters) for :func:`redact_text`."""
+    with _lock:
+        for v in values:
+            if isinstance(v, str) and len(v.strip()) >= _MIN_LEN:
+                _secrets.add(v)
+                if v.strip() != v:
+                    _secrets.add(v.strip())
+
+
+def clear_secrets() -> None:
+    """Forget every registered secret (each CLI run starts afresh)."""
+    with _lock:
+        _secrets.clear()
+
+
+def known_secrets() -> list[str]:
+    with _lock:
+        return sorted(_secrets, key=len, reverse=True)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every registered secret and every header/bearer-shaped credential replaced by ``***``."""
+    if not text:
+        return text
+    for secret in known_secrets():
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    text = _HEADER_LINE.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+    text = _BEARER.sub(lambda m: m.group(1) + " " + REDACTED, text)
+    return text
+
+
+class RedactingFormatter(logging.Formatter):
+    """A formatter whose output (message, arguments, traceback) went through :func:`redact_text`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
