@@ -93,6 +93,9 @@ class DoctorConfig:
     timeout: float = 5.0
     headers: Mapping[str, str] = field(default_factory=dict)
     verify: bool | str = True
+    #: ZooKeeper auth [(scheme, credential)] and kazoo TLS options (settings.zk_options())
+    zk_auth_data: Any = None
+    zk_client_kwargs: Mapping[str, Any] = field(default_factory=dict)
     #: the environment the guide's variables are read from (process env, --env-file on top)
     env: Mapping[str, str] = field(default_factory=dict)
     #: where ``env`` came from, for findings ("environment" or the --env-file path)

@@ -222,7 +222,8 @@ def zk_reader(run: CheckRun):
         from regctl.zk import ZkReader
 
         c = run.config
-        reader = ZkReader(c.zk_hosts, c.zk_base, timeout=c.timeout)
+        reader = ZkReader(c.zk_hosts, c.zk_base, timeout=c.timeout, auth_data=c.zk_auth_data,
+                          client_kwargs=dict(c.zk_client_kwargs or {}))
         run.ctx.on_close(reader.close)
         t0 = time.monotonic()
         reader.connect()

@@ -71,7 +71,7 @@ def wait_for_instances(name: str, *, min_count: int = 1, healthy: bool = False, 
                        config_url: str | None = None, headers: dict | None = None, verify: bool | str = True,
                        step_timeout: float = STEP_TIMEOUT, expect: Sequence[int] | None = None,
                        on_round: Callable[[int, int | None], None] | None = None,
-                       zk_auth_data: list | None = None) -> WaitOutcome:
+                       zk_auth_data: list | None = None, zk_client_kwargs: dict | None = None) -> WaitOutcome:
     """Block until ``name`` has ``min_count`` live (and, with ``healthy``, healthy) instances.
 
     Returns a :class:`WaitOutcome` (``ok`` False on timeout). Reads ZooKeeper when
@@ -88,7 +88,7 @@ def wait_for_instances(name: str, *, min_count: int = 1, healthy: bool = False, 
     if not zk_hosts and not config_url:
         raise UsageError("nothing to wait on", hint="configure ZooKeeper (--zk) or the Config Service URL")
     if zk_hosts:
-        source: _Source = _ZkSource(name, zk_hosts, zk_base, zk_auth_data)
+        source: _Source = _ZkSource(name, zk_hosts, zk_base, zk_auth_data, zk_client_kwargs)
     else:
         source = _ApiSource(name, config_url or "", headers or {}, verify)
     started = time.monotonic()
@@ -186,8 +186,10 @@ class _ZkSource(_Source):
 
     kind = "zookeeper"
 
-    def __init__(self, name: str, hosts: str, base: str, auth: list | None) -> None:
+    def __init__(self, name: str, hosts: str, base: str, auth: list | None,
+                 client_kwargs: dict | None = None) -> None:
         self.name, self.hosts, self.base, self.auth = name, hosts, base, auth
+        self.client_kwargs = client_kwargs
         self.path = zk_join(base, name, "instances")
         self.changed = threading.Event()
         self.reader = None
@@ -199,7 +201,8 @@ class _ZkSource(_Source):
         from regctl.zk import ZkReader
 
         if self.reader is None:
-            reader = ZkReader(self.hosts, self.base, timeout=timeout, auth_data=self.auth)
+            reader = ZkReader(self.hosts, self.base, timeout=timeout, auth_data=self.auth,
+                              client_kwargs=self.client_kwargs)
             reader.connect()
             self.reader = reader
         return self.reader

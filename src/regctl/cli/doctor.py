@@ -94,6 +94,7 @@ def doctor(
     config = core.DoctorConfig(
         config_url=s.config_url, zk_hosts=s.zk_hosts, zk_base=s.zk_base, timeout=s.timeout,
         headers=dict(s.headers), verify=s.extra.get("verify", True), env=env, env_source=env_source,
+        zk_auth_data=s.extra.get("zk_auth_data"), zk_client_kwargs=s.extra.get("zk_client_kwargs") or {},
         service=service, all_services=all_, in_container=_container_override(),
         config_url_source=_source_text(s, "config_url"), explicit=explicit)
     if s.verbose:

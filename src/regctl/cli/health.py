@@ -284,7 +284,8 @@ def wait(
                                  interval=interval, zk_hosts=s.zk_hosts, zk_base=s.zk_base,
                                  config_url=s.config_url, headers=dict(s.headers),
                                  verify=s.extra.get("verify", True), expect=codes,
-                                 zk_auth_data=s.extra.get("zk_auth_data"))
+                                 zk_auth_data=s.extra.get("zk_auth_data"),
+                                 zk_client_kwargs=s.extra.get("zk_client_kwargs"))
     data = outcome.to_dict()
     if outcome.ok:
         return Result(data=data, lines=[f"{name}: {outcome.summary()}"])

@@ -127,13 +127,23 @@ class RegistryServer:
     ``/health`` reports; ``{"health_check": "broken"}`` makes ``/health`` answer 503;
     ``{"delay": "1.5"}`` delays every answer by that many seconds. It is read on
     every request, so tests may change ``server.simulate`` while it runs.
+
+    Gateway and TLS stand-ins (tests of regctl's auth and TLS options):
+    ``required_headers={"Authorization": "Bearer s3cret"}`` answers every request
+    that lacks one of them (exact value; names case-insensitive) with
+    ``401 {"detail": "Not authenticated"}``, like a FastAPI security dependency;
+    ``ssl_context`` (an :class:`ssl.SSLContext`) or ``certfile``/``keyfile`` (PEM)
+    serve HTTPS instead of HTTP (``url`` starts with ``https://``).
+    ``seen_headers`` keeps the headers of the last 100 requests.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, zk_hosts: str = "127.0.0.1:2181",
                  base_path: str = "/services", db_path: str | Path | None = None,
                  instance_id: str = "config-service-1", self_url: str | None = "http://config-service:8082",
                  cache_ttl: float = 60.0, zk_timeout: float = 5.0, *, detailed_health: bool = True,
-                 health_timeout: float = 2.0, simulate: dict | None = None, verbose: bool = False) -> None:
+                 health_timeout: float = 2.0, simulate: dict | None = None, verbose: bool = False,
+                 required_headers: dict | None = None, ssl_context: Any = None,
+                 certfile: str | Path | None = None, keyfile: str | Path | None = None) -> None:
         self.host = host
         self._requested_port = port
         self.zk_hosts = zk_hosts
@@ -147,6 +157,14 @@ class RegistryServer:
         self.health_timeout = health_timeout
         self.simulate: dict = dict(simulate or {})
         self.verbose = verbose
+        self.required_headers: dict = dict(required_headers or {})
+        self.seen_headers: list[dict] = []
+        if ssl_context is None and certfile:
+            import ssl
+
+            ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ssl_context.load_cert_chain(str(certfile), str(keyfile) if keyfile else None)
+        self.ssl_context = ssl_context
         self._cache: dict[str, tuple[float, list[dict]]] = {}
         self._cache_lock = threading.Lock()
         self._zk: KazooClient | None = None
@@ -163,7 +181,8 @@ class RegistryServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def self_url(self) -> str:
@@ -197,6 +216,12 @@ class RegistryServer:
             self._call(zk.ensure_path_async, self.base_path)
             handler = type("Handler", (Handler,), {"registry": self})
             self._httpd = ThreadingHTTPServer((self.host, self._requested_port), handler)
+            if self.ssl_context is not None:
+                # the handshake happens in the request's thread (first read), not in accept()
+                self._httpd.socket = self.ssl_context.wrap_socket(self._httpd.socket, server_side=True,
+                                                                  do_handshake_on_connect=False)
+                self._httpd.handle_error = lambda request, address: log.debug(  # type: ignore[method-assign]
+                    "TLS/connection error from %s", address, exc_info=True)
         except Exception:
             self._zk = None
             zk.stop()

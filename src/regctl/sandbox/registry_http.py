@@ -131,6 +131,12 @@ class Handler(BaseHTTPRequestHandler):
             delay = float(reg.simulate.get("delay", 0) or 0)
             if delay > 0:
                 time.sleep(min(delay, 60))
+            seen = reg.seen_headers
+            seen.append({k: v for k, v in self.headers.items()})
+            del seen[:-100]
+            for name, value in reg.required_headers.items():  # a gateway's security dependency
+                if self.headers.get(name) != value:
+                    raise HTTPError(401, "Not authenticated", {"WWW-Authenticate": "Bearer"})
             split = urlsplit(self.path)
             raw_segments = split.path.split("/")
             segments = [unquote(s) for s in raw_segments]

@@ -74,6 +74,8 @@ class ZkMember:
     log: str
     quorum_port: int | None = None
     election_port: int | None = None
+    #: the TLS client port (``secureClientPort``), when started with ``secure_port``
+    secure_port: int | None = None
 
     @property
     def hosts(self) -> str:
@@ -157,15 +159,56 @@ def _jar_version(jar: Path) -> str | None:
     return None
 
 
+#: netty jars a TLS (Netty) server needs that Debian's zookeeper.jar Class-Path leaves out
+NETTY_TLS_JARS = ("netty-codec.jar", "netty-resolver.jar", "netty-transport-native-unix-common.jar")
+
+
+def with_tls_jars(install: ZkInstall) -> ZkInstall:
+    """``install`` with the netty jars TLS needs added to its classpath.
+
+    Debian's ``zookeeper.jar`` manifest lists netty-handler/transport/buffer/common
+    but not netty-codec (``SslHandler``'s base class), netty-resolver and
+    netty-transport-native-unix-common; an Apache tarball's ``lib/`` has them all.
+    """
+    if install.source != "debian":
+        return install
+    java_dir = Path(install.classpath[0]).parent
+    extra = [java_dir / j for j in NETTY_TLS_JARS]
+    missing = [j.name for j in extra if not j.is_file()]
+    if missing:
+        raise SandboxError(f"ZooKeeper TLS needs {', '.join(missing)}", where=str(java_dir),
+                           hint="apt-get install libnetty-java")
+    return ZkInstall(install.classpath + tuple(str(j) for j in extra), install.java, install.version, install.source)
+
+
+def tls_settings(keystore: str | Path, truststore: str | Path, client_auth: str = "want") -> dict[str, str]:
+    """zoo.cfg lines for a Netty TLS client port with PEM files.
+
+    ``keystore``: the server's private key and certificate chain in one PEM file;
+    ``truststore``: CA certificates (PEM) client certificates are checked against;
+    ``client_auth``: ``none``, ``want`` or ``need`` (a client certificate).
+    """
+    return {
+        "serverCnxnFactory": "org.apache.zookeeper.server.NettyServerCnxnFactory",
+        "ssl.keyStore.location": str(Path(keystore).resolve()),
+        "ssl.keyStore.type": "PEM",
+        "ssl.trustStore.location": str(Path(truststore).resolve()),
+        "ssl.trustStore.type": "PEM",
+        "ssl.clientAuth": client_auth,
+    }
+
+
 # --------------------------------------------------------------------------- config
 
 def write_config(dir: Path, port: int, *, host: str = "127.0.0.1", myid: int | None = None,
                  servers: Sequence[tuple[int, str, int, int]] = (), tick_time: int = 2000,
-                 extra: Mapping[str, str] | None = None) -> Path:
+                 extra: Mapping[str, str] | None = None, secure_port: int | None = None,
+                 tls: Mapping[str, str] | None = None) -> Path:
     """Write ``dir/zoo.cfg`` (and ``dir/data/myid`` for an ensemble member); return the config path.
 
     ``servers`` lists ``(myid, host, quorum_port, election_port)`` for every
-    ensemble member; leave it empty for a standalone server.
+    ensemble member; leave it empty for a standalone server. ``secure_port`` adds a
+    TLS client port configured by ``tls`` (see :func:`tls_settings`).
     """
     dir = Path(dir).resolve()
     data = dir / "data"
@@ -188,6 +231,12 @@ def write_config(dir: Path, port: int, *, host: str = "127.0.0.1", myid: int | N
         for sid, shost, quorum, election in servers:
             lines[f"server.{sid}"] = f"{shost}:{quorum}:{election}"
         (data / "myid").write_text(f"{myid}\n")
+    if secure_port:
+        if not tls:
+            raise ValueError("secure_port needs tls=tls_settings(keystore, truststore)")
+        lines["secureClientPort"] = str(secure_port)
+        lines["secureClientPortAddress"] = host
+        lines.update(tls)
     if extra:
         lines.update(extra)
     config = dir / "zoo.cfg"
@@ -204,7 +253,8 @@ def member_dir(dir: Path, myid: int, members: int) -> Path:
 
 def start_zookeeper(dir: Path, port: int = 0, members: int = 1, *, host: str = "127.0.0.1",
                     install: ZkInstall | None = None, client_ports: Sequence[int] | None = None,
-                    env: Mapping[str, str] | None = None) -> list[ZkMember]:
+                    env: Mapping[str, str] | None = None, secure_port: int | None = None,
+                    tls: Mapping[str, str] | None = None) -> list[ZkMember]:
     """Start ``members`` ZooKeeper servers detached; return them (no waiting, see :func:`wait_for`).
 
     ``port`` is the first member's client port (0: a free one). An ensemble's other
@@ -215,6 +265,11 @@ def start_zookeeper(dir: Path, port: int = 0, members: int = 1, *, host: str = "
     if members < 1:
         raise ValueError("members must be >= 1")
     install = install or find_zookeeper(os.environ if env is None else env)
+    if secure_port is not None:  # a standalone server with a TLS client port too
+        if members != 1:
+            raise ValueError("secure_port is only supported for a standalone server")
+        install = with_tls_jars(install)
+        secure_port = secure_port or proc.free_port(host)
     ports = list(client_ports or [])
     if not ports:
         ports = [port or proc.free_port(host)]
@@ -235,7 +290,8 @@ def start_zookeeper(dir: Path, port: int = 0, members: int = 1, *, host: str = "
     try:
         for i in range(1, members + 1):
             mdir = member_dir(dir, i, members).resolve()
-            config = write_config(mdir, ports[i - 1], host=host, myid=i if servers else None, servers=servers)
+            config = write_config(mdir, ports[i - 1], host=host, myid=i if servers else None, servers=servers,
+                                  secure_port=secure_port, tls=tls)
             log = mdir / "zookeeper.log"
             pid = proc.spawn(install.command(config), log, cwd=mdir, env=child_env)
             (mdir / "zookeeper.pid").write_text(f"{pid}\n")
@@ -243,7 +299,7 @@ def start_zookeeper(dir: Path, port: int = 0, members: int = 1, *, host: str = "
             if servers:
                 quorum, election = servers[i - 1][2], servers[i - 1][3]
             started.append(ZkMember(i, pid, host, ports[i - 1], str(mdir), str(config), str(log),
-                                    quorum, election))
+                                    quorum, election, secure_port))
     except OSError as exc:
         stop_zookeeper(started)
         raise SandboxError(f"could not start ZooKeeper: {exc}", where=str(dir),
