@@ -9,7 +9,7 @@ import typer
 
 from regctl.cli.completion import complete_instance_ids, complete_service_names
 from regctl.cli.options import DryRun, Yes, command
-from regctl.cli.render import Column, Result, Table, status_style
+from regctl.cli.render import Column, Result, Table, confirm, status_style, stdin_is_tty
 from regctl.errors import ExitCode, NotFound, RegctlError, Unreachable, UsageError
 
 INPUT = "Registration"
@@ -252,7 +252,7 @@ def deregister_service(
         raise UsageError("--all cannot be combined with instance ids", hint="give ids or --all, not both")
     if not all_ and not ids:
         raise UsageError("no instance ids given", hint="give INSTANCE_ID..., or --all for every live instance")
-    interactive = _stdin_is_tty()
+    interactive = stdin_is_tty()
     if not dry_run and not yes and not interactive:
         raise UsageError("refusing to deregister without confirmation: stdin is not a terminal",
                          hint="pass --yes")
@@ -274,7 +274,7 @@ def deregister_service(
     if not yes:
         rc.out.note(f"will deregister {len(plan.instance_ids)} instance(s) of {name}: "
                     + ", ".join(plan.instance_ids))
-        if not _confirm("Deregister them?"):
+        if not confirm("Deregister them?"):
             return Result(data={"dry_run": False, "plan": plan.to_dict(), "results": [], "confirmed": False},
                           error=NotFound("not confirmed; nothing was deregistered", hint="answer y, or pass --yes"))
 
@@ -313,38 +313,6 @@ def deregister_service(
     return result
 
 
-def _confirm(question: str) -> bool:
-    """Ask on stderr, read the answer from stdin; anything but y/yes (or EOF) is no.
-
-    Not typer.confirm: with err=True click still writes the prompt's last
-    character to stdout, which would corrupt -o json output.
-    """
-    sys.stderr.write(f"{question} [y/N]: ")
-    sys.stderr.flush()
-    try:
-        answer = sys.stdin.readline()
-    except (OSError, UnicodeDecodeError):
-        answer = ""
-    if not _real_terminal(sys.stdin) or not answer.endswith("\n"):
-        sys.stderr.write(answer.rstrip("\n") + "\n")  # a terminal echoes the answer itself
-        sys.stderr.flush()
-    return answer.strip().lower() in ("y", "yes")
-
-
-def _real_terminal(stream: Any) -> bool:
-    import os
-
-    try:
-        return os.isatty(stream.fileno())
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
-def _stdin_is_tty() -> bool:
-    try:
-        return bool(sys.stdin.isatty())
-    except (AttributeError, ValueError):
-        return False
 
 
 def _live_reader(rc, name: str) -> tuple:

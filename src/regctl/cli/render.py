@@ -297,3 +297,38 @@ class Output:
                 cells[at] += "\n" + (f"[{style}]{escape(text)}[/]" if style else escape(text))
             rt.add_row(*cells)
         console.print(rt)
+
+
+def stdin_is_tty() -> bool:
+    """Whether stdin is a terminal (commands that change the registry need --yes otherwise)."""
+    try:
+        return bool(sys.stdin.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def confirm(question: str) -> bool:
+    """Ask on stderr, read the answer from stdin; anything but y/yes (or EOF) is no.
+
+    Not typer.confirm: with err=True click still writes the prompt's last
+    character to stdout, which would corrupt -o json output.
+    """
+    sys.stderr.write(f"{question} [y/N]: ")
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except (OSError, UnicodeDecodeError):
+        answer = ""
+    if not _real_terminal(sys.stdin) or not answer.endswith("\n"):
+        sys.stderr.write(answer.rstrip("\n") + "\n")  # a terminal echoes the answer itself
+        sys.stderr.flush()
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _real_terminal(stream: Any) -> bool:
+    import os
+
+    try:
+        return os.isatty(stream.fileno())
+    except (AttributeError, ValueError, OSError):
+        return False

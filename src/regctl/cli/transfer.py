@@ -11,7 +11,7 @@ import typer
 
 from regctl.cli.completion import ServiceNamesArg
 from regctl.cli.options import DryRun, SourceOpt, Yes, command
-from regctl.cli.render import Column, Result, Table
+from regctl.cli.render import Column, Result, Table, confirm, stdin_is_tty
 from regctl.errors import ExitCode, NotFound, RegctlError, UsageError
 
 
@@ -177,7 +177,7 @@ def import_registry(
                       notes=[summary, f"dry run: would register {counts['add']} instance(s); nothing sent"],
                       warnings=warnings)
     if not yes:
-        if not _stdin_is_tty():
+        if not stdin_is_tty():
             raise UsageError("refusing to import without confirmation: stdin is not a terminal",
                              hint="pass --yes (see the plan first with --dry-run)")
         for item in plan.items:
@@ -185,7 +185,7 @@ def import_registry(
                         + (f" {item.entry.registration.service_url}" if item.action == "add" else "")
                         + (f" ({', '.join(item.differences)} differ)" if item.differences else ""))
         rc.out.note(summary)
-        if not _confirm(f"Register {counts['add']} instance(s)?"):
+        if not confirm(f"Register {counts['add']} instance(s)?"):
             return Result(data=data, error=NotFound("not confirmed; nothing was imported",
                                                     hint="answer y, or pass --yes"))
 
@@ -250,30 +250,3 @@ def _live_map(rc, names: list) -> tuple:
         live.update({(name, i.instance_id): i for i in ans})
     return live, "api (may be cached up to 60 s; configure ZooKeeper for the truth)"
 
-
-def _confirm(question: str) -> bool:
-    """Ask on stderr, read stdin; only y/yes is yes (stdout stays clean for -o json)."""
-    sys.stderr.write(f"{question} [y/N]: ")
-    sys.stderr.flush()
-    try:
-        answer = sys.stdin.readline()
-    except (OSError, UnicodeDecodeError):
-        answer = ""
-    if not _real_terminal(sys.stdin) or not answer.endswith("\n"):
-        sys.stderr.write(answer.rstrip("\n") + "\n")  # a real terminal echoes the answer itself
-        sys.stderr.flush()
-    return answer.strip().lower() in ("y", "yes")
-
-
-def _real_terminal(stream: Any) -> bool:
-    try:
-        return os.isatty(stream.fileno())
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
-def _stdin_is_tty() -> bool:
-    try:
-        return bool(sys.stdin.isatty())
-    except (AttributeError, ValueError):
-        return False
