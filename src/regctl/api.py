@@ -112,7 +112,8 @@ def check_status(ans: Answer, what: str, ok: Iterable[int] = (200,)) -> None:
     if ans.status_code in (401, 403):
         raise NotAuthorized(f"{what} was refused with HTTP {ans.status_code}{said}", where=ans.url,
                             status_code=ans.status_code,
-                            hint="the gateway wants credentials: pass --header 'Authorization: Bearer ...'")
+                            hint="the gateway wants credentials: pass --header 'Authorization: Bearer ...', "
+                                 "--token-file FILE or REGCTL_TOKEN (or token_file/token_env in the context)")
     if ans.status_code == 422:
         raise UsageError(f"the Config Service rejected the request{said}", where=ans.url,
                          hint="check the values sent (see --dry-run)")
@@ -327,6 +328,17 @@ class _Base:
         return translate_http_error(exc, url, self.timeout, call.what)
 
 
+def ssl_verify(verify: "bool | str | ssl.SSLContext") -> "bool | ssl.SSLContext":
+    """httpx's ``verify``: True/False as given, a CA bundle path as an SSL context trusting only it."""
+    if isinstance(verify, str):
+        try:
+            return ssl.create_default_context(cafile=verify)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"cannot load the CA bundle ({type(exc).__name__}: {exc})", where=verify,
+                             hint="give a PEM file of CA certificates (--ca-bundle)") from None
+    return verify
+
+
 def translate_http_error(exc: Exception, url: str, timeout: float, what: str = "request") -> RegctlError:
     """Turn an httpx/OS exception into a one-line :class:`RegctlError`."""
     host = httpx.URL(url).host if url else "?"
@@ -424,7 +436,7 @@ class RegistryApi(_Base):
                  max_connections: int = 32) -> None:
         super().__init__(base_url, timeout=timeout, headers=headers, verify=verify)
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._client = httpx.Client(timeout=timeout, headers=self.headers, verify=verify,
+        self._client = httpx.Client(timeout=timeout, headers=self.headers, verify=ssl_verify(verify),
                                     transport=transport, limits=limits, follow_redirects=False)
 
     def __enter__(self) -> "RegistryApi":
@@ -543,7 +555,7 @@ class AsyncRegistryApi(_Base):
     def __init__(self, base_url: str, *, timeout: float = 5.0, headers: Mapping[str, str] | None = None,
                  verify: bool | str = True, transport: httpx.AsyncBaseTransport | None = None) -> None:
         super().__init__(base_url, timeout=timeout, headers=headers, verify=verify)
-        self._client = httpx.AsyncClient(timeout=timeout, headers=self.headers, verify=verify,
+        self._client = httpx.AsyncClient(timeout=timeout, headers=self.headers, verify=ssl_verify(verify),
                                          transport=transport, follow_redirects=False)
 
     async def __aenter__(self) -> "AsyncRegistryApi":

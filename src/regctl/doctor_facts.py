@@ -202,7 +202,10 @@ def config_health_answer(run: CheckRun) -> HttpAnswer:
         url = c.config_url.rstrip("/") + "/health"
         t = run.step_timeout()
         t0 = time.monotonic()
-        with httpx.Client(timeout=t, headers=dict(c.headers), verify=c.verify, follow_redirects=False) as client:
+        from regctl.api import ssl_verify
+
+        with httpx.Client(timeout=t, headers=dict(c.headers), verify=ssl_verify(c.verify),
+                          follow_redirects=False) as client:
             with client.stream("GET", url) as resp:
                 body = bytearray()
                 for chunk in resp.iter_bytes():

@@ -165,7 +165,9 @@ async def probe_many_async(targets: Sequence[ProbeTarget], *, timeout: float = 5
     # no keep-alive: each target is a different origin, probed once; idle pooled connections only make
     # httpcore scan a longer list on every request (O(pool) per request, the largest cost at 1,000 targets)
     limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=0)
-    async with httpx.AsyncClient(timeout=timeout, verify=verify, limits=limits, follow_redirects=True,
+    from regctl.api import ssl_verify
+
+    async with httpx.AsyncClient(timeout=timeout, verify=ssl_verify(verify), limits=limits, follow_redirects=True,
                                  trust_env=False) as client:
 
         async def attempt(url: str) -> tuple[bool, int | None, float, str | None]:

@@ -28,7 +28,7 @@ _lock = threading.Lock()
 _secrets: set[str] = set()
 
 _HEADER_LINE = re.compile(
-    r"(?i)(\b(?:proxy-)?authorization|\bcookie|\bx-api-key|\bapi-key)(['\"]?\s*[:=,]\s*b?['\"]?)([^'\"\r\n,)}\]]+)")
+    r"(?i)(\b(?:proxy-)?authorization|\bcookie|\bx-api-key|\bapi-key)(['\"]?\s*[:=,]\s*(?:b?['\"])?)([^'\"\r\n,)}\]]+)")
 _BEARER = re.compile(r"(?i)\b(bearer|basic|digest)\s+([A-Za-z0-9._~+/=:-]{3,})")
 
 

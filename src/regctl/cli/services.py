@@ -203,9 +203,29 @@ def list_services(rc, source: SourceOpt = "auto") -> Result:
         rows.append(d)
     result = Result(data=data, tables=[Table(LIST_COLUMNS, rows, empty="no services registered")])
     result.notes.append(reading.note(rc))
+    result.error, problems = _noauth_error(rc, problems)
     for p in problems:
         result.warnings.append(f"{p.path}: {p.detail}")
     return result
+
+
+def _noauth_error(rc, problems: list) -> tuple:
+    """(a NotAuthorized for the nodes a ZooKeeper ACL hid, the other problems).
+
+    Counting a service whose instances ZooKeeper refused to show as "0 live" would be
+    a wrong answer: the command still prints what it could read, then fails with
+    one line (exit 3) saying how to pass credentials.
+    """
+    from regctl.errors import NotAuthorized
+
+    denied = [p for p in problems if p.kind == "unreadable" and "(NOAUTH)" in p.detail]
+    if not denied:
+        return None, problems
+    more = f" and {len(denied) - 1} more node(s)" if len(denied) > 1 else ""
+    reader = rc.zk()
+    err = NotAuthorized(f"ZooKeeper refused to read {denied[0].path} (NOAUTH){more}",
+                        where=rc.settings.zk_hosts, hint=getattr(reader, "noauth_hint", None))
+    return err, [p for p in problems if p not in denied]
 
 
 # ---------------------------------------------------------------------------
@@ -295,6 +315,7 @@ def inspect_service(rc, name: NameArg, source: SourceOpt = "auto") -> Result:
     result = Result(data=data, tables=[Table(INSTANCE_COLUMNS, rows, title=title, empty="no live instances")])
     result.notes.append(reading.note(rc))
     result.warnings.extend(d.warnings)
+    result.error, problems = _noauth_error(rc, problems)
     result.warnings.extend(f"{p.path}: {p.detail}" for p in problems)
     return result
 
