@@ -272,3 +272,15 @@ def test_zk_cert_without_key_is_a_usage_error(zk_tls):
     member, certs = zk_tls
     res = run_cli("list", "--source", "zk", "--zk", f"{member.host}:{member.secure_port}", "--zk-cert", certs.cert)
     assert "--zk-key" in assert_one_line_error(res, 2)
+
+
+def test_doctor_reaches_a_tls_only_member_through_a_tls_session(zk_tls):
+    member, certs = zk_tls
+    env = {"ZOOKEEPER_HOSTS": f"{member.host}:{member.secure_port}", "ZOOKEEPER_BASE_PATH": "/",
+           "CONFIG_SERVICE_URL": "http://127.0.0.1:9"}
+    res = run_cli("doctor", "zookeeper", "-o", "json", *tls_args(certs), env=env)
+    rows = {c["name"]: c for c in res.json["checks"]}
+    assert rows["zookeeper.session"]["status"] == "pass", rows["zookeeper.session"]
+    assert rows["zookeeper.quorum"]["status"] == "pass", rows["zookeeper.quorum"]
+    plain = run_cli("doctor", "zookeeper", "-o", "json", env=env)
+    assert {c["name"]: c for c in plain.json["checks"]}["zookeeper.session"]["status"] == "fail"

@@ -240,7 +240,9 @@ def zk_members(run: CheckRun):
     def compute():
         from regctl.zk_admin import check_ensemble
 
-        return check_ensemble(run.config.zk_hosts, run.step_timeout())
+        c = run.config
+        return check_ensemble(c.zk_hosts, run.step_timeout(),
+                              zk_options={"auth_data": c.zk_auth_data, "client_kwargs": dict(c.zk_client_kwargs or {})})
 
     return run.fact("zk_members", compute)
 

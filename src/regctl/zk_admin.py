@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 from regctl.names import ZkHosts, parse_zk_hosts
 
@@ -266,14 +266,19 @@ class MemberReport:
                 "elapsed_ms": self.elapsed_ms}
 
 
-def session_to(hosts: str, timeout: float) -> tuple[bool, str | None]:
-    """Try to open (and close) a ZooKeeper session to ``hosts`` within ``timeout``."""
+def session_to(hosts: str, timeout: float, zk_options: Mapping[str, Any] | None = None) -> tuple[bool, str | None]:
+    """Try to open (and close) a ZooKeeper session to ``hosts`` within ``timeout``.
+
+    ``zk_options`` are :meth:`regctl.settings.Settings.zk_options` (auth data, TLS).
+    """
     from kazoo.client import KazooClient
     from kazoo.retry import KazooRetry
 
+    opts = dict(zk_options or {})
     client = KazooClient(hosts=hosts, timeout=max(timeout, 4.0),
                          connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=0.5),
-                         command_retry=KazooRetry(max_tries=0))
+                         command_retry=KazooRetry(max_tries=0), auth_data=opts.get("auth_data") or None,
+                         **dict(opts.get("client_kwargs") or {}))
     try:
         client.start(timeout=max(0.05, timeout))
         return True, None
@@ -291,7 +296,7 @@ def session_to(hosts: str, timeout: float) -> tuple[bool, str | None]:
 
 
 def check_member(host: str, port: int, timeout: float = 2.0, *, session_fallback: bool = True,
-                 mntr: bool = True) -> MemberReport:
+                 mntr: bool = True, zk_options: Mapping[str, Any] | None = None) -> MemberReport:
     """Ask one member ``ruok`` and ``srvr`` (``mntr`` when ``srvr`` is refused), all within ``timeout``.
 
     When the words are not whitelisted and ``session_fallback`` is set, a
@@ -336,12 +341,13 @@ def check_member(host: str, port: int, timeout: float = 2.0, *, session_fallback
     session_error: str | None = None
     if (info is None or not info.mode) and session_fallback and deadline - time.monotonic() > 0.1:
         session_ok, session_error = session_to(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}",
-                                               left())
+                                               left(), zk_options)
     return done(ruok=ruok_text if ruok.whitelisted else None, four_letter_words=words, srvr=info,
                 session_ok=session_ok, session_error=session_error)
 
 
-def check_ensemble(hosts: str | ZkHosts, timeout: float = 2.0, *, session_fallback: bool = True) -> list[MemberReport]:
+def check_ensemble(hosts: str | ZkHosts, timeout: float = 2.0, *, session_fallback: bool = True,
+                   zk_options: Mapping[str, Any] | None = None) -> list[MemberReport]:
     """:func:`check_member` for every member of a connection string, concurrently, in order."""
     parsed = hosts if isinstance(hosts, ZkHosts) else parse_zk_hosts(hosts)
     members = list(parsed.members)
@@ -349,7 +355,8 @@ def check_ensemble(hosts: str | ZkHosts, timeout: float = 2.0, *, session_fallba
 
     def run(i: int, host: str, port: int) -> None:
         try:
-            results[i] = check_member(host, port, timeout, session_fallback=session_fallback)
+            results[i] = check_member(host, port, timeout, session_fallback=session_fallback,
+                                      zk_options=zk_options)
         except Exception as exc:  # a bug must not hang the others
             log.debug("member check crashed", exc_info=True)
             results[i] = MemberReport(host, port, error=f"{type(exc).__name__}: {exc}")

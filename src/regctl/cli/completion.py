@@ -304,7 +304,7 @@ def _from_zookeeper(settings, service: "str | None", budget: float) -> list:
     client = KazooClient(hosts=settings.zk_hosts, timeout=4.0, logger=quiet,
                          connection_retry=KazooRetry(max_tries=1, delay=0.05),
                          command_retry=KazooRetry(max_tries=0),
-                         auth_data=settings.extra.get("zk_auth_data") or None)
+                         auth_data=settings.zk_auth_data or None, **settings.zk_client_kwargs)
     started = time.monotonic()
     try:
         client.start(timeout=budget * 0.8)

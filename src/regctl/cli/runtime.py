@@ -45,8 +45,7 @@ class RunContext:
                 raise UsageError("ZooKeeper is not configured",
                                  hint="pass --zk HOST:PORT or set ZOOKEEPER_HOSTS")
             reader = ZkReader(s.zk_hosts, s.zk_base, timeout=s.timeout,
-                              auth_data=s.extra.get("zk_auth_data"),
-                              client_kwargs=s.extra.get("zk_client_kwargs"))
+                              **s.zk_options())
             reader.connect()
             self._zk = reader
         return self._zk

@@ -69,8 +69,7 @@ def watch(
     mode = _mode(rc)
 
     watcher = RegistryWatcher(s.zk_hosts, s.zk_base, timeout=s.timeout, names=names or None,
-                              auth_data=s.extra.get("zk_auth_data"),
-                              client_kwargs=s.extra.get("zk_client_kwargs"))
+                              **s.zk_options())
     snapshot = watcher.start()
     until = None if for_ is None else time.monotonic() + for_
     sink = {"json": JsonLines, "plain": PlainLines, "live": LiveTable}[mode](rc, watcher)
