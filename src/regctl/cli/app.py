@@ -128,7 +128,7 @@ def main(argv: "list[str] | None" = None) -> int:
         if argv is None:  # a real process, not a test calling main(): do not wait for abandoned threads
             _exit_now_if_threads_linger(ExitCode.INTERRUPTED)
         return ExitCode.INTERRUPTED
-    except cx.NoArgsIsHelpError as exc:
+    except getattr(cx, "NoArgsIsHelpError", ()) as exc:  # click >= 8.2 only
         sys.stdout.write(exc.ctx.get_help() + "\n" if exc.ctx else str(exc))
         return ExitCode.OK
     except cx.ClickException as exc:
