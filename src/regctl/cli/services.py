@@ -353,7 +353,7 @@ def verified_url(rc, name: str, first_url: str) -> Result:
     from regctl.health import ProbeTarget, probe_many
 
     instances = [i for i in rc.api().instances(name) if i.discoverable and i.service_url]
-    random.shuffle(instances)
+    random.SystemRandom().shuffle(instances)  # its own source: never disturbs (or depends on) global state
     order = sorted(instances, key=lambda i: i.service_url != first_url)  # stable: /url's answer first
     if not order or order[0].service_url != first_url:
         order.insert(0, None)  # the /url answer is not in the (cached) list: probe it on its own
