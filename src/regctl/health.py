@@ -31,6 +31,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 from typing import Callable, Iterable, Sequence
 
 import httpx
@@ -94,6 +95,8 @@ def describe_error(exc: BaseException) -> str:
     """A few words for a failed probe: refused, DNS, timeout, TLS, reset, bad URL ..."""
     if isinstance(exc, (httpx.TimeoutException, asyncio.TimeoutError, TimeoutError)):
         return "timeout"
+    if isinstance(exc, (NotHTTP, asyncio.IncompleteReadError)):
+        return "not HTTP"
     text = f"{exc} {exc.__cause__ or ''}".lower()
     chain: BaseException | None = exc
     seen = set()
@@ -128,14 +131,92 @@ def _is_healthy(status: int, expect: Sequence[int] | None) -> bool:
     return status in expect if expect else 200 <= status < 300
 
 
+class NotHTTP(Exception):
+    """The endpoint answered, but not with HTTP."""
+
+
+#: Largest health body read by the plain-HTTP prober; the rest is not waited for.
+MAX_HEALTH_BODY = 64 * 1024
+
+
+async def _plain_http_status(url: str) -> int | None:
+    """GET an ``http://`` URL over a bare asyncio stream and return the status code.
+
+    A health probe needs the status and a complete answer, not httpx's machinery,
+    which costs ~2 ms of CPU per request (bench/health.py). The whole answer is
+    read (Content-Length, chunked, or until close) so a body that trickles is a
+    timeout as with httpx. Returns None for what this small client leaves to httpx:
+    https, redirects, anything unusual in the URL.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname or parts.username or parts.password:
+        return None
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: regctl-health\r\n"
+                     "Accept: */*\r\nConnection: close\r\n\r\n".encode("latin-1"))
+        await writer.drain()
+        status_line = await reader.readline()
+        fields = status_line.split(None, 2)
+        if len(fields) < 2 or not fields[0].startswith(b"HTTP/") or not fields[1].isdigit():
+            raise NotHTTP("not HTTP")
+        status = int(fields[1])
+        headers = {}
+        while True:
+            line = await reader.readline()
+            if not line:
+                raise NotHTTP("answer ended inside the headers")
+            if line in (b"\r\n", b"\n"):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if 300 <= status < 400 and "location" in headers:
+            return None  # let httpx follow redirects
+        if not (status < 200 or status in (204, 304)):  # these never carry a body
+            await _read_body(reader, headers)
+        return status
+    finally:
+        writer.close()
+
+
+async def _read_body(reader: asyncio.StreamReader, headers: dict) -> None:
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        read = 0
+        while read <= MAX_HEALTH_BODY:
+            size_line = await reader.readline()
+            try:
+                size = int(size_line.split(b";")[0].strip() or b"x", 16)
+            except ValueError:
+                raise NotHTTP("bad chunked body") from None
+            if size == 0:
+                return
+            await reader.readexactly(size + 2)
+            read += size
+        return
+    length = headers.get("content-length")
+    if length is not None and length.isdigit():
+        await reader.readexactly(min(int(length), MAX_HEALTH_BODY))
+        return
+    read = 0
+    while read <= MAX_HEALTH_BODY:
+        chunk = await reader.read(65536)
+        if not chunk:
+            return
+        read += len(chunk)
+
+
 async def _probe_once(client: httpx.AsyncClient, url: str, timeout: float,
                       expect: Sequence[int] | None) -> tuple[bool, int | None, float, str | None]:
     started = time.monotonic()
     try:
-        resp = await asyncio.wait_for(client.get(url), timeout)
+        status = await asyncio.wait_for(_plain_http_status(url), timeout)
+        if status is None:
+            left = max(0.001, timeout - (time.monotonic() - started))
+            status = (await asyncio.wait_for(client.get(url), left)).status_code
         latency = (time.monotonic() - started) * 1000
-        ok = _is_healthy(resp.status_code, expect)
-        return ok, resp.status_code, latency, None if ok else f"HTTP {resp.status_code}"
+        ok = _is_healthy(status, expect)
+        return ok, status, latency, None if ok else f"HTTP {status}"
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # every failure is a verdict, never an exception
