@@ -20,6 +20,9 @@ from kazoo.exceptions import KazooException
 
 log = logging.getLogger("regctl.sandbox.registry")
 
+#: the registry's own random source: picking an instance never touches global random state
+_RANDOM = random.Random()
+
 
 class HTTPError(Exception):
     """An answer other than 2xx: status code and FastAPI-style ``detail``."""
@@ -258,7 +261,7 @@ class Handler(BaseHTTPRequestHandler):
         healthy = [i for i in self.registry.instances(params[0]) if i["status"] == "healthy"]
         if not healthy:
             raise HTTPError(404, "No healthy instances found")
-        return 200, {"url": random.choice(healthy)["service_url"]}
+        return 200, {"url": _RANDOM.choice(healthy)["service_url"]}
 
     def _r_discover(self, params, query, body):
         out = []
