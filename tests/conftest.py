@@ -8,7 +8,6 @@ need it instead of skipping them. Helpers other than fixtures live in
 from __future__ import annotations
 
 import secrets
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator

@@ -15,7 +15,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from kazoo.client import KazooClient
 
 from regctl.errors import SandboxError
 from regctl.sandbox import proc

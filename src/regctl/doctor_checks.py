@@ -33,7 +33,6 @@ from regctl.doctor_facts import (
 from regctl.errors import RegctlError
 
 
-GUIDE_CONFIG_PORT = 8082
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
 
 #: Component -> (status when it is not healthy, what breaks, what to do)
@@ -161,7 +160,7 @@ def classify_health_answer(ans: HttpAnswer, scheme: str) -> tuple[str, str, str 
                 "a proxy or load balancer says the backend is unavailable: check the Config Service is running")
     if data is None:
         return (FAIL, f"{said} answered something that is not JSON: {ans.excerpt(60)!r}",
-                f"this is not the Config Service's /health: check the host and port in the URL")
+                "this is not the Config Service's /health: check the host and port in the URL")
     if code == 200 and isinstance(data, dict) and "status" in data:
         return (PASS, f"{said} from the Config Service (overall {data.get('status')!r})", None)
     return (FAIL, f"{said} with JSON that is not the Config Service's /health: {ans.excerpt(60)!r}",

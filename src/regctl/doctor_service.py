@@ -235,7 +235,7 @@ def check_service_registered(run: CheckRun) -> CheckResult:
                             f"(registered {db_row.registered_at or '?'}): it was deregistered, or the Config "
                             "Service restarted and its instances vanished",
                             "restart the service so it registers again (it registers at startup), or register it "
-                            f"by hand: regctl register --from-env --env-file FILE", target=name, **details)
+                            "by hand: regctl register --from-env --env-file FILE", target=name, **details)
         return run.fail(f"{name} never registered with this Config Service (no instance, no database row)",
                         "registration fails silently in the guide's client: read the service's logs for "
                         "'Service registry registration skipped/failed', and check its CONFIG_SERVICE_URL "

@@ -67,7 +67,6 @@ from regctl.sandbox.registry_http import (  # noqa: F401  (re-exported)
     ZkUnavailable,
     iso_now,
     utc_now_str,
-    validate_registration,
 )
 
 log = logging.getLogger("regctl.sandbox.registry")
