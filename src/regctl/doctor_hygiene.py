@@ -8,8 +8,9 @@ none. Without ``--all`` these checks are skipped unless named explicitly.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from regctl.doctor import Check, CheckResult, CheckRun
 from regctl.doctor_facts import (
@@ -90,6 +91,20 @@ def hygiene_applies(run: CheckRun) -> tuple[RegistryView | None, CheckResult | N
         return None, run.fail(f"cannot read the registry: {exc.message}", exc.hint or "fix config.* / zookeeper.*")
 
 
+def on_registry_view(check: Callable[[CheckRun, RegistryView], Any]) -> Callable[[CheckRun], Any]:
+    """Run a hygiene check with the registry view, or return the skip/fail row of :func:`hygiene_applies`."""
+
+    @functools.wraps(check)
+    def run_check(run: CheckRun) -> Any:
+        view, row = hygiene_applies(run)
+        if row is not None:
+            return row
+        assert view is not None
+        return check(run, view)
+
+    return run_check
+
+
 def _need_zk(run: CheckRun, view: RegistryView) -> CheckResult | None:
     if view.snapshot is not None:
         return None
@@ -105,11 +120,8 @@ def _src(view: RegistryView) -> str:
 
 # ---------------------------------------------------------------------------
 
-def check_zombies(run: CheckRun) -> list[CheckResult] | CheckResult:
-    view, row = hygiene_applies(run)
-    if row is not None:
-        return row
-    assert view is not None
+@on_registry_view
+def check_zombies(run: CheckRun, view: RegistryView) -> list[CheckResult] | CheckResult:
     from regctl.health import targets_for
 
     instances = view.all_instances()
@@ -156,13 +168,10 @@ def check_zombies(run: CheckRun) -> list[CheckResult] | CheckResult:
     return rows
 
 
-def check_bad_status(run: CheckRun) -> list[CheckResult] | CheckResult:
+@on_registry_view
+def check_bad_status(run: CheckRun, view: RegistryView) -> list[CheckResult] | CheckResult:
     from regctl.names import VALID_STATUSES
 
-    view, row = hygiene_applies(run)
-    if row is not None:
-        return row
-    assert view is not None
     rows = []
     for inst in view.all_instances():
         if inst.status not in VALID_STATUSES:
@@ -188,11 +197,8 @@ def check_bad_status(run: CheckRun) -> list[CheckResult] | CheckResult:
     return rows
 
 
-def check_undiscoverable(run: CheckRun) -> list[CheckResult] | CheckResult:
-    view, row = hygiene_applies(run)
-    if row is not None:
-        return row
-    assert view is not None
+@on_registry_view
+def check_undiscoverable(run: CheckRun, view: RegistryView) -> list[CheckResult] | CheckResult:
     rows = []
     ok = 0
     for name in sorted(view.instances):
@@ -221,11 +227,8 @@ def check_undiscoverable(run: CheckRun) -> list[CheckResult] | CheckResult:
     return rows
 
 
-def check_duplicate_urls(run: CheckRun) -> list[CheckResult] | CheckResult:
-    view, row = hygiene_applies(run)
-    if row is not None:
-        return row
-    assert view is not None
+@on_registry_view
+def check_duplicate_urls(run: CheckRun, view: RegistryView) -> list[CheckResult] | CheckResult:
     by_url: dict[str, list] = {}
     for inst in view.all_instances():
         if inst.service_url:
@@ -246,11 +249,8 @@ def check_duplicate_urls(run: CheckRun) -> list[CheckResult] | CheckResult:
     return rows
 
 
-def check_stale_rows(run: CheckRun) -> list[CheckResult] | CheckResult:
-    view, row = hygiene_applies(run)
-    if row is not None:
-        return row
-    assert view is not None
+@on_registry_view
+def check_stale_rows(run: CheckRun, view: RegistryView) -> list[CheckResult] | CheckResult:
     if view.rows is None:
         return run.skip(f"database rows unreadable ({view.rows_error.message if view.rows_error else '?'})",
                         "fix config.http first")
@@ -271,11 +271,8 @@ def check_stale_rows(run: CheckRun) -> list[CheckResult] | CheckResult:
     return rows
 
 
-def check_layout(run: CheckRun) -> list[CheckResult] | CheckResult:
-    view, row = hygiene_applies(run)
-    if row is not None:
-        return row
-    assert view is not None
+@on_registry_view
+def check_layout(run: CheckRun, view: RegistryView) -> list[CheckResult] | CheckResult:
     skip = _need_zk(run, view)
     if skip:
         return skip
@@ -303,11 +300,8 @@ def check_layout(run: CheckRun) -> list[CheckResult] | CheckResult:
     return rows
 
 
-def check_sessions(run: CheckRun) -> CheckResult:
-    view, row = hygiene_applies(run)
-    if row is not None:
-        return row
-    assert view is not None
+@on_registry_view
+def check_sessions(run: CheckRun, view: RegistryView) -> CheckResult:
     skip = _need_zk(run, view)
     if skip:
         return skip

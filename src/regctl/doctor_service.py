@@ -8,6 +8,9 @@ to pick one, otherwise.
 
 from __future__ import annotations
 
+import functools
+from typing import Any, Callable
+
 from regctl.doctor import FAIL, WARN, Check, CheckResult, CheckRun
 from regctl.doctor_facts import (
     GUIDE_CONFIG_PORT,
@@ -200,6 +203,20 @@ def service_applies(run: CheckRun) -> tuple[str | None, CheckResult | None]:
     return name, None
 
 
+def on_selected_service(check: Callable[[CheckRun, str], Any]) -> Callable[[CheckRun], Any]:
+    """Run a service check with the selected service's name, or return the skip/fail row of :func:`service_applies`."""
+
+    @functools.wraps(check)
+    def run_check(run: CheckRun) -> Any:
+        name, row = service_applies(run)
+        if row is not None:
+            return row
+        assert name is not None
+        return check(run, name)
+
+    return run_check
+
+
 def expected_instance_id(run: CheckRun, name: str) -> str | None:
     env = run.config.env
     if (env.get("SERVICE_NAME") or "").strip() == name:
@@ -214,11 +231,8 @@ def _row_for(run: CheckRun, name: str):
         return None, exc
 
 
-def check_service_registered(run: CheckRun) -> CheckResult:
-    name, row = service_applies(run)
-    if row is not None:
-        return row
-    assert name is not None
+@on_selected_service
+def check_service_registered(run: CheckRun, name: str) -> CheckResult:
     try:
         live = live_instances(run, name)
     except RegctlError as exc:
@@ -257,11 +271,8 @@ def _bad_status_hint(name: str) -> str:
             "--status healthy or deregister it")
 
 
-def check_service_api_view(run: CheckRun) -> CheckResult:
-    name, row = service_applies(run)
-    if row is not None:
-        return row
-    assert name is not None
+@on_selected_service
+def check_service_api_view(run: CheckRun, name: str) -> CheckResult:
     from regctl.views import instances_differ
 
     try:
@@ -341,11 +352,8 @@ def _probe_hint(run: CheckRun, url: str | None, error: str | None, code: int | N
     return FAIL, f"check that the service runs and its registered URL is right ({error})"
 
 
-def check_service_reachable(run: CheckRun) -> list[CheckResult] | CheckResult:
-    name, row = service_applies(run)
-    if row is not None:
-        return row
-    assert name is not None
+@on_selected_service
+def check_service_reachable(run: CheckRun, name: str) -> list[CheckResult] | CheckResult:
     from regctl.health import ProbeTarget
 
     try:
@@ -398,11 +406,8 @@ def check_service_reachable(run: CheckRun) -> list[CheckResult] | CheckResult:
     return rows
 
 
-def check_service_discoverable(run: CheckRun) -> CheckResult:
-    name, row = service_applies(run)
-    if row is not None:
-        return row
-    assert name is not None
+@on_selected_service
+def check_service_discoverable(run: CheckRun, name: str) -> CheckResult:
     try:
         url = api_client(run).url(name)
     except NotFound:
