@@ -188,3 +188,48 @@ def test_verdict_json_shape():
     assert json.loads(json.dumps(v.to_dict())) == {"state": "degraded", "last_check": "t",
                                                    "healthy_instances": 1, "total_instances": 2,
                                                    "detail": None}
+
+
+def test_server_checks_run_concurrently_per_service_with_derived_deadlines():
+    import threading
+
+    barrier = threading.Barrier(6, timeout=10)  # 3 services x (health + detailed): all in flight at once
+    seen = {}
+
+    def handler(request):
+        if request.url.path.endswith("/internal/health-status"):
+            return httpx.Response(422, json={"detail": []})
+        barrier.wait()  # breaks (BrokenBarrierError -> error rows) if the calls ran one after another
+        name = request.url.path.split("/")[5]
+        seen[(name, request.url.path.endswith("detailed"))] = request.extensions["timeout"]["read"]
+        if request.url.path.endswith("detailed"):
+            return httpx.Response(200, json={"overall_status": "healthy", "total_instances": 1,
+                                             "healthy_instances": 1, "check_results": []})
+        return httpx.Response(200, json={"status": "healthy"})
+
+    from regctl.monitor import run_server_checks
+
+    with api_with(handler, timeout=2.0) as api:
+        info, checks = run_server_checks(api, {"a": 1, "b": 2, "c": 0}, timeout=2.0)
+    assert info.generation == "later"
+    assert [(c.service, c.status, c.error) for c in checks] == [("a", "healthy", None), ("b", "healthy", None),
+                                                                ("c", "healthy", None)]
+    assert [c.deadline for c in checks] == [14.0, 26.0, 14.0]
+    assert seen[("b", False)] == 26.0 and seen[("b", True)] == 26.0
+
+
+def test_server_checks_override_and_still_running():
+    def handler(request):
+        if request.url.path.endswith("/internal/health-status"):
+            return httpx.Response(404, json={"detail": "Not Found"})
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    from regctl.monitor import run_server_checks
+
+    with api_with(handler, timeout=1.0) as api:
+        info, (check,) = run_server_checks(api, {"a": 3}, timeout=1.0, server_timeout=2.5)
+    assert info.generation == "earlier"
+    assert check.deadline == 2.5 and check.status is None
+    assert check.still_running
+    assert "still running after 2.5s" in str(check.error)
+    assert check.to_dict()["still_running"] is True

@@ -243,3 +243,66 @@ def server_health_deadline(instances: int, timeout: float, generation: str) -> f
     n = max(1, int(instances))
     total = max(0.0, float(timeout)) + n * per_endpoint_seconds(generation)
     return float(min(MAX_SERVER_DEADLINE, math.ceil(total)))
+
+
+@dataclass
+class ServerCheck:
+    """One service's answer from the Config Service's own health calls (``health --server``)."""
+
+    service: str
+    #: seconds the server's call was given
+    deadline: float
+    status: str | None = None
+    error: RegctlError | None = None
+    #: ``/health/detailed``'s answer; None where it does not exist (older servers)
+    detailed: dict | None = None
+    detailed_error: RegctlError | None = None
+
+    @property
+    def still_running(self) -> bool:
+        """The server's call was cut at its deadline (the server keeps going and writes the row)."""
+        return getattr(self.error, "still_running_after", None) is not None
+
+    def to_dict(self) -> dict:
+        return {"service": self.service, "deadline_s": self.deadline, "status": self.status,
+                "error": str(self.error) if self.error else None, "still_running": self.still_running,
+                "detailed": self.detailed,
+                "detailed_error": str(self.detailed_error) if self.detailed_error else None}
+
+
+def run_server_checks(api: "RegistryApi", instance_counts: "dict[str, int]", *, timeout: float,
+                      server_timeout: float | None = None, info: GenerationInfo | None = None,
+                      concurrency: int = 32) -> "tuple[GenerationInfo, list[ServerCheck]]":
+    """Ask the Config Service's own health check for every service, all at once.
+
+    ``POST /services/{name}/health`` WRITES the row's status (its verdict), in
+    both generations. Each service's call gets ``server_timeout`` or
+    :func:`server_health_deadline` for its instance count; ``/health/detailed``
+    is asked alongside (older servers answer 404 at once).
+    """
+    from regctl.api import server_health_call, server_health_detailed_call
+
+    if info is None:
+        info = detect_generation(api)
+    checks, calls = [], []
+    for name, count in instance_counts.items():
+        deadline = server_timeout if server_timeout is not None else \
+            server_health_deadline(count, timeout, info.generation)
+        checks.append(ServerCheck(name, deadline))
+        calls += [server_health_call(name, timeout=deadline), server_health_detailed_call(name, timeout=deadline)]
+    # no more at once than the client has connections: a call queued for one would time out waiting
+    concurrency = min(concurrency, getattr(api, "max_connections", 32), len(calls) or 1)
+    answers = iter(api.map(calls, concurrency=max(1, concurrency), return_exceptions=True)
+                   if calls else [])
+    for check in checks:
+        status = next(answers)
+        if isinstance(status, RegctlError):
+            check.error = status
+        else:
+            check.status = status
+        detailed = next(answers)
+        if isinstance(detailed, RegctlError):
+            check.detailed_error = detailed
+        else:
+            check.detailed = detailed
+    return info, checks
