@@ -127,6 +127,7 @@ def on_evidence(fn):
 
     check.__name__ = fn.__name__
     check.__doc__ = fn.__doc__
+    check.__wrapped__ = fn  # type: ignore[attr-defined]
     return check
 
 
