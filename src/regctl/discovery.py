@@ -248,7 +248,10 @@ class RegistryRead:
         zk = self.zk_instances(name)
         if zk is None and self.snapshot is not None:
             zk_error = "its nodes could not be read"
-        return judge(name, zk=zk, zk_error=zk_error, api=self.api_answer(name), probes=probes)
+        api = self.api_answer(name)
+        if api is not None and api is self.instances_skipped:  # not asked: could not check, not "no"
+            api = Unreachable(f"not asked, the Config Service is down ({api.message})", where=api.where)
+        return judge(name, zk=zk, zk_error=zk_error, api=api, probes=probes)
 
     def sources(self, config_url: str, zk_hosts: str | None, zk_base: str) -> dict:
         """The ``sources`` object of ``-o json``: per source whether it was read, and the error."""
