@@ -188,3 +188,84 @@ def test_verdict_json_shape():
     assert json.loads(json.dumps(v.to_dict())) == {"state": "degraded", "last_check": "t",
                                                    "healthy_instances": 1, "total_instances": 2,
                                                    "detail": None}
+
+
+def test_server_checks_run_concurrently_per_service_with_derived_deadlines():
+    import threading
+
+    barrier = threading.Barrier(6, timeout=10)  # 3 services x (health + detailed): all in flight at once
+    seen = {}
+
+    def handler(request):
+        if request.url.path.endswith("/internal/health-status"):
+            return httpx.Response(422, json={"detail": []})
+        barrier.wait()  # breaks (BrokenBarrierError -> error rows) if the calls ran one after another
+        name = request.url.path.split("/")[5]
+        seen[(name, request.url.path.endswith("detailed"))] = request.extensions["timeout"]["read"]
+        if request.url.path.endswith("detailed"):
+            return httpx.Response(200, json={"overall_status": "healthy", "total_instances": 1,
+                                             "healthy_instances": 1, "check_results": []})
+        return httpx.Response(200, json={"status": "healthy"})
+
+    from regctl.monitor import run_server_checks
+
+    with api_with(handler, timeout=2.0) as api:
+        info, checks = run_server_checks(api, {"a": 1, "b": 2, "c": 0}, timeout=2.0)
+    assert info.generation == "later"
+    assert [(c.service, c.status, c.error) for c in checks] == [("a", "healthy", None), ("b", "healthy", None),
+                                                                ("c", "healthy", None)]
+    assert [c.deadline for c in checks] == [14.0, 26.0, 14.0]
+    assert seen[("b", False)] == 26.0 and seen[("b", True)] == 26.0
+
+
+def test_server_checks_override_and_still_running():
+    def handler(request):
+        if request.url.path.endswith("/internal/health-status"):
+            return httpx.Response(404, json={"detail": "Not Found"})
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    from regctl.monitor import run_server_checks
+
+    with api_with(handler, timeout=1.0) as api:
+        info, (check,) = run_server_checks(api, {"a": 3}, timeout=1.0, server_timeout=2.5)
+    assert info.generation == "earlier"
+    assert check.deadline == 2.5 and check.status is None
+    assert check.still_running
+    assert "still running after 2.5s" in str(check.error)
+    assert check.to_dict()["still_running"] is True
+
+
+def test_monitor_view_reads_verdicts_only_on_the_later_generation():
+    from regctl.monitor import monitor_view
+
+    seen = []
+    with api_with(earlier_handler(seen)) as api:
+        view = monitor_view(api, ["a", "b", "c"])
+    assert view.info.generation == "earlier" and view.verdicts == {}
+    assert len(seen) == 2  # the detection only, nothing per service
+
+    body = {"state": "degraded", "total_instances": 2, "healthy_instances": 1, "last_check": "2026-12-03T08:00:01"}
+    with api_with(later_handler({"a": (200, body)})) as api:
+        view = monitor_view(api, ["a", "b"])
+    assert view.info.later
+    assert view.get("a").state == "degraded" and view.get("b").state == "not-known-yet"
+
+
+def test_service_monitor_is_none_on_the_earlier_generation():
+    from regctl.monitor import service_monitor
+
+    with api_with(earlier_handler()) as api:
+        assert service_monitor(api, "a") is None
+    with api_with(later_handler({}, prefixed=True)) as api:
+        assert service_monitor(api, "a").state == "not-known-yet"
+
+
+def test_describe_and_warning_texts():
+    from regctl.monitor import contradiction_warning, describe
+
+    v = MonitorVerdict("unhealthy", "2026-12-03T08:00:01.123+00:00", 0, 1)
+    assert describe(v) == "unhealthy 0/1 healthy, checked 2026-12-03 08:00:01"
+    assert describe(MonitorVerdict("not-known-yet")).startswith("not known yet")
+    assert "Redis" in describe(MonitorVerdict("could-not-check", detail="HTTP 503: ... Redis ..."))
+    text = contradiction_warning("asr", "monitor-unhealthy", v)
+    assert "/url still hands them out" in text and "regctl health asr" in text

@@ -359,7 +359,10 @@ class _Base:
         if call.params:
             kw["params"] = dict(call.params)
         if call.json_body is not None:
-            kw["json"] = call.json_body
+            # ASCII escapes, NaN allowed, as the registry itself writes JSON: a lone surrogate or a NaN in
+            # metadata is data to send (httpx's own encoder raises on both)
+            kw["content"] = json.dumps(call.json_body, separators=(",", ":")).encode("ascii")
+            kw["headers"] = {"Content-Type": "application/json"}
         return kw
 
     def _translate(self, exc: Exception, call: Call, url: str) -> RegctlError:
@@ -370,10 +373,12 @@ class _Base:
 
 def still_running_error(call: Call, url: str) -> Unreachable:
     """A slow server-side call cut at its own deadline: the server is working, not unreachable."""
-    return Unreachable(f"{call.what}: {call.still_running} is still running after {call.timeout:g}s",
-                       where=url,
-                       hint="the Config Service retries each failing endpoint and still finishes (and writes "
-                            "the row's status); raise --server-timeout to wait for its verdict")
+    err = Unreachable(f"{call.what}: {call.still_running} is still running after {call.timeout:g}s",
+                      where=url,
+                      hint="the Config Service retries each failing endpoint and still finishes (and writes "
+                           "the row's status); raise --server-timeout to wait for its verdict")
+    err.still_running_after = call.timeout  # type: ignore[attr-defined]
+    return err
 
 
 def ssl_verify(verify: "bool | str | ssl.SSLContext") -> "bool | ssl.SSLContext":
@@ -483,6 +488,7 @@ class RegistryApi(_Base):
                  verify: bool | str = True, transport: httpx.BaseTransport | None = None,
                  max_connections: int = 32) -> None:
         super().__init__(base_url, timeout=timeout, headers=headers, verify=verify)
+        self.max_connections = max_connections
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._client = httpx.Client(timeout=timeout, headers=self.headers, verify=ssl_verify(verify),
                                     transport=transport, limits=limits, follow_redirects=False)
