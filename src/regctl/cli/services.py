@@ -132,6 +132,10 @@ LIST_COLUMNS = [
     Column("api_live_instances", "api live", wide=True, justify="right"),
     Column("service_url", "url", wide=True),
     Column("discovery_detail", "discovery detail", wide=True),
+    # the server's own view (later generation; see add_monitor_view)
+    Column("monitor_state", "monitor", wide=True, style=status_style),
+    Column("monitor_checked", "checked", wide=True),
+    Column("monitor_counts", "mon ok", wide=True, justify="right"),
 ]
 
 NamesArg = Annotated[Optional[List[str]], typer.Argument(
@@ -156,7 +160,9 @@ def list_services(rc, names: NamesArg = None, source: SourceOpt = "auto",
     (api-unreachable, zk-unreadable, unreachable-from-here). STATUS-HEALTHY counts the status
     each instance registered, not whether it answers: use --probe (ANSWERING) for that.
     Flags: no-live-instance, not-in-api, api-differs, none-discoverable, layout-problem,
-    instances-unread.
+    instances-unread; with -o wide/json/yaml on the later Config Service generation also
+    the server's health monitor (MONITOR, CHECKED, MON OK) and monitor-unhealthy /
+    monitor-degraded where /url still hands out instances the monitor found failing.
 
     Example: regctl list asr-service nmt-service --fail-undiscoverable
     """
@@ -196,7 +202,11 @@ def list_services(rc, names: NamesArg = None, source: SourceOpt = "auto",
         rows.append(d)
     columns = LIST_COLUMNS if probe else [c for c in LIST_COLUMNS if c.key != "answering_instances"]
     empty = "no services registered" if read.api_read else "no live instances in ZooKeeper (the API could not be read)"
-    result = Result(data=data, tables=[Table(columns, rows, empty=empty)])
+    result = Result(data=data)
+    shown = add_monitor_view(rc, read.api_read, summaries, rows, data, result)
+    if not shown:
+        columns = [c for c in columns if not c.key.startswith("monitor_")]
+    result.tables.append(Table(columns, rows, empty=empty))
     result.notes.append(source_note(rc, read))
     result.warnings.extend(source_warnings(read))
     result.warnings.extend(_instance_read_warnings(rc, read))
@@ -309,6 +319,9 @@ def inspect_service(rc, name: NameArg, source: SourceOpt = "auto") -> Result:
     (as ``list``). When a source cannot be read it says so and shows the other;
     exit 3 when the instances (or whether the service is registered) could not
     be read at all, 1 when both sources were read and neither knows the service.
+    On the later Config Service generation the title also shows its health
+    monitor's verdict, with a warning when /url still hands out instances the
+    monitor found failing.
 
     Example: regctl inspect asr-service -o wide
     """
@@ -363,7 +376,10 @@ def inspect_service(rc, name: NameArg, source: SourceOpt = "auto") -> Result:
     empty = "no live instances" if d.instances_known else "instances could not be read (see the error below)"
     if d.instances_known and zk_service is None and read.want_zk:
         empty = "the API lists no instance (ZooKeeper could not be read)"
-    result = Result(data=data, tables=[Table(INSTANCE_COLUMNS, rows, title=title, empty=empty)])
+    result = Result(data=data)
+    discoverable = sum(1 for v in d.instances if v.instance.discoverable)
+    title += inspect_monitor(rc, name, read.api_read, discoverable, data, result)
+    result.tables.append(Table(INSTANCE_COLUMNS, rows, title=title, empty=empty))
     result.notes.append(source_note(rc, read))
     result.notes.append(f"discovery: {verdict.label} -- {verdict.detail}")
     result.warnings.extend(source_warnings(read))
@@ -496,3 +512,58 @@ def discover_service(rc, name: NameArg) -> Result:
     if not items:
         result.error = NotFound(f"no live instance of {name!r}", hint="list what is registered with: regctl list")
     return result
+
+
+# ---------------------------------------------------------------------------
+# the server's own view: the later generation's health monitor (regctl.monitor)
+# ---------------------------------------------------------------------------
+
+def add_monitor_view(rc, api_read: bool, summaries: list, rows: list, data: dict, result: Result) -> bool:
+    """``list -o wide|json|yaml``: each service's monitor verdict and contradiction flag; True when shown.
+
+    The plain table never asks (it stays one request plus the instance reads);
+    nor does anything when the API was not read.
+    """
+    data["generation"] = None  # not asked
+    if not api_read or rc.settings.output not in ("wide", "json", "yaml"):
+        return False
+    from regctl.monitor import contradiction, contradiction_warning, monitor_view
+
+    view = monitor_view(rc.api(), [x.name for x in summaries])
+    data["generation"] = view.info.to_dict()
+    rc.out.debug(f"Config Service generation: {view.info.generation} ({view.info.evidence})")
+    if not view.info.later:
+        return False
+    for x, row, doc in zip(summaries, rows, data["services"]):
+        verdict = view.get(x.name)
+        if verdict is None:
+            continue
+        doc["monitor"] = verdict.to_dict()
+        row.update(monitor_state=verdict.state, monitor_checked=short_time(verdict.last_check),
+                   monitor_counts=verdict.counts())
+        flag = contradiction(verdict, x.healthy)
+        if flag:
+            row["flags"] = list(row.get("flags") or []) + [flag]
+            doc["flags"] = list(doc.get("flags") or []) + [flag]
+            result.warnings.append(contradiction_warning(x.name, flag, verdict))
+    return True
+
+
+def inspect_monitor(rc, name: str, api_read: bool, discoverable: int, data: dict, result: Result) -> str:
+    """``inspect``: the monitor's verdict in the data and as a title suffix ("" on the earlier generation)."""
+    data["monitor"] = None  # not asked, or no monitor (earlier generation)
+    if not api_read:
+        return ""
+    from regctl.monitor import COULD_NOT_CHECK, contradiction, contradiction_warning, describe, service_monitor
+
+    verdict = service_monitor(rc.api(), name)
+    if verdict is None:
+        return ""
+    flag = contradiction(verdict, discoverable)
+    data["monitor"] = {**verdict.to_dict(), "flag": flag}
+    if flag:
+        result.warnings.append(contradiction_warning(name, flag, verdict))
+    elif verdict.state == COULD_NOT_CHECK:
+        result.warnings.append(f"the Config Service's monitor verdict for {name} could not be read: "
+                               f"{verdict.detail}")
+    return f"  monitor: {describe(verdict) if verdict.state != COULD_NOT_CHECK else 'could not check'}"
