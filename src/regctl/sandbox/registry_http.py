@@ -42,6 +42,23 @@ class InvalidStatus(Exception):
     """An instance's status is outside the real service's ServiceStatus enum."""
 
 
+class BackendDown(Exception):
+    """Redis, PostgreSQL or the service's own ZooKeeper client is unusable: the call answers 500."""
+
+    def __init__(self, component: str, message: str) -> None:
+        super().__init__(message)
+        self.component = component
+
+
+#: the real service's 500 details, per route: "<what failed>: <the backend's error>"
+FAILED = {
+    "register": "Failed to register service", "deregister": "Failed to deregister service",
+    "list_services": "Failed to get services", "get_service": "Failed to get service instances",
+    "get_url": "Failed to get service URL", "discover": "Failed to discover service",
+    "health_check": "Failed to check service health", "health_detailed": "Failed to check service health",
+}
+
+
 def utc_now_str() -> str:
     """``2026-11-29 03:46:59.109964+00:00``: how the real service prints registered_at."""
     return str(datetime.now(timezone.utc))
@@ -147,6 +164,10 @@ class Handler(BaseHTTPRequestHandler):
             body = self._body() if self.command in ("POST", "PUT", "PATCH") else b""
             status, answer = self._route(segments, query, body)
             self._send(status, answer)
+        except BackendDown as exc:
+            log.warning("%s %s: %s down: %s", self.command, self.path, exc.component, exc)
+            what = FAILED.get(getattr(self, "_route_name", ""), "Internal error")
+            self._send(500, {"detail": f"{what}: {exc}"})
         except HTTPError as exc:
             self._send(exc.status, {"detail": exc.detail}, exc.headers)
         except ZkUnavailable as exc:
@@ -212,6 +233,7 @@ class Handler(BaseHTTPRequestHandler):
             raise HTTPError(404, "Not Found")
         for method, name, params in found:
             if method == self.command:
+                self._route_name = name
                 return getattr(self, "_r_" + name)(params, query, body)
         allow = ", ".join(sorted({m for m, _, _ in found}))
         raise HTTPError(405, "Method Not Allowed", {"Allow": allow})
@@ -252,7 +274,7 @@ class Handler(BaseHTTPRequestHandler):
         return 200, {"status": "ok"}
 
     def _r_list_services(self, params, query, body):
-        return 200, [_drop_none(r) for r in self.registry.db.rows()]
+        return 200, [_drop_none(r) for r in self.registry.list_rows()]
 
     def _r_get_service(self, params, query, body):
         return 200, [_drop_none(i) for i in self.registry.instances(params[0])]
@@ -277,7 +299,9 @@ class Handler(BaseHTTPRequestHandler):
         if not instances:
             return 200, {"status": "unknown"}
         results = self.registry.probe(instances)
-        return 200, {"status": "healthy" if any(r["is_healthy"] for r in results) else "unhealthy"}
+        status = "healthy" if any(r["is_healthy"] for r in results) else "unhealthy"
+        self.registry.record_verdict(params[0], status)
+        return 200, {"status": status}
 
     def _r_health_detailed(self, params, query, body):
         instances = self.registry.instances(params[0])
