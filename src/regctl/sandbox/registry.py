@@ -48,12 +48,10 @@ import sys
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterable
 
-import httpx
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import (
     BadArgumentsError,
@@ -504,32 +502,41 @@ class RegistryServer:
                            "status": status, "service_metadata": payload})
         return result
 
-    def probe(self, instances: list[dict]) -> list[dict]:
-        """GET every instance's health URL in parallel; one check result per instance."""
-        def one(inst: dict) -> dict:
-            url = inst.get("health_check_url")
-            started = time.monotonic()
-            result = {"endpoint_url": url, "is_healthy": False, "response_time_ms": 0.0,
-                      "status_code": None, "error_message": None, "timestamp": iso_now()}
-            if not url:
-                result["error_message"] = "no health_check_url registered"
-                return result
-            try:
-                resp = client.get(url)
-                result["status_code"] = resp.status_code
-                result["is_healthy"] = 200 <= resp.status_code < 300
-                if not result["is_healthy"]:
-                    result["error_message"] = f"HTTP {resp.status_code}"
-            except Exception as exc:  # httpx errors, bad URLs
-                result["error_message"] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            result["response_time_ms"] = round((time.monotonic() - started) * 1000, 2)
-            return result
+    def read_raw_instances(self, name: str) -> list[dict]:
+        """Straight from ZooKeeper: no cache, no status check (the monitor's view)."""
+        return self._read_instances(name)
 
-        if not instances:
-            return []
-        with httpx.Client(timeout=self.health_timeout, trust_env=False) as client, \
-                ThreadPoolExecutor(max_workers=min(16, len(instances))) as pool:
-            return list(pool.map(one, instances))
+    def service_names(self) -> list[str]:
+        """The service directories under the base path."""
+        return sorted(self._call("get_children", self.base_path))
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopped.is_set()
+
+    def probe(self, instances: list[dict]) -> list[dict]:
+        """GET every instance's health URL once, in parallel; one check result per instance."""
+        from regctl.sandbox.registry_monitor import probe_parallel
+
+        return probe_parallel(self, instances)
+
+    def health_check(self, name: str) -> str:
+        """``POST /services/{name}/health`` in this server's generation (writes the row's status)."""
+        from regctl.sandbox.registry_monitor import health_call
+
+        return health_call(self, name)
+
+    def health_detailed(self, name: str) -> dict:
+        """``POST /services/{name}/health/detailed``."""
+        from regctl.sandbox.registry_monitor import detailed_call
+
+        return detailed_call(self, name)
+
+    def monitor_status(self, name: str) -> dict:
+        """``GET /internal/health-status?service_id=NAME`` (later generation)."""
+        if self.monitor is None:
+            raise HTTPError(404, "Not Found")
+        return self.monitor.status(name)
 
     def health_report(self) -> dict:
         sim = self.simulate

@@ -200,12 +200,15 @@ class Handler(BaseHTTPRequestHandler):
         ("POST", ("api", "v1", "registry", "services", "{}", "health"), "health_check"),
         ("POST", ("api", "v1", "registry", "services", "{}", "health", "detailed"), "health_detailed"),
         ("GET", ("api", "v1", "registry", "discover", "{}"), "discover"),
+        ("GET", ("internal", "health-status"), "health_status"),
     )
 
     def _match(self, parts: list[str]) -> tuple[list[tuple[str, str, list[str]]], bool]:
         found = []
         for method, pattern, name in self.ROUTES:
             if name == "health_detailed" and not self.registry.detailed_health:
+                continue
+            if name == "health_status" and self.registry.generation != "later":
                 continue
             if len(pattern) != len(parts):
                 continue
@@ -295,19 +298,13 @@ class Handler(BaseHTTPRequestHandler):
         return 200, out
 
     def _r_health_check(self, params, query, body):
-        instances = self.registry.instances(params[0])
-        if not instances:
-            return 200, {"status": "unknown"}
-        results = self.registry.probe(instances)
-        status = "healthy" if any(r["is_healthy"] for r in results) else "unhealthy"
-        self.registry.record_verdict(params[0], status)
-        return 200, {"status": status}
+        return 200, {"status": self.registry.health_check(params[0])}
 
     def _r_health_detailed(self, params, query, body):
-        instances = self.registry.instances(params[0])
-        results = self.registry.probe(instances)
-        healthy = sum(1 for r in results if r["is_healthy"])
-        overall = "unknown" if not results else ("healthy" if healthy else "unhealthy")
-        return 200, {"overall_status": overall, "total_instances": len(results),
-                     "healthy_instances": healthy, "unhealthy_instances": len(results) - healthy,
-                     "check_results": results}
+        return 200, self.registry.health_detailed(params[0])
+
+    def _r_health_status(self, params, query, body):
+        if "service_id" not in query:
+            raise HTTPError(422, [{"type": "missing", "loc": ["query", "service_id"], "msg": "Field required",
+                                   "input": None}])
+        return 200, self.registry.monitor_status(query["service_id"][-1])
