@@ -50,7 +50,8 @@ def test_list_json_counts_flags_and_sources(populated):
     res = run_cli("list", "-o", "json", env=populated.env)
     assert res.exit_code == 0, res
     doc = res.json
-    assert set(doc) == {"services", "sources", "problems"}
+    assert set(doc) == {"services", "sources", "problems", "generation"}
+    assert doc["generation"]["generation"] == "earlier"
     svc = by_name(doc)
     assert set(svc["asr-service"]) == LIST_KEYS
     assert (svc["asr-service"]["live_instances"], svc["asr-service"]["healthy_instances"]) == (2, 2)
@@ -123,7 +124,8 @@ def test_inspect_shows_nodes_and_warns(populated):
     res = run_cli("inspect", "audit-service", "-o", "json", env=populated.env)
     assert res.exit_code == 0, res
     doc = res.json
-    assert set(doc) == {"service", "row", "instances", "warnings", "problems", "sources"}
+    assert set(doc) == {"service", "row", "instances", "warnings", "problems", "sources", "monitor"}
+    assert doc["monitor"] is None  # the earlier generation has no monitor
     inst = doc["instances"][0]
     assert set(inst) == INSTANCE_KEYS and set(inst["node"]) == NODE_KEYS
     assert inst["status"] == "unknown" and inst["discoverable"] is False

@@ -12,7 +12,6 @@ documented exit code. The same options are accepted before the command name
 """
 
 import inspect
-import typing
 from typing import Annotated, Any, Callable, List, Optional
 
 import typer
@@ -105,13 +104,11 @@ def with_common_options(fn: Callable, handler: Callable) -> Callable:
     own parameter wins (``config set-context --header`` stores a header in the
     context instead of sending it).
     """
-    hints = typing.get_type_hints(fn, include_extras=True)
-    own = []
-    for p in inspect.signature(fn).parameters.values():
-        if p.name == "rc":
-            continue
-        own.append(p.replace(annotation=hints.get(p.name, p.annotation)))
-    own_flags = {d for p in own for d in _flags_of(hints.get(p.name))}
+    # eval_str resolves string annotations but keeps Annotated as written: typing.get_type_hints
+    # on Python 3.10 turns ``Annotated[Optional[X], typer.Argument()] = None`` into
+    # ``Optional[Annotated[...]]``, which hides the typer metadata (the argument becomes an option).
+    own = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name != "rc"]
+    own_flags = {d for p in own for d in _flags_of(p.annotation)}
     skip = frozenset(name for name, ann in COMMON_OPTIONS.items()
                      if name in {p.name for p in own} or own_flags & set(_flags_of(ann)))
     params = own + _common_parameters(skip)
@@ -125,6 +122,7 @@ def with_common_options(fn: Callable, handler: Callable) -> Callable:
     wrapper.__qualname__ = fn.__qualname__
     wrapper.__doc__ = fn.__doc__
     wrapper.__module__ = fn.__module__
+    wrapper.__regctl_command__ = fn  # type: ignore[attr-defined]
     wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in params}
     return wrapper

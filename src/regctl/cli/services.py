@@ -154,6 +154,10 @@ LIST_COLUMNS = [
     Column("flags", "flags", style=flag_style),
     Column("api_live_instances", "api live", wide=True, justify="right"),
     Column("service_url", "url", wide=True),
+    # the server's own view (later generation; see add_monitor_view)
+    Column("monitor_state", "monitor", wide=True, style=status_style),
+    Column("monitor_checked", "checked", wide=True),
+    Column("monitor_counts", "mon ok", wide=True, justify="right"),
 ]
 
 
@@ -161,7 +165,10 @@ def list_services(rc, source: SourceOpt = "auto") -> Result:
     """One row per service: live and healthy instances, database status, disagreement flags.
 
     Live counts come from ZooKeeper when it is read, else from the API. Flags:
-    no-live-instance, not-in-api, api-differs, none-discoverable, layout-problem.
+    no-live-instance, not-in-api, api-differs, none-discoverable, layout-problem; with
+    -o wide/json/yaml on the later Config Service generation also the server's
+    health monitor (MONITOR, CHECKED, MON OK) and monitor-unhealthy / monitor-degraded
+    where /url still hands out instances the monitor found failing.
 
     Example: regctl list -o json --source zk
     """
@@ -201,7 +208,10 @@ def list_services(rc, source: SourceOpt = "auto") -> Result:
         d = s.to_dict()
         d["registered"] = short_time(s.registered_at)
         rows.append(d)
-    result = Result(data=data, tables=[Table(LIST_COLUMNS, rows, empty="no services registered")])
+    result = Result(data=data)
+    shown = add_monitor_view(rc, reading.used_api and reading.api_error is None, summaries, rows, data, result)
+    columns = LIST_COLUMNS if shown else [c for c in LIST_COLUMNS if not c.key.startswith("monitor_")]
+    result.tables.append(Table(columns, rows, empty="no services registered"))
     result.notes.append(reading.note(rc))
     result.error, problems = _noauth_error(rc, problems)
     for p in problems:
@@ -249,7 +259,9 @@ def inspect_service(rc, name: NameArg, source: SourceOpt = "auto") -> Result:
     """Every instance of a service: URLs, status, metadata, node age and ephemeral owner.
 
     Warns about instances /url can never return (status not 'healthy') and when
-    the API's cached view differs from ZooKeeper.
+    the API's cached view differs from ZooKeeper. On the later Config Service
+    generation the title also shows its health monitor's verdict, with a warning
+    when /url still hands out instances the monitor found failing.
 
     Example: regctl inspect asr-service -o wide
     """
@@ -312,7 +324,10 @@ def inspect_service(rc, name: NameArg, source: SourceOpt = "auto") -> Result:
     title = f"{name}"
     if row is not None:
         title += f"  (db status {row.status or '-'}, registered {short_time(row.registered_at) or '-'})"
-    result = Result(data=data, tables=[Table(INSTANCE_COLUMNS, rows, title=title, empty="no live instances")])
+    result = Result(data=data)
+    discoverable = sum(1 for v in d.instances if v.instance.discoverable)
+    title += inspect_monitor(rc, name, reading.used_api and reading.api_error is None, discoverable, data, result)
+    result.tables.append(Table(INSTANCE_COLUMNS, rows, title=title, empty="no live instances"))
     result.notes.append(reading.note(rc))
     result.warnings.extend(d.warnings)
     result.error, problems = _noauth_error(rc, problems)
@@ -414,3 +429,58 @@ def discover_service(rc, name: NameArg) -> Result:
     if not items:
         result.error = NotFound(f"no live instance of {name!r}", hint="list what is registered with: regctl list")
     return result
+
+
+# ---------------------------------------------------------------------------
+# the server's own view: the later generation's health monitor (regctl.monitor)
+# ---------------------------------------------------------------------------
+
+def add_monitor_view(rc, api_read: bool, summaries: list, rows: list, data: dict, result: Result) -> bool:
+    """``list -o wide|json|yaml``: each service's monitor verdict and contradiction flag; True when shown.
+
+    The plain table never asks (it stays one request plus the instance reads);
+    nor does anything when the API was not read.
+    """
+    data["generation"] = None  # not asked
+    if not api_read or rc.settings.output not in ("wide", "json", "yaml"):
+        return False
+    from regctl.monitor import contradiction, contradiction_warning, monitor_view
+
+    view = monitor_view(rc.api(), [x.name for x in summaries])
+    data["generation"] = view.info.to_dict()
+    rc.out.debug(f"Config Service generation: {view.info.generation} ({view.info.evidence})")
+    if not view.info.later:
+        return False
+    for x, row, doc in zip(summaries, rows, data["services"]):
+        verdict = view.get(x.name)
+        if verdict is None:
+            continue
+        doc["monitor"] = verdict.to_dict()
+        row.update(monitor_state=verdict.state, monitor_checked=short_time(verdict.last_check),
+                   monitor_counts=verdict.counts())
+        flag = contradiction(verdict, x.healthy)
+        if flag:
+            row["flags"] = list(row.get("flags") or []) + [flag]
+            doc["flags"] = list(doc.get("flags") or []) + [flag]
+            result.warnings.append(contradiction_warning(x.name, flag, verdict))
+    return True
+
+
+def inspect_monitor(rc, name: str, api_read: bool, discoverable: int, data: dict, result: Result) -> str:
+    """``inspect``: the monitor's verdict in the data and as a title suffix ("" on the earlier generation)."""
+    data["monitor"] = None  # not asked, or no monitor (earlier generation)
+    if not api_read:
+        return ""
+    from regctl.monitor import COULD_NOT_CHECK, contradiction, contradiction_warning, describe, service_monitor
+
+    verdict = service_monitor(rc.api(), name)
+    if verdict is None:
+        return ""
+    flag = contradiction(verdict, discoverable)
+    data["monitor"] = {**verdict.to_dict(), "flag": flag}
+    if flag:
+        result.warnings.append(contradiction_warning(name, flag, verdict))
+    elif verdict.state == COULD_NOT_CHECK:
+        result.warnings.append(f"the Config Service's monitor verdict for {name} could not be read: "
+                               f"{verdict.detail}")
+    return f"  monitor: {describe(verdict) if verdict.state != COULD_NOT_CHECK else 'could not check'}"
