@@ -336,7 +336,7 @@ def complete_context_names(incomplete):
         from regctl import contexts
 
         cfg = contexts.load()
-        return [n for n in sorted(cfg.contexts) if n.startswith(incomplete or "")]
+        return _shown([n for n in sorted(cfg.contexts) if n.startswith(incomplete or "")])
     except Exception:
         return []
 
@@ -348,7 +348,7 @@ def complete_service_names(ctx, incomplete):
         if settings is None:
             return []
         names = lookup(settings, None)
-        return [n for n in names if n.startswith(incomplete or "")]
+        return _shown([n for n in names if n.startswith(incomplete or "")])
     except Exception:
         return []
 
@@ -364,9 +364,16 @@ def complete_instance_ids(ctx, args, incomplete):
             return []
         already = set((ctx.params or {}).get("instance_ids") or ())
         ids = lookup(settings, str(service))
-        return [i for i in ids if i.startswith(incomplete or "") and i not in already]
+        return _shown([i for i in ids if i.startswith(incomplete or "") and i not in already])
     except Exception:
         return []
+
+
+def _shown(candidates: list) -> list:
+    """Candidates as the shell may print them: controls and bidi characters escaped (registry data)."""
+    from regctl.safety import safe_text
+
+    return [safe_text(c) for c in candidates]
 
 
 #: a service NAME argument with live completion (inspect, url, discover, health, wait, deregister, watch)
