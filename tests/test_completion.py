@@ -253,8 +253,8 @@ def test_a_server_that_never_answers_does_not_hang_completion():
             assert complete("regctl inspect a", env) == ("plain", [], "")
 
 
-def test_untypeable_names_are_left_out():
-    """Names a shell cannot carry (tab, newline) are dropped; the others still complete."""
+def test_names_with_control_characters_reach_the_shell_escaped():
+    """A tab or newline in a registry name must not break the protocol or reach the terminal raw."""
     import http.server
     import threading
 
@@ -276,7 +276,9 @@ def test_untypeable_names_are_left_out():
     try:
         env = {"CONFIG_SERVICE_URL": f"http://127.0.0.1:{server.server_address[1]}", **SLOW_OK}
         for shell in ("bash", "zsh", "fish"):
-            assert complete("regctl inspect ok", env, shell=shell)[1] == ["ok-service"]
+            mode, values, _ = complete("regctl inspect ok", env, shell=shell)
+            assert mode == "plain" and "ok-service" in values and len(values) == 3, values
+            assert not any(ch in v for v in values for ch in "\t\n\r\x1b"), values
     finally:
         server.shutdown()
         server.server_close()
