@@ -308,3 +308,30 @@ def test_garbage_services_list_is_could_not_check_not_an_empty_registry():
         assert "the answer is not a list of services" in run_cli("list", env=env).stderr
     finally:
         server.stop()
+
+
+# --------------------------------------------------------------------------- smaller truths
+
+
+def test_did_you_mean_for_unknown_names(populated):
+    for args in (["inspect", "asr-servce"], ["url", "asr-servce"], ["discover", "asr-servce"],
+                 ["health", "asr-servce"], ["wait", "asr-servce", "--timeout", "0.5"]):
+        res = run_cli(*args, env=populated.env)
+        line = assert_one_line_error(res, 1)
+        assert "did you mean: asr-service" in line, (args, line)
+    line = assert_one_line_error(run_cli("inspect", "zzzzzz", env=populated.env), 1)
+    assert "did you mean" not in line
+
+
+def test_a_closed_stdout_is_not_an_error(populated):
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, **populated.env}
+    for args in (["inspect", "asr-service"], ["list", "-o", "json"]):
+        proc = subprocess.Popen([sys.executable, "-m", "regctl", *args], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        proc.stdout.close()  # like `| head -1` that has already exited
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 0, err
+        assert "Traceback" not in err and "Exception ignored" not in err and "error" not in err

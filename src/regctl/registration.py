@@ -350,10 +350,18 @@ class DeregisterRun:
     interrupted: bool = False
     #: a failure that stopped the batch (the backend went away)
     stopped_by: RegctlError | None = None
+    #: instances the API reported failing (5xx, timeout) that ZooKeeper shows removed all the same
+    removed_despite: dict[str, RegctlError] = field(default_factory=dict)
 
     def rows(self) -> list[dict]:
-        return [{"instance_id": iid, "result": res, "error": str(self.errors[iid]) if iid in self.errors else None}
-                for iid, res in self.outcome.items()]
+        def error(iid: str) -> str | None:
+            if iid in self.errors:
+                return str(self.errors[iid])
+            if iid in self.removed_despite:
+                return f"removed, although the Config Service answered: {self.removed_despite[iid].message}"
+            return None
+
+        return [{"instance_id": iid, "result": res, "error": error(iid)} for iid, res in self.outcome.items()]
 
 
 def run_deregister(deregister: Callable[[str, str], Any], plan: DeregisterPlan) -> DeregisterRun:
@@ -393,9 +401,22 @@ def verify_gone(run: DeregisterRun, live_ids: Callable[[], Iterable[str]] | None
     Instances still present are re-read for up to ``settle_s`` seconds. Returns the
     error when the check itself failed (those instances become ``unverified``).
     """
-    pending = [i for i, r in run.outcome.items() if r in ("sent", INTERRUPTED)]
+    failed = {i for i, r in run.outcome.items() if r == FAILED and write_unverified(run.errors.get(i))}
+    pending = [i for i, r in run.outcome.items() if r in ("sent", INTERRUPTED) or i in failed]
     if not pending:
         return None
+    try:
+        return _settle(run, pending, live_ids, settle_s, poll_s)
+    finally:
+        for iid in failed:  # a 5xx or timeout: ZooKeeper decides what happened
+            if run.outcome[iid] == REMOVED:
+                run.removed_despite[iid] = run.errors.pop(iid)
+            elif run.outcome[iid] == STILL_PRESENT:
+                run.outcome[iid] = FAILED
+
+
+def _settle(run: DeregisterRun, pending: list, live_ids: Callable[[], Iterable[str]] | None,
+            settle_s: float, poll_s: float) -> RegctlError | None:
     if live_ids is None:
         for iid in pending:
             run.outcome[iid] = UNVERIFIED
