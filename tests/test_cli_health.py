@@ -129,7 +129,7 @@ def test_health_nothing_to_probe(registry):
 
 
 def test_health_server_side_comparison(make_registry, endpoints):
-    new = make_registry()
+    new = make_registry(detailed_health=True)
     reg(new, "s", "s-1", endpoints["ok"])
     reg(new, "s", "s-2", endpoints["refused"])
     res = run_cli("health", "s", "--server", "-o", "json", env=new.env)
