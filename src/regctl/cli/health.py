@@ -82,8 +82,9 @@ def health(
     server_timeout: Annotated[Optional[float], typer.Option(
         "--server-timeout", metavar="SECONDS", min=0.1, show_default=False,
         help="With --server: how long the Config Service's own call may take, per service [default: derived: "
-             "--timeout + 12 s per instance on the later generation (3 tries of 3 s, 1 s and 2 s back-off per "
-             "failing endpoint), + 5 s per instance on the earlier one; at most 600 s].")] = None,
+             "--timeout + 12 s per endpoint on the later generation (3 tries of 3 s, 1 s and 2 s back-off; an "
+             "instance without a health_check_url is 2 endpoints), + 5 s per instance on the earlier one; "
+             "at most 600 s].")] = None,
 ) -> Result:
     """Probe every instance's health_check_url (else service URL + /health).
 
@@ -136,8 +137,7 @@ def health(
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(max_workers=1)
-        counts = {n: len(insts) for n, insts in instances_by_service.items()}
-        server_future = pool.submit(_server_view, rc, counts, result, server_timeout)
+        server_future = pool.submit(_server_view, rc, dict(instances_by_service), result, server_timeout)
     try:
         results = probe_many(targets, timeout=rc.settings.timeout, concurrency=concurrency, retries=retries,
                              expect=codes, verify=rc.settings.extra.get("verify", True),
@@ -264,14 +264,14 @@ def _stop_progress() -> None:
         progress.stop()
 
 
-def _server_view(rc, counts: dict, result: Result, server_timeout: Optional[float]) -> tuple:
+def _server_view(rc, instances: dict, result: Result, server_timeout: Optional[float]) -> tuple:
     """The Config Service's own verdicts: per service, and per endpoint URL when detailed exists.
 
     Every service's calls run at once, each under its own deadline (see regctl.monitor).
     """
     from regctl.monitor import run_server_checks
 
-    info, checks = run_server_checks(rc.api(), counts, timeout=rc.settings.timeout,
+    info, checks = run_server_checks(rc.api(), instances, timeout=rc.settings.timeout,
                                      server_timeout=server_timeout)
     rc.out.debug(f"Config Service generation: {info.generation} ({info.evidence})")
     rows, by_url = [], {}

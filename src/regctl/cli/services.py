@@ -564,6 +564,8 @@ def inspect_monitor(rc, name: str, api_read: bool, discoverable: int, data: dict
     from regctl.monitor import COULD_NOT_CHECK, contradiction, contradiction_warning, describe, service_monitor
 
     verdict = service_monitor(rc.api(), name)
+    rc.out.debug("Config Service generation: " + ("earlier (no health monitor endpoint)" if verdict is None
+                                                  else f"later or unknown (the monitor endpoint gave: {verdict.state})"))
     if verdict is None:
         return ""
     flag = contradiction(verdict, discoverable)
