@@ -215,7 +215,9 @@ def check_zk_client(run: CheckRun, ev: Evidence) -> CheckResult:
     return run.fail(f"the Config Service's own ZooKeeper client gave up: /health says zookeeper {state!r} while "
                     f"ZooKeeper answers regctl ({run.config.zk_hosts})", ZK_CLIENT_FIX, **details,
                     explains=[{"check": ["config.zookeeper", "config.health"]},
-                              {"api_status": 500, "api_read": ["instances", "url", "discover", "health"]}])
+                              {"api_status": 500, "api_read": ["instances", "url", "discover", "health"]},
+                              # its abandoned session takes every instance with it
+                              {"check": ["service.registered", "hygiene.stale-rows"]}])
 
 
 def parse_time(text: str | None) -> float | None:
@@ -303,7 +305,9 @@ def check_restart(run: CheckRun, ev: Evidence) -> CheckResult:
     details = {"restarted_at": since, "session": found["owners"], "old_sessions": found["old_owners"],
                "lingering": [f"{i.service_name}/{i.instance_id}" for i in lingering], "lost": lost}
     explains = [{"check": ["hygiene.stale-rows", "service.registered"], "target": lost + services},
-                {"check": "hygiene.sessions"}]
+                {"check": "hygiene.sessions"},
+                # the nodes vanished behind the API's back: its cached lists of them are stale for up to 60 s
+                {"check": "cause.stale-cache", "target": lost + services}]
     if lingering:
         finding = (f"the Config Service restarted at {since} (its own node is owned by session "
                    f"{', '.join(found['owners'])} since then): {len(lingering)} instance(s) of {len(services)} "
@@ -389,10 +393,12 @@ def check_stale_cache(run: CheckRun, ev: Evidence) -> list[CheckResult] | CheckR
             diff.append("only in ZooKeeper: " + _names(sorted(zk_ids - api_ids)))
         rows.append(run.warn(f"the API serves a stale cached list of {name} ({'; '.join(diff) or 'same ids, other data'})"
                              + (": /url may hand out an instance that is gone" if api_ids - zk_ids else ""),
-                             "the cache (Redis) keeps a list up to 60 s when a node changes behind the API's back: "
+                             "the Config Service's cache keeps a list up to 60 s when a node changes behind the API's back: "
                              "wait a minute, or register/deregister anything in that service through the API, which "
                              "evicts it", target=name, api_instances=sorted(api_ids), zk_instances=sorted(zk_ids),
-                             explains=[{"check": "service.api-view", "target": name}]))
+                             explains=[{"check": "service.api-view", "target": name}]
+                             + ([{"check": ["service.registered", "hygiene.stale-rows"], "target": name}]
+                                if not zk else [])))
     if rows:
         return rows
     if not compared:

@@ -91,9 +91,11 @@ def check_service_registered(run: CheckRun, name: str) -> CheckResult:
                             "registers (it registers at startup), or register it by hand: regctl register "
                             "--from-env --env-file FILE", target=name, seeded=True, **details)
         if db_row is not None:
+            why = ("it was deregistered (deregistration marks the row 'unknown')" if (db_row.status or "unknown")
+                   == "unknown" else "its node vanished without a deregistration (see the cause.* rows: a "
+                   "Config Service restart, or a node deleted in ZooKeeper)")
             return run.fail(f"no live instance of {name}; its database row says {db_row.status or '?'!r} "
-                            f"(registered {db_row.registered_at or '?'}): it was deregistered, or the Config "
-                            "Service restarted and its instances vanished",
+                            f"(registered {db_row.registered_at or '?'}): {why}",
                             "restart the service so it registers again (it registers at startup), or register it "
                             "by hand: regctl register --from-env --env-file FILE", target=name, **details)
         return run.fail(f"{name} never registered with this Config Service (no instance, no database row)",
