@@ -283,7 +283,8 @@ def _start_registry(dir: Path, state: dict, deadline: float, progress: Progress)
            "--zk", state["zk_hosts"], "--base", state["base_path"], "--db", str(dir / DB_FILE),
            "--self-url", state["api_url"]]
     if _generation(state) == "later":
-        cmd += ["--generation", "later", "--seed-rows"]
+        cmd += ["--generation", "later", "--seed-rows",
+                "--monitor-interval", str(state.get("monitor_interval") or 30.0)]
     _say(progress, f"starting the registry ({_generation(state)} generation) on {state['api_url']}")
     with _no_interrupts():
         pid = proc.spawn(cmd, log, cwd=dir, env=_child_env())
@@ -343,7 +344,7 @@ def _stop(comp: dict | None) -> bool:
 
 def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = False,
        timeout: float = 60.0, progress: Progress = None, ensemble: int | None = None,
-       generation: str | None = None) -> SandboxInfo:
+       generation: str | None = None, monitor_interval: float | None = None) -> SandboxInfo:
     """Start ZooKeeper and the registry (and the demo services) under ``dir``; return when they answer.
 
     ``ensemble`` is the number of ZooKeeper members: 1 (standalone, the default for
@@ -353,7 +354,8 @@ def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = Fal
     ``generation`` is the Config Service generation the registry behaves like:
     ``"earlier"`` (the default for a new sandbox) or ``"later"`` (health monitor,
     ``/internal/health-status``, ``/health/detailed``, a dozen seeded rows). None
-    keeps what runs.
+    keeps what runs. ``monitor_interval`` (seconds, default the contract's 30) sets
+    the later generation's monitor period for a new sandbox.
 
     Already running there: returns the running sandbox (restarting any part that
     died, on the ports recorded the first time). When the registry had to be
@@ -388,6 +390,8 @@ def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = Fal
             _say(progress, f"sandbox in {dir} is partly down; restarting what stopped")
         else:
             state = _new_state(api_port, zk_port, ensemble or 1, generation or "earlier")
+            if monitor_interval:
+                state["monitor_interval"] = float(monitor_interval)
         comps = state.setdefault("components", {})
         before = {name for name, c in comps.items() if _alive(c)}
         warnings: list[str] = []
