@@ -113,6 +113,9 @@ def _write_atomic(path: str, text: str) -> None:
 
 def _read_live(rc, source: str, names: "list | None") -> tuple:
     """(instances, skipped, source description, warnings): ZooKeeper when configured (or asked), else the API."""
+    from dataclasses import replace
+
+    from regctl import transfer
     from regctl import transfer_live as tl
 
     source = (source or "auto").lower()
@@ -132,6 +135,9 @@ def _read_live(rc, source: str, names: "list | None") -> tuple:
         nodes, skipped = tl.read_zk(reader, names)
         instances = []
         for node in nodes:
+            if node.problem is None and transfer.depth(node.data) > transfer.MAX_DEPTH:
+                node = replace(node, problem=f"node data is nested {transfer.depth(node.data)} levels deep "
+                                            f"(export writes at most {transfer.MAX_DEPTH})")
             if node.problem:
                 skipped.append(tl.Skipped(node.path, node.problem))
                 continue
@@ -142,6 +148,10 @@ def _read_live(rc, source: str, names: "list | None") -> tuple:
             instances.append(node.instance())
         return instances, skipped, {"type": "zookeeper", "hosts": s.zk_hosts, "base_path": s.zk_base}, warnings
     instances, skipped, asked = tl.read_api(rc.api(), names)
+    too_deep = [i for i in instances if transfer.depth(i.metadata) > transfer.MAX_DEPTH]
+    skipped += [tl.Skipped(f"{i.service_name}/{i.instance_id}", f"node data is nested more than "
+                           f"{transfer.MAX_DEPTH} levels deep") for i in too_deep]
+    instances = [i for i in instances if all(i is not d for d in too_deep)]
     if not asked:
         warnings.append(f"the Config Service at {s.config_url} lists no services")
     return instances, skipped, {"type": "api", "url": s.config_url}, warnings
