@@ -348,10 +348,13 @@ def _report(data: dict, plan, results: list, tables: list, warnings: list, inter
     result.notes.append(f"written {len(done)} of {len(plan.writes)} instance(s); {len(skipped)} skipped, "
                         f"{len(failed)} failed, {len(left)} not done")
     if interrupted:
-        unsure = len([r for r in results if r.result == "interrupted"])
-        result.error = restore.Interrupted(
-            f"interrupted: {len(done)} instance(s) written, {len(left)} not done, {unsure} in flight "
-            "(listed above)", hint="run the same import again: it plans only what is still missing")
+        unsure = [f"{r.item.service}/{r.item.instance_id}" for r in results if r.result == "interrupted"]
+        result.warnings.append(
+            f"interrupted: written {', '.join(f'{r.item.service}/{r.item.instance_id}' for r in done) or 'none'}; "
+            f"in flight (may or may not be written) {', '.join(unsure) or 'none'}; "
+            f"not done {', '.join(f'{i.service}/{i.instance_id}' for i in left) or 'none'}; "
+            "run the same import again: it plans only what is still missing")
+        result.exit_code = int(ExitCode.INTERRUPTED)
     elif failed:
         first = failed[0]
         result.error = NotFound(f"{len(failed)} of {len(plan.writes)} writes failed; first: "
