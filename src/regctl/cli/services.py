@@ -355,7 +355,7 @@ def inspect_service(rc, name: NameArg, source: SourceOpt = "auto") -> Result:
     }
     if d.registered is False and not problems:
         raise NotFound(f"service {name!r} is not registered (neither ZooKeeper nor the API knows it)",
-                       hint=did_you_mean(name, read.names()) or "list what is registered with: regctl list")
+                       hint=suggest(rc, name) or "list what is registered with: regctl list")
     rows = []
     for v in d.instances:
         inst = v.instance
@@ -412,11 +412,16 @@ def _inspect_unknown(name: str, read, d, answer) -> "RegctlError | None":
 
 
 def did_you_mean(name: str, known) -> "str | None":
-    """``did you mean: asr-service?`` from the names just read, or None."""
-    import difflib
+    from regctl.discovery import did_you_mean as dym
 
-    close = difflib.get_close_matches(name, sorted(set(known)), n=3, cutoff=0.6)
-    return f"did you mean: {', '.join(close)}?" if close else None
+    return dym(name, known)
+
+
+def suggest(rc, name: str) -> "str | None":
+    """A did-you-mean from the names the registry holds now (read once more, on a failure path only)."""
+    from regctl.discovery import known_names
+
+    return did_you_mean(name, known_names(rc.api, rc.zk if rc.settings.zk_configured else None))
 
 
 # ---------------------------------------------------------------------------
@@ -439,7 +444,8 @@ def service_url(rc, name: NameArg,
     try:
         url = api.url(name)
     except NotFound as exc:
-        raise NotFound(explain_no_url(rc, name), where=exc.where, hint=exc.hint) from None
+        text, unknown = explain_no_url(rc, name)
+        raise NotFound(text, where=exc.where, hint=(unknown and suggest(rc, name)) or exc.hint) from None
     if verify:
         return verified_url(rc, name, url)
     return Result(data={"service": name, "url": url}, lines=[url])
@@ -480,16 +486,16 @@ def verified_url(rc, name: str, first_url: str) -> Result:
                    hint=f"probe them all with: regctl health {name}")
 
 
-def explain_no_url(rc, name: str) -> str:
-    """Why /url found nothing: no instances, or their statuses."""
+def explain_no_url(rc, name: str) -> tuple:
+    """(why /url found nothing: no instances, or their statuses; whether the API lists no instance)."""
     try:
         instances = rc.api().instances(name)
     except RegctlError:
-        return f"no healthy instance of {name!r}"
+        return f"no healthy instance of {name!r}", False
     if not instances:
-        return f"no instance of {name!r} is registered"
+        return f"no instance of {name!r} is registered", True
     statuses = ", ".join(f"{i.instance_id}={i.status}" for i in instances)
-    return f"no instance of {name!r} has status 'healthy' ({len(instances)} live: {statuses})"
+    return f"no instance of {name!r} has status 'healthy' ({len(instances)} live: {statuses})", False
 
 
 DISCOVER_COLUMNS = [
@@ -511,7 +517,8 @@ def discover_service(rc, name: NameArg) -> Result:
     data: dict[str, Any] = {"service": name, "instances": items}
     result = Result(data=data, tables=[Table(DISCOVER_COLUMNS, items, empty="no instances")])
     if not items:
-        result.error = NotFound(f"no live instance of {name!r}", hint="list what is registered with: regctl list")
+        result.error = NotFound(f"no live instance of {name!r}",
+                                hint=suggest(rc, name) or "list what is registered with: regctl list")
     return result
 
 
