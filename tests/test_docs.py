@@ -1,19 +1,147 @@
-"""The README documents every command and every exit code."""
+"""The docs stay true to the CLI: links resolve, every command and option is documented,
+the exit-code table matches the enum, and doctor's checks match ``--list-checks``."""
 
+import json
 import pathlib
 import re
+
+import pytest
 
 from regctl.cli.app import get_app
 from regctl.errors import ExitCode
 from tests.helpers import run_cli
 
-README = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+ROOT = pathlib.Path(__file__).parent.parent
+DOCS = ROOT / "docs"
+PAGES = [ROOT / "README.md"] + sorted(DOCS.glob("*.md"))
+README_MAX_LINES = 250
+
+
+def _text(path: pathlib.Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def _without_code(text: str) -> str:
+    """The text with fenced code blocks and inline code removed (links there are not links)."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to dashes."""
+    s = heading.strip().lower()
+    s = re.sub(r"[^\w\- ]", "", s)
+    return s.replace(" ", "-")
+
+
+def anchors(path: pathlib.Path) -> set:
+    out, seen = set(), {}
+    code = False
+    for line in _text(path).splitlines():
+        if line.startswith("```"):
+            code = not code
+            continue
+        m = None if code else re.match(r"^#{1,6} (.+?)\s*#*\s*$", line)
+        if m:
+            slug = _slug(m.group(1))
+            n = seen.get(slug, 0)
+            seen[slug] = n + 1
+            out.add(slug if n == 0 else f"{slug}-{n}")
+    return out
+
+
+def links(path: pathlib.Path) -> list:
+    return re.findall(r"\]\(([^)\s]+)\)", _without_code(_text(path)))
+
+
+def sections(path: pathlib.Path) -> list:
+    """(heading, body) for every heading, the body running to the next heading of the same or a higher level."""
+    lines = _text(path).splitlines()
+    heads = []
+    code = False
+    for i, line in enumerate(lines):
+        if line.startswith("```"):
+            code = not code
+        m = None if code else re.match(r"^(#{1,6}) (.+)$", line)
+        if m:
+            heads.append((i, len(m.group(1)), m.group(2)))
+    out = []
+    for n, (i, level, title) in enumerate(heads):
+        end = len(lines)
+        for j, lvl, _ in heads[n + 1:]:
+            if lvl <= level:
+                end = j
+                break
+        out.append((title, "\n".join(lines[i + 1:end])))
+    return out
+
+
+def test_readme_is_a_short_front_door():
+    text = _text(ROOT / "README.md")
+    assert len(text.splitlines()) <= README_MAX_LINES
+    assert "bash scripts/try.sh" in text and "bash .ci/run" in text
+    for page in sorted(DOCS.glob("*.md")):
+        if page.name != "README.md":
+            assert f"docs/{page.name}" in text, f"README does not link docs/{page.name}"
+
+
+def test_the_readme_commands_exist():
+    assert (ROOT / "scripts" / "try.sh").is_file()
+    ci = ROOT / ".ci" / "run"
+    assert ci.is_file()
+    assert "pytest" in _text(ci)
+
+
+def test_the_docs_index_lists_every_page():
+    index = _text(DOCS / "README.md")
+    for page in sorted(DOCS.glob("*.md")):
+        if page.name != "README.md":
+            assert f"]({page.name})" in index, f"docs/README.md does not list {page.name}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_and_anchor_resolves(page):
+    bad = []
+    for target in links(page):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto:
+            continue
+        file_part, _, anchor = target.partition("#")
+        dest = (page.parent / file_part).resolve() if file_part else page
+        if not dest.exists():
+            bad.append(f"{target}: no such file")
+            continue
+        if anchor and dest.suffix == ".md" and anchor not in anchors(dest):
+            bad.append(f"{target}: no heading with anchor #{anchor} in {dest.name}")
+    assert not bad, f"{page.name}: broken links: {bad}"
+
+
+def test_link_checker_sees_a_broken_anchor(tmp_path):
+    page = tmp_path / "p.md"
+    page.write_text("# Title\n\n## Real one\n\nsee [x](#real-one) and [y](#missing) `[z](#code)`\n")
+    assert anchors(page) == {"title", "real-one"}
+    assert links(page) == ["#real-one", "#missing"]
+
+
+NO_TRACKER = re.compile(r"\bissue \d+|\bissue\s*#\d+|done when|\(point \d+\)|\bhelper\b", re.I)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_tracker_wording(page):
+    found = NO_TRACKER.findall(_text(page))
+    assert not found, f"{page.name}: tracker wording: {found}"
+
+
+# ---------------------------------------------------------------------------
+# commands and options
+# ---------------------------------------------------------------------------
+
+def _root_command():
+    import typer.main
+
+    return typer.main.get_command(get_app())
 
 
 def command_paths():
-    import typer.main
-
-    root = typer.main.get_command(get_app())
     out = []
 
     def walk(cmd, prefix):
@@ -23,23 +151,105 @@ def command_paths():
             if getattr(sub, "commands", None):
                 walk(sub, prefix + [name])
             else:
-                out.append(prefix + [name])
+                out.append((prefix + [name], sub))
 
-    walk(root, [])
+    walk(_root_command(), [])
     return out
 
 
-def test_exit_code_table_matches_the_enum():
-    section = README.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
-    documented = {int(m) for m in re.findall(r"^\| (\d+) \|", section, re.M)}
-    assert documented == {int(c) for c in ExitCode}
+def _shared_option_help() -> dict:
+    """name -> help text of every shared option (to tell a command's own options apart)."""
+    from regctl.cli.options import COMMON_OPTIONS
+
+    out = {}
+    for name, ann in COMMON_OPTIONS.items():
+        for meta in getattr(ann, "__metadata__", ()):
+            if hasattr(meta, "help"):
+                out[name] = meta.help
+    return out
 
 
-def test_every_command_has_help_and_is_in_the_readme():
+def _long_flag(param) -> str:
+    flags = [o for o in list(param.opts) + list(param.secondary_opts) if o.startswith("--")]
+    return flags[0] if flags else param.opts[0]
+
+
+def _is_shared(param, shared: dict) -> bool:
+    return param.name in shared and (param.help or "") == (shared[param.name] or "")
+
+
+def _mentions(heading: str, path: list) -> bool:
+    words = " ".join(path)
+    return re.search(r"regctl " + re.escape(words) + r"(?![\w-])", heading) is not None
+
+
+def _docs_for(path: list) -> str:
+    """The text of every commands.md section whose heading names the command (or its group)."""
+    secs = sections(DOCS / "commands.md")
+    for n in range(len(path), 0, -1):
+        found = [body for title, body in secs if _mentions(title, path[:n])]
+        if found:
+            return "\n".join(found)
+    return ""
+
+
+def test_every_command_and_option_is_in_commands_md():
+    shared = _shared_option_help()
     paths = command_paths()
-    assert ["list"] in paths and ["sandbox", "up"] in paths
-    for path in paths:
+    assert ["list"] in [p for p, _ in paths] and ["sandbox", "up"] in [p for p, _ in paths]
+    missing = []
+    for path, cmd in paths:
+        text = _docs_for(path)
+        if not text:
+            missing.append(f"regctl {' '.join(path)}: no section in docs/commands.md")
+            continue
+        for param in cmd.params:
+            if param.param_type_name != "option" or getattr(param, "hidden", False) or _is_shared(param, shared):
+                continue
+            flag = _long_flag(param)
+            if not re.search(re.escape(flag) + r"(?![\w-])", text):
+                missing.append(f"regctl {' '.join(path)} {flag}")
+    assert not missing, "not documented in docs/commands.md: " + ", ".join(missing)
+
+
+def test_every_shared_option_is_in_commands_md():
+    root = _root_command()
+    text = dict(sections(DOCS / "commands.md"))["Shared options"]
+    missing = [_long_flag(p) for p in root.params
+               if p.param_type_name == "option" and not getattr(p, "hidden", False)
+               and not re.search(re.escape(_long_flag(p)) + r"(?![\w-])", text)]
+    assert not missing, f"shared options missing from 'Shared options' in docs/commands.md: {missing}"
+
+
+def test_option_check_notices_an_undocumented_option():
+    assert _docs_for(["list"]) and "--source" in _docs_for(["list"])
+    assert not re.search(r"--no-such-option(?![\w-])", _docs_for(["list"]))
+    assert _docs_for(["no-such-command"]) == ""
+
+
+def test_every_command_has_help():
+    for path, _ in command_paths():
         res = run_cli(*path, "--help")
         assert res.exit_code == 0, path
         assert "Usage:" in res.stdout
-        assert f"regctl {' '.join(path)}" in README, f"README does not mention: regctl {' '.join(path)}"
+
+
+# ---------------------------------------------------------------------------
+# exit codes and doctor checks
+# ---------------------------------------------------------------------------
+
+def test_exit_code_table_matches_the_enum():
+    text = dict(sections(DOCS / "output.md"))["Exit codes"]
+    documented = {int(m) for m in re.findall(r"^\| (\d+) \|", text, re.M)}
+    assert documented == {int(c) for c in ExitCode}
+
+
+def test_doctor_md_lists_exactly_the_checks_of_list_checks():
+    res = run_cli("doctor", "--list-checks", "-o", "json")
+    assert res.exit_code == 0, res.stderr
+    listed = [c["name"] for c in json.loads(res.stdout)["checks"]]
+    assert len(listed) > 10
+    text = _text(DOCS / "doctor.md")
+    documented = re.findall(r"^\| `([a-z]+\.[a-z-]+)` \|", text, re.M)
+    assert sorted(documented) == sorted(listed)
+    assert documented == listed, "doctor.md lists the checks in another order than --list-checks"

@@ -95,6 +95,11 @@ class Call:
     params: Mapping[str, str] | None = None
     json_body: Any = None
     prefixed: bool = True
+    #: a read deadline of its own (seconds) for a call the server is slow to answer; None: the client's
+    timeout: float | None = None
+    #: with ``timeout``: what is still running when that deadline cuts the call, e.g. "the Config
+    #: Service's health call" -- said instead of blaming the host and port
+    still_running: str | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -241,6 +246,11 @@ def _parse_detailed(service: str) -> Callable[[Answer], dict | None]:
     return parse
 
 
+def _parse_raw(ans: Answer) -> Answer:
+    """The answer as it came: for calls whose every status means something (see :mod:`regctl.monitor`)."""
+    return ans
+
+
 def _parse_config_health(ans: Answer) -> dict:
     """``GET /health``: 200 with components, or 503 when the check itself broke."""
     if ans.status_code == 503:
@@ -285,16 +295,36 @@ def discover_call(service: str) -> Call:
     return Call("GET", f"/discover/{url_segment(service)}", _parse_discover(service), f"discover {service}")
 
 
-def server_health_call(service: str) -> Call:
+def server_health_call(service: str, timeout: float | None = None) -> Call:
+    """``POST /services/{name}/health``; ``timeout``: the server's probing gets that long to answer."""
     validate_service_name(service)
     return Call("POST", f"/services/{url_segment(service)}/health", _parse_server_health(service),
-                f"server-side health of {service}")
+                f"server-side health of {service}", timeout=timeout,
+                still_running="the Config Service's health call" if timeout else None)
 
 
-def server_health_detailed_call(service: str) -> Call:
+def server_health_detailed_call(service: str, timeout: float | None = None) -> Call:
     validate_service_name(service)
     return Call("POST", f"/services/{url_segment(service)}/health/detailed", _parse_detailed(service),
-                f"detailed health of {service}")
+                f"detailed health of {service}", timeout=timeout,
+                still_running="the Config Service's detailed health call" if timeout else None)
+
+
+#: where the later generation's monitor verdicts are read (GET, ``service_id`` query parameter)
+MONITOR_PATH = "/internal/health-status"
+
+
+def monitor_status_call(service: str | None, prefixed: bool = False) -> Call:
+    """``GET /internal/health-status?service_id=NAME`` (no parameter: a cheap generation probe).
+
+    The answer comes back raw (an :class:`Answer`): 200, 404, 422 and 503 all mean
+    something; :mod:`regctl.monitor` reads them.
+    """
+    if service is not None:
+        validate_service_name(service)
+    return Call("GET", MONITOR_PATH, _parse_raw,
+                f"monitor verdict of {service}" if service is not None else "monitor endpoint probe",
+                params={"service_id": service} if service is not None else None, prefixed=prefixed)
 
 
 def config_health_call() -> Call:
@@ -316,8 +346,16 @@ class _Base:
     def url_for(self, call: Call) -> str:
         return self.base_url + (PREFIX if call.prefixed else "") + call.path
 
+    def limit_for(self, call: Call) -> float:
+        """The whole call's deadline: ``4 x timeout``, or the call's own read deadline plus one timeout."""
+        if call.timeout is not None:
+            return call.timeout + self.timeout
+        return 4 * self.timeout
+
     def _request_kwargs(self, call: Call) -> dict:
         kw: dict[str, Any] = {}
+        if call.timeout is not None:  # connecting still gets the usual timeout: a wrong port fails fast
+            kw["timeout"] = httpx.Timeout(self.timeout, read=call.timeout)
         if call.params:
             kw["params"] = dict(call.params)
         if call.json_body is not None:
@@ -325,7 +363,19 @@ class _Base:
         return kw
 
     def _translate(self, exc: Exception, call: Call, url: str) -> RegctlError:
+        if call.still_running and isinstance(exc, httpx.ReadTimeout):
+            return still_running_error(call, url)
         return translate_http_error(exc, url, self.timeout, call.what)
+
+
+def still_running_error(call: Call, url: str) -> Unreachable:
+    """A slow server-side call cut at its own deadline: the server is working, not unreachable."""
+    err = Unreachable(f"{call.what}: {call.still_running} is still running after {call.timeout:g}s",
+                      where=url,
+                      hint="the Config Service retries each failing endpoint and still finishes (and writes "
+                           "the row's status); raise --server-timeout to wait for its verdict")
+    err.still_running_after = call.timeout  # type: ignore[attr-defined]
+    return err
 
 
 def ssl_verify(verify: "bool | str | ssl.SSLContext") -> "bool | ssl.SSLContext":
@@ -435,6 +485,7 @@ class RegistryApi(_Base):
                  verify: bool | str = True, transport: httpx.BaseTransport | None = None,
                  max_connections: int = 32) -> None:
         super().__init__(base_url, timeout=timeout, headers=headers, verify=verify)
+        self.max_connections = max_connections
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._client = httpx.Client(timeout=timeout, headers=self.headers, verify=ssl_verify(verify),
                                     transport=transport, limits=limits, follow_redirects=False)
@@ -457,7 +508,7 @@ class RegistryApi(_Base):
         """
         url = self.url_for(call)
         started = time.monotonic()
-        limit = 4 * self.timeout
+        limit = self.limit_for(call)
         box: dict[str, Any] = {}
         done = threading.Event()
 
@@ -471,6 +522,8 @@ class RegistryApi(_Base):
 
         threading.Thread(target=fetch, name="regctl-http", daemon=True).start()
         if not done.wait(limit + 0.5):
+            if call.still_running:
+                raise still_running_error(call, url)
             raise Unreachable(f"{call.what}: no complete answer within {limit:g}s", where=url,
                               hint="the server or a proxy is stalling; raise --timeout")
         if "error" in box:
@@ -489,7 +542,7 @@ class RegistryApi(_Base):
                         raise BadResponse(f"{call.what}: answer larger than {MAX_BODY_BYTES // 2**20} MiB",
                                           where=url, hint="check that the URL points at the Config Service")
                     if time.monotonic() > deadline:
-                        raise Unreachable(f"{call.what}: answer still arriving after {4 * self.timeout:g}s",
+                        raise Unreachable(f"{call.what}: answer still arriving after {self.limit_for(call):g}s",
                                           where=url, hint="the server or a proxy is stalling; raise --timeout")
                 return Answer(resp.status_code, resp.headers.get("content-type", ""), bytes(body), url)
         except RegctlError:
@@ -573,10 +626,12 @@ class AsyncRegistryApi(_Base):
         url = self.url_for(call)
         try:
             resp = await asyncio.wait_for(self._client.request(call.method, url, **self._request_kwargs(call)),
-                                          4 * self.timeout)
+                                          self.limit_for(call))
             ans = Answer(resp.status_code, resp.headers.get("content-type", ""), resp.content, url)
         except asyncio.TimeoutError as exc:
-            raise Unreachable(f"{call.what}: no complete answer within {4 * self.timeout:g}s", where=url,
+            if call.still_running:
+                raise still_running_error(call, url) from exc
+            raise Unreachable(f"{call.what}: no complete answer within {self.limit_for(call):g}s", where=url,
                               hint="the server or a proxy is stalling; raise the timeout") from exc
         except httpx.HTTPError as exc:
             raise self._translate(exc, call, url) from exc

@@ -15,12 +15,8 @@ import pytest
 from regctl import doctor, zk_admin
 from regctl.cli.render import Column, Output, Result, Table, status_mark
 from regctl.doctor import FAIL, PASS, SKIP, WARN, Check, DoctorConfig
-from regctl.doctor_checks import (
-    HttpAnswer,
-    classify_health_answer,
-    is_docker_name,
-    is_loopback,
-)
+from regctl.doctor.checks.config import classify_health_answer
+from regctl.doctor.facts import HttpAnswer, is_docker_name, is_loopback
 from regctl.errors import UsageError
 
 SRVR_STANDALONE = """Zookeeper version: 3.8.4-9316c2a7a97e1666d8f4593f34dd6fc36ecc436c, built on 2024-02-12 22:16 UTC

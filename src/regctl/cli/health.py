@@ -58,6 +58,7 @@ SERVER_COLUMNS = [
     Column("regctl", "regctl"),
     Column("server_status", "server status", style=status_style),
     Column("detailed", "server detailed"),
+    Column("deadline", "waited up to", wide=True, justify="right"),
 ]
 
 
@@ -76,14 +77,24 @@ def health(
     expect: Annotated[Optional[str], typer.Option("--expect", metavar="CODES", show_default=False,
                                                   help="Healthy HTTP statuses, e.g. 200,204 [default: any 2xx].")] = None,
     server: Annotated[bool, typer.Option("--server", help="Also ask the Config Service's own health check "
-                                                          "and show it alongside.")] = False,
+                                                          "(which WRITES each service's row status) and show "
+                                                          "it alongside.")] = False,
+    server_timeout: Annotated[Optional[float], typer.Option(
+        "--server-timeout", metavar="SECONDS", min=0.1, show_default=False,
+        help="With --server: how long the Config Service's own call may take, per service [default: derived: "
+             "--timeout + 12 s per instance on the later generation (3 tries of 3 s, 1 s and 2 s back-off per "
+             "failing endpoint), + 5 s per instance on the earlier one; at most 600 s].")] = None,
 ) -> Result:
     """Probe every instance's health_check_url (else service URL + /health).
 
     Instances come from ZooKeeper when configured, else from the API. Each probe
     gets --timeout seconds; probes run concurrently (--concurrency). Verdict:
     healthy for a 2xx answer (or a status in --expect). --server adds the Config
-    Service's POST /services/NAME/health (and /health/detailed where it exists).
+    Service's POST /services/NAME/health (and /health/detailed where it exists),
+    one call per service, all at once; the server WRITES its verdict into the
+    service's database row (what GET /services and list show afterwards). Those
+    calls get their own deadline (--server-timeout); one cut there is reported
+    as still running on the server, not as unreachable.
 
     Exit 0 when every instance is healthy; 1 when any is not, or there is nothing
     to probe; 3 when the instances could not be read at all.
@@ -115,7 +126,8 @@ def health(
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(max_workers=1)
-        server_future = pool.submit(_server_view, rc, list(instances_by_service), result)
+        counts = {n: len(insts) for n, insts in instances_by_service.items()}
+        server_future = pool.submit(_server_view, rc, counts, result, server_timeout)
     try:
         results = probe_many(targets, timeout=rc.settings.timeout, concurrency=concurrency, retries=retries,
                              expect=codes, verify=rc.settings.extra.get("verify", True),
@@ -124,9 +136,9 @@ def health(
         _stop_progress()
         if pool is not None:
             pool.shutdown(wait=False)
-    server_rows, server_by_url = ([], {})
+    server_rows, server_by_url, server_generation = ([], {}, None)
     if server_future is not None:
-        server_rows, server_by_url = server_future.result()
+        server_rows, server_by_url, server_generation = server_future.result()
         for row in server_rows:
             mine = [r for r in results if r.service_name == row["service"]]
             row["regctl"] = f"{sum(1 for r in mine if r.healthy)}/{len(mine)} healthy"
@@ -141,11 +153,16 @@ def health(
                    "summary": {"total": len(results), "healthy": healthy, "unhealthy": len(results) - healthy,
                                "services_without_instances": empty},
                    "source": source,
-                   "server": server_rows if server else None}
+                   "server": server_rows if server else None,
+                   **({"generation": server_generation} if server_generation else {})}
     columns = HEALTH_COLUMNS if server else [c for c in HEALTH_COLUMNS if c.key != "server"]
     result.tables.append(Table(columns, rows, empty="no instances to probe"))
     if server:
-        result.tables.append(Table(SERVER_COLUMNS, server_rows, title="Config Service's own check"))
+        result.tables.append(Table(SERVER_COLUMNS, server_rows, title="Config Service's own check"
+                                   + (f" ({result.data['generation']['generation']} generation)"
+                                      if result.data.get("generation") else "")))
+        result.notes.append("the Config Service's own check writes its verdict into each service's row status "
+                            "(what GET /services and list show)")
     result.notes.append(f"{healthy} of {len(results)} healthy (instances read from {source})")
     if not results:
         result.error = NotFound("nothing to probe: no live instances"
@@ -205,38 +222,42 @@ def _stop_progress() -> None:
         progress.stop()
 
 
-def _server_view(rc, services: list, result: Result) -> tuple:
+def _server_view(rc, counts: dict, result: Result, server_timeout: Optional[float]) -> tuple:
     """The Config Service's own verdicts: per service, and per endpoint URL when detailed exists.
 
-    Both calls for every service run at once (the server probes for each, which takes time).
+    Every service's calls run at once, each under its own deadline (see regctl.monitor).
     """
-    from regctl import api as api_mod
+    from regctl.monitor import run_server_checks
 
-    calls = []
-    for name in services:
-        calls += [api_mod.server_health_call(name), api_mod.server_health_detailed_call(name)]
-    answers = rc.api().map(calls, concurrency=16, return_exceptions=True)
+    info, checks = run_server_checks(rc.api(), counts, timeout=rc.settings.timeout,
+                                     server_timeout=server_timeout)
+    rc.out.debug(f"Config Service generation: {info.generation} ({info.evidence})")
     rows, by_url = [], {}
-    for i, name in enumerate(services):
-        status, detailed = answers[2 * i], answers[2 * i + 1]
-        row = {"service": name, "regctl": None, "server_status": status, "detailed": None}
-        if isinstance(status, RegctlError):
-            row["server_status"] = "error"
-            result.warnings.append(f"server-side health of {name}: {status}")
-        if isinstance(detailed, RegctlError):
-            row["detailed"] = "error"
-            result.warnings.append(f"detailed health of {name}: {detailed}")
+    for check in checks:
+        name = check.service
+        row = {"service": name, "regctl": None, "server_status": check.status, "detailed": None,
+               "deadline": f"{check.deadline:g}s"}
+        if check.error is not None:
+            row["server_status"] = "still running" if check.still_running else "error"
+            row["error"] = str(check.error)
+            result.warnings.append(str(check.error))
+        if check.still_running:
+            row["still_running"] = True
+        if check.detailed_error is not None:
+            row["detailed"] = "still running" if getattr(check.detailed_error, "still_running_after", None) \
+                else "error"
+            result.warnings.append(str(check.detailed_error))
+        elif check.detailed is None:
+            row["detailed"] = "n/a (older server)"
         else:
-            if detailed is None:
-                row["detailed"] = "n/a (older server)"
-            else:
-                row["detailed"] = (f"{detailed.get('overall_status')} "
-                                   f"{detailed.get('healthy_instances')}/{detailed.get('total_instances')}")
-                for check in detailed.get("check_results") or []:
-                    if isinstance(check, dict) and check.get("endpoint_url"):
-                        by_url[check["endpoint_url"]] = "healthy" if check.get("is_healthy") else "unhealthy"
+            detailed = check.detailed
+            row["detailed"] = (f"{detailed.get('overall_status')} "
+                               f"{detailed.get('healthy_instances')}/{detailed.get('total_instances')}")
+            for item in detailed.get("check_results") or []:
+                if isinstance(item, dict) and isinstance(item.get("endpoint_url"), str):
+                    by_url[item["endpoint_url"]] = "healthy" if item.get("is_healthy") else "unhealthy"
         rows.append(row)
-    return rows, by_url
+    return rows, by_url, info.to_dict()
 
 
 # ---------------------------------------------------------------------------

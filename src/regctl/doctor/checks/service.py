@@ -1,9 +1,7 @@
-"""The environment and one-service checks of ``regctl doctor`` (areas ``env`` and ``service``).
+"""One-service checks (area ``service``): registration, the API's view, reachability, discoverability.
 
-``env.*`` read the guide's variables (process environment, ``--env-file`` on
-top) when ``SERVICE_NAME`` is set or ``--env-file`` is given; ``service.*``
-apply to ``--service NAME`` (else ``SERVICE_NAME``) and are skipped, saying how
-to pick one, otherwise.
+They apply to ``--service NAME`` (else ``SERVICE_NAME``) and are skipped, saying
+how to pick one, otherwise.
 """
 
 from __future__ import annotations
@@ -11,9 +9,8 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
-from regctl.doctor import FAIL, WARN, Check, CheckResult, CheckRun
-from regctl.doctor_facts import (
-    GUIDE_CONFIG_PORT,
+from regctl.doctor.base import FAIL, WARN, Check, CheckResult, CheckRun
+from regctl.doctor.facts import (
     api_client,
     api_instances,
     api_rows,
@@ -25,165 +22,6 @@ from regctl.doctor_facts import (
     zk_reader,
 )
 from regctl.errors import NotFound, RegctlError, UsageError
-
-
-# ---------------------------------------------------------------------------
-# 4. Environment (the guide's variables)
-# ---------------------------------------------------------------------------
-
-def env_applies(run: CheckRun) -> CheckResult | None:
-    """None when there is an environment to check; else a skip row saying how to give one."""
-    c = run.config
-    if (c.env.get("SERVICE_NAME") or "").strip():
-        return None
-    if c.service:
-        return run.skip(f"SERVICE_NAME is not set in the {c.env_source}: no service environment to check",
-                        "pass the service's environment with --env-file FILE (its .env or env.template)")
-    return run.skip("no service environment (SERVICE_NAME is not set)",
-                    "set SERVICE_NAME or pass --env-file FILE to check a service's variables")
-
-
-def _env(run: CheckRun, var: str) -> str:
-    return (run.config.env.get(var) or "").strip()
-
-
-def check_env_required(run: CheckRun) -> CheckResult:
-    skip = env_applies(run)
-    if skip:
-        return skip
-    from regctl.names import validate_service_name
-
-    name = _env(run, "SERVICE_NAME")
-    src = run.config.env_source
-    try:
-        validate_service_name(name)
-    except UsageError as exc:
-        return run.fail(f"SERVICE_NAME {name!r}: {exc.message}", exc.hint or "fix SERVICE_NAME", source=src)
-    if not _env(run, "SERVICE_PORT") and not _env(run, "SERVICE_PUBLIC_URL"):
-        return run.fail("SERVICE_PORT is not set",
-                        "set SERVICE_PORT to the port the service listens on (e.g. SERVICE_PORT=8090); the guide's "
-                        "code silently falls back to 8090 when it is missing", source=src)
-    if run.config.service and run.config.service != name:
-        return run.warn(f"SERVICE_NAME is {name!r} but --service is {run.config.service!r}",
-                        "check the right service: drop --service, or pass that service's --env-file", source=src)
-    present = [v for v in ("SERVICE_NAME", "SERVICE_PORT", "SERVICE_HOST", "SERVICE_PUBLIC_URL",
-                           "SERVICE_INSTANCE_ID", "CONFIG_SERVICE_URL") if _env(run, v)]
-    return run.passed(f"set in the {src}: {', '.join(present)}", source=src)
-
-
-def check_env_port(run: CheckRun) -> CheckResult:
-    skip = env_applies(run)
-    if skip:
-        return skip
-    text = _env(run, "SERVICE_PORT")
-    if not text:
-        return run.skip("SERVICE_PORT is not set" + (" (SERVICE_PUBLIC_URL gives the URL)"
-                                                       if _env(run, "SERVICE_PUBLIC_URL") else ""),
-                        "see env.required")
-    try:
-        port = int(text)
-    except ValueError:
-        return run.fail(f"SERVICE_PORT={text!r} is not a number",
-                        "set SERVICE_PORT to the integer port the service listens on, e.g. 8090 (the guide's "
-                        "int(os.getenv('SERVICE_PORT')) crashes on this)")
-    if not 1 <= port <= 65535:
-        return run.fail(f"SERVICE_PORT={port} is out of range", "use a port from 1 to 65535, e.g. 8090")
-    return run.passed(f"SERVICE_PORT={port}")
-
-
-def check_env_public_url(run: CheckRun) -> CheckResult:
-    skip = env_applies(run)
-    if skip:
-        return skip
-    from regctl.names import validate_url
-
-    url = _env(run, "SERVICE_PUBLIC_URL")
-    if not url:
-        return run.passed("SERVICE_PUBLIC_URL is not set (optional): the URL is built from SERVICE_HOST and "
-                          "SERVICE_PORT")
-    try:
-        validate_url(url.rstrip("/"), "SERVICE_PUBLIC_URL")
-    except UsageError as exc:
-        return run.fail(exc.message, (exc.hint or "fix it") + ", e.g. SERVICE_PUBLIC_URL=https://api.example.com/my-service")
-    note = " (the trailing / is stripped)" if url.endswith("/") else ""
-    return run.passed(f"SERVICE_PUBLIC_URL={url} is a valid URL{note}; it wins over SERVICE_HOST/SERVICE_PORT")
-
-
-def check_env_service_url(run: CheckRun) -> CheckResult:
-    skip = env_applies(run)
-    if skip:
-        return skip
-    from regctl.guide import registration_from_env
-
-    try:
-        reg = registration_from_env(run.config.env, pid=0)
-    except UsageError as exc:
-        return run.fail(f"the guide's rules give no URL: {exc.message}", exc.hint or "fix the variables")
-    rule = ("SERVICE_PUBLIC_URL" if _env(run, "SERVICE_PUBLIC_URL") else
-            "http://{SERVICE_HOST}:{SERVICE_PORT}" if _env(run, "SERVICE_HOST") else
-            "http://{SERVICE_NAME}:{SERVICE_PORT} (SERVICE_HOST unset)")
-    iid = _env(run, "SERVICE_INSTANCE_ID")
-    id_text = f"instance id {iid}" if iid else \
-        f"instance id {reg.service_name}-<pid> (SERVICE_INSTANCE_ID unset: a new id on every restart)"
-    return run.passed(f"registers {reg.service_url} (health {reg.health_check_url}), {id_text}",
-                      service_url=reg.service_url, health_check_url=reg.health_check_url, rule=rule,
-                      instance_id=iid or None)
-
-
-def check_env_config_url(run: CheckRun) -> CheckResult:
-    skip = env_applies(run)
-    if skip:
-        return skip
-    from regctl.guide import DEFAULT_CONFIG_SERVICE_URL
-    from regctl.names import validate_url
-
-    raw = _env(run, "CONFIG_SERVICE_URL")
-    url = (raw or DEFAULT_CONFIG_SERVICE_URL).rstrip("/")
-    try:
-        validate_url(url, "CONFIG_SERVICE_URL")
-    except UsageError as exc:
-        return run.fail(exc.message, (exc.hint or "fix it") + f", e.g. CONFIG_SERVICE_URL={DEFAULT_CONFIG_SERVICE_URL}")
-    shown = url if raw else f"{url} (default)"
-    if url != run.config.config_url.rstrip("/"):
-        return run.passed(f"the service uses {shown}; doctor checked {run.config.config_url}",
-                          service_config_url=url, doctor_config_url=run.config.config_url)
-    return run.passed(f"the service uses {shown}, the one doctor checked", service_config_url=url)
-
-
-def check_env_network(run: CheckRun) -> CheckResult:
-    skip = env_applies(run)
-    if skip:
-        return skip
-    from regctl.guide import registration_from_env
-
-    try:
-        reg = registration_from_env(run.config.env, pid=0)
-    except UsageError:
-        return run.skip("no service URL to judge (see env.service-url)", "fix env.service-url first")
-    svc_host = url_parts(reg.service_url)[1]
-    cfg = (_env(run, "CONFIG_SERVICE_URL") or "http://config-service:8082").rstrip("/")
-    cfg_host = url_parts(cfg)[1]
-    name = reg.service_name
-    if is_loopback(svc_host) and is_docker_name(cfg_host):
-        return run.warn(f"the service registers {reg.service_url} but reaches the Config Service at {cfg}: "
-                        "a Docker setup, where other containers calling localhost reach themselves",
-                        f"set SERVICE_HOST={name} (its Docker Compose service name), or SERVICE_PUBLIC_URL to a "
-                        "URL the callers can reach", service_url=reg.service_url, config_url=cfg)
-    if is_docker_name(svc_host) and is_loopback(cfg_host):
-        return run.warn(f"the service registers {reg.service_url} (a Docker name) but reaches the Config Service "
-                        f"at {cfg}: it runs outside Docker, where {svc_host!r} does not resolve",
-                        "for local runs set SERVICE_HOST=localhost (the guide's Testing section); inside Docker set "
-                        f"CONFIG_SERVICE_URL=http://config-service:{GUIDE_CONFIG_PORT}",
-                        service_url=reg.service_url, config_url=cfg)
-    kind = ("both on Docker names" if is_docker_name(svc_host) and is_docker_name(cfg_host) else
-            "both local" if is_loopback(svc_host) and is_loopback(cfg_host) else "no known bad mix")
-    return run.passed(f"{reg.service_url} with Config Service {cfg}: {kind}", service_url=reg.service_url,
-                      config_url=cfg)
-
-
-# ---------------------------------------------------------------------------
-# 5-7. One service: registration, reachability, discoverability
-# ---------------------------------------------------------------------------
 
 def service_applies(run: CheckRun) -> tuple[str | None, CheckResult | None]:
     from regctl.names import validate_service_name
@@ -435,18 +273,7 @@ def check_service_discoverable(run: CheckRun, name: str) -> CheckResult:
     return run.passed(f"/url returns {url}", target=name, url=url)
 
 
-# ---------------------------------------------------------------------------
-
-SERVICE_CHECKS: tuple[Check, ...] = (
-    Check("env.required", "env", "SERVICE_NAME or SERVICE_PORT missing or invalid", check_env_required),
-    Check("env.port", "env", "SERVICE_PORT not an integer from 1 to 65535", check_env_port),
-    Check("env.public-url", "env", "SERVICE_PUBLIC_URL not a valid http(s) URL", check_env_public_url),
-    Check("env.service-url", "env", "shows the URL, health URL and instance id the guide's rules produce",
-          check_env_service_url),
-    Check("env.config-url", "env", "CONFIG_SERVICE_URL invalid; shows which URL the service uses",
-          check_env_config_url),
-    Check("env.network", "env", "SERVICE_HOST=localhost with a Docker-name CONFIG_SERVICE_URL, and the "
-          "reverse", check_env_network),
+CHECKS: tuple[Check, ...] = (
     Check("service.registered", "service", "the service has no live instance (never registered, "
           "deregistered, lost on a Config Service restart); SERVICE_INSTANCE_ID not among them",
           check_service_registered),

@@ -12,11 +12,11 @@ import ipaddress
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from regctl.doctor import CheckRun
+from regctl.doctor.base import CheckRun
 from regctl.errors import RegctlError, Unreachable
 
 GUIDE_CONFIG_PORT = 8082
@@ -288,3 +288,66 @@ def probe(run: CheckRun, key: str, targets: list) -> list:
         return probe_many(targets, timeout=run.step_timeout(), concurrency=32, retries=0)
 
     return run.fact(key, compute)
+
+
+# ---------------------------------------------------------------------------
+# the whole registry, read once (hygiene and cause checks)
+# ---------------------------------------------------------------------------
+
+@dataclass
+class RegistryView:
+    rows: list | None = None
+    rows_error: RegctlError | None = None
+    #: service -> live instances
+    instances: dict = field(default_factory=dict)
+    #: "zookeeper" or "api"
+    source: str = "api"
+    snapshot: Any = None
+    zk_error: RegctlError | None = None
+    #: service -> the API's error reading it (a 500 means an unparseable status)
+    api_errors: dict = field(default_factory=dict)
+
+    def all_instances(self) -> list:
+        return [i for name in sorted(self.instances) for i in self.instances[name]]
+
+
+def registry_view(run: CheckRun) -> RegistryView:
+    def compute() -> RegistryView:
+        view = RegistryView()
+
+        def read_rows():
+            return api_client(run).list_services()
+
+        def read_snapshot():
+            return zk_reader(run).snapshot() if run.config.zk_hosts else None
+
+        rows, snap = parallel(read_rows, read_snapshot)
+        if isinstance(rows, RegctlError):
+            view.rows_error = rows
+        elif isinstance(rows, BaseException):
+            raise rows
+        else:
+            view.rows = rows
+        if isinstance(snap, RegctlError):
+            view.zk_error = snap
+        elif isinstance(snap, BaseException):
+            raise snap
+        elif snap is not None:
+            view.snapshot, view.source = snap, "zookeeper"
+            view.instances = {s.name: list(s.instances) for s in snap.services}
+            return view
+        if view.rows is None:
+            raise view.rows_error or view.zk_error or RegctlError("nothing readable")
+        from regctl.api import instances_call
+
+        names = [r.service_name for r in view.rows]
+        results = api_client(run).map([instances_call(n) for n in names], return_exceptions=True)
+        for name, res in zip(names, results):
+            if isinstance(res, RegctlError):
+                view.api_errors[name] = res
+            else:
+                view.instances[name] = res
+        return view
+
+    return run.fact("registry_view", compute)
+

@@ -1,85 +1,19 @@
-"""``regctl doctor --all``: registry hygiene over every service (the ``hygiene.*`` checks).
+"""Registry hygiene over every service (area ``hygiene``, ``regctl doctor --all``).
 
-One read of everything (database rows from the API; instances from ZooKeeper when
-configured, else one API call per service), one round of health probes, then one
-row per problem found, each with its own fix; a single passing row when there is
-none. Without ``--all`` these checks are skipped unless named explicitly.
+One read of everything (:func:`regctl.doctor.facts.registry_view`), one round of
+health probes, then one row per problem found, each with its own fix; a single
+passing row when there is none. Without ``--all`` these checks are skipped unless
+named explicitly.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from regctl.doctor import Check, CheckResult, CheckRun
-from regctl.doctor_facts import (
-    api_client,
-    is_docker_name,
-    parallel,
-    probe,
-    url_parts,
-    zk_reader,
-)
+from regctl.doctor.base import Check, CheckResult, CheckRun
+from regctl.doctor.facts import RegistryView, is_docker_name, probe, registry_view, url_parts
 from regctl.errors import RegctlError
-
-
-@dataclass
-class RegistryView:
-    rows: list | None = None
-    rows_error: RegctlError | None = None
-    #: service -> live instances
-    instances: dict = field(default_factory=dict)
-    #: "zookeeper" or "api"
-    source: str = "api"
-    snapshot: Any = None
-    zk_error: RegctlError | None = None
-    #: service -> the API's error reading it (a 500 means an unparseable status)
-    api_errors: dict = field(default_factory=dict)
-
-    def all_instances(self) -> list:
-        return [i for name in sorted(self.instances) for i in self.instances[name]]
-
-
-def registry_view(run: CheckRun) -> RegistryView:
-    def compute() -> RegistryView:
-        view = RegistryView()
-
-        def read_rows():
-            return api_client(run).list_services()
-
-        def read_snapshot():
-            return zk_reader(run).snapshot() if run.config.zk_hosts else None
-
-        rows, snap = parallel(read_rows, read_snapshot)
-        if isinstance(rows, RegctlError):
-            view.rows_error = rows
-        elif isinstance(rows, BaseException):
-            raise rows
-        else:
-            view.rows = rows
-        if isinstance(snap, RegctlError):
-            view.zk_error = snap
-        elif isinstance(snap, BaseException):
-            raise snap
-        elif snap is not None:
-            view.snapshot, view.source = snap, "zookeeper"
-            view.instances = {s.name: list(s.instances) for s in snap.services}
-            return view
-        if view.rows is None:
-            raise view.rows_error or view.zk_error or RegctlError("nothing readable")
-        from regctl.api import instances_call
-
-        names = [r.service_name for r in view.rows]
-        results = api_client(run).map([instances_call(n) for n in names], return_exceptions=True)
-        for name, res in zip(names, results):
-            if isinstance(res, RegctlError):
-                view.api_errors[name] = res
-            else:
-                view.instances[name] = res
-        return view
-
-    return run.fact("registry_view", compute)
 
 
 def hygiene_applies(run: CheckRun) -> tuple[RegistryView | None, CheckResult | None]:
@@ -327,7 +261,7 @@ def check_sessions(run: CheckRun, view: RegistryView) -> CheckResult:
                       "each session's instances vanish together when it ends", **details)
 
 
-HYGIENE_CHECKS = (
+CHECKS: tuple[Check, ...] = (
     Check("hygiene.zombies", "hygiene", "instances whose health check fails (crashed but still registered)",
           check_zombies),
     Check("hygiene.bad-status", "hygiene", "instance statuses the Config Service cannot parse (its API then "
@@ -343,5 +277,3 @@ HYGIENE_CHECKS = (
     Check("hygiene.sessions", "hygiene", "all instances owned by one ZooKeeper session: a Config Service "
           "restart empties the registry (info)", check_sessions),
 )
-
-__all__ = ["HYGIENE_CHECKS", "RegistryView", "registry_view"]

@@ -1,0 +1,184 @@
+"""The ordered registry of doctor checks, selection by name, and the concurrent runner.
+
+Timing contract: every check starts at once in its own daemon thread. Each
+network step inside a check waits at most ``timeout`` seconds (less when the
+check's deadline is nearer), and a check that has not finished after its deadline
+(``1.5 * timeout + 0.5`` s) is reported as a failed row while the run moves on.
+So the whole doctor ends within about one timeout even when hosts black-hole
+packets. A check that raises becomes a failed row saying it crashed.
+
+Results come in the registry's order, whatever order the checks finish in.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+from regctl.doctor.base import FAIL, PASS, SKIP, STATUSES, WARN, Check, CheckResult, CheckRun, DoctorConfig, \
+    DoctorContext, log
+from regctl.doctor.checks import config, env, hygiene, service, zookeeper
+from regctl.errors import RegctlError, UsageError
+
+#: one module per area, in run and display order; a new check goes into its area's CHECKS
+AREA_MODULES = (config, zookeeper, env, service, hygiene)
+# ---------------------------------------------------------------------------
+# the registry of checks
+# ---------------------------------------------------------------------------
+
+def list_checks() -> list[Check]:
+    """Every check, in run and display order (fundamental ones first)."""
+    return [c for area in AREA_MODULES for c in area.CHECKS]
+
+
+def check_names() -> list[str]:
+    return [c.name for c in list_checks()]
+
+
+def select_checks(names: Sequence[str] | None = None, skip: Sequence[str] | None = None) -> list[Check]:
+    """The checks to run: ``names`` (check names, area names or globs like ``config.*``) minus ``skip``.
+
+    An unknown name is a :class:`UsageError` naming it.
+    """
+    checks = list_checks()
+
+    def matching(pattern: str) -> list[Check]:
+        p = pattern.strip()
+        found = [c for c in checks if c.name == p or c.area == p or fnmatch.fnmatchcase(c.name, p)]
+        if not found:
+            close = [c.name for c in checks if p.split(".")[0] in c.name][:5]
+            raise UsageError(f"no check is called {pattern!r}",
+                             hint=("did you mean " + ", ".join(close) + "? " if close else "")
+                             + "see: regctl doctor --list-checks")
+        return found
+
+    if names:
+        wanted = {c.name for n in names for c in matching(n)}
+        selected = [c for c in checks if c.name in wanted]
+    else:
+        selected = checks
+    dropped = {c.name for n in (skip or []) for c in matching(n)}
+    return [c for c in selected if c.name not in dropped]
+
+
+# ---------------------------------------------------------------------------
+# running
+# ---------------------------------------------------------------------------
+
+@dataclass
+class DoctorReport:
+    """Every row, in registry order, plus what was asked."""
+
+    results: list[CheckResult]
+    config: DoctorConfig
+    selected: list[str]
+    duration_ms: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        out = {s: 0 for s in STATUSES}
+        for r in self.results:
+            out[r.status] += 1
+        return out
+
+    def exit_code(self, strict: bool = False) -> int:
+        """0 when nothing fails (warnings count as failures with ``strict``), else 1."""
+        c = self.counts()
+        return 1 if c[FAIL] or (strict and c[WARN]) else 0
+
+    def summary_line(self) -> str:
+        c = self.counts()
+        parts = [f"{c[PASS]} passed",
+                 f"{c[WARN]} warning" + ("" if c[WARN] == 1 else "s"),
+                 f"{c[FAIL]} failed",
+                 f"{c[SKIP]} skipped"]
+        return ", ".join(parts)
+
+    def to_dict(self, strict: bool = False) -> dict:
+        """The documented JSON/YAML shape (README, "regctl doctor")."""
+        c = self.counts()
+        return {
+            "checks": [r.to_dict() for r in self.results],
+            "summary": {"passed": c[PASS], "warnings": c[WARN], "failed": c[FAIL], "skipped": c[SKIP],
+                        "total": len(self.results), "strict": strict, "text": self.summary_line(),
+                        "duration_ms": round(self.duration_ms, 1)},
+            "config": self.config.describe(),
+            "selected": list(self.selected),
+            "exit_code": self.exit_code(strict),
+        }
+
+
+def _as_results(check: Check, value: Any) -> list[CheckResult]:
+    if isinstance(value, CheckResult):
+        return [value]
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, CheckResult) for v in value):
+        return list(value)
+    return [CheckResult(check.name, check.area, FAIL, f"the check crashed: it returned {type(value).__name__}",
+                        "this is a bug in regctl; please report it")]
+
+
+def _crash_result(check: Check, exc: BaseException) -> CheckResult:
+    if isinstance(exc, RegctlError):
+        return CheckResult(check.name, check.area, FAIL, exc.message + (f" ({exc.where})" if exc.where else ""),
+                           exc.hint or "run it alone with -v: regctl doctor " + check.name,
+                           details={"error": type(exc).__name__})
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return CheckResult(check.name, check.area, FAIL,
+                       f"the check crashed: {type(exc).__name__}" + (f": {text}" if text else ""),
+                       "this is a bug in regctl; run it alone with -vv and report it: regctl doctor "
+                       + check.name, details={"crashed": True, "exception": type(exc).__name__})
+
+
+def run_checks(config: DoctorConfig, checks: Iterable[Check] | None = None, *,
+               on_result: Callable[[CheckResult], None] | None = None) -> DoctorReport:
+    """Run ``checks`` (default: all) concurrently; each is cut off at its deadline.
+
+    ``on_result`` is called (from the checks' threads) with each row as it is ready.
+    """
+    selected = list(checks) if checks is not None else list_checks()
+    ctx = DoctorContext(config)
+    started = time.monotonic()
+    slots: list[dict] = [{"done": threading.Event(), "results": None} for _ in selected]
+
+    def run_one(i: int, check: Check) -> None:
+        t0 = time.monotonic()
+        run = CheckRun(check, ctx, started)
+        try:
+            results = _as_results(check, check.fn(run))
+        except BaseException as exc:  # a crashing check is a row, never a traceback
+            log.debug("check %s crashed", check.name, exc_info=True)
+            results = [_crash_result(check, exc)]
+        ms = round((time.monotonic() - t0) * 1000, 1)
+        results = [r if r.duration_ms is not None else
+                   CheckResult(r.name, r.area, r.status, r.finding, r.hint, r.target, r.details, ms)
+                   for r in results]
+        slots[i]["results"] = results
+        slots[i]["done"].set()
+        if on_result is not None:
+            for r in results:
+                try:
+                    on_result(r)
+                except Exception:  # a progress callback must not break the run
+                    log.debug("on_result failed", exc_info=True)
+
+    for i, check in enumerate(selected):
+        threading.Thread(target=run_one, args=(i, check), daemon=True, name=f"doctor-{check.name}").start()
+
+    end = started + config.deadline
+    results: list[CheckResult] = []
+    try:
+        for check, slot in zip(selected, slots):
+            if slot["done"].wait(max(0.0, end - time.monotonic())) and slot["results"] is not None:
+                results.extend(slot["results"])
+            else:
+                results.append(CheckResult(
+                    check.name, check.area, FAIL,
+                    f"the check did not finish within {config.deadline:.1f}s",
+                    f"something it waits on does not answer; run it alone with -v to see what: "
+                    f"regctl doctor {check.name} -v (or raise --timeout)",
+                    details={"timed_out": True}, duration_ms=round(config.deadline * 1000, 1)))
+    finally:
+        ctx.close()
+    return DoctorReport(results, config, [c.name for c in selected], (time.monotonic() - started) * 1000)
