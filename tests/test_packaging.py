@@ -25,7 +25,8 @@ def dists(tmp_path_factory):
     proc = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel",
                            "--outdir", str(out), str(ROOT)],
                           capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONWARNINGS": "default"})
+                          env={**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+                               "PYTHONWARNINGS": "default"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     wheels = list(out.glob("regctl-*.whl"))
     sdists = list(out.glob("regctl-*.tar.gz"))
