@@ -185,7 +185,7 @@ def import_registry(
                         + (f" {item.entry.registration.service_url}" if item.action == "add" else "")
                         + (f" ({', '.join(item.differences)} differ)" if item.differences else ""))
         rc.out.note(summary)
-        if not confirm(f"Register {counts['add']} instance(s)?"):
+        if not confirm(f"Register {counts['add']} instance(s) with {rc.target}?"):
             return Result(data=data, error=NotFound("not confirmed; nothing was imported",
                                                     hint="answer y, or pass --yes"))
 
