@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["startup", "zk_list", "api_list", "health"]
+SCRIPTS = ["startup", "zk_list", "api_list", "health", "library"]
 
 
 def fmt_ms(v: float) -> str:
@@ -76,6 +76,13 @@ def rows_for(name: str, f: dict) -> list[tuple[str, str, str, str]]:
             ("  probe_many in process (defaults)", f"{f['probe_many_s']:.2f} s",
              f"fixed 32 slots {f['probe_many_fixed32_s']:.2f} s",
              f"{f['probe_many_fixed32_s'] / f['probe_many_s']:.2f}x faster"),
+        ]
+    if name == "library":
+        return [
+            (f"library: {f['calls']} x discover_url, one pooled client", fmt_ms(f["pooled_ms"]),
+             f"new client per call {fmt_ms(f['per_call_ms'])}", f"{f['pooled_ratio']:.1f}x faster"),
+            ("  pooled, 10 in flight", fmt_ms(f["pooled_c10_ms"]), "new client per call",
+             f"{f['pooled_c10_ratio']:.1f}x faster"),
         ]
     return [(k, str(v), "", "") for k, v in f.items()]
 
