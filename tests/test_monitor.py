@@ -233,3 +233,39 @@ def test_server_checks_override_and_still_running():
     assert check.still_running
     assert "still running after 2.5s" in str(check.error)
     assert check.to_dict()["still_running"] is True
+
+
+def test_monitor_view_reads_verdicts_only_on_the_later_generation():
+    from regctl.monitor import monitor_view
+
+    seen = []
+    with api_with(earlier_handler(seen)) as api:
+        view = monitor_view(api, ["a", "b", "c"])
+    assert view.info.generation == "earlier" and view.verdicts == {}
+    assert len(seen) == 2  # the detection only, nothing per service
+
+    body = {"state": "degraded", "total_instances": 2, "healthy_instances": 1, "last_check": "2026-12-03T08:00:01"}
+    with api_with(later_handler({"a": (200, body)})) as api:
+        view = monitor_view(api, ["a", "b"])
+    assert view.info.later
+    assert view.get("a").state == "degraded" and view.get("b").state == "not-known-yet"
+
+
+def test_service_monitor_is_none_on_the_earlier_generation():
+    from regctl.monitor import service_monitor
+
+    with api_with(earlier_handler()) as api:
+        assert service_monitor(api, "a") is None
+    with api_with(later_handler({}, prefixed=True)) as api:
+        assert service_monitor(api, "a").state == "not-known-yet"
+
+
+def test_describe_and_warning_texts():
+    from regctl.monitor import contradiction_warning, describe
+
+    v = MonitorVerdict("unhealthy", "2026-12-03T08:00:01.123+00:00", 0, 1)
+    assert describe(v) == "unhealthy 0/1 healthy, checked 2026-12-03 08:00:01"
+    assert describe(MonitorVerdict("not-known-yet")).startswith("not known yet")
+    assert "Redis" in describe(MonitorVerdict("could-not-check", detail="HTTP 503: ... Redis ..."))
+    text = contradiction_warning("asr", "monitor-unhealthy", v)
+    assert "/url still hands them out" in text and "regctl health asr" in text

@@ -48,6 +48,9 @@ EARLIER_PER_ENDPOINT = 5.0
 #: no derived server deadline exceeds this (seconds); ``--server-timeout`` can still go higher
 MAX_SERVER_DEADLINE = 600.0
 
+#: a verdict's detail when the server has no monitor endpoint at all (the earlier generation)
+NO_MONITOR = "this Config Service has no health monitor (earlier generation)"
+
 _MAX_TEXT = 80  # registry data is untrusted: keep what is shown of it bounded
 
 
@@ -155,8 +158,7 @@ def verdict_from_answer(ans: "Answer") -> MonitorVerdict:
         return MonitorVerdict(NOT_KNOWN_YET, detail="the monitor has no entry (before its first cycle after "
                                                     "registering, or the entry expired)")
     if _endpoint_missing(ans):
-        return MonitorVerdict(COULD_NOT_CHECK, detail="this Config Service has no health monitor "
-                                                      "(earlier generation)")
+        return MonitorVerdict(COULD_NOT_CHECK, detail=NO_MONITOR)
     if code == 503:
         return MonitorVerdict(COULD_NOT_CHECK, detail="HTTP 503: the monitor's verdicts live in Redis, "
                                                       "which the Config Service cannot reach")
@@ -197,6 +199,55 @@ def monitor_verdicts(api: "RegistryApi", names: Iterable[str], info: GenerationI
         else:
             out[name] = verdict_from_answer(ans)
     return out
+
+
+@dataclass(frozen=True)
+class MonitorView:
+    """The server's view for a set of services: the generation, and verdicts when it has a monitor."""
+
+    info: GenerationInfo
+    verdicts: "dict[str, MonitorVerdict]"
+
+    def get(self, name: str) -> MonitorVerdict | None:
+        return self.verdicts.get(name)
+
+
+def monitor_view(api: "RegistryApi", names: Iterable[str]) -> MonitorView:
+    """Detect the generation; on the later one, read every named service's verdict (concurrently).
+
+    The earlier generation costs the detection's two small GETs and nothing per service.
+    """
+    info = detect_generation(api)
+    verdicts = monitor_verdicts(api, names, info) if info.later else {}
+    return MonitorView(info, verdicts)
+
+
+def service_monitor(api: "RegistryApi", name: str) -> MonitorVerdict | None:
+    """One service's verdict, the request itself telling the generation: None on the earlier one."""
+    verdict = monitor_verdict(api, name)
+    return None if verdict.detail == NO_MONITOR else verdict
+
+
+def describe(verdict: MonitorVerdict) -> str:
+    """A few words for the server's view: ``unhealthy 0/1 healthy, checked 2026-12-03 08:00:01``."""
+    if verdict.state == NOT_KNOWN_YET:
+        return "not known yet (no monitor entry: before its first cycle, or expired)"
+    if verdict.state == COULD_NOT_CHECK:
+        return f"could not check ({verdict.detail})"
+    text = verdict.state
+    if verdict.counts():
+        text += f" {verdict.counts()} healthy"
+    if verdict.last_check:
+        text += f", checked {verdict.last_check.replace('T', ' ')[:19]}"
+    return text
+
+
+def contradiction_warning(name: str, flag: str, verdict: MonitorVerdict) -> str:
+    """The warning for a :func:`contradiction` flag, with what to do."""
+    counts = f" ({verdict.counts()} healthy)" if verdict.counts() else ""
+    return (f"{name}: the Config Service's monitor says {verdict.state}{counts} while instances are registered "
+            f"'healthy', so /url still hands them out ({flag}); the service's health endpoint fails on the "
+            f"server's side: probe it from here with: regctl health {name}")
 
 
 def contradiction(verdict: MonitorVerdict | None, discoverable: int | None) -> str | None:

@@ -5,7 +5,7 @@ Two layers:
 * **by value**: every secret regctl learns while resolving settings (bearer
   tokens, values of secret-looking headers, ZooKeeper credentials) is registered
   with :func:`add_secrets`; :func:`redact_text` replaces each occurrence with ``***``.
-* **by shape**: ``Authorization: ...``/``Proxy-Authorization: ...``/``Cookie: ...``
+* **by shape**: the userinfo of any URL (``http://user:***@host``), ``Authorization: ...``/``Proxy-Authorization: ...``/``Cookie: ...``
   header lines and ``Bearer <token>`` are masked even when the value was never
   registered (a library logging a request it built itself).
 
@@ -29,6 +29,8 @@ _secrets: set[str] = set()
 
 _HEADER_LINE = re.compile(
     r"(?i)(\b(?:proxy-)?authorization|\bcookie|\bx-api-key|\bapi-key)(['\"]?\s*[:=,]\s*(?:b?['\"])?)([^'\"\r\n,)}\]]+)")
+#: ``scheme://userinfo@`` in any URL (the userinfo cannot hold '/', '@' or whitespace)
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/@\s?#\[\]'\"<>]*)@")
 _BEARER = re.compile(r"(?i)\b(bearer|basic|digest)\s+([A-Za-z0-9._~+/=:-]{3,})")
 
 
@@ -60,9 +62,22 @@ def redact_text(text: str) -> str:
     for secret in known_secrets():
         if secret in text:
             text = text.replace(secret, REDACTED)
+    text = _USERINFO.sub(_mask_userinfo, text)
     text = _HEADER_LINE.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
     text = _BEARER.sub(lambda m: m.group(1) + " " + REDACTED, text)
     return text
+
+
+def _mask_userinfo(m: "re.Match[str]") -> str:
+    user, sep, password = m.group(2).partition(":")
+    if not sep:
+        return f"{m.group(1)}{REDACTED}@" if user else m.group(0)
+    return f"{m.group(1)}{user}:{REDACTED}@"
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password of its userinfo (or a bare token userinfo) replaced by ``***``."""
+    return _USERINFO.sub(_mask_userinfo, url) if url else url
 
 
 class RedactingFormatter(logging.Formatter):

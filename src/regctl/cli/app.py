@@ -66,7 +66,9 @@ def get_app():
 
 
 def _print_error(text: str) -> None:
-    sys.stderr.write(f"regctl: error: {text}\n")
+    from regctl.cli.render import human_text
+
+    sys.stderr.write(f"regctl: error: {human_text(text)}\n")
     sys.stderr.flush()
 
 

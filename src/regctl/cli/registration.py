@@ -132,7 +132,7 @@ def register_service(
         lines = []
         for req in requests:
             lines.append(f"{req['method']} {req['url']}")
-            lines.append(json.dumps(req["json"], indent=2, ensure_ascii=False))
+            lines.extend(json.dumps(req["json"], indent=2, ensure_ascii=False).splitlines())
         return Result(data={"dry_run": True, "registrations": [{"request": r, "instance_id": None}
                                                                for r in requests]},
                       lines=lines, notes=[f"dry run: {len(requests)} request(s) not sent"], warnings=warnings)

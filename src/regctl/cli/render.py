@@ -12,7 +12,6 @@ Commands return a :class:`Result`; :class:`Output` renders it.
 """
 
 import json
-import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
@@ -95,23 +94,52 @@ class Result:
     error: "RegctlError | None" = None
     #: plain stdout lines printed after the tables in table/wide mode (e.g. a summary line)
     footer: list = field(default_factory=list)
+    #: print secrets as they are (``config view --raw``); control characters are still escaped
+    raw: bool = False
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+def human_text(text: Any, lines: bool = False, raw: bool = False) -> str:
+    """``text`` as it may reach a terminal: known secrets and URL passwords masked (unless ``raw``),
+    controls and bidi characters shown escaped (see :mod:`regctl.safety`); ``lines`` keeps line breaks.
 
-
-def safe_text(text: str) -> str:
-    """Lone surrogates (JSON escapes like ``\\ud800`` in a node or an answer) as ``\\ud800`` text.
-
-    No UTF-8 stream can encode them; printing one would crash the command.
+    The one rule every human-facing string passes through.
     """
-    if _SURROGATE.search(text) is None:
-        return text
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    from regctl.redaction import redact_text
+    from regctl.safety import safe_lines, safe_text
+
+    text = text if isinstance(text, str) else str(text)
+    if not raw:
+        text = redact_text(text)
+    return safe_lines(text) if lines else safe_text(text)
 
 
-def cell_text(value: Any) -> str:
-    return safe_text(_cell_text(value))
+def safe_text(text: Any) -> str:
+    """One line of human-facing text (see :func:`human_text`)."""
+    return human_text(text)
+
+
+def machine_data(data: Any, raw: bool = False) -> Any:
+    """``data`` as plain JSON values with every string (keys too) redacted unless ``raw``."""
+    from regctl.redaction import redact_text
+
+    data = json.loads(json.dumps(data, default=str))
+    if raw:
+        return data
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            return redact_text(v)
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        if isinstance(v, dict):
+            return {walk(k): walk(x) for k, x in v.items()}
+        return v
+
+    return walk(data)
+
+
+def cell_text(value: Any, raw: bool = False) -> str:
+    return human_text(_cell_text(value), raw=raw)
 
 
 def _cell_text(value: Any) -> str:
@@ -122,21 +150,24 @@ def _cell_text(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, (list, tuple)):
-        return ",".join(cell_text(v) for v in value) if value else "-"
+        return ",".join(_cell_text(v) for v in value) if value else "-"
     if isinstance(value, dict):
-        return ",".join(f"{k}={cell_text(v)}" for k, v in value.items()) if value else "-"
+        return ",".join(f"{k}={_cell_text(v)}" for k, v in value.items()) if value else "-"
     return str(value)
 
 
-def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+def to_json(data: Any, raw: bool = False, indent: "int | None" = 2) -> str:
+    """Redacted, terminal-safe JSON: C1 controls, bidi characters and surrogates ``\\u``-escaped."""
+    from regctl.safety import json_dumps
+
+    return json_dumps(machine_data(data, raw), indent=indent)
 
 
-def to_yaml(data: Any) -> str:
-    import yaml
+def to_yaml(data: Any, raw: bool = False) -> str:
+    """Redacted, terminal-safe YAML: a string holding a control or bidi character is double-quoted, escaped."""
+    from regctl.safety import yaml_dump
 
-    return yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False, allow_unicode=True,
-                          default_flow_style=False)
+    return yaml_dump(machine_data(data, raw))
 
 
 class Output:
@@ -166,19 +197,19 @@ class Output:
         """Box drawing and glyphs on stdout: only on a terminal, only with colour allowed."""
         return self.color(self.stdout)
 
-    def _console(self, stream: TextIO, width: "int | None" = None):
+    def _console(self, stream: TextIO, width: "int | None" = None, soft_wrap: bool = False):
         from rich.console import Console
 
         return Console(file=stream, color_system="auto" if self.color(stream) else None,
-                       force_terminal=self.color(stream), highlight=False, soft_wrap=False, width=width)
+                       force_terminal=self.color(stream), highlight=False, soft_wrap=soft_wrap, width=width)
 
     # -- messages ----------------------------------------------------------
-    def _message(self, prefix: str, text: str, style: str) -> None:
-        text = safe_text(text)
+    def _message(self, prefix: str, text: Any, style: str, lines: bool = True) -> None:
+        text = human_text(text, lines=lines)
         if self.color(self.stderr):
-            from rich.markup import escape
+            from rich.text import Text
 
-            self._console(self.stderr).print(f"[{style}]regctl: {prefix}[/]{escape(text)}")
+            self._console(self.stderr, soft_wrap=True).print(Text.assemble((f"regctl: {prefix}", style), text))
         else:
             self.stderr.write(f"regctl: {prefix}{text}\n")
             self.stderr.flush()
@@ -195,62 +226,63 @@ class Output:
 
     def error(self, err: "RegctlError | str", code: "int | None" = None) -> None:
         """Report a failure: one line on stderr; an error document on stdout with -o json|yaml."""
-        self._message("error: ", str(err), "bold red")
+        self._message("error: ", str(err), "bold red", lines=False)
         if isinstance(err, RegctlError) and self.verbose and err.detail:
-            self._message("", f"  detail: {err.detail}", "dim")
+            self._message("", f"  detail: {err.detail}", "dim", lines=False)
         if self.output in ("json", "yaml"):
             doc = err.to_dict() if isinstance(err, RegctlError) else {
                 "error": {"code": code, "type": "Error", "message": str(err), "where": None, "hint": None}}
             self.write_document(doc)
 
     # -- results -----------------------------------------------------------
-    def write_document(self, data: Any) -> None:
-        text = safe_text(to_json(data) if self.output == "json" else to_yaml(data))
+    def write_document(self, data: Any, raw: bool = False) -> None:
+        text = to_json(data, raw) if self.output == "json" else to_yaml(data, raw)
         self.stdout.write(text if text.endswith("\n") else text + "\n")
         self.stdout.flush()
 
     def render(self, result: Result) -> int:
         """Print ``result`` in the chosen format; return the exit code."""
+        raw = result.raw
         if self.output in ("json", "yaml"):
             if result.data is not None:
-                self.write_document(result.data)
+                self.write_document(result.data, raw)
         else:
             if result.lines is not None:
                 for line in result.lines:
-                    self.stdout.write(safe_text(f"{line}\n"))
+                    self.stdout.write(human_text(line, raw=raw) + "\n")
             for table in result.tables:
-                self.table(table)
+                self.table(table, raw)
             for line in result.footer:
-                self.stdout.write(safe_text(f"{line}\n"))
+                self.stdout.write(human_text(line, lines=True, raw=raw) + "\n")
             for line in result.notes:
                 self.note(line)
             self.stdout.flush()
         for w in result.warnings:
             self.warn(w)
         if result.error is not None:
-            self._message("error: ", str(result.error), "bold red")
+            self._message("error: ", str(result.error), "bold red", lines=False)
             return int(result.error.exit_code)
         return int(result.exit_code)
 
-    def table(self, table: Table) -> None:
+    def table(self, table: Table, raw: bool = False) -> None:
         wide = self.output == "wide"
         cols = [c for c in table.columns if wide or not c.wide]
         if table.hide_empty and table.rows:
             cols = [c for c in cols if c.mark or any(row.get(c.key) not in (None, "") for row in table.rows)]
         if self.fancy():
-            self._rich_table(table, cols)
+            self._rich_table(table, cols, raw)
         else:
-            self._plain_table(table, cols)
+            self._plain_table(table, cols, raw)
 
-    def _plain_table(self, table: Table, cols: list) -> None:
+    def _plain_table(self, table: Table, cols: list, raw: bool = False) -> None:
         out = self.stdout
         if table.title:
-            out.write(safe_text(f"{table.title}\n"))
+            out.write(human_text(table.title, raw=raw) + "\n")
         if not table.rows:
-            out.write(f"{table.empty}\n")
+            out.write(human_text(table.empty, raw=raw) + "\n")
             return
-        grid = [[c.header.upper() for c in cols]]
-        grid += [[status_mark(row.get(c.key), False) if c.mark else cell_text(row.get(c.key)) for c in cols]
+        grid = [[human_text(c.header.upper()) for c in cols]]
+        grid += [[status_mark(row.get(c.key), False) if c.mark else cell_text(row.get(c.key), raw) for c in cols]
                  for row in table.rows]
         widths = [max(len(r[i]) for r in grid) for i in range(len(cols))]
         indent = 0
@@ -264,37 +296,39 @@ class Output:
             if n and table.details_key:
                 for item in table.rows[n - 1].get(table.details_key) or []:
                     text = item[1] if isinstance(item, tuple) else item
-                    out.write(" " * indent + safe_text(str(text)) + "\n")
+                    out.write(" " * indent + human_text(text, raw=raw) + "\n")
 
-    def _rich_table(self, table: Table, cols: list) -> None:
+    def _rich_table(self, table: Table, cols: list, raw: bool = False) -> None:
+        # Cells are rich Text objects, never markup strings: "[red]" in registry data stays text.
         from rich import box
-        from rich.markup import escape
         from rich.table import Table as RichTable
+        from rich.text import Text
 
         # As wide as the content needs: long lines wrap in the terminal rather than cells being folded.
         console = self._console(self.stdout, width=10000)
+        title = Text(human_text(table.title, raw=raw), style="bold") if table.title else None
         if not table.rows:
-            if table.title:
-                console.print(f"[bold]{escape(safe_text(table.title))}[/]")
-            console.print(f"[dim]{escape(table.empty)}[/]")
+            if title is not None:
+                console.print(title)
+            console.print(Text(human_text(table.empty, raw=raw), style="dim"))
             return
-        rt = RichTable(box=box.SIMPLE_HEAD, title=safe_text(table.title) if table.title else None, title_justify="left", title_style="bold",
+        rt = RichTable(box=box.SIMPLE_HEAD, title=title, title_justify="left", title_style="bold",
                        pad_edge=False, show_edge=False)
         for c in cols:
-            rt.add_column(c.header.upper(), justify=c.justify, no_wrap=True)
+            rt.add_column(Text(human_text(c.header.upper())), justify=c.justify, no_wrap=True)
         keys = [c.key for c in cols]
         at = keys.index(table.details_column) if table.details_column in keys else len(cols) - 1
         for row in table.rows:
             cells = []
             for c in cols:
                 value = row.get(c.key)
-                text = escape(status_mark(value, True) if c.mark else cell_text(value))
+                text = status_mark(value, True) if c.mark else cell_text(value, raw)
                 style = (c.style(value) if c.style else None) or (status_style(value) if c.mark else None)
-                cells.append(f"[{style}]{text}[/]" if style else text)
+                cells.append(Text(text, style=style or ""))
             for item in (row.get(table.details_key) or []) if table.details_key else []:
                 style, text = item if isinstance(item, tuple) else ("dim", item)
-                text = safe_text(str(text))
-                cells[at] += "\n" + (f"[{style}]{escape(text)}[/]" if style else escape(text))
+                cells[at].append("\n")
+                cells[at].append(human_text(text, raw=raw), style=style or None)
             rt.add_row(*cells)
         console.print(rt)
 
@@ -313,14 +347,14 @@ def confirm(question: str) -> bool:
     Not typer.confirm: with err=True click still writes the prompt's last
     character to stdout, which would corrupt -o json output.
     """
-    sys.stderr.write(f"{question} [y/N]: ")
+    sys.stderr.write(f"{human_text(question)} [y/N]: ")
     sys.stderr.flush()
     try:
         answer = sys.stdin.readline()
     except (OSError, UnicodeDecodeError):
         answer = ""
     if not _real_terminal(sys.stdin) or not answer.endswith("\n"):
-        sys.stderr.write(answer.rstrip("\n") + "\n")  # a terminal echoes the answer itself
+        sys.stderr.write(human_text(answer.rstrip("\n")) + "\n")  # a terminal echoes the answer itself
         sys.stderr.flush()
     return answer.strip().lower() in ("y", "yes")
 

@@ -1,6 +1,7 @@
 """Per-run state for commands: settings, the renderer, and lazily opened clients."""
 
 import logging
+import os
 import sys
 from typing import Any, Callable
 
@@ -131,7 +132,13 @@ def resolve_settings(common: dict):
         "zk_key": common.get("zk_key"),
     }
     context_name, context_values = load_context(common)
-    return resolve(flags, context=context_values, context_name=context_name,
+    env = None
+    if common.get("_skip_context"):  # `regctl config ...`: a bad connection variable must not block it
+        from regctl.settings import AUTH_ENV_VARS, ENV_VARS
+
+        skip = {v for k, v in ENV_VARS.items() if k != "output"} | set(AUTH_ENV_VARS.values())
+        env = {k: v for k, v in os.environ.items() if k not in skip}
+    return resolve(flags, env=env, context=context_values, context_name=context_name,
                    verbose=int(common.get("verbose") or 0),
                    context_from_flag=bool(common.get("context")) and context_name is not None)
 

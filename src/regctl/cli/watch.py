@@ -14,7 +14,6 @@ Streaming output cannot be a single :class:`Result`, so this module writes the
 events itself, through ``rc.out``'s streams.
 """
 
-import json
 import time
 from typing import Annotated, Optional
 
@@ -22,7 +21,7 @@ import typer
 
 from regctl.cli.completion import ServiceNamesArg
 from regctl.cli.options import command
-from regctl.cli.render import Result
+from regctl.cli.render import Result, human_text, to_json
 from regctl.errors import NotFound, UsageError
 
 
@@ -71,6 +70,11 @@ def watch(
     watcher = RegistryWatcher(s.zk_hosts, s.zk_base, timeout=s.timeout, names=names or None,
                               **s.zk_options())
     snapshot = watcher.start()
+    if not getattr(watcher, "base_exists", True):
+        rc.out.warn(f"the base path {watcher.base} does not exist in ZooKeeper {s.zk_hosts} (yet): check "
+                    "--zk-base / ZOOKEEPER_BASE_PATH")
+    elif getattr(watcher, "base_empty", False):
+        rc.out.warn(f"the base path {watcher.base} holds no services: check --zk-base / ZOOKEEPER_BASE_PATH")
     until = None if for_ is None else time.monotonic() + for_
     sink = {"json": JsonLines, "plain": PlainLines, "live": LiveTable}[mode](rc, watcher)
     seen = 0
@@ -172,7 +176,7 @@ class _Sink:
 
 class JsonLines(_Sink):
     def emit(self, ev) -> None:
-        self.out.write(json.dumps(ev.to_dict(), ensure_ascii=False, default=str) + "\n")
+        self.out.write(to_json(ev.to_dict(), indent=None) + "\n")
         self.out.flush()
 
 
@@ -198,7 +202,7 @@ def plain_line(ev) -> str:
 
 class PlainLines(_Sink):
     def emit(self, ev) -> None:
-        self.out.write(plain_line(ev) + "\n")
+        self.out.write(human_text(plain_line(ev)) + "\n")
         self.out.flush()
 
 
@@ -229,7 +233,7 @@ class LiveTable(_Sink):
     def emit(self, ev) -> None:
         if ev.is_instance_event:
             self.changed_at[(ev.service, ev.instance_id)] = (ev.event, ev.time)
-        self.recent.append(plain_line(ev))
+        self.recent.append(human_text(plain_line(ev)))
         self.recent = self.recent[-self.RECENT:]
         if self.live is not None:
             self.live.refresh()
@@ -237,7 +241,6 @@ class LiveTable(_Sink):
     def _render(self):
         from rich import box
         from rich.console import Group
-        from rich.markup import escape
         from rich.table import Table
         from rich.text import Text
 
@@ -252,14 +255,15 @@ class LiveTable(_Sink):
             last = self.changed_at.get((svc, iid))
             last_text = f"{last[0]} {int(now - last[1])}s ago" if last else "-"
             style = status_style(inst.status)
-            status = f"[{style}]{escape(inst.status)}[/]" if style else escape(inst.status)
-            table.add_row(escape(svc), escape(iid), status, escape(inst.service_url or "-"), last_text)
+            status = Text(human_text(inst.status), style=style or "")
+            table.add_row(Text(human_text(svc)), Text(human_text(iid)), status,
+                          Text(human_text(inst.service_url or "-")), last_text)
         if w.connected:
-            state = Text(f"connected to {w.hosts} {w.base}: {len(w.snapshot)} instance(s); Ctrl-C to stop",
-                         style="green")
+            state = Text(human_text(f"connected to {w.hosts} {w.base}: {len(w.snapshot)} instance(s); "
+                                    "Ctrl-C to stop"), style="green")
         else:
             away = int(now - (w.disconnected_since or now))
-            state = Text(f"DISCONNECTED from {w.hosts} for {away}s; reconnecting (changes will be reported)",
-                         style="bold red")
+            state = Text(human_text(f"DISCONNECTED from {w.hosts} for {away}s; reconnecting "
+                                    "(changes will be reported)"), style="bold red")
         recent = Text("\n".join(self.recent), style="dim")
         return Group(state, table, recent)

@@ -12,6 +12,9 @@ from typing import Any, Callable
 from regctl.doctor.base import FAIL, WARN, Check, CheckResult, CheckRun
 from regctl.doctor.facts import (
     api_client,
+    api_failure,
+    docker_hint,
+    is_seeded,
     api_instances,
     api_rows,
     is_docker_name,
@@ -29,9 +32,9 @@ def service_applies(run: CheckRun) -> tuple[str | None, CheckResult | None]:
     name = run.config.selected_service
     if not name:
         if run.config.all_services:
-            return None, run.skip("no service selected (--all checks every service in the hygiene.* rows)",
-                                  "to check one service in depth: regctl doctor --service NAME")
-        return None, run.skip("no service selected",
+            return None, run.no_input("no service selected (--all checks every service in the hygiene.* rows)",
+                                      "to check one service in depth: regctl doctor --service NAME")
+        return None, run.no_input("no service selected",
                               "pick one: regctl doctor --service NAME (or set SERVICE_NAME, or --env-file FILE); "
                               "--all checks every service")
     try:
@@ -75,17 +78,24 @@ def check_service_registered(run: CheckRun, name: str) -> CheckResult:
         live = live_instances(run, name)
     except RegctlError as exc:
         return run.fail(f"cannot read the instances of {name}: {exc.message}",
-                        exc.hint or "fix config.* / zookeeper.* first", target=name)
+                        exc.hint or "fix config.* / zookeeper.* first", target=name, **api_failure(exc))
     db_row, _err = _row_for(run, name)
     ids = [i.instance_id for i in live.instances]
     details = {"source": live.source, "instances": ids,
                "db_row": db_row.to_dict() if db_row else None,
                "zk_error": live.zk_error.message if live.zk_error else None}
     if not ids:
+        if db_row is not None and is_seeded(db_row):
+            return run.fail(f"no live instance of {name}; its database row is seeded (no registered_at): it was "
+                            "put there by the deployment and has never registered", "start the service so it "
+                            "registers (it registers at startup), or register it by hand: regctl register "
+                            "--from-env --env-file FILE", target=name, seeded=True, **details)
         if db_row is not None:
+            why = ("it was deregistered (deregistration marks the row 'unknown')" if (db_row.status or "unknown")
+                   == "unknown" else "its node vanished without a deregistration (see the cause.* rows: a "
+                   "Config Service restart, or a node deleted in ZooKeeper)")
             return run.fail(f"no live instance of {name}; its database row says {db_row.status or '?'!r} "
-                            f"(registered {db_row.registered_at or '?'}): it was deregistered, or the Config "
-                            "Service restarted and its instances vanished",
+                            f"(registered {db_row.registered_at or '?'}): {why}",
                             "restart the service so it registers again (it registers at startup), or register it "
                             "by hand: regctl register --from-env --env-file FILE", target=name, **details)
         return run.fail(f"{name} never registered with this Config Service (no instance, no database row)",
@@ -103,10 +113,21 @@ def check_service_registered(run: CheckRun, name: str) -> CheckResult:
                       f"{' ...' if len(ids) > 5 else ''}{extra}{src}", target=name, **details)
 
 
-def _bad_status_hint(name: str) -> str:
-    return (f"an instance of {name} has a status the Config Service cannot parse, which breaks its API for the "
-            f"whole service: find it with regctl inspect {name} --source zk, then re-register it with "
-            "--status healthy or deregister it")
+def _api_500_hint(run: CheckRun, name: str) -> str:
+    """The hint for a 500 on a read of ``name``: a bad status only when one was seen in ZooKeeper."""
+    from regctl.names import VALID_STATUSES
+
+    bad = None
+    if run.config.zk_hosts:
+        try:
+            bad = next((i for i in live_instances(run, name).instances if i.status not in VALID_STATUSES), None)
+        except RegctlError:
+            bad = None
+    if bad is not None:
+        return (f"instance {bad.instance_id} has status {bad.status!r}, which the Config Service cannot parse: "
+                f"re-register it with --status healthy, or deregister it: regctl deregister {name} {bad.instance_id}")
+    return ("the Config Service fails reading it: see the cause.* rows (Redis down, its ZooKeeper client lost, "
+            "a status it cannot parse): regctl doctor cause --service " + name)
 
 
 @on_selected_service
@@ -117,8 +138,10 @@ def check_service_api_view(run: CheckRun, name: str) -> CheckResult:
         api_list = api_instances(run, name)
     except RegctlError as exc:
         if getattr(exc, "status_code", None) == 500:
-            return run.fail(f"GET /services/{name} fails: {exc.message}", _bad_status_hint(name), target=name)
-        return run.fail(f"the API cannot list {name}: {exc.message}", exc.hint or "see config.*", target=name)
+            return run.fail(f"GET /services/{name} fails: {exc.message}", _api_500_hint(run, name), target=name,
+                            **api_failure(exc))
+        return run.fail(f"the API cannot list {name}: {exc.message}", exc.hint or "see config.*", target=name,
+                        **api_failure(exc))
     db_row, row_err = _row_for(run, name)
     notes = []
     if row_err is not None:
@@ -165,9 +188,7 @@ def _probe_hint(run: CheckRun, url: str | None, error: str | None, code: int | N
     dereg = f"regctl deregister {svc} {iid}"
     if error == "DNS":
         if is_docker_name(host) and not run.ctx.in_container:
-            return WARN, (f"{host!r} only resolves inside the Docker network, so it cannot be checked from here: "
-                          "run regctl doctor inside that network (docker compose exec ...), or register a URL "
-                          "reachable from outside with SERVICE_PUBLIC_URL")
+            return WARN, docker_hint(host, url)
         return FAIL, (f"{host!r} does not resolve: the registered URL is wrong. Inside Docker set "
                       "SERVICE_HOST to the container's service name; for external access set SERVICE_PUBLIC_URL")
     if error == "refused":
@@ -268,9 +289,135 @@ def check_service_discoverable(run: CheckRun, name: str) -> CheckResult:
                         target=name, statuses={i.instance_id: i.status for i in live.instances})
     except RegctlError as exc:
         if getattr(exc, "status_code", None) == 500:
-            return run.fail(f"/url fails: {exc.message}", _bad_status_hint(name), target=name)
-        return run.fail(f"/url fails: {exc.message}", exc.hint or "see config.*", target=name)
+            return run.fail(f"/url fails: {exc.message}", _api_500_hint(run, name), target=name, **api_failure(exc))
+        return run.fail(f"/url fails: {exc.message}", exc.hint or "see config.*", target=name, **api_failure(exc))
     return run.passed(f"/url returns {url}", target=name, url=url)
+
+
+# ---------------------------------------------------------------------------
+# the Config Service's own view: its health monitor (later generation) and its health call
+# ---------------------------------------------------------------------------
+
+def server_side_fix(name: str, url: str | None = None) -> str:
+    where = url or f"{name}'s health URL"
+    return (f"the service's health endpoint fails on the server's side: the Config Service gets no 2xx/3xx from "
+            f"{where} (it tries health_check_url, else /health and /api/v1/health, and /ready and /live, from "
+            f"where it runs); check it from the Config Service's network (docker compose exec config-service "
+            f"curl -si {where}) and that the service is up")
+
+
+def _health_url(run: CheckRun, name: str) -> str | None:
+    try:
+        return next((i.probe_url() for i in live_instances(run, name).instances if i.probe_url()), None)
+    except RegctlError:
+        return None
+
+
+def _discoverable(run: CheckRun, name: str) -> int | None:
+    try:
+        return sum(1 for i in live_instances(run, name).instances if i.discoverable)
+    except RegctlError:
+        return None
+
+
+def monitor_row(run: CheckRun, name: str, verdict, discoverable: int | None) -> CheckResult:
+    """One row for the monitor's verdict on ``name`` (a :class:`regctl.monitor.MonitorVerdict`)."""
+    from regctl.monitor import contradiction
+
+    details = {"monitor": verdict.to_dict()}
+    counts = f", {verdict.counts()} healthy" if verdict.counts() else ""
+    when = f", last check {verdict.last_check}" if verdict.last_check else ""
+    if verdict.state == "healthy":
+        return run.passed(f"the server's monitor says 'healthy'{counts}{when}", target=name, **details)
+    if verdict.state == "unknown":
+        return run.passed(f"the server's monitor says 'unknown': it has no instance to probe{when}", target=name,
+                          **details)
+    if verdict.state == "not-known-yet":
+        return run.skip(f"not known yet: {verdict.detail}", "the monitor runs every 30 s (an entry lives 60 s): "
+                        "ask again after its next cycle", target=name, **details)
+    if verdict.state == "could-not-check":
+        code = 503 if verdict.detail and "503" in verdict.detail else None
+        return run.skip(f"could not check the monitor's verdict: {verdict.detail}",
+                        "see cause.redis" if code else "see config.*", target=name, api_status=code, **details)
+    flag = contradiction(verdict, discoverable)
+    handed = "; /url still hands it out (its registered status is 'healthy')" if flag else ""
+    hint = server_side_fix(name, _health_url(run, name))
+    if verdict.state == "unhealthy":
+        return run.fail(f"the server's monitor finds no instance healthy{counts}{when}{handed}", hint, target=name,
+                        flag=flag, **details)
+    return run.warn(f"the server's monitor says 'degraded': some instances fail{counts}{when}{handed}", hint,
+                    target=name, flag=flag, **details)
+
+
+def _generation_skip(run: CheckRun):
+    from regctl.doctor.facts import generation
+
+    info = generation(run)
+    if info.generation == "earlier":
+        return info, run.skip("the earlier generation has no health monitor (see config.generation)",
+                              "nothing to check")
+    if info.generation != "later":
+        return info, run.skip(f"cannot tell the generation ({info.evidence})", "see config.generation")
+    return info, None
+
+
+@on_selected_service
+def check_service_monitor(run: CheckRun, name: str) -> CheckResult:
+    from regctl.monitor import monitor_verdict
+
+    info, row = _generation_skip(run)
+    if row is not None:
+        return row
+    return monitor_row(run, name, monitor_verdict(api_client(run), name, info), _discoverable(run, name))
+
+
+def server_deadline_cap(config) -> float:
+    """How long the runner waits for the server health check: its call's deadline bounds it first."""
+    from regctl.monitor import MAX_SERVER_DEADLINE
+
+    return (config.server_timeout or MAX_SERVER_DEADLINE) + 2 * config.timeout + 1.0
+
+
+@on_selected_service
+def check_service_server_health(run: CheckRun, name: str) -> CheckResult:
+    from regctl.doctor.facts import generation
+    from regctl.monitor import run_server_checks
+
+    try:
+        count = len(live_instances(run, name).instances)
+    except RegctlError:
+        count = 1
+    info = generation(run)
+    _info, (chk,) = run_server_checks(api_client(run), {name: count}, timeout=run.config.timeout,
+                                      server_timeout=run.config.server_timeout, info=info)
+    detailed = dict(chk.detailed) if isinstance(chk.detailed, dict) else None
+    if detailed and isinstance(detailed.get("check_results"), list):
+        detailed["check_results"] = detailed["check_results"][:20]
+    details = {"deadline_s": chk.deadline, "instances": count, "generation": info.generation,
+               "detailed": detailed}
+    if chk.still_running:
+        per = "about 12 s per hanging endpoint, 3 s per refused one" if info.generation != "earlier" else             "one try per endpoint"
+        return run.warn(f"the Config Service's health call is still running after {chk.deadline:g} s ({count} "
+                        f"instance(s); it probes them one by one: {per}); it keeps going and writes the row's "
+                        "status when done", "see service.reachable / service.monitor for the instance that does "
+                        "not answer; to wait longer: --server-timeout SECONDS", target=name, **details)
+    if chk.error is not None:
+        exc = chk.error
+        hint = _api_500_hint(run, name) if getattr(exc, "status_code", None) == 500 else exc.hint or "see config.*"
+        return run.fail(f"POST /services/{name}/health failed: {exc.message}", hint, target=name,
+                        **api_failure(exc), **details)
+    failing = [r for r in ((chk.detailed or {}).get("check_results") or []) if isinstance(r, dict)
+               and not r.get("is_healthy")]
+    said = "; ".join(f"{str(r.get('endpoint_url'))[:100]}: {str(r.get('error_message') or r.get('status_code'))[:80]}"
+                     for r in failing[:3])
+    if chk.status == "healthy":
+        return run.passed("the Config Service's own health call says 'healthy' (and wrote it to the row)",
+                          target=name, **details)
+    if chk.status == "unhealthy":
+        url = str(failing[0].get("endpoint_url")) if failing else _health_url(run, name)
+        return run.fail("the Config Service's own health call says 'unhealthy' (and wrote it to the row)"
+                        + (f": {said}" if said else ""), server_side_fix(name, url), target=name, **details)
+    return run.passed(f"the Config Service's own health call says {chk.status!r}", target=name, **details)
 
 
 CHECKS: tuple[Check, ...] = (
@@ -283,4 +430,10 @@ CHECKS: tuple[Check, ...] = (
           "from here, or health is not 2xx", check_service_reachable),
     Check("service.discoverable", "service", "/url returns nothing: no instance with status 'healthy'",
           check_service_discoverable),
+    Check("service.monitor", "service", "the later generation's health monitor finds the service unhealthy or "
+          "degraded (while /url may still hand it out); a missing verdict is 'not known yet'",
+          check_service_monitor),
+    Check("service.server-health", "service", "the Config Service's own health call (POST .../health, which "
+          "writes the row's status) says unhealthy, or is still running at its deadline",
+          check_service_server_health, deadline=server_deadline_cap),
 )
