@@ -369,7 +369,7 @@ class _Base:
             # ASCII escapes, NaN allowed, as the registry itself writes JSON: a lone surrogate or a NaN in
             # metadata is data to send (httpx's own encoder raises on both)
             kw["content"] = json.dumps(call.json_body, separators=(",", ":")).encode("ascii")
-            kw["headers"] = {"Content-Type": "application/json"}
+            kw["headers"] = {**kw.get("headers", {}), "Content-Type": "application/json"}
         return kw
 
     def _translate(self, exc: Exception, call: Call, url: str) -> RegctlError:
