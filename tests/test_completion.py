@@ -178,6 +178,7 @@ def test_service_names_from_zookeeper(names_registry):
     assert complete("regctl inspect a", env) == ("plain", ["asr-service", "audit-service"], "")
     assert complete("regctl health b", env)[1] == ["billing"]
     assert complete("regctl doctor --service a", env)[1] == ["asr-service", "audit-service"]
+    assert complete("regctl register --name au", env)[1] == ["audit-service"]
 
 
 def test_service_names_from_the_api(names_registry):
@@ -305,3 +306,17 @@ def test_completion_requests_do_not_import_network_libraries(names_registry):
         mods = set(proc.stderr.split())
         assert len(proc.stdout.splitlines()) > 1, proc
         assert not mods & {"httpx", "httpcore", "kazoo"}, mods & {"httpx", "httpcore", "kazoo"}
+
+
+@pytest.mark.parametrize("incomplete,cur,value,expected", [
+    ("a", "a", "asr", "asr"),
+    ("a:", ":", "a:bc", "bc"),          # bash shows ':' as the word and replaces the empty text after it
+    ("a:b", "b", "a:bc", "bc"),
+    ("--source=", "=", "--source=auto", "auto"),
+    ("--source=a", "a", "--source=auto", "auto"),
+    ("'a:b", "'a:b", "a:bc", "a:bc"),    # quoted: bash did not split the word
+])
+def test_bash_gets_the_part_after_its_word_breaks(incomplete, cur, value, expected):
+    from regctl.cli.completion import _bash_word
+
+    assert _bash_word(value, incomplete, cur) == expected

@@ -189,20 +189,34 @@ def _parse_ok(what: str) -> Callable[[Answer], bool]:
     return parse
 
 
+def _shape_error(what: str, kind: str, data: list, bad: list, ans: Answer) -> BadResponse:
+    """An answer whose elements are not what the contract says: could not check, never "empty"."""
+    first = bad[0]
+    shown = json.dumps(first, ensure_ascii=True, default=str)[:60] if not isinstance(first, dict) else \
+        "an object without " + ("a text service_name" if kind == "services" else "an instance_id")
+    return BadResponse(f"{what}: the answer is not a list of {kind}: {len(bad)} of {len(data)} element(s) "
+                       f"are not (first: {shown})", where=ans.url, status_code=ans.status_code,
+                       detail=_excerpt(ans.body), hint="check that the URL points at the Config Service, "
+                                                       "not a proxy or another service")
+
+
 def _parse_rows(ans: Answer) -> list[ServiceRow]:
     check_status(ans, "list services")
     data = _expect(ans.json(), list, "list services", ans)
-    rows = [row_from_api(x) for x in data if isinstance(x, dict) and isinstance(x.get("service_name"), str)]
-    if len(rows) != len(data):
-        log.warning("ignored %d malformed rows in GET /services", len(data) - len(rows))
-    return rows
+    bad = [x for x in data if not (isinstance(x, dict) and isinstance(x.get("service_name"), str))]
+    if bad:
+        raise _shape_error("list services", "services", data, bad, ans)
+    return [row_from_api(x) for x in data]
 
 
 def _parse_instances(service: str) -> Callable[[Answer], list[Instance]]:
     def parse(ans: Answer) -> list[Instance]:
         check_status(ans, f"instances of {service}")
         data = _expect(ans.json(), list, f"instances of {service}", ans)
-        return [instance_from_api(x, service) for x in data if isinstance(x, dict)]
+        bad = [x for x in data if not (isinstance(x, dict) and x.get("instance_id") not in (None, ""))]
+        if bad:
+            raise _shape_error(f"instances of {service}", "instances", data, bad, ans)
+        return [instance_from_api(x, service) for x in data]
     return parse
 
 
@@ -225,7 +239,10 @@ def _parse_discover(service: str) -> Callable[[Answer], list[dict]]:
     def parse(ans: Answer) -> list[dict]:
         check_status(ans, f"discover {service}")
         data = _expect(ans.json(), list, f"discover {service}", ans)
-        return [x for x in data if isinstance(x, dict)]
+        bad = [x for x in data if not isinstance(x, dict)]
+        if bad:
+            raise _shape_error(f"discover {service}", "instances", data, bad, ans)
+        return data
     return parse
 
 

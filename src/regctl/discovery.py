@@ -380,3 +380,32 @@ def fetch_health_cause(api: Any) -> str | None:
         return health_cause(api.config_health())
     except RegctlError:
         return None
+
+
+# ---------------------------------------------------------------------------
+# did you mean
+# ---------------------------------------------------------------------------
+
+def did_you_mean(name: str, known: Iterable[str]) -> str | None:
+    """``did you mean: asr-service?`` from names just read, or None when nothing is close."""
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(set(known) - {name}), n=3, cutoff=0.75)
+    return f"did you mean: {', '.join(close)}?" if close else None
+
+
+def known_names(api: Callable[[], Any] | None, zk: Callable[[], Any] | None) -> list[str]:
+    """Service names ZooKeeper (else the API's services list) knows; [] when neither can be read."""
+    if zk is not None:
+        try:
+            names = zk().service_names()
+            if names is not None:
+                return list(names)
+        except RegctlError:
+            pass
+    if api is not None:
+        try:
+            return [r.service_name for r in api().list_services()]
+        except RegctlError:
+            pass
+    return []

@@ -47,8 +47,8 @@ KIND = "regctl-export"
 ZK_MAX_NODE_BYTES = 0xFFFFF
 INSTANCE_KEYS = ("instance_id", "service_url", "health_check_url", "service_metadata")
 
-#: characters ZooKeeper refuses in a path (PathUtils.validatePath)
-_ZK_BAD_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\uf8ff\ufff0-\uffff]")
+#: characters ZooKeeper refuses in a path (PathUtils.validatePath works on UTF-16: astral characters are surrogates)
+_ZK_BAD_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\uf8ff\ufff0-\uffff\U00010000-\U0010ffff]")
 
 
 # ---------------------------------------------------------------------------

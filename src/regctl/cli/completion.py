@@ -269,14 +269,18 @@ def answer(get_app: Callable[[], Any], shell: str, line: str, cur: "str | None" 
 
 
 def _bash_word(value: str, incomplete: str, cur: "str | None") -> str:
-    """The part of ``value`` bash replaces: bash's current word stops at ':' and '=' (COMP_WORDBREAKS)."""
+    """The part of ``value`` bash replaces: bash's current word starts after the last ':' or '='
+    (COMP_WORDBREAKS); when the cursor is right after one, the word bash shows is that character
+    and the text it replaces is empty."""
     if cur is None or cur == incomplete:
         return value
-    head = incomplete[:-len(cur)] if cur and incomplete.endswith(cur) else incomplete
-    if cur in (":", "="):  # bash's word is the break character itself; it stays in the line
+    if cur in (":", "="):
         head = incomplete
-        return value[len(head) - 1:] if value.startswith(head) else value
-    return value[len(head):] if head and value.startswith(head) else value
+    elif incomplete.endswith(cur):
+        head = incomplete[:len(incomplete) - len(cur)]
+    else:  # quoted on the command line: bash did not split it
+        return value
+    return value[len(head):] if value.startswith(head) else value
 
 
 def _add_completers(cli) -> None:

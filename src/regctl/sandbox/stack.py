@@ -283,7 +283,8 @@ def _start_registry(dir: Path, state: dict, deadline: float, progress: Progress)
            "--zk", state["zk_hosts"], "--base", state["base_path"], "--db", str(dir / DB_FILE),
            "--self-url", state["api_url"]]
     if _generation(state) == "later":
-        cmd += ["--generation", "later", "--seed-rows"]
+        cmd += ["--generation", "later", "--seed-rows",
+                "--monitor-interval", str(state.get("monitor_interval") or 30.0)]
     _say(progress, f"starting the registry ({_generation(state)} generation) on {state['api_url']}")
     with _no_interrupts():
         pid = proc.spawn(cmd, log, cwd=dir, env=_child_env())
@@ -343,7 +344,7 @@ def _stop(comp: dict | None) -> bool:
 
 def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = False,
        timeout: float = 60.0, progress: Progress = None, ensemble: int | None = None,
-       generation: str | None = None) -> SandboxInfo:
+       generation: str | None = None, monitor_interval: float | None = None) -> SandboxInfo:
     """Start ZooKeeper and the registry (and the demo services) under ``dir``; return when they answer.
 
     ``ensemble`` is the number of ZooKeeper members: 1 (standalone, the default for
@@ -353,7 +354,8 @@ def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = Fal
     ``generation`` is the Config Service generation the registry behaves like:
     ``"earlier"`` (the default for a new sandbox) or ``"later"`` (health monitor,
     ``/internal/health-status``, ``/health/detailed``, a dozen seeded rows). None
-    keeps what runs.
+    keeps what runs. ``monitor_interval`` (seconds, default the contract's 30) sets
+    the later generation's monitor period for a new sandbox.
 
     Already running there: returns the running sandbox (restarting any part that
     died, on the ports recorded the first time). When the registry had to be
@@ -388,6 +390,8 @@ def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = Fal
             _say(progress, f"sandbox in {dir} is partly down; restarting what stopped")
         else:
             state = _new_state(api_port, zk_port, ensemble or 1, generation or "earlier")
+            if monitor_interval:
+                state["monitor_interval"] = float(monitor_interval)
         comps = state.setdefault("components", {})
         before = {name for name, c in comps.items() if _alive(c)}
         warnings: list[str] = []
@@ -519,11 +523,15 @@ def down(dir: Path) -> list[str]:
         return stopped
 
 
-def restart_registry(dir: Path, *, timeout: float = 30.0, progress: Progress = None) -> SandboxInfo:
+def restart_registry(dir: Path, *, timeout: float = 30.0, progress: Progress = None,
+                     linger: bool = False) -> SandboxInfo:
     """Stop the registry (its ZooKeeper session closes: every instance vanishes) and start it again.
 
     Same port, same database file: ``GET /services`` rows survive, live instances do
     not, and the demo services do not re-register (like real services).
+    ``linger=True`` kills it instead (SIGKILL): its session is never closed, so its
+    nodes stay visible, owned by a session nobody holds, until that session times
+    out (5 s), as after a crash of the real Config Service.
     """
     dir = Path(dir).expanduser().resolve()
     deadline = time.monotonic() + timeout
@@ -535,8 +543,16 @@ def restart_registry(dir: Path, *, timeout: float = 30.0, progress: Progress = N
         if len(_zk_alive(state)) <= len(_zk_names(state)) // 2:
             raise SandboxError("the sandbox's ZooKeeper is not running (or has no quorum)", where=str(dir),
                                hint="run 'regctl sandbox up' to restart it")
+        reg = comps.get("registry")
+        if linger and _alive(reg):
+            _say(progress, "killing the registry (its session is left to time out)")
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(reg["pid"], signal.SIGKILL)
+            gone = time.monotonic() + STOP_TIMEOUT
+            while proc.pid_alive(reg["pid"]) and time.monotonic() < gone:
+                time.sleep(0.05)
         _say(progress, "stopping the registry")
-        _stop(comps.get("registry"))
+        _stop(reg)
         comps.pop("registry", None)
         _start_registry(dir, state, deadline, progress)
         _save(dir, state)
@@ -556,6 +572,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo", action="store_true")
     parser.add_argument("--ensemble", type=int, default=None, choices=(1, 3))
     parser.add_argument("--generation", default=None, choices=GENERATIONS)
+    parser.add_argument("--linger", action="store_true",
+                        help="restart-registry: kill it, leaving its session's nodes until they time out")
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
     dir = args.dir or default_dir()
@@ -569,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
                         timeout=args.timeout, progress=progress, ensemble=args.ensemble,
                         generation=args.generation).to_dict()
         elif args.action == "restart-registry":
-            result = restart_registry(dir, timeout=args.timeout, progress=progress).to_dict()
+            result = restart_registry(dir, timeout=args.timeout, progress=progress, linger=args.linger).to_dict()
         elif args.action == "down":
             result = {"stopped": down(dir)}
         else:
