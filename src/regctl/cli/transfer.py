@@ -279,7 +279,7 @@ def import_registry(
                         + (f" {item.entry.registration.service_url}" if item.action in restore.WRITES else "")
                         + (f" ({item.reason})" if item.action not in ("add", "live") else ""))
         rc.out.note(summary)
-        if not confirm(f"Write {len(writes)} instance(s)?"):
+        if not confirm(f"Write {len(writes)} instance(s) to {rc.target}?"):
             return Result(data=data, error=NotFound("not confirmed; nothing was imported",
                                                     hint="answer y, or pass --yes"))
     results: list = []
