@@ -9,7 +9,10 @@ import pytest
 from regctl.sandbox.registry_monitor import SEEDED_SERVICES
 from tests.test_cli_doctor import doctor, one, rows
 from tests.test_doctor_failures import assert_only_cause
-from tests.test_sandbox_generations import FAST, endpoints  # noqa: F401  (endpoints: a fixture)
+from tests import test_sandbox_generations
+from tests.test_sandbox_generations import FAST
+
+endpoints = test_sandbox_generations.endpoints  # the fixture, shared
 
 
 def reg(registry, name, iid, url, status="healthy"):
