@@ -20,6 +20,7 @@ def build_app():
     from regctl.cli import health
     from regctl.cli import doctor
     from regctl.cli import completion, config, transfer, watch
+    from regctl.cli.help import RegctlCommand, RegctlGroup, print_shared_options
     from regctl.cli.options import with_common_options
 
     app = typer.Typer(
@@ -31,6 +32,9 @@ def build_app():
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
         rich_markup_mode=None,
+        cls=RegctlGroup,
+        epilog="The shared options above work after the command too (regctl list -o json); "
+               "'regctl options' lists them alone. Example: regctl list -o wide",
     )
 
     def root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
@@ -45,7 +49,7 @@ def build_app():
         ctx = get_current_context()
         ctx.obj = {"common": common}
 
-    app.callback()(with_common_options(root, handle_root))
+    app.callback()(with_common_options(root, handle_root, hide_shared=False))
     services.register(app)
     registration.register(app)
     health.register(app)
@@ -55,7 +59,27 @@ def build_app():
     watch.register(app)
     transfer.register(app)
     completion.register(app)
+
+    def options() -> None:
+        """The options every command accepts (connection, auth and TLS, output), and their lookup order."""
+        from regctl.cli.clickcompat import get_current_context
+
+        print_shared_options(get_current_context())
+
+    app.command("options", cls=type("OptionsCommand", (RegctlCommand,), {"regctl_shared_note": False}))(options)
+    _use_command_class(app, RegctlCommand)
     return app
+
+
+def _use_command_class(app, cls) -> None:
+    """Every command (groups' too) renders its help through ``cls`` unless it chose a class itself."""
+    import typer.core
+
+    for info in app.registered_commands:
+        if info.cls is None or info.cls is typer.core.TyperCommand:  # typer's default (0.2x fills it in)
+            info.cls = cls
+    for group in app.registered_groups:
+        _use_command_class(group.typer_instance, cls)
 
 
 def get_app():

@@ -11,7 +11,9 @@ documented exit code. The same options are accepted before the command name
 (``regctl -o json list``); values given after it win.
 """
 
+import copy
 import inspect
+import typing
 from typing import Annotated, Any, Callable, List, Optional
 
 import typer
@@ -27,7 +29,7 @@ COMMON_OPTIONS: dict = {
     "context": Annotated[Optional[str], typer.Option(
         "--context", metavar="NAME", rich_help_panel=CONNECTION, show_default=False,
         help="Context from the config file to use [env REGCTL_CONTEXT; default: its current-context]; "
-             "flags and environment variables still win over the context's values.",
+             "its values beat environment variables when named here, flags beat both.",
         autocompletion=complete_context_names)],
     "config_url": Annotated[Optional[str], typer.Option(
         "--config-url", metavar="URL", rich_help_panel=CONNECTION, show_default=False,
@@ -85,24 +87,39 @@ COMMON_OPTIONS: dict = {
 }
 
 
-def _common_parameters(skip: "set | frozenset" = frozenset()) -> list:
+def _common_parameters(skip: "set | frozenset" = frozenset(), hidden: bool = False) -> list:
     params = []
     for name, annotation in COMMON_OPTIONS.items():
         if name in skip:
             continue
         default = 0 if name == "verbose" else None
+        if hidden:
+            annotation = _hidden(annotation)
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                         annotation=annotation))
     return params
 
 
-def with_common_options(fn: Callable, handler: Callable) -> Callable:
+def _hidden(annotation: Any) -> Any:
+    """The same ``Annotated[T, typer.Option(...)]`` with the option left out of --help (still accepted)."""
+    base, *metadata = typing.get_args(annotation)
+    copies = []
+    for meta in metadata:
+        meta = copy.copy(meta)
+        if hasattr(meta, "hidden"):
+            meta.hidden = True
+        copies.append(meta)
+    return Annotated[(base, *copies)]  # type: ignore[valid-type]
+
+
+def with_common_options(fn: Callable, handler: Callable, hide_shared: bool = True) -> Callable:
     """A wrapper with ``fn``'s parameters (minus ``rc``) plus the shared options.
 
     ``handler(fn, common: dict, kwargs: dict)`` runs the call. A shared option whose
     name (or one of whose flags) ``fn`` declares itself is left out: the command's
     own parameter wins (``config set-context --header`` stores a header in the
-    context instead of sending it).
+    context instead of sending it). With ``hide_shared`` (commands; not the root) the
+    shared options stay out of --help (``regctl options`` and ``regctl --help`` list them once).
     """
     # eval_str resolves string annotations but keeps Annotated as written: typing.get_type_hints
     # on Python 3.10 turns ``Annotated[Optional[X], typer.Argument()] = None`` into
@@ -111,7 +128,7 @@ def with_common_options(fn: Callable, handler: Callable) -> Callable:
     own_flags = {d for p in own for d in _flags_of(p.annotation)}
     skip = frozenset(name for name, ann in COMMON_OPTIONS.items()
                      if name in {p.name for p in own} or own_flags & set(_flags_of(ann)))
-    params = own + _common_parameters(skip)
+    params = own + _common_parameters(skip, hidden=hide_shared)
     shared = [name for name in COMMON_OPTIONS if name not in skip]
 
     def wrapper(**kwargs: Any) -> Any:

@@ -12,6 +12,7 @@ Commands return a :class:`Result`; :class:`Output` renders it.
 """
 
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
@@ -190,6 +191,8 @@ class Output:
 
     def color(self, stream: TextIO) -> bool:
         if self._color_setting is False:
+            return False
+        if os.environ.get("TERM") == "dumb":  # rich would also cut every table at 80 columns there
             return False
         return self.is_tty(stream)
 

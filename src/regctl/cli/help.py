@@ -1,0 +1,153 @@
+"""How ``--help`` reads: clean usage lines, the shared options once, help panels, an example each.
+
+Every command is a :class:`RegctlCommand`; the root is a :class:`RegctlGroup`. The
+shared options (``--context``, ``-o``, ...) are hidden on each command's help (still
+accepted there) and listed once, grouped in their panels, on ``regctl --help`` and
+by ``regctl options``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List
+
+import typer
+import typer.core
+
+#: shown under a command's own options instead of repeating the shared ones
+SHARED_NOTE = ("-o/--output, --timeout, --context, --config-url, --zk, -v and the other shared "
+               "options (connection, auth and TLS, output) work here too, or before the command; "
+               "'regctl options' lists them.")
+
+#: examples for commands whose docstring has none (shown as the help's last paragraph)
+EXAMPLES = {
+    "url": "URL=$(regctl url asr-service --verify)",
+    "discover": "regctl discover asr-service -o json",
+    "sandbox up": 'eval "$(regctl sandbox up --demo)"',
+    "sandbox status": "regctl sandbox status -o json",
+    "sandbox down": "regctl sandbox down",
+    "config view": "regctl config view -o yaml",
+    "config get-contexts": "regctl config get-contexts",
+    "config current-context": "regctl config current-context",
+    "config use-context": "regctl config use-context prod",
+    "config delete-context": "regctl config delete-context old-lab",
+    "options": "regctl options",
+}
+
+
+def _argument_record(param: Any) -> "tuple[str, str]":
+    name = _argument_name(param)
+    help_text = getattr(param, "help", None) or ""
+    if param.required:
+        help_text = f"{help_text}  [required]" if help_text else "[required]"
+    return name, help_text
+
+
+def _argument_name(param: Any) -> str:
+    name = str(param.metavar or param.name or "ARG").strip("{}[]").rstrip(".").upper()
+    return name + ("..." if param.nargs == -1 else "")
+
+
+def usage_pieces(cmd: Any, ctx: Any) -> List[str]:
+    """``[OPTIONS] NAME [INSTANCE_ID...]``: one bracket per optional argument, no ``{NAME}`` or ``...]...``."""
+    pieces = [cmd.options_metavar] if cmd.options_metavar else []
+    for param in cmd.get_params(ctx):
+        if param.param_type_name == "argument":
+            name = _argument_name(param)
+            pieces.append(name if param.required else f"[{name}]")
+    return pieces
+
+
+def format_sections(cmd: Any, ctx: Any, formatter: Any, shared_note: bool) -> None:
+    """Arguments, then the command's options, then one section per help panel."""
+    args, opts = [], []
+    panels: dict = {}
+    for param in cmd.get_params(ctx):
+        if param.param_type_name == "argument":
+            args.append(_argument_record(param))
+            continue
+        record = param.get_help_record(ctx)
+        if record is None:
+            continue
+        panel = getattr(param, "rich_help_panel", None)
+        (panels.setdefault(panel, []) if panel else opts).append(record)
+    if args:
+        with formatter.section("Arguments"):
+            formatter.write_dl(args)
+    if opts:
+        with formatter.section("Options"):
+            formatter.write_dl(opts)
+    for title, records in panels.items():
+        with formatter.section(title):
+            formatter.write_dl(records)
+    if shared_note:
+        with formatter.section("Shared options"):
+            formatter.write_text(SHARED_NOTE)
+
+
+def _with_example(cmd: Any, ctx: Any) -> None:
+    text = (cmd.help or "") + (cmd.epilog or "")
+    path = ctx.command_path.split(" ", 1)[1] if " " in ctx.command_path else ""
+    if "Example" not in text and path in EXAMPLES:
+        cmd.epilog = ((cmd.epilog + "\n\n") if cmd.epilog else "") + f"Example: {EXAMPLES[path]}"
+
+
+class RegctlCommand(typer.core.TyperCommand):
+    """A command whose help lists its own options, panels, a note on the shared ones and an example."""
+
+    def collect_usage_pieces(self, ctx: Any) -> List[str]:
+        return usage_pieces(self, ctx)
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        format_sections(self, ctx, formatter, shared_note=getattr(self, "regctl_shared_note", True))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _with_example(self, ctx)
+        super().format_help(ctx, formatter)
+
+    def shell_complete(self, ctx: Any, incomplete: str) -> list:
+        """Option names as click completes them, plus the shared options (hidden from --help only)."""
+        results = list(super().shell_complete(ctx, incomplete))
+        if incomplete.startswith("-"):
+            from regctl.cli.clickcompat import CompletionItem
+            from regctl.cli.options import COMMON_OPTIONS
+
+            seen = {r.value for r in results}
+            for param in self.get_params(ctx):
+                if param.name not in COMMON_OPTIONS or param.name == "traceback" or not param.hidden:
+                    continue
+                source = ctx.get_parameter_source(param.name)
+                if not getattr(param, "multiple", False) and getattr(source, "name", "") == "COMMANDLINE":
+                    continue
+                results.extend(CompletionItem(flag, help=param.help)
+                               for flag in [*param.opts, *param.secondary_opts]
+                               if flag.startswith(incomplete) and flag not in seen)
+        return results
+
+
+class RegctlGroup(typer.core.TyperGroup):
+    """A group whose help shows the panels of its options before its commands."""
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        format_sections(self, ctx, formatter, shared_note=False)
+        self.format_commands(ctx, formatter)
+
+
+def print_shared_options(ctx: Any) -> None:
+    """The shared options' reference (``regctl options``): the root's panels, as ``regctl --help`` shows them."""
+    root = ctx.find_root()
+    formatter = root.make_formatter()
+    formatter.write_text("These options work before the command (regctl -o json list) or after it "
+                         "(regctl list -o json); after it wins. Each falls back to its environment "
+                         "variable, then the context (a context named with --context beats the "
+                         "environment for the keys it sets), then its default.")
+    cmd = root.command
+    panels: dict = {}
+    for param in cmd.get_params(root):
+        panel = getattr(param, "rich_help_panel", None)
+        record = param.get_help_record(root) if panel else None
+        if record is not None:
+            panels.setdefault(panel, []).append(record)
+    for title, records in panels.items():
+        with formatter.section(title):
+            formatter.write_dl(records)
+    typer.echo(formatter.getvalue().rstrip("\n"))
