@@ -105,3 +105,15 @@ def test_deregister_prompt_names_the_context_and_url(prod_and_sandbox):
     assert f"Deregister them from {prod.url} (context 'prod')?" in res.stderr, res
     with RegistryApi(prod.url, timeout=5) as api:  # answered no: still there
         assert [i.instance_id for i in api.instances("only-in-prod")] == ["p-1"]
+
+
+def test_resolve_explicit_insecure_context_and_zk_tls_keys_one_by_one(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    s = resolve({}, env={"REGCTL_CA_BUNDLE": str(ca)}, context={"verify": False}, context_name="lab",
+                context_from_flag=True)
+    assert s.verify is False and any("REGCTL_CA_BUNDLE" in n for n in s.notes)
+    ctx = {"zk_client_kwargs": {"use_ssl": True}}  # the context turns TLS on but names no CA
+    s = resolve({}, env={"REGCTL_ZK_CA": str(ca)}, context=ctx, context_name="lab", context_from_flag=True)
+    assert s.zk_client_kwargs["ca"] == str(ca)  # a key the context does not set still comes from the env
+    assert not s.notes

@@ -314,18 +314,26 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
 
 #: environment variable -> the context key (in :func:`regctl.contexts.settings_values`' terms) it competes with
 _ENV_CONTEXT_KEYS = {
-    "REGCTL_CA_BUNDLE": "verify", "REGCTL_INSECURE": "verify",
-    "REGCTL_ZK_AUTH": "zk_auth_data",
-    "REGCTL_ZK_TLS": "zk_client_kwargs", "REGCTL_ZK_CA": "zk_client_kwargs",
-    "REGCTL_ZK_CERT": "zk_client_kwargs", "REGCTL_ZK_KEY": "zk_client_kwargs",
+    "REGCTL_CA_BUNDLE": ("verify", None), "REGCTL_INSECURE": ("verify", None),
+    "REGCTL_ZK_AUTH": ("zk_auth_data", None),
+    "REGCTL_ZK_TLS": ("zk_client_kwargs", "use_ssl"), "REGCTL_ZK_CA": ("zk_client_kwargs", "ca"),
+    "REGCTL_ZK_CERT": ("zk_client_kwargs", "certfile"), "REGCTL_ZK_KEY": ("zk_client_kwargs", "keyfile"),
 }
 
 
 def _context_keys_in_env(env: Mapping[str, str], extra: Mapping[str, Any],
                          context: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(variable, context key) for each auth/TLS variable set while the context sets that key too."""
-    return [(var, key) for var, key in _ENV_CONTEXT_KEYS.items()
-            if env.get(var, "").strip() and (extra.get(key) or context.get(key)) not in (None, {}, [])]
+    out = []
+    for var, (key, sub) in _ENV_CONTEXT_KEYS.items():
+        if not env.get(var, "").strip():
+            continue
+        value = extra[key] if key in extra else context.get(key)
+        if sub is not None:
+            value = value.get(sub) if isinstance(value, Mapping) else None
+        if value is not None and value != [] and value != {}:
+            out.append((var, f"{key}.{sub}" if sub else key))
+    return out
 
 
 def _without_context_keys(env: Mapping[str, str], extra: Mapping[str, Any],
