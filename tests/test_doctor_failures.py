@@ -9,7 +9,10 @@ import time
 import httpx
 import pytest
 
-from tests.test_cli_doctor import doctor, one, register, rows, tiny  # noqa: F401  (tiny: a fixture)
+from tests import test_cli_doctor
+from tests.test_cli_doctor import doctor, one, register, rows
+
+tiny = test_cli_doctor.tiny  # the fixture, shared
 
 FIXES = {
     "cause.redis": "restart or fix Redis",
@@ -158,3 +161,12 @@ def test_a_healthy_registry_names_no_cause(registry, app):
     res = doctor("cause", "--all", "-o", "json", env=registry.env)
     assert res.exit_code == 0, res
     assert {r["status"] for r in res.json["checks"]} == {"pass"}, res.json["checks"]
+
+
+def test_a_config_service_that_never_answers_names_no_cause_and_is_not_waited_on(tiny):
+    hung = tiny(hang=True)
+    res = doctor("cause", "service.server-health", "--service", "asr", "--config-url", hung.url, "-o", "json")
+    by = {r["name"]: r for r in res.json["checks"]}
+    assert {r["status"] for r in by.values()} == {"skip"}, by  # could not tell: never a cause guessed
+    assert "not tried" in by["service.server-health"]["finding"]  # its long deadline is not spent on a dead host
+    assert "/health" in by["cause.redis"]["finding"]

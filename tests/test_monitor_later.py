@@ -104,3 +104,17 @@ def test_health_server_against_a_hanging_instance_ends_with_the_servers_verdict(
     assert "still running" not in res.stderr and "host and port" not in res.stderr
     rows = run_cli("list", "-o", "json", env=later.env).json["services"]
     assert {s["name"]: s for s in rows}["s"]["db_status"] == "unhealthy"  # the server's call wrote the row
+
+
+def test_seeded_rows_without_instances_are_skipped_not_pending(make_registry):
+    later = make_registry(generation="later", seed_rows=True, monitor_interval=0.3)
+    doc = run_cli("list", "-o", "json", env=later.env).json
+    seeded = [s for s in doc["services"] if s["live_instances"] == 0 and s["registered_at"] is None]
+    assert len(seeded) >= 10, doc
+    for s in seeded:
+        assert s["monitor"]["state"] == "not-known-yet"  # never "unhealthy"
+        assert "no live instance" in s["monitor"]["detail"]
+    wide = run_cli("list", "-o", "wide", seeded[0]["name"], env=later.env)
+    assert "skipped" in wide.stdout.splitlines()[1], wide
+    insp = run_cli("inspect", seeded[0]["name"], env=later.env)
+    assert "monitor: not checked (no live instance" in insp.stdout, insp

@@ -359,6 +359,9 @@ class _Base:
         self.timeout = timeout
         self.headers = dict(headers or {})
         self.verify = verify
+        #: False when the caller handed in its own httpx client: sent headers and timeouts per request
+        #: then, and the client is the caller's to close
+        self._owns_client = True
 
     def url_for(self, call: Call) -> str:
         return self.base_url + (PREFIX if call.prefixed else "") + call.path
@@ -373,13 +376,17 @@ class _Base:
         kw: dict[str, Any] = {}
         if call.timeout is not None:  # connecting still gets the usual timeout: a wrong port fails fast
             kw["timeout"] = httpx.Timeout(self.timeout, read=call.timeout)
+        elif not self._owns_client:
+            kw["timeout"] = self.timeout
+        if not self._owns_client and self.headers:
+            kw["headers"] = self.headers
         if call.params:
             kw["params"] = dict(call.params)
         if call.json_body is not None:
             # ASCII escapes, NaN allowed, as the registry itself writes JSON: a lone surrogate or a NaN in
             # metadata is data to send (httpx's own encoder raises on both)
             kw["content"] = json.dumps(call.json_body, separators=(",", ":")).encode("ascii")
-            kw["headers"] = {"Content-Type": "application/json"}
+            kw["headers"] = {**kw.get("headers", {}), "Content-Type": "application/json"}
         return kw
 
     def _translate(self, exc: Exception, call: Call, url: str) -> RegctlError:
@@ -503,9 +510,13 @@ class RegistryApi(_Base):
 
     def __init__(self, base_url: str, *, timeout: float = 5.0, headers: Mapping[str, str] | None = None,
                  verify: bool | str = True, transport: httpx.BaseTransport | None = None,
-                 max_connections: int = 32) -> None:
+                 max_connections: int = 32, client: httpx.Client | None = None) -> None:
         super().__init__(base_url, timeout=timeout, headers=headers, verify=verify)
         self.max_connections = max_connections
+        if client is not None:  # the caller's (pooled) client: used as is, never closed here
+            self._client = client
+            self._owns_client = False
+            return
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._client = httpx.Client(timeout=timeout, headers=self.headers, verify=ssl_verify(verify),
                                     transport=transport, limits=limits, follow_redirects=False)
@@ -517,7 +528,8 @@ class RegistryApi(_Base):
         self.close()
 
     def close(self) -> None:
-        self._client.close()
+        if self._owns_client:
+            self._client.close()
 
     def execute(self, call: Call) -> Any:
         """Send ``call`` and parse the answer, all within ``4 * timeout`` seconds.
@@ -626,8 +638,13 @@ class AsyncRegistryApi(_Base):
     """Asynchronous twin of :class:`RegistryApi` (same calls, same errors)."""
 
     def __init__(self, base_url: str, *, timeout: float = 5.0, headers: Mapping[str, str] | None = None,
-                 verify: bool | str = True, transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 verify: bool | str = True, transport: httpx.AsyncBaseTransport | None = None,
+                 client: httpx.AsyncClient | None = None) -> None:
         super().__init__(base_url, timeout=timeout, headers=headers, verify=verify)
+        if client is not None:  # the caller's (pooled) client: used as is, never closed here
+            self._client = client
+            self._owns_client = False
+            return
         self._client = httpx.AsyncClient(timeout=timeout, headers=self.headers, verify=ssl_verify(verify),
                                          transport=transport, follow_redirects=False)
 
@@ -638,7 +655,8 @@ class AsyncRegistryApi(_Base):
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._owns_client:
+            await self._client.aclose()
 
     async def execute(self, call: Call) -> Any:
         import asyncio

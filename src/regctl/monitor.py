@@ -228,8 +228,19 @@ def service_monitor(api: "RegistryApi", name: str) -> MonitorVerdict | None:
     return None if verdict.detail == NO_MONITOR else verdict
 
 
-def describe(verdict: MonitorVerdict) -> str:
+#: why a service without a live instance has no monitor entry
+SKIPPED = "no live instance: the monitor does not check it"
+
+
+def skipped(verdict: MonitorVerdict | None, live: int | None) -> bool:
+    """No entry because there is nothing to check: the monitor skips services without a live instance."""
+    return verdict is not None and verdict.state == NOT_KNOWN_YET and live == 0
+
+
+def describe(verdict: MonitorVerdict, live: int | None = None) -> str:
     """A few words for the server's view: ``unhealthy 0/1 healthy, checked 2026-12-03 08:00:01``."""
+    if skipped(verdict, live):
+        return f"not checked ({SKIPPED})"
     if verdict.state == NOT_KNOWN_YET:
         return "not known yet (no monitor entry: before its first cycle, or expired)"
     if verdict.state == COULD_NOT_CHECK:

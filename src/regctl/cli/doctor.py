@@ -178,7 +178,7 @@ def _finding_width(rows: list, width: "int | None") -> "int | None":
     """What is left of the terminal for the finding column, after the mark, check and target columns."""
     if not width:
         return None
-    used = 4 + max(len("check"), *(len(r["name"]) for r in rows)) + 2
+    used = 4 + 2 + max(len("check"), *(len(r["name"]) for r in rows)) + 2
     targets = [len(r["target"]) for r in rows if r["target"]]
     if targets:
         used += max(len("target"), *targets) + 2

@@ -378,7 +378,8 @@ def inspect_service(rc, name: NameArg, source: SourceOpt = "auto") -> Result:
         empty = "the API lists no instance (ZooKeeper could not be read)"
     result = Result(data=data)
     discoverable = sum(1 for v in d.instances if v.instance.discoverable)
-    title += inspect_monitor(rc, name, read.api_read, discoverable, data, result)
+    title += inspect_monitor(rc, name, read.api_read, discoverable, data, result,
+                             live=len(d.instances) if d.instances_known else None)
     result.tables.append(Table(INSTANCE_COLUMNS, rows, title=title, empty=empty))
     result.notes.append(source_note(rc, read))
     result.notes.append(f"discovery: {verdict.label} -- {verdict.detail}")
@@ -534,7 +535,7 @@ def add_monitor_view(rc, api_read: bool, summaries: list, rows: list, data: dict
     data["generation"] = None  # not asked
     if not api_read or rc.settings.output not in ("wide", "json", "yaml"):
         return False
-    from regctl.monitor import contradiction, contradiction_warning, monitor_view
+    from regctl.monitor import SKIPPED, contradiction, contradiction_warning, monitor_view, skipped
 
     view = monitor_view(rc.api(), [x.name for x in summaries])
     data["generation"] = view.info.to_dict()
@@ -548,6 +549,9 @@ def add_monitor_view(rc, api_read: bool, summaries: list, rows: list, data: dict
         doc["monitor"] = verdict.to_dict()
         row.update(monitor_state=verdict.state, monitor_checked=short_time(verdict.last_check),
                    monitor_counts=verdict.counts())
+        if skipped(verdict, x.live):  # e.g. the later generation's seeded rows: never "not known yet"
+            doc["monitor"]["detail"] = SKIPPED
+            row["monitor_state"] = "skipped"
         flag = contradiction(verdict, x.healthy)
         if flag:
             row["flags"] = list(row.get("flags") or []) + [flag]
@@ -556,7 +560,8 @@ def add_monitor_view(rc, api_read: bool, summaries: list, rows: list, data: dict
     return True
 
 
-def inspect_monitor(rc, name: str, api_read: bool, discoverable: int, data: dict, result: Result) -> str:
+def inspect_monitor(rc, name: str, api_read: bool, discoverable: int, data: dict, result: Result,
+                    live: "int | None" = None) -> str:
     """``inspect``: the monitor's verdict in the data and as a title suffix ("" on the earlier generation)."""
     data["monitor"] = None  # not asked, or no monitor (earlier generation)
     if not api_read:
@@ -575,4 +580,5 @@ def inspect_monitor(rc, name: str, api_read: bool, discoverable: int, data: dict
     elif verdict.state == COULD_NOT_CHECK:
         result.warnings.append(f"the Config Service's monitor verdict for {name} could not be read: "
                                f"{verdict.detail}")
-    return f"  monitor: {describe(verdict) if verdict.state != COULD_NOT_CHECK else 'could not check'}"
+    shown = describe(verdict, live) if verdict.state != COULD_NOT_CHECK else "could not check"
+    return f"  monitor: {shown}"
