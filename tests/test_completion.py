@@ -399,3 +399,12 @@ def test_a_changed_cli_rebuilds_the_tree(cache_home):
     assert tree.load_tree() is None
     assert complete("regctl ins", shell="zsh")[1] == ["inspect"]
     assert json.loads(path.read_text())["fingerprint"] == tree.fingerprint()
+
+
+def test_an_explicit_context_wins_over_the_environment_for_names(names_registry):
+    """As for the commands: `--context lab` uses lab's URL even with CONFIG_SERVICE_URL set elsewhere."""
+    res = run_cli("config", "set-context", "lab", "--config-url", names_registry.url)
+    assert res.exit_code == 0, res
+    env = {"CONFIG_SERVICE_URL": f"http://127.0.0.1:{free_port()}", **SLOW_OK}
+    assert complete("regctl inspect a", env)[1] == []
+    assert complete("regctl --context lab inspect a", env)[1] == ["asr-service", "audit-service"]

@@ -111,7 +111,9 @@ def _settings_from(ctx):
              "zk_auth_file": common.get("zk_auth_file"), "zk_tls": common.get("zk_tls"),
              "zk_ca": common.get("zk_ca"), "zk_cert": common.get("zk_cert"), "zk_key": common.get("zk_key")}
     try:
-        return resolve(flags, context=values, context_name=name)
+        # an explicit --context wins over the environment for its keys, as for the command itself
+        return resolve(flags, context=values, context_name=name,
+                       context_from_flag=bool(common.get("context")) and name is not None)
     except Exception:
         return None
 
