@@ -269,3 +269,12 @@ def test_tests_and_bench_scripts_named_in_the_docs_exist():
                     str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("*.py")), re.M):
                 missing.append(f"{page.name}: {name}")
     assert not missing, missing
+
+
+def test_the_design_map_names_every_module():
+    text = _text(DOCS / "design.md")
+    pkg = ROOT / "src" / "regctl"
+    names = sorted(p.stem if p.is_file() else p.name for p in pkg.iterdir()
+                   if (p.suffix == ".py" and not p.name.startswith("__")) or (p.is_dir() and (p / "__init__.py").exists()))
+    missing = [n for n in names if not re.search(rf"^  {re.escape(n)}(\.py|/)", text, re.M)]
+    assert not missing, f"docs/design.md's module map does not name: {missing}"
