@@ -278,3 +278,26 @@ def test_the_design_map_names_every_module():
                    if (p.suffix == ".py" and not p.name.startswith("__")) or (p.is_dir() and (p / "__init__.py").exists()))
     missing = [n for n in names if not re.search(rf"^  {re.escape(n)}(\.py|/)", text, re.M)]
     assert not missing, f"docs/design.md's module map does not name: {missing}"
+
+
+def test_the_man_page_is_generated_from_the_cli_and_renders():
+    import shutil
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "man.py")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc
+    page = proc.stdout
+    assert page.startswith(".TH REGCTL 1 ")
+    shared = _shared_option_help()
+    for path, cmd in command_paths():
+        assert f"\\fBregctl {' '.join(path)}\\fR" in page, path
+        for param in cmd.params:
+            if param.param_type_name == "option" and not getattr(param, "hidden", False) \
+                    and not _is_shared(param, shared):
+                assert _long_flag(param).replace("-", "\\-") in page, (path, _long_flag(param))
+    if shutil.which("groff"):
+        render = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z"], input=page, capture_output=True,
+                                text=True, timeout=60)
+        assert render.returncode == 0 and render.stderr == "", render.stderr
