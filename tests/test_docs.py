@@ -253,3 +253,19 @@ def test_doctor_md_lists_exactly_the_checks_of_list_checks():
     documented = re.findall(r"^\| `([a-z]+\.[a-z-]+)` \|", text, re.M)
     assert sorted(documented) == sorted(listed)
     assert documented == listed, "doctor.md lists the checks in another order than --list-checks"
+
+
+def test_tests_and_bench_scripts_named_in_the_docs_exist():
+    """A page that says "tested by X" or "run bench/Y" names something that is there."""
+    tests_text = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "tests").rglob("*.py"))
+    missing = []
+    for page in PAGES:
+        text = _text(page)
+        for path in set(re.findall(r"\b((?:tests|bench|scripts)/[\w/.-]+\.(?:py|sh))\b", text)):
+            if not (ROOT / path).exists():
+                missing.append(f"{page.name}: {path}")
+        for name in set(re.findall(r"\b(test_\w+)\b", text)):
+            if not re.search(rf"def {name}\b|/{name}\.py|^{name}\.py", tests_text + "\n" + "\n".join(
+                    str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("*.py")), re.M):
+                missing.append(f"{page.name}: {name}")
+    assert not missing, missing
