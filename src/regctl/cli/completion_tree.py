@@ -161,7 +161,8 @@ def build_tree(cli: Any, kind_of: Callable[[Any, Any, Any], dict]) -> dict:
                 "secondary": list(getattr(p, "secondary_opts", []) or []),
                 "value": is_option and not (getattr(p, "is_flag", False) or getattr(p, "count", False)),
                 "nargs": p.nargs, "multiple": bool(getattr(p, "multiple", False)),
-                "hidden": bool(getattr(p, "hidden", False)), "help": getattr(p, "help", None) or "",
+                "hidden": bool(getattr(p, "hidden", False)) and not getattr(p, "regctl_completes", False),
+                "help": getattr(p, "help", None) or "",
                 "complete": kind_of(cmd, p, ctx),
             })
         out: dict = {"params": params}

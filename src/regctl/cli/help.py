@@ -104,23 +104,31 @@ class RegctlCommand(typer.core.TyperCommand):
         _with_example(self, ctx)
         super().format_help(ctx, formatter)
 
-    def shell_complete(self, ctx: Any, incomplete: str) -> list:
-        """Option names as click completes them, plus the shared options (hidden from --help only)."""
-        results = list(super().shell_complete(ctx, incomplete))
-        if incomplete.startswith("-"):
-            from regctl.cli.clickcompat import CompletionItem
-            from regctl.cli.options import COMMON_OPTIONS
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from regctl.cli.options import COMMON_OPTIONS
 
-            seen = {r.value for r in results}
-            for param in self.get_params(ctx):
-                if param.name not in COMMON_OPTIONS or param.name == "traceback" or not param.hidden:
-                    continue
-                source = ctx.get_parameter_source(param.name)
-                if not getattr(param, "multiple", False) and getattr(source, "name", "") == "COMMANDLINE":
-                    continue
-                results.extend(CompletionItem(flag, help=param.help)
-                               for flag in [*param.opts, *param.secondary_opts]
-                               if flag.startswith(incomplete) and flag not in seen)
+        for param in self.params:  # hidden from --help only: TAB still offers them (see completion_tree)
+            if param.name in COMMON_OPTIONS and param.name != "traceback" and getattr(param, "hidden", False):
+                param.regctl_completes = True  # type: ignore[attr-defined]
+
+    def shell_complete(self, ctx: Any, incomplete: str) -> list:
+        """Option names in parameter order, the shared ones included (they are hidden from --help only)."""
+        if not incomplete or incomplete[0].isalnum():
+            return list(super().shell_complete(ctx, incomplete))
+        from regctl.cli.clickcompat import CompletionItem
+
+        results = []
+        for param in self.get_params(ctx):
+            if param.param_type_name != "option":
+                continue
+            if getattr(param, "hidden", False) and not getattr(param, "regctl_completes", False):
+                continue
+            source = ctx.get_parameter_source(param.name)
+            if not getattr(param, "multiple", False) and getattr(source, "name", "") == "COMMANDLINE":
+                continue
+            results.extend(CompletionItem(flag, help=param.help)
+                           for flag in [*param.opts, *param.secondary_opts] if flag.startswith(incomplete))
         return results
 
 
