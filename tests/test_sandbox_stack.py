@@ -371,3 +371,31 @@ def test_regctl_sandbox_up_generation_later(tmp_path):
         assert_one_line_error(run_cli("sandbox", "up", "--generation", "middle", "--dir", dir), 2)
     finally:
         stack.down(dir)
+
+
+@pytest.mark.slow
+def test_restart_registry_with_linger_leaves_the_old_sessions_nodes_until_they_time_out(tmp_path):
+    dir = tmp_path / "sb"
+    info = stack.up(dir, api_port=0, zk_port=0)
+    zk = KazooClient(hosts=info.zk_hosts, timeout=10)
+    zk.start(timeout=15)
+    try:
+        body = {"service_name": "svc", "service_url": "http://svc:1",
+                "service_metadata": {"instance_id": "svc-1", "status": "healthy"}}
+        assert httpx.post(info.api_url + "/api/v1/registry/register", json=body, timeout=10).status_code == 201
+        own_path = "/services/config-service/instances/config-service-1"
+        old_owner = zk.exists(own_path).ephemeralOwner
+        res = run_stack("restart-registry", "--dir", str(dir), "--linger")
+        assert res.returncode == 0, res.stderr
+        stat = zk.exists("/services/svc/instances/svc-1")
+        assert stat is not None and stat.ephemeralOwner == old_owner  # lingering
+        assert zk.exists(own_path).ephemeralOwner != old_owner  # itself: under its new session
+        deadline = time.monotonic() + 60
+        while zk.exists("/services/svc/instances/svc-1") is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert zk.exists("/services/svc/instances/svc-1") is None
+        assert zk.exists(own_path) is not None
+    finally:
+        zk.stop()
+        zk.close()
+        stack.down(dir)

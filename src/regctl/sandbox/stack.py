@@ -523,11 +523,15 @@ def down(dir: Path) -> list[str]:
         return stopped
 
 
-def restart_registry(dir: Path, *, timeout: float = 30.0, progress: Progress = None) -> SandboxInfo:
+def restart_registry(dir: Path, *, timeout: float = 30.0, progress: Progress = None,
+                     linger: bool = False) -> SandboxInfo:
     """Stop the registry (its ZooKeeper session closes: every instance vanishes) and start it again.
 
     Same port, same database file: ``GET /services`` rows survive, live instances do
     not, and the demo services do not re-register (like real services).
+    ``linger=True`` kills it instead (SIGKILL): its session is never closed, so its
+    nodes stay visible, owned by a session nobody holds, until that session times
+    out (5 s), as after a crash of the real Config Service.
     """
     dir = Path(dir).expanduser().resolve()
     deadline = time.monotonic() + timeout
@@ -539,8 +543,16 @@ def restart_registry(dir: Path, *, timeout: float = 30.0, progress: Progress = N
         if len(_zk_alive(state)) <= len(_zk_names(state)) // 2:
             raise SandboxError("the sandbox's ZooKeeper is not running (or has no quorum)", where=str(dir),
                                hint="run 'regctl sandbox up' to restart it")
+        reg = comps.get("registry")
+        if linger and _alive(reg):
+            _say(progress, "killing the registry (its session is left to time out)")
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(reg["pid"], signal.SIGKILL)
+            gone = time.monotonic() + STOP_TIMEOUT
+            while proc.pid_alive(reg["pid"]) and time.monotonic() < gone:
+                time.sleep(0.05)
         _say(progress, "stopping the registry")
-        _stop(comps.get("registry"))
+        _stop(reg)
         comps.pop("registry", None)
         _start_registry(dir, state, deadline, progress)
         _save(dir, state)
@@ -560,6 +572,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo", action="store_true")
     parser.add_argument("--ensemble", type=int, default=None, choices=(1, 3))
     parser.add_argument("--generation", default=None, choices=GENERATIONS)
+    parser.add_argument("--linger", action="store_true",
+                        help="restart-registry: kill it, leaving its session's nodes until they time out")
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
     dir = args.dir or default_dir()
@@ -573,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
                         timeout=args.timeout, progress=progress, ensemble=args.ensemble,
                         generation=args.generation).to_dict()
         elif args.action == "restart-registry":
-            result = restart_registry(dir, timeout=args.timeout, progress=progress).to_dict()
+            result = restart_registry(dir, timeout=args.timeout, progress=progress, linger=args.linger).to_dict()
         elif args.action == "down":
             result = {"stopped": down(dir)}
         else:
