@@ -210,6 +210,11 @@ def list_services(rc, names: NamesArg = None, source: SourceOpt = "auto",
     result.notes.append(source_note(rc, read))
     result.warnings.extend(source_warnings(read))
     result.warnings.extend(_instance_read_warnings(rc, read))
+    for x in summaries:
+        if wanted and read.rows is not None and read.snapshot is not None and x.live == 0 and x.db_status is None \
+                and x.api_live in (None, 0):
+            hint = suggest(rc, x.name)
+            result.warnings.append(f"{x.name}: neither ZooKeeper nor the API knows it" + (f"; {hint}" if hint else ""))
     noauth, problems = _noauth_error(rc, problems)
     for p in problems:
         result.warnings.append(f"{p.path}: {p.detail}")
