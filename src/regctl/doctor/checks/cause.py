@@ -206,7 +206,8 @@ def check_postgres(run: CheckRun, ev: Evidence) -> CheckResult:
     rows_500 = ev.rows_error is not None and _status(ev.rows_error) == 500
     ok = ev.ok_reads()
     details = {"postgres": state, "rows_error": ev.rows_error.message if ev.rows_error else None, "reads_ok": ok}
-    explains = [{"check": ["config.postgres", "config.health"]}, {"api_status": 500, "api_read": "rows"}]
+    # POST .../health writes the row's status, so it answers 500 too while the database is down
+    explains = [{"check": ["config.postgres", "config.health"]}, {"api_status": 500, "api_read": ["rows", "health"]}]
     if state is not None and state != "healthy":
         said = "GET /services answers 500" if rows_500 else \
             "GET /services still answers" if ev.rows is not None else "GET /services not read"
