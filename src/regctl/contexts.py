@@ -41,6 +41,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from regctl.bounded import compose_yaml, construct_yaml
 from regctl.errors import UsageError
 
 CURRENT_KEY = "current-context"
@@ -130,8 +131,8 @@ def parse(text: str, path: Path | str = "<config>") -> ConfigFile:
     """Parse and validate config text; errors name ``path``, the line and the key."""
     path = Path(path)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = compose_yaml(text, str(path))
+        data = construct_yaml(root)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]

@@ -108,8 +108,10 @@ class Entry:
 
 def parse_document(text: str, name: str = "<input>") -> tuple[dict, list[Entry]]:
     """Parse and validate an export; a :class:`UsageError` names the file and the entry."""
+    from regctl.bounded import load_yaml
+
     try:
-        doc = yaml.safe_load(text)
+        doc = load_yaml(text, name)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{name} line {mark.line + 1}" if mark is not None else name
