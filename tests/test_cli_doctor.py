@@ -159,7 +159,8 @@ def test_zookeeper_or_postgres_down_fails(registry):
     assert res.exit_code == 1
     assert one(res, "config.zookeeper")["status"] == "fail"
     assert one(res, "config.postgres")["status"] == "fail"
-    assert one(res, "config.redis")["status"] == "warn"
+    redis = one(res, "config.redis")
+    assert redis["status"] == "fail" and "no service can be discovered" in redis["finding"]
     health = one(res, "config.health")
     assert health["status"] == "fail" and "zookeeper" in health["finding"]
 
@@ -386,9 +387,10 @@ def test_status_the_config_service_cannot_parse(registry, kazoo_client, tiny):
     res = doctor("service.discoverable", "service.api-view", "--service", "odd", "-o", "json", env=registry.env)
     assert res.exit_code == 1
     assert "cannot parse" in one(res, "service.api-view")["hint"]
-    hy = doctor("hygiene.bad-status", "--all", "-o", "json", env=registry.env)
-    row = one(hy, "hygiene.bad-status")
-    assert row["status"] == "fail" and row["target"] == "odd/odd-1" and "'ok'" in row["finding"]
+    hy = doctor("cause.bad-status", "--all", "-o", "json", env=registry.env)
+    row = one(hy, "cause.bad-status")
+    assert row["status"] == "fail" and row["target"] == "odd" and "odd-1='ok'" in row["finding"]
+    assert "regctl deregister odd odd-1" in row["hint"]
 
 
 def test_api_cache_disagreeing_with_zookeeper(registry, kazoo_client, tiny):
@@ -447,7 +449,7 @@ def test_demo_sandbox_all_shows_the_planted_problems(demo_sandbox):
     by = rows(res)
     for name in ("config.dns", "config.connect", "config.http", "config.health", "zookeeper.members",
                  "zookeeper.session", "zookeeper.base", "hygiene.duplicate-urls", "hygiene.layout",
-                 "hygiene.bad-status", "hygiene.sessions"):
+                 "cause.bad-status", "hygiene.sessions"):
         assert [r["status"] for r in by[name]] == ["pass"], (name, by[name])
     zombies = by["hygiene.zombies"]
     assert [(r["status"], r["target"]) for r in zombies] == [("fail", "tts-service/tts-service-1")]

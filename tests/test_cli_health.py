@@ -81,7 +81,8 @@ def test_health_healthy_refused_hanging_in_about_one_timeout(registry, endpoints
     assert by_id["m-ok"]["verdict"] == "healthy" and by_id["m-ok"]["status_code"] == 200
     assert by_id["m-refused"]["verdict"] == "unhealthy" and by_id["m-refused"]["error"] == "refused"
     assert by_id["m-hang"]["verdict"] == "unhealthy" and by_id["m-hang"]["error"] == "timeout"
-    assert res.json["summary"] == {"total": 3, "healthy": 1, "unhealthy": 2, "services_without_instances": []}
+    assert res.json["summary"] == {"total": 3, "healthy": 1, "unhealthy": 2, "unreachable_from_here": 0,
+                                   "services_without_instances": []}
     assert res.json["source"] == "zookeeper"
 
 

@@ -9,8 +9,8 @@ import pytest
 from regctl.sandbox.proc import free_port
 from tests.helpers import assert_one_line_error, run_cli
 
-LIST_KEYS = {"name", "live_instances", "healthy_instances", "db_status", "registered_at", "service_url",
-             "api_live_instances", "flags"}
+LIST_KEYS = {"name", "live_instances", "healthy_status_instances", "answering_instances", "db_status",
+             "registered_at", "service_url", "api_live_instances", "flags", "discovery"}
 INSTANCE_KEYS = {"service_name", "instance_id", "service_url", "health_check_url", "status", "discoverable",
                  "metadata", "node", "in_zookeeper", "in_api"}
 NODE_KEYS = {"path", "created", "modified", "age_seconds", "ephemeral_owner", "version", "data_length"}
@@ -50,12 +50,13 @@ def test_list_json_counts_flags_and_sources(populated):
     res = run_cli("list", "-o", "json", env=populated.env)
     assert res.exit_code == 0, res
     doc = res.json
-    assert set(doc) == {"services", "sources", "problems"}
+    assert set(doc) == {"services", "sources", "problems", "probed", "generation"}
+    assert doc["generation"]["generation"] == "earlier"
     svc = by_name(doc)
     assert set(svc["asr-service"]) == LIST_KEYS
-    assert (svc["asr-service"]["live_instances"], svc["asr-service"]["healthy_instances"]) == (2, 2)
+    assert (svc["asr-service"]["live_instances"], svc["asr-service"]["healthy_status_instances"]) == (2, 2)
     assert svc["asr-service"]["db_status"] == "healthy"
-    assert svc["audit-service"]["healthy_instances"] == 0
+    assert svc["audit-service"]["healthy_status_instances"] == 0
     assert "none-discoverable" in svc["audit-service"]["flags"]
     assert svc["billing"]["live_instances"] == 0 and svc["billing"]["flags"] == ["no-live-instance"]
     assert svc["billing"]["db_status"] == "unknown"
@@ -68,7 +69,7 @@ def test_list_table_and_wide_and_yaml(populated):
     res = run_cli("list", env=populated.env)
     assert res.exit_code == 0, res
     lines = res.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "LIVE", "HEALTHY", "DB", "STATUS", "REGISTERED", "FLAGS"]
+    assert lines[0].split() == ["NAME", "LIVE", "STATUS-HEALTHY", "DISCOVERY", "DB", "STATUS", "REGISTERED", "FLAGS"]
     row = next(l for l in lines if l.startswith("billing"))
     assert "no-live-instance" in row
     assert "\x1b[" not in res.stdout
@@ -123,7 +124,9 @@ def test_inspect_shows_nodes_and_warns(populated):
     res = run_cli("inspect", "audit-service", "-o", "json", env=populated.env)
     assert res.exit_code == 0, res
     doc = res.json
-    assert set(doc) == {"service", "row", "instances", "warnings", "problems", "sources"}
+    assert set(doc) == {"service", "row", "instances", "warnings", "problems", "sources", "instances_read",
+                        "registered", "discovery", "monitor"}
+    assert doc["monitor"] is None  # the earlier generation has no monitor
     inst = doc["instances"][0]
     assert set(inst) == INSTANCE_KEYS and set(inst["node"]) == NODE_KEYS
     assert inst["status"] == "unknown" and inst["discoverable"] is False

@@ -360,7 +360,10 @@ class _Base:
         if call.params:
             kw["params"] = dict(call.params)
         if call.json_body is not None:
-            kw["json"] = call.json_body
+            # ASCII escapes, NaN allowed, as the registry itself writes JSON: a lone surrogate or a NaN in
+            # metadata is data to send (httpx's own encoder raises on both)
+            kw["content"] = json.dumps(call.json_body, separators=(",", ":")).encode("ascii")
+            kw["headers"] = {"Content-Type": "application/json"}
         return kw
 
     def _body_error(self, exc: Exception, call: Call, url: str) -> RegctlError:

@@ -18,8 +18,9 @@ whole run takes about the time the answering instances need plus one timeout.
 ``stall_after=None`` restores fixed slots.
 
 A probe's verdict is "healthy" when the endpoint answers 2xx (or a status in
-``expect``), "unhealthy" otherwise; ``error`` says why in a few words
-(refused, DNS, timeout, TLS, HTTP 503 ...).
+``expect``), "unreachable-from-here" when the URL's host does not resolve on this
+machine (could not check), "unhealthy" otherwise; ``error`` says why in a few
+words (refused, DNS, timeout, TLS, HTTP 503 ...).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ IN_FLIGHT_FACTOR = 4
 MAX_IN_FLIGHT = 256
 
 _DEFAULT = object()
+#: the verdict of a probe whose URL's host does not resolve from this machine
+UNREACHABLE_FROM_HERE = "unreachable-from-here"
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,17 @@ class ProbeResult:
     attempts: int = 1
 
     @property
+    def checked(self) -> bool:
+        """False when the probe could not be made from this machine: the URL's host does not resolve here
+        (a Docker-network name such as ``tts-service``). That is "could not check", not "dead"."""
+        return self.healthy or self.error != "DNS"
+
+    @property
     def verdict(self) -> str:
-        return "healthy" if self.healthy else "unhealthy"
+        """``healthy``, ``unhealthy``, or ``unreachable-from-here`` (see :attr:`checked`)."""
+        if self.healthy:
+            return "healthy"
+        return "unhealthy" if self.checked else UNREACHABLE_FROM_HERE
 
     def to_dict(self) -> dict:
         return {

@@ -1,6 +1,4 @@
-"""Export every live registration to a file, and import it back: the recovery path
-after a Config Service restart (its ZooKeeper session closes and every instance
-it registered vanishes; services do not re-register by themselves).
+"""The export file: writing every live registration, reading it back, and checking it.
 
 Export format, version 1 (YAML or JSON, same structure)::
 
@@ -17,31 +15,40 @@ Export format, version 1 (YAML or JSON, same structure)::
             service_metadata: {instance_id: asr-1, status: healthy, version: "1.2"}
 
 Only services with at least one live instance are listed. ``service_metadata`` is
-what the registry stores for the instance minus ``service_url`` and
-``health_check_url`` (they are top-level); re-registering it reproduces the node.
+the instance's node data minus ``service_url`` (and minus ``health_check_url`` when
+that is text or null: it is top-level then); registering it again reproduces the
+node exactly. The text written is plain ASCII: every other character (lone
+surrogates, controls, bidi marks, non-Latin names) is a JSON or YAML escape, so
+any string survives the round trip and no terminal or display filter can alter it.
 
-Import is planned first (:func:`plan_import`), as data: each entry is ``add``
-(not live: will be registered), ``live`` (live and identical) or ``differs``
-(live with other data: reported, **never touched**). :func:`apply_plan` then
-registers the ``add`` entries through the API's ``POST /register``.
+Reading: a ``.json`` file (or text starting with ``{``) is parsed as JSON, anything
+else as YAML. Each instance is checked against what the Config Service itself
+accepts (:func:`check_entry`); regctl's stricter register rules (URL shape, known
+statuses, name length) only give warnings, so whatever ``export`` wrote ``import``
+accepts. Planning and applying an import live in :mod:`regctl.restore`.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-import yaml
-
-from regctl.errors import RegctlError, UsageError
+from regctl.errors import UsageError
 from regctl.guide import Registration
 from regctl.models import Instance
 
 EXPORT_VERSION = 1
 KIND = "regctl-export"
-TOP_LEVEL_FIELDS = ("service_url", "health_check_url")
+#: ZooKeeper's default jute.maxbuffer: a node's data cannot be larger
+ZK_MAX_NODE_BYTES = 0xFFFFF
+INSTANCE_KEYS = ("instance_id", "service_url", "health_check_url", "service_metadata")
+
+#: characters ZooKeeper refuses in a path (PathUtils.validatePath)
+_ZK_BAD_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\uf8ff\ufff0-\uffff]")
 
 
 # ---------------------------------------------------------------------------
@@ -49,11 +56,17 @@ TOP_LEVEL_FIELDS = ("service_url", "health_check_url")
 # ---------------------------------------------------------------------------
 
 def instance_record(inst: Instance) -> dict:
-    """One exported instance, as it was registered."""
-    meta = {k: v for k, v in (inst.metadata or {}).items() if k not in TOP_LEVEL_FIELDS}
-    meta["instance_id"] = inst.instance_id
-    return {"instance_id": inst.instance_id, "service_url": inst.service_url,
-            "health_check_url": inst.health_check_url, "service_metadata": meta}
+    """One exported instance: what to register so the registry writes the same node again."""
+    node = dict(inst.metadata or {})
+    url = node.pop("service_url", inst.service_url)
+    health = node.get("health_check_url", inst.health_check_url)
+    if health is None or isinstance(health, str):
+        node.pop("health_check_url", None)  # top-level; a non-text value stays in the metadata, where it wins
+    else:
+        health = None
+    node["instance_id"] = inst.instance_id
+    return {"instance_id": inst.instance_id, "service_url": url, "health_check_url": health,
+            "service_metadata": node}
 
 
 def export_document(instances: Iterable[Instance], source: Mapping[str, Any], now: float | None = None) -> dict:
@@ -75,10 +88,13 @@ def export_document(instances: Iterable[Instance], source: Mapping[str, Any], no
 
 
 def dump_document(doc: Mapping[str, Any], fmt: str) -> str:
+    """The document as ASCII-only JSON or YAML text (see the module docstring)."""
     if fmt == "json":
-        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-    return yaml.safe_dump(json.loads(json.dumps(doc)), sort_keys=False, allow_unicode=True,
-                          default_flow_style=False)
+        return json.dumps(doc, indent=2, ensure_ascii=True) + "\n"
+    import yaml
+
+    return yaml.dump(dict(doc), Dumper=yaml.SafeDumper, sort_keys=False, allow_unicode=False,
+                     default_flow_style=False, width=1 << 30)
 
 
 def format_for(path: str | None, output: str | None) -> str:
@@ -96,90 +112,221 @@ def format_for(path: str | None, output: str | None) -> str:
 
 @dataclass(frozen=True)
 class Entry:
-    """One instance from an export file, validated, with where it was."""
+    """One instance from an export file, accepted, with where it was and regctl's warnings."""
 
     registration: Registration
     where: str
+    warnings: tuple = ()
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.registration.service_name, self.registration.instance_id or "")
 
+    @property
+    def service(self) -> str:
+        return self.registration.service_name
 
-def parse_document(text: str, name: str = "<input>") -> tuple[dict, list[Entry]]:
-    """Parse and validate an export; a :class:`UsageError` names the file and the entry."""
+    @property
+    def instance_id(self) -> str:
+        return self.registration.instance_id or ""
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """An instance entry the Config Service would not accept (or not reproduce), and why."""
+
+    where: str
+    service: Any
+    instance_id: Any
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"where": self.where, "service": _plain(self.service), "instance_id": _plain(self.instance_id),
+                "reason": self.reason}
+
+
+@dataclass
+class ExportFile:
+    """A parsed export: accepted entries and rejected ones, in file order."""
+
+    doc: dict
+    entries: list[Entry] = field(default_factory=list)
+    invalid: list[Invalid] = field(default_factory=list)
+
+
+def load_text(text: str, name: str = "<input>") -> Any:
+    """JSON for ``*.json`` (or text starting with ``{``), else YAML; a :class:`UsageError` names the line."""
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if name.lower().endswith(".json") or stripped.startswith("{"):
+        try:
+            return json.loads(stripped)
+        except RecursionError:
+            raise UsageError("JSON nested too deeply", where=name, hint="give a file written by: regctl export") \
+                from None
+        except ValueError as exc:
+            if name.lower().endswith(".json"):
+                line = getattr(exc, "lineno", None)
+                raise UsageError(f"not valid JSON: {getattr(exc, 'msg', exc)}",
+                                 where=f"{name} line {line}" if line else name,
+                                 hint="give a file written by: regctl export") from None
+    import yaml
+
     from regctl.bounded import load_yaml
 
     try:
-        doc = load_yaml(text, name)
+        return load_yaml(text, name)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{name} line {mark.line + 1}" if mark is not None else name
         raise UsageError(f"not valid YAML or JSON: {getattr(exc, 'problem', None) or exc}", where=where,
                          hint="give a file written by: regctl export") from None
+    except RecursionError:
+        raise UsageError("YAML nested too deeply", where=name, hint="give a file written by: regctl export") \
+            from None
+
+
+def parse_document(text: str, name: str = "<input>") -> ExportFile:
+    """Parse an export. A file that is not an export is a :class:`UsageError`; bad entries are collected."""
+    doc = load_text(text, name)
     if not isinstance(doc, dict) or "services" not in doc:
         raise UsageError("not a regctl export (no 'services')", where=name,
                          hint="give a file written by: regctl export")
     version = doc.get("version")
-    if version != EXPORT_VERSION:
-        raise UsageError(f"export version {version!r} is not supported", where=name,
+    if version != EXPORT_VERSION or isinstance(version, bool):
+        raise UsageError(f"export version {_plain(version)!r} is not supported", where=name,
                          hint=f"this regctl reads version {EXPORT_VERSION}")
     services = doc.get("services")
+    if services is None:
+        services = []
     if not isinstance(services, list):
         raise UsageError("'services' is not a list", where=name, hint="give a file written by: regctl export")
-    entries: list[Entry] = []
+    out = ExportFile(doc)
     seen: dict[tuple[str, str], str] = {}
     for si, svc in enumerate(services):
         at = f"{name}: services[{si}]"
         if not isinstance(svc, dict) or not isinstance(svc.get("name"), str):
-            raise UsageError("service entry has no name", where=at, hint="each service needs 'name' and 'instances'")
+            out.invalid.append(Invalid(at, None, None, "service entry has no name (text)"))
+            continue
         insts = svc.get("instances") or []
         if not isinstance(insts, list):
-            raise UsageError(f"instances of {svc['name']!r} is not a list", where=at, hint="fix the file")
+            out.invalid.append(Invalid(at, svc["name"], None, "'instances' is not a list"))
+            continue
         for ii, raw in enumerate(insts):
             where = f"{at}.instances[{ii}]"
-            entry = _entry(svc["name"], raw, where)
+            entry, reason = check_entry(svc["name"], raw, where)
+            if entry is None:
+                iid = raw.get("instance_id") if isinstance(raw, dict) else None
+                out.invalid.append(Invalid(where, svc["name"], iid, reason or "invalid"))
+                continue
             if entry.key in seen:
-                raise UsageError(f"instance {entry.key[0]}/{entry.key[1]} appears twice", where=where,
-                                 hint=f"remove one (the other is at {seen[entry.key]})")
+                out.invalid.append(Invalid(where, entry.service, entry.instance_id,
+                                           f"instance {entry.service}/{entry.instance_id} appears twice "
+                                           f"(also at {seen[entry.key]})"))
+                continue
             seen[entry.key] = where
-            entries.append(Entry(entry.registration, where))
-    return doc, entries
+            out.entries.append(entry)
+    return out
 
 
-def _entry(service: str, raw: Any, where: str) -> Entry:
+def zk_name_problem(value: Any, what: str) -> str | None:
+    """Why ``value`` cannot be one ZooKeeper node name (what the Config Service can create), or None."""
+    if not isinstance(value, str):
+        return f"{what} is {_type(value)}, not text"
+    if value == "":
+        return f"{what} is empty"
+    if value in (".", ".."):
+        return f"{what} {value!r} is not a valid ZooKeeper node name"
+    if "/" in value:
+        return f"{what} {_plain(value)!r} contains '/'"
+    bad = _ZK_BAD_CHAR.search(value)
+    if bad:
+        return f"{what} contains U+{ord(bad.group()):04X}, which ZooKeeper refuses in a node name"
+    return None
+
+
+def check_entry(service: Any, raw: Any, where: str) -> tuple[Entry | None, str | None]:
+    """(entry, None) when the Config Service accepts and reproduces ``raw``, else (None, why)."""
+    problem = zk_name_problem(service, "service name")
+    if problem:
+        return None, problem
     if not isinstance(raw, dict):
-        raise UsageError("instance entry is not a mapping", where=where, hint="fix the file")
-    unknown = set(raw) - {"instance_id", "service_url", "health_check_url", "service_metadata"}
+        return None, f"instance entry is {_type(raw)}, not a mapping"
+    unknown = sorted(str(k) for k in raw if k not in INSTANCE_KEYS)
     if unknown:
-        raise UsageError(f"unknown key(s) {', '.join(sorted(map(str, unknown)))}", where=where,
-                         hint="an instance has instance_id, service_url, health_check_url, service_metadata")
+        return None, f"unknown key(s) {', '.join(unknown)} (an instance has {', '.join(INSTANCE_KEYS)})"
     iid = raw.get("instance_id")
-    if not isinstance(iid, str) or not iid:
-        raise UsageError("instance has no instance_id", where=where,
-                         hint="every instance needs its id, so importing twice cannot duplicate it")
-    meta = raw.get("service_metadata") or {}
+    problem = zk_name_problem(iid, "instance_id") if iid is not None else "instance has no instance_id"
+    if problem:
+        return None, problem
+    meta = raw.get("service_metadata")
+    if meta is None:
+        meta = {}
     if not isinstance(meta, dict):
-        raise UsageError("service_metadata is not a mapping", where=where, hint="fix the file")
-    if meta.get("instance_id", iid) != iid:
-        raise UsageError(f"service_metadata.instance_id {meta.get('instance_id')!r} differs from {iid!r}",
-                         where=where, hint="make them equal")
+        return None, f"service_metadata is {_type(meta)}, not a mapping"
+    if "instance_id" in meta and meta["instance_id"] != iid:
+        return None, f"service_metadata.instance_id {_plain(meta['instance_id'])!r} differs from {_plain(iid)!r}"
     url = raw.get("service_url")
-    health = raw.get("health_check_url")
     if not isinstance(url, str):
-        raise UsageError("service_url is missing", where=where, hint="every instance needs a service_url")
+        return None, "service_url is missing" if url is None else f"service_url is {_type(url)}, not text"
+    health = raw.get("health_check_url")
     if health is not None and not isinstance(health, str):
-        raise UsageError("health_check_url is not text", where=where, hint="fix the file")
+        return None, f"health_check_url is {_type(health)}, not text"
+    problem = json_problem(meta, "service_metadata")
+    if problem:
+        return None, problem
     reg = Registration(service, url, health, {**meta, "instance_id": iid})
-    try:
-        reg.validate()
-    except UsageError as exc:
-        raise UsageError(exc.message, where=where, hint=exc.hint) from None
-    return Entry(reg, where)
+    return Entry(reg, where, tuple(regctl_warnings(reg))), None
+
+
+def json_problem(value: Any, at: str, depth: int = 0) -> str | None:
+    """Why ``value`` is not plain JSON data (a YAML date, a non-text key ...), or None."""
+    if depth > 200:
+        return f"{at} is nested more than 200 levels deep"
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return None
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            p = json_problem(v, f"{at}[{i}]", depth + 1)
+            if p:
+                return p
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return f"{at} has a key {_plain(k)!r} that is {_type(k)}, not text"
+            p = json_problem(v, f"{at}.{k}", depth + 1)
+            if p:
+                return p
+        return None
+    return f"{at} is {_type(value)}, not JSON data (quote it in YAML)"
+
+
+def regctl_warnings(reg: Registration) -> list[str]:
+    """regctl's own register rules the entry breaks; the Config Service accepts it anyway."""
+    from regctl.names import VALID_STATUSES, validate_instance_id, validate_service_name, validate_url
+
+    out = []
+    checks = [(validate_service_name, reg.service_name), (validate_instance_id, reg.instance_id or ""),
+              (lambda v: validate_url(v, "service URL"), reg.service_url)]
+    if reg.health_check_url is not None:
+        checks.append((lambda v: validate_url(v, "health check URL"), reg.health_check_url))
+    for check, value in checks:
+        try:
+            check(value)
+        except UsageError as exc:
+            out.append(exc.message)
+    status = reg.metadata.get("status", "unknown")
+    if status not in VALID_STATUSES or not isinstance(status, str):
+        out.append(f"status {_plain(status)!r} is not one the Config Service can parse: every read of "
+                   f"{reg.service_name} answers 500 while it is registered")
+    if len(encode_node(expected_node(reg))) > ZK_MAX_NODE_BYTES:
+        out.append(f"node data over {ZK_MAX_NODE_BYTES} bytes: ZooKeeper refuses it unless its "
+                   "jute.maxbuffer was raised")
+    return out
 
 
 # ---------------------------------------------------------------------------
-# plan and apply
+# node data, as the registry writes it
 # ---------------------------------------------------------------------------
 
 def expected_node(reg: Registration) -> dict:
@@ -192,100 +339,42 @@ def expected_node(reg: Registration) -> dict:
     return node
 
 
-def live_node(inst: Instance) -> dict:
-    node = dict(inst.metadata or {})
-    node.setdefault("service_url", inst.service_url)
-    node.setdefault("health_check_url", inst.health_check_url)
-    node.setdefault("instance_id", inst.instance_id)
-    return node
+def encode_node(node: Any) -> bytes:
+    """JSON bytes as the Config Service writes them (ASCII escapes, NaN allowed)."""
+    return json.dumps(node).encode("ascii")
 
 
-def differences(reg: Registration, inst: Instance) -> dict:
+def canonical(node: Any) -> str:
+    """A comparable form of node data: ``1 != True``, ``NaN == NaN``, key order ignored."""
+    return json.dumps(node, sort_keys=True)
+
+
+def differences(expected: Mapping[str, Any], live: Mapping[str, Any]) -> dict:
     """``{key: [in the file, live]}`` for every key of the node data that differs."""
-    a, b = expected_node(reg), live_node(inst)
-    return {k: [a.get(k), b.get(k)] for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+    a = dict(expected)
+    b = dict(live)
+    b.setdefault("health_check_url", None)
+    return {k: [_plain(a.get(k)), _plain(b.get(k))] for k in sorted(set(a) | set(b))
+            if canonical(a.get(k)) != canonical(b.get(k))}
 
 
-@dataclass
-class PlanItem:
-    action: str  # "add" | "live" | "differs"
-    entry: Entry
-    differences: dict = field(default_factory=dict)
-
-    @property
-    def service(self) -> str:
-        return self.entry.registration.service_name
-
-    @property
-    def instance_id(self) -> str:
-        return self.entry.registration.instance_id or ""
-
-    def to_dict(self) -> dict:
-        reg = self.entry.registration
-        d = {"action": self.action, "service": reg.service_name, "instance_id": reg.instance_id,
-             "service_url": reg.service_url, "health_check_url": reg.health_check_url}
-        if self.differences:
-            d["differences"] = self.differences
-        return d
+def _type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "text", list: "a list",
+            dict: "a mapping"}.get(type(value), f"a {type(value).__name__}")
 
 
-@dataclass
-class ImportPlan:
-    items: list[PlanItem]
-    live_source: str
-
-    def with_action(self, action: str) -> list[PlanItem]:
-        return [i for i in self.items if i.action == action]
-
-    @property
-    def to_add(self) -> list[PlanItem]:
-        return self.with_action("add")
-
-    def counts(self) -> dict:
-        return {a: len(self.with_action(a)) for a in ("add", "live", "differs")}
-
-    def to_dict(self) -> dict:
-        return {"live_source": self.live_source, "counts": self.counts(),
-                "items": [i.to_dict() for i in self.items]}
-
-
-def plan_import(entries: Iterable[Entry], live: Mapping[tuple[str, str], Instance], live_source: str) -> ImportPlan:
-    """Decide per entry: ``add`` (not live), ``live`` (identical) or ``differs`` (live, other data)."""
-    items = []
-    for e in entries:
-        inst = live.get(e.key)
-        if inst is None:
-            items.append(PlanItem("add", e))
-        else:
-            diff = differences(e.registration, inst)
-            items.append(PlanItem("differs" if diff else "live", e, diff))
-    return ImportPlan(items, live_source)
-
-
-@dataclass
-class ApplyResult:
-    item: PlanItem
-    ok: bool
-    error: RegctlError | None = None
-
-    def to_dict(self) -> dict:
-        return {"service": self.item.service, "instance_id": self.item.instance_id,
-                "result": "registered" if self.ok else "failed",
-                "error": str(self.error) if self.error else None}
-
-
-def apply_plan(plan: ImportPlan, api: Any, concurrency: int = 8) -> list[ApplyResult]:
-    """Register every ``add`` item through ``api`` (a :class:`regctl.api.RegistryApi`); never
-    touches ``live`` or ``differs`` items. Failures are collected, not raised."""
-    from regctl.api import register_call
-
-    todo = plan.to_add
-    answers = api.map([register_call(i.entry.registration.payload()) for i in todo],
-                      concurrency=concurrency, return_exceptions=True)
-    out = []
-    for item, ans in zip(todo, answers):
-        if isinstance(ans, RegctlError):
-            out.append(ApplyResult(item, False, ans))
-        else:
-            out.append(ApplyResult(item, True))
-    return out
+def _plain(value: Any) -> Any:
+    """``value`` made JSON-safe for a report (NaN and dates as text)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, dict)):
+        try:
+            json.dumps(value, allow_nan=False)
+            return value
+        except (TypeError, ValueError):
+            return str(value)
+    return str(value)

@@ -7,7 +7,7 @@ the results to these functions, which compute counts and disagreement flags.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 from regctl.models import Instance, Problem, ServiceRow, ZkService, ZkSnapshot
 
@@ -17,6 +17,7 @@ FLAGS = {
     "not-in-api": "instances are live in ZooKeeper but the API has no database row",
     "api-differs": "the API's cached instance list differs from ZooKeeper",
     "none-discoverable": "instances are live but none has status 'healthy', so /url finds nothing",
+    "instances-unread": "the API's instance list of this service could not be read",
     "layout-problem": "nodes under this service do not fit the registry layout",
 }
 
@@ -33,30 +34,42 @@ class ServiceSummary:
     service_url: str | None
     flags: tuple[str, ...] = ()
     api_live: int | None = None
+    #: the discovery verdict (:class:`regctl.discovery.DiscoveryVerdict`), when computed
+    discovery: Any = None
+    #: live instances that answered their health URL (None: not probed)
+    answering: int | None = None
 
     def to_dict(self) -> dict:
         return {
             "name": self.name,
             "live_instances": self.live,
-            "healthy_instances": self.healthy,
+            "healthy_status_instances": self.healthy,
+            "answering_instances": self.answering,
             "db_status": self.db_status,
             "registered_at": self.registered_at,
             "service_url": self.service_url,
             "api_live_instances": self.api_live,
             "flags": list(self.flags),
+            "discovery": None if self.discovery is None else self.discovery.to_dict(),
         }
 
 
 def summarize(rows: list[ServiceRow] | None, snapshot: ZkSnapshot | None,
-              api_instances: dict[str, list[Instance]] | None = None) -> list[ServiceSummary]:
+              api_instances: dict[str, list[Instance]] | None = None,
+              verdicts: Mapping[str, Any] | None = None,
+              answering: Mapping[str, int] | None = None,
+              unread: Iterable[str] = ()) -> list[ServiceSummary]:
     """Join database rows, ZooKeeper services and (optionally) the API's instance lists.
 
     Any source may be None (not read). Live counts come from ZooKeeper when it
-    was read, else from the API's instance lists.
+    was read, else from the API's instance lists. ``verdicts`` (name ->
+    DiscoveryVerdict) and ``answering`` (name -> probed count) are attached as
+    given; ``unread`` names services whose API instance list failed.
     """
     by_row = {r.service_name: r for r in rows or []}
     zk = {s.name: s for s in snapshot.services} if snapshot else {}
-    names = sorted(set(by_row) | set(zk) | set(api_instances or {}))
+    unread = set(unread)
+    names = sorted(set(by_row) | set(zk) | set(api_instances or {}) | unread)
     out = []
     for name in names:
         row = by_row.get(name)
@@ -81,6 +94,8 @@ def summarize(rows: list[ServiceRow] | None, snapshot: ZkSnapshot | None,
             flags.append("none-discoverable")
         if svc is not None and svc.problems:
             flags.append("layout-problem")
+        if name in unread:
+            flags.append("instances-unread")
         out.append(ServiceSummary(
             name=name, live=live, healthy=healthy,
             db_status=row.status if row else None,
@@ -88,6 +103,8 @@ def summarize(rows: list[ServiceRow] | None, snapshot: ZkSnapshot | None,
             service_url=row.service_url if row else (live_list[0].service_url if live_list else None),
             flags=tuple(flags),
             api_live=None if api_list is None else len(api_list),
+            discovery=(verdicts or {}).get(name),
+            answering=(answering or {}).get(name),
         ))
     return out
 
@@ -125,23 +142,31 @@ class ServiceDetail:
     instances: tuple[InstanceView, ...]
     warnings: tuple[str, ...] = ()
     problems: tuple[Problem, ...] = ()
-    registered: bool = True
+    #: True: a row or a live instance was seen; False: both sources read, neither has it; None: not known
+    registered: bool | None = True
     notes: tuple[str, ...] = field(default=())
+    #: whether any source's instance list was read (False: the instances are unknown, not absent)
+    instances_known: bool = True
 
 
 def detail(name: str, row: ServiceRow | None, zk_service: ZkService | None,
            api_list: list[Instance] | None, rows_read: bool) -> ServiceDetail:
-    """Merge one service's views and compute the operator warnings."""
+    """Merge one service's views and compute the operator warnings.
+
+    ``zk_service``/``api_list`` None mean "not read"; nothing is called absent
+    unless a source that was read shows it absent.
+    """
     warnings: list[str] = []
     zk_list = list(zk_service.instances) if zk_service is not None else None
-    primary = zk_list if zk_list is not None else (api_list or [])
+    primary = zk_list if zk_list is not None else api_list
     zk_ids = {i.instance_id for i in zk_list} if zk_list is not None else None
     api_ids = {i.instance_id for i in api_list} if api_list is not None else None
     views = []
-    for inst in primary:
+    for inst in primary or []:
         views.append(InstanceView(inst, None if zk_ids is None else inst.instance_id in zk_ids,
                                   None if api_ids is None else inst.instance_id in api_ids))
     if zk_list is not None and api_list is not None:
+        assert zk_ids is not None and api_ids is not None
         for inst in api_list:
             if inst.instance_id not in zk_ids:
                 views.append(InstanceView(inst, False, True))
@@ -158,8 +183,15 @@ def detail(name: str, row: ServiceRow | None, zk_service: ZkService | None,
     for inst in never:
         warnings.append(f"instance {inst.instance_id} has status {inst.status!r}, not 'healthy': "
                         f"/url will never return it")
-    if row is not None and not primary:
+    if row is not None and primary is not None and not primary:
         warnings.append("the database row remains but no instance is live")
-    registered = bool(views) or row is not None
+    registered: bool | None
+    if views or row is not None:
+        registered = True
+    elif primary is not None and rows_read:
+        registered = False
+    else:
+        registered = None
     return ServiceDetail(name=name, row=row, instances=tuple(views), warnings=tuple(warnings),
-                         problems=tuple(zk_service.problems) if zk_service else (), registered=registered)
+                         problems=tuple(zk_service.problems) if zk_service else (), registered=registered,
+                         instances_known=primary is not None)

@@ -336,8 +336,11 @@ class RegistryWatcher:
             raise _Disconnected("no client")
         client = self.client
         deadline = time.monotonic() + self.timeout
-        names = self._children(self.base, deadline) or []
-        names = [n for n in names if self._wanted(n) and not (self.base == "/" and n == "zookeeper")]
+        listed = self._children(self.base, deadline)
+        #: for the caller's warning: a missing or empty base path is usually a mistyped --zk-base
+        self.base_exists = listed is not None
+        self.base_empty = not [n for n in listed or [] if not (self.base == "/" and n == "zookeeper")]
+        names = [n for n in listed or [] if self._wanted(n) and not (self.base == "/" and n == "zookeeper")]
         pending = {n: client.get_children_async(self._ipath(n), watch=self._on_watch) for n in names}
         ids: dict[str, list[str]] = {}
         for n, res in pending.items():

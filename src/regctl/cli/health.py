@@ -96,8 +96,13 @@ def health(
     calls get their own deadline (--server-timeout); one cut there is reported
     as still running on the server, not as unreachable.
 
-    Exit 0 when every instance is healthy; 1 when any is not, or there is nothing
-    to probe; 3 when the instances could not be read at all.
+    An instance whose URL's host does not resolve on this machine (a Docker-network
+    name such as tts-service, seen from the host) gets the verdict
+    unreachable-from-here: could not check, never counted as unhealthy.
+
+    Exit 0 when every instance that could be checked is healthy; 1 when any checked
+    instance is not, a named service has no live instance, or there is nothing to
+    probe; 3 when the instances could not be read, or none could be checked from here.
 
     Example: regctl health asr-service nmt-service --retries 1
     """
@@ -148,9 +153,12 @@ def health(
         d["server"] = server_by_url.get(r.url) if server else None
         rows.append(d)
     healthy = sum(1 for r in results if r.healthy)
+    unchecked = [r for r in results if not r.checked]
+    unhealthy = len(results) - healthy - len(unchecked)
     result.data = {"results": [{**r.to_dict(), **({"server": server_by_url.get(r.url)} if server else {})}
                                for r in results],
-                   "summary": {"total": len(results), "healthy": healthy, "unhealthy": len(results) - healthy,
+                   "summary": {"total": len(results), "healthy": healthy, "unhealthy": unhealthy,
+                               "unreachable_from_here": len(unchecked),
                                "services_without_instances": empty},
                    "source": source,
                    "server": server_rows if server else None,
@@ -163,14 +171,42 @@ def health(
                                       if result.data.get("generation") else "")))
         result.notes.append("the Config Service's own check writes its verdict into each service's row status "
                             "(what GET /services and list show)")
-    result.notes.append(f"{healthy} of {len(results)} healthy (instances read from {source})")
+    note = f"{healthy} of {len(results)} healthy"
+    if unchecked:
+        note += f", {len(unchecked)} could not be checked from here"
+    result.notes.append(note + f" (instances read from {source})")
+    if unchecked:
+        result.warnings.append(_unchecked_warning(unchecked))
     if not results:
         result.error = NotFound("nothing to probe: no live instances"
                                 + (f" of {', '.join(wanted)}" if wanted else " in the registry"),
                                 hint="see what is registered with: regctl list")
-    elif healthy < len(results) or empty:
+    elif unhealthy or empty:
         result.exit_code = 1
+    elif not healthy:
+        from regctl.errors import Unreachable
+
+        result.error = Unreachable(f"could not check any of the {len(results)} instance(s) from here: "
+                                   f"their hosts do not resolve on this machine",
+                                   hint=UNCHECKED_HINT)
     return result
+
+
+UNCHECKED_HINT = ("probe from inside their network (docker compose exec SERVICE regctl health ...) "
+                  "or register URLs this machine can reach (published ports)")
+
+
+def _unchecked_warning(unchecked: list) -> str:
+    hosts = []
+    for r in unchecked:
+        from urllib.parse import urlsplit
+
+        host = urlsplit(r.url or "").hostname or "?"
+        if host not in hosts:
+            hosts.append(host)
+    shown = ", ".join(hosts[:5]) + (f" and {len(hosts) - 5} more" if len(hosts) > 5 else "")
+    return (f"{len(unchecked)} instance(s) could not be checked from here: {shown} does not resolve on "
+            f"this machine (a Docker-network name?); not counted as unhealthy; try: {UNCHECKED_HINT}")
 
 
 def _read_instances(rc, names: Optional[list]) -> tuple:

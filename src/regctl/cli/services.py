@@ -1,14 +1,14 @@
 """Read commands: ``list``, ``inspect``, ``url``, ``discover``."""
 
-import threading
-from typing import Annotated, Any
+from typing import Annotated, Any, List, Optional
 
 import typer
 
-from regctl.cli.completion import ServiceNameArg
+from regctl.cli.completion import ServiceNameArg, complete_service_names
 from regctl.cli.options import SourceOpt, command
 from regctl.cli.render import Column, Result, Table, flag_style, status_style
-from regctl.errors import NotFound, RegctlError, UsageError
+from regctl.models import ZkService
+from regctl.errors import NotFound, RegctlError, Unreachable, UsageError
 
 NameArg = ServiceNameArg  # NAME with live completion of service names
 
@@ -24,38 +24,6 @@ def register(app: typer.Typer) -> None:
 # reading the two sources
 # ---------------------------------------------------------------------------
 
-class Reading:
-    """What was read from each source, and what failed."""
-
-    def __init__(self) -> None:
-        self.rows = None
-        self.snapshot = None
-        self.api_instances = None
-        self.api_error: "RegctlError | None" = None
-        self.zk_error: "RegctlError | None" = None
-        self.used_api = False
-        self.used_zk = False
-
-    def sources(self, rc) -> dict:
-        s = rc.settings
-        return {
-            "api": {"url": s.config_url, "read": self.used_api and self.api_error is None,
-                    "error": str(self.api_error) if self.api_error else None} if self.used_api else None,
-            "zookeeper": {"hosts": s.zk_hosts, "base_path": s.zk_base,
-                          "read": self.used_zk and self.zk_error is None,
-                          "error": str(self.zk_error) if self.zk_error else None} if self.used_zk else None,
-        }
-
-    def note(self, rc) -> str:
-        parts = []
-        if self.used_api:
-            parts.append(f"API {rc.settings.config_url}" + (" (failed)" if self.api_error else ""))
-        if self.used_zk:
-            parts.append(f"ZooKeeper {rc.settings.zk_hosts} {rc.settings.zk_base}"
-                         + (" (failed)" if self.zk_error else ""))
-        return "read: " + " and ".join(parts)
-
-
 def check_source(rc, source: str) -> tuple:
     """(want_api, want_zk) for ``--source``; UsageError for bad combinations."""
     source = source.lower()
@@ -66,59 +34,54 @@ def check_source(rc, source: str) -> tuple:
     return source in ("auto", "api"), source == "zk" or (source == "auto" and rc.settings.zk_configured)
 
 
-def read_sources(rc, source: str, api_part, zk_part) -> Reading:
-    """Run ``api_part(reading)`` and ``zk_part(reading)`` side by side as ``--source`` asks.
+def read_for(rc, source: str, names=None, per_service: bool = True):
+    """Read the sources ``--source`` asks for (:func:`regctl.discovery.read_registry`).
 
-    In ``auto`` mode one failing source becomes a warning; when every source
-    fails (or the one asked for fails) its error is raised.
+    Raises when nothing could be read: the one source's error, or one line naming both.
     """
+    from regctl.discovery import read_registry
+
     want_api, want_zk = check_source(rc, source)
-    reading = Reading()
-    reading.used_api, reading.used_zk = want_api, want_zk
+    read = read_registry(rc.api if want_api else None, rc.zk if want_zk else None, names=names,
+                         per_service=per_service)
+    if not read.any_read:
+        raise unreadable_error(read)
+    return read
 
-    def run_api():
-        try:
-            api_part(reading)
-        except RegctlError as exc:
-            reading.api_error = exc
 
-    def run_zk():
-        try:
-            zk_part(reading)
-        except RegctlError as exc:
-            reading.zk_error = exc
+def unreadable_error(read) -> RegctlError:
+    """The error when no source could be read: the one that failed, or both in one line."""
+    api_err = read.rows_error
+    if api_err is None:
+        api_err = next((v for v in read.instances.values() if isinstance(v, RegctlError)), None)
+    failed = [(what, e) for what, e in (("API", api_err), ("ZooKeeper", read.zk_error)) if e is not None]
+    if len(failed) == 1:
+        return failed[0][1]
+    if not failed:
+        return Unreachable("nothing was read", hint="check --config-url and --zk")
+    text = "; ".join(f"{what}: {e.message}" + (f" ({e.where})" if e.where else "") for what, e in failed)
+    hint = "; ".join(dict.fromkeys(e.hint for _, e in failed if e.hint)) or "check --config-url and --zk"
+    return Unreachable(f"could not read either source: {text}", hint=hint)
 
-    jobs = ([run_api] if want_api else []) + ([run_zk] if want_zk else [])
-    if len(jobs) == 1:
-        jobs[0]()
-    else:
-        # daemon threads, not a pool: Ctrl-C must not wait for a request in flight to end
-        bugs: list = []
 
-        def guarded(job):
-            try:
-                job()
-            except Exception as exc:  # a bug: re-raised below, in the main thread
-                bugs.append(exc)
+def source_note(rc, read) -> str:
+    s = rc.settings
+    parts = []
+    if read.want_api:
+        parts.append(f"API {s.config_url}" + ("" if read.api_read else " (failed)"))
+    if read.want_zk:
+        parts.append(f"ZooKeeper {s.zk_hosts} {s.zk_base}" + ("" if read.snapshot is not None else " (failed)"))
+    return "read: " + " and ".join(parts)
 
-        threads = [threading.Thread(target=guarded, args=(j,), daemon=True, name=f"regctl-read-{j.__name__}")
-                   for j in jobs]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if bugs:
-            raise bugs[0]
-    failed = [e for e in (reading.api_error, reading.zk_error) if e is not None]
-    if len(failed) == len(jobs):
-        if len(failed) == 2:
-            rc.out.warn(str(reading.zk_error))
-        raise failed[0]
-    for err in failed:
-        if isinstance(err, UsageError):
-            raise err
-        rc.out.warn(f"{err} -- showing the other source only")
-    return reading
+
+def source_warnings(read) -> list:
+    """One warning per source that failed, saying what is not shown because of it."""
+    out = []
+    if read.zk_error is not None and read.api_read:
+        out.append(f"ZooKeeper could not be read: {read.zk_error} -- showing the API's view only")
+    if read.rows_error is not None and read.any_read:
+        out.append(f"the services list could not be read: {read.rows_error} -- database rows not shown")
+    return out
 
 
 def short_time(value: "str | None") -> "str | None":
@@ -145,68 +108,171 @@ def human_age(seconds: "float | None") -> "str | None":
 # list
 # ---------------------------------------------------------------------------
 
+def discovery_style(value: Any) -> "str | None":
+    if value is None:
+        return None
+    text = str(value)
+    if text == "OK":
+        return "green"
+    if text.startswith("OK"):
+        return "yellow"
+    return "red"
+
+
+#: ``list``'s columns, in order (extend here: a column is a row key, a header and a style)
 LIST_COLUMNS = [
     Column("name", "name"),
     Column("live_instances", "live", justify="right"),
-    Column("healthy_instances", "healthy", justify="right"),
+    Column("healthy_status_instances", "status-healthy", justify="right"),
+    Column("answering_instances", "answering", justify="right"),
+    Column("discovery_label", "discovery", style=discovery_style),
     Column("db_status", "db status", style=status_style),
     Column("registered", "registered"),
     Column("flags", "flags", style=flag_style),
     Column("api_live_instances", "api live", wide=True, justify="right"),
     Column("service_url", "url", wide=True),
+    Column("discovery_detail", "discovery detail", wide=True),
+    # the server's own view (later generation; see add_monitor_view)
+    Column("monitor_state", "monitor", wide=True, style=status_style),
+    Column("monitor_checked", "checked", wide=True),
+    Column("monitor_counts", "mon ok", wide=True, justify="right"),
 ]
 
+NamesArg = Annotated[Optional[List[str]], typer.Argument(
+    metavar="[NAME...]", show_default=False, help="Only these services [default: every service].",
+    autocompletion=complete_service_names)]
 
-def list_services(rc, source: SourceOpt = "auto") -> Result:
-    """One row per service: live and healthy instances, database status, disagreement flags.
 
-    Live counts come from ZooKeeper when it is read, else from the API. Flags:
-    no-live-instance, not-in-api, api-differs, none-discoverable, layout-problem.
+def list_services(rc, names: NamesArg = None, source: SourceOpt = "auto",
+                  probe: Annotated[bool, typer.Option(
+                      "--probe", help="Also probe every live instance's health URL (--timeout each); the "
+                                      "ANSWERING column and the discovery verdict then count only instances "
+                                      "that answer.")] = False,
+                  fail_undiscoverable: Annotated[bool, typer.Option(
+                      "--fail-undiscoverable",
+                      help="For CI: exit 1 when any listed service is not discoverable, 3 when that could "
+                           "not be checked for some.")] = False) -> Result:
+    """One row per service: live instances, how many registered status 'healthy', whether it is discoverable.
 
-    Example: regctl list -o json --source zk
+    DISCOVERY answers "would a client that follows the guide find an instance right now?":
+    OK, or the reason it would not (no-instances, no-healthy-status, bad-status, api-500,
+    stale-cache, api-differs, not-answering with --probe) or why that could not be checked
+    (api-unreachable, zk-unreadable, unreachable-from-here). STATUS-HEALTHY counts the status
+    each instance registered, not whether it answers: use --probe (ANSWERING) for that.
+    Flags: no-live-instance, not-in-api, api-differs, none-discoverable, layout-problem,
+    instances-unread; with -o wide/json/yaml on the later Config Service generation also
+    the server's health monitor (MONITOR, CHECKED, MON OK) and monitor-unhealthy /
+    monitor-degraded where /url still hands out instances the monitor found failing.
+
+    Example: regctl list asr-service nmt-service --fail-undiscoverable
     """
+    from regctl.names import validate_service_name
     from regctl.views import summarize
 
-    want_api, want_zk = check_source(rc, source)
-
-    def api_part(r: Reading) -> None:
-        from regctl import api as api_mod  # here, not above: --source zk never loads httpx (~70 ms)
-
-        api = rc.api()
-        r.rows = api.list_services()
-        if not want_zk:  # live counts must come from the API: one request per service, concurrently
-            names = [row.service_name for row in r.rows]
-            results = api.map([api_mod.instances_call(n) for n in names], return_exceptions=True)
-            r.api_instances = {}
-            for name, res in zip(names, results):
-                if isinstance(res, RegctlError):
-                    rc.out.warn(f"instances of {name}: {res}")
-                else:
-                    r.api_instances[name] = res
-
-    def zk_part(r: Reading) -> None:
-        r.snapshot = rc.zk().snapshot()
-
-    reading = read_sources(rc, source, api_part, zk_part)
-    summaries = summarize(reading.rows if reading.api_error is None else None,
-                          reading.snapshot, reading.api_instances)
-    problems = reading.snapshot.all_problems() if reading.snapshot else []
+    wanted = list(dict.fromkeys(names or []))
+    for n in wanted:
+        validate_service_name(n)
+    read = read_for(rc, source, names=wanted or None)
+    all_names = wanted or read.names()
+    probes_by_service = _probe_services(rc, read, all_names) if probe else None
+    verdicts = {n: read.verdict(n, (probes_by_service or {}).get(n) if probe else None) for n in all_names}
+    answering = None
+    if probes_by_service is not None:
+        answering = {n: sum(1 for r in probes_by_service.get(n, {}).values() if r.healthy) for n in all_names}
+    api_lists = {n: v for n, v in read.instances.items() if isinstance(v, list)}
+    unread = [n for n, v in read.instances.items() if isinstance(v, RegctlError)]
+    summaries = summarize(read.rows, read.snapshot, api_lists if read.instances else None, verdicts,
+                          answering, unread)
+    if wanted:
+        summaries = [s for s in summaries if s.name in wanted]
+    problems = read.snapshot.all_problems() if read.snapshot else []
+    s = rc.settings
     data = {
-        "services": [s.to_dict() for s in summaries],
-        "sources": reading.sources(rc),
+        "services": [x.to_dict() for x in summaries],
+        "sources": read.sources(s.config_url, s.zk_hosts if read.want_zk else None, s.zk_base),
         "problems": [p.to_dict() for p in problems],
+        "probed": probe,
     }
     rows = []
-    for s in summaries:
-        d = s.to_dict()
-        d["registered"] = short_time(s.registered_at)
+    for x in summaries:
+        d = x.to_dict()
+        d["registered"] = short_time(x.registered_at)
+        d["discovery_label"] = x.discovery.label if x.discovery else None
+        d["discovery_detail"] = x.discovery.detail if x.discovery else None
         rows.append(d)
-    result = Result(data=data, tables=[Table(LIST_COLUMNS, rows, empty="no services registered")])
-    result.notes.append(reading.note(rc))
-    result.error, problems = _noauth_error(rc, problems)
+    columns = LIST_COLUMNS if probe else [c for c in LIST_COLUMNS if c.key != "answering_instances"]
+    empty = "no services registered" if read.api_read else "no live instances in ZooKeeper (the API could not be read)"
+    result = Result(data=data)
+    shown = add_monitor_view(rc, read.api_read, summaries, rows, data, result)
+    if not shown:
+        columns = [c for c in columns if not c.key.startswith("monitor_")]
+    result.tables.append(Table(columns, rows, empty=empty))
+    result.notes.append(source_note(rc, read))
+    result.warnings.extend(source_warnings(read))
+    result.warnings.extend(_instance_read_warnings(rc, read))
+    noauth, problems = _noauth_error(rc, problems)
     for p in problems:
         result.warnings.append(f"{p.path}: {p.detail}")
+    result.error = noauth or (_gate_error(summaries) if fail_undiscoverable else None)
     return result
+
+
+def _probe_services(rc, read, names: list) -> dict:
+    """{service: {instance id: ProbeResult}}: every live instance (ZooKeeper's view, else the API's)."""
+    from regctl.health import probe_many, targets_for
+
+    instances = []
+    for n in names:
+        live = read.zk_instances(n)
+        if live is None:
+            answer = read.api_answer(n)
+            live = answer if isinstance(answer, list) else []
+        instances.extend(live)
+    results = probe_many(targets_for(instances), timeout=rc.settings.timeout,
+                         verify=rc.settings.extra.get("verify", True)) if instances else []
+    out: dict = {}
+    for r in results:
+        out.setdefault(r.service_name, {})[r.instance_id] = r
+    return out
+
+
+def _instance_read_warnings(rc, read) -> list:
+    """Per-service read failures: one line when they all failed alike (with the cause), else one each."""
+    failed = {n: v for n, v in read.instances.items() if isinstance(v, RegctlError)}
+    if read.instances_skipped is not None and read.any_read:
+        return [f"the per-service instance lists were not read (the API is down): {read.instances_skipped.message}"]
+    if not failed:
+        return []
+    codes = {getattr(e, "status_code", None) for e in failed.values()}
+    if len(failed) >= 2 and len(failed) == len(read.instances) and len(codes) == 1:
+        from regctl.discovery import fetch_health_cause
+
+        first = next(iter(failed.values()))
+        cause = fetch_health_cause(rc.api()) if next(iter(codes)) else None
+        return [f"every service's instance list failed ({first.message})"
+                + (f"; the Config Service's /health says: {cause}" if cause else "")]
+    out = [f"instances of {n}: {e}" for n, e in sorted(failed.items())[:5]]
+    if len(failed) > 5:
+        out.append(f"... and {len(failed) - 5} more services whose instance list failed")
+    return out
+
+
+def _gate_error(summaries: list) -> "RegctlError | None":
+    """``--fail-undiscoverable``: NotFound (1) for any not discoverable, else Unreachable (3) for unchecked."""
+    no = [x for x in summaries if x.discovery is not None and x.discovery.discoverable is False]
+    unknown = [x for x in summaries if x.discovery is not None and x.discovery.discoverable is None]
+
+    def shown(items: list) -> str:
+        text = ", ".join(f"{x.name} ({x.discovery.reason})" for x in items[:5])
+        return text + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+
+    if no:
+        return NotFound(f"{len(no)} of {len(summaries)} service(s) not discoverable: {shown(no)}",
+                        hint=f"see why with: regctl inspect {no[0].name}")
+    if unknown:
+        return Unreachable(f"could not check whether {len(unknown)} service(s) are discoverable: {shown(unknown)}",
+                           hint="fix the connection to the source named, then run again")
+    return None
 
 
 def _noauth_error(rc, problems: list) -> tuple:
@@ -249,7 +315,13 @@ def inspect_service(rc, name: NameArg, source: SourceOpt = "auto") -> Result:
     """Every instance of a service: URLs, status, metadata, node age and ephemeral owner.
 
     Warns about instances /url can never return (status not 'healthy') and when
-    the API's cached view differs from ZooKeeper.
+    the API's cached view differs from ZooKeeper; shows the discovery verdict
+    (as ``list``). When a source cannot be read it says so and shows the other;
+    exit 3 when the instances (or whether the service is registered) could not
+    be read at all, 1 when both sources were read and neither knows the service.
+    On the later Config Service generation the title also shows its health
+    monitor's verdict, with a warning when /url still hands out instances the
+    monitor found failing.
 
     Example: regctl inspect asr-service -o wide
     """
@@ -257,44 +329,33 @@ def inspect_service(rc, name: NameArg, source: SourceOpt = "auto") -> Result:
     from regctl.views import detail
 
     validate_service_name(name)
-
-    def api_part(r: Reading) -> None:
-        api = rc.api()
-        rows_call_failed = None
-        try:
-            r.rows = [row for row in api.list_services() if row.service_name == name]
-        except RegctlError as exc:
-            rows_call_failed = exc
-        try:
-            r.api_instances = {name: api.instances(name)}
-        except RegctlError as exc:
-            if rows_call_failed is not None or not r.used_zk:
-                raise
-            rc.out.warn(f"the API failed to list instances of {name}: {exc}")
-        if rows_call_failed is not None:
-            raise rows_call_failed
-
-    def zk_part(r: Reading) -> None:
-        r.snapshot = rc.zk().snapshot([name])
-
-    reading = read_sources(rc, source, api_part, zk_part)
-    row = reading.rows[0] if reading.rows else None
-    zk_service = reading.snapshot.service(name) if reading.snapshot else None
-    if zk_service is not None and not zk_service.exists:
-        zk_service = zk_service.__class__(name, (), zk_service.problems, exists=False)
-    api_list = (reading.api_instances or {}).get(name) if reading.api_instances is not None else None
-    d = detail(name, row, zk_service, api_list, rows_read=reading.rows is not None)
-    problems = list(d.problems) + (list(reading.snapshot.problems) if reading.snapshot else [])
+    read = read_for(rc, source, names=[name])
+    row = read.rows[0] if read.rows else None
+    zk_service = read.snapshot.service(name) if read.snapshot else None
+    if read.snapshot is not None and zk_service is None:
+        zk_service = ZkService(name, (), (), exists=False)
+    if zk_service is not None and read.zk_instances(name) is None:
+        zk_service = None  # its nodes could not be read: unknown, not empty
+    answer = read.api_answer(name)
+    api_list = answer if isinstance(answer, list) else None
+    d = detail(name, row, zk_service, api_list, rows_read=read.rows is not None)
+    problems = list(d.problems) + (list(read.snapshot.problems) if read.snapshot else [])
+    verdict = read.verdict(name)
+    s = rc.settings
     data = {
         "service": name,
         "row": row.to_dict() if row else None,
         "instances": [v.to_dict() for v in d.instances],
+        "instances_read": d.instances_known,
+        "registered": d.registered,
+        "discovery": verdict.to_dict(),
         "warnings": list(d.warnings),
         "problems": [p.to_dict() for p in problems],
-        "sources": reading.sources(rc),
+        "sources": read.sources(s.config_url, s.zk_hosts if read.want_zk else None, s.zk_base),
     }
-    if not d.registered and not problems:
-        raise NotFound(f"service {name!r} is not registered", hint="list what is registered with: regctl list")
+    if d.registered is False and not problems:
+        raise NotFound(f"service {name!r} is not registered (neither ZooKeeper nor the API knows it)",
+                       hint=did_you_mean(name, read.names()) or "list what is registered with: regctl list")
     rows = []
     for v in d.instances:
         inst = v.instance
@@ -312,12 +373,49 @@ def inspect_service(rc, name: NameArg, source: SourceOpt = "auto") -> Result:
     title = f"{name}"
     if row is not None:
         title += f"  (db status {row.status or '-'}, registered {short_time(row.registered_at) or '-'})"
-    result = Result(data=data, tables=[Table(INSTANCE_COLUMNS, rows, title=title, empty="no live instances")])
-    result.notes.append(reading.note(rc))
+    empty = "no live instances" if d.instances_known else "instances could not be read (see the error below)"
+    if d.instances_known and zk_service is None and read.want_zk:
+        empty = "the API lists no instance (ZooKeeper could not be read)"
+    result = Result(data=data)
+    discoverable = sum(1 for v in d.instances if v.instance.discoverable)
+    title += inspect_monitor(rc, name, read.api_read, discoverable, data, result)
+    result.tables.append(Table(INSTANCE_COLUMNS, rows, title=title, empty=empty))
+    result.notes.append(source_note(rc, read))
+    result.notes.append(f"discovery: {verdict.label} -- {verdict.detail}")
+    result.warnings.extend(source_warnings(read))
+    if isinstance(answer, RegctlError) and d.instances_known:
+        result.warnings.append(f"the API could not list the instances of {name}: {answer}")
     result.warnings.extend(d.warnings)
     result.error, problems = _noauth_error(rc, problems)
     result.warnings.extend(f"{p.path}: {p.detail}" for p in problems)
+    if result.error is None:
+        result.error = _inspect_unknown(name, read, d, answer)
     return result
+
+
+def _inspect_unknown(name: str, read, d, answer) -> "RegctlError | None":
+    """Exit 3 when what inspect must say could not be read (never "no instances" unobserved)."""
+    if not d.instances_known:
+        failed = [f"ZooKeeper: {read.zk_error.message}" if read.zk_error is not None else None,
+                  f"API: {answer.message}" if isinstance(answer, RegctlError) else None]
+        text = "; ".join(f for f in failed if f) or "no source lists instances"
+        return Unreachable(f"could not read the instances of {name!r}: {text}",
+                           hint="check the source named, or read the other with --source")
+    if d.registered is None:
+        err = read.rows_error or (answer if isinstance(answer, RegctlError) else None)
+        why = f": {err.message}" if err is not None else ""
+        return Unreachable(f"no live instance of {name!r} in ZooKeeper; whether it has a database row "
+                           f"is unknown, the services list could not be read{why}",
+                           hint="check the Config Service (regctl doctor)")
+    return None
+
+
+def did_you_mean(name: str, known) -> "str | None":
+    """``did you mean: asr-service?`` from the names just read, or None."""
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(set(known)), n=3, cutoff=0.6)
+    return f"did you mean: {', '.join(close)}?" if close else None
 
 
 # ---------------------------------------------------------------------------
@@ -414,3 +512,58 @@ def discover_service(rc, name: NameArg) -> Result:
     if not items:
         result.error = NotFound(f"no live instance of {name!r}", hint="list what is registered with: regctl list")
     return result
+
+
+# ---------------------------------------------------------------------------
+# the server's own view: the later generation's health monitor (regctl.monitor)
+# ---------------------------------------------------------------------------
+
+def add_monitor_view(rc, api_read: bool, summaries: list, rows: list, data: dict, result: Result) -> bool:
+    """``list -o wide|json|yaml``: each service's monitor verdict and contradiction flag; True when shown.
+
+    The plain table never asks (it stays one request plus the instance reads);
+    nor does anything when the API was not read.
+    """
+    data["generation"] = None  # not asked
+    if not api_read or rc.settings.output not in ("wide", "json", "yaml"):
+        return False
+    from regctl.monitor import contradiction, contradiction_warning, monitor_view
+
+    view = monitor_view(rc.api(), [x.name for x in summaries])
+    data["generation"] = view.info.to_dict()
+    rc.out.debug(f"Config Service generation: {view.info.generation} ({view.info.evidence})")
+    if not view.info.later:
+        return False
+    for x, row, doc in zip(summaries, rows, data["services"]):
+        verdict = view.get(x.name)
+        if verdict is None:
+            continue
+        doc["monitor"] = verdict.to_dict()
+        row.update(monitor_state=verdict.state, monitor_checked=short_time(verdict.last_check),
+                   monitor_counts=verdict.counts())
+        flag = contradiction(verdict, x.healthy)
+        if flag:
+            row["flags"] = list(row.get("flags") or []) + [flag]
+            doc["flags"] = list(doc.get("flags") or []) + [flag]
+            result.warnings.append(contradiction_warning(x.name, flag, verdict))
+    return True
+
+
+def inspect_monitor(rc, name: str, api_read: bool, discoverable: int, data: dict, result: Result) -> str:
+    """``inspect``: the monitor's verdict in the data and as a title suffix ("" on the earlier generation)."""
+    data["monitor"] = None  # not asked, or no monitor (earlier generation)
+    if not api_read:
+        return ""
+    from regctl.monitor import COULD_NOT_CHECK, contradiction, contradiction_warning, describe, service_monitor
+
+    verdict = service_monitor(rc.api(), name)
+    if verdict is None:
+        return ""
+    flag = contradiction(verdict, discoverable)
+    data["monitor"] = {**verdict.to_dict(), "flag": flag}
+    if flag:
+        result.warnings.append(contradiction_warning(name, flag, verdict))
+    elif verdict.state == COULD_NOT_CHECK:
+        result.warnings.append(f"the Config Service's monitor verdict for {name} could not be read: "
+                               f"{verdict.detail}")
+    return f"  monitor: {describe(verdict) if verdict.state != COULD_NOT_CHECK else 'could not check'}"

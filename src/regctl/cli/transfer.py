@@ -1,18 +1,18 @@
-"""``regctl export`` and ``regctl import``: save every registration, re-register what is missing.
+"""``regctl export`` and ``regctl import``: save every registration, restore what a restart lost.
 
-The format is documented in :mod:`regctl.transfer` (version 1, YAML or JSON).
+The format is documented in :mod:`regctl.transfer`, the import plan in :mod:`regctl.restore`.
 """
 
 import os
 import sys
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, List, Optional
 
 import typer
 
 from regctl.cli.completion import ServiceNamesArg
 from regctl.cli.options import DryRun, SourceOpt, Yes, command
 from regctl.cli.render import Column, Result, Table, confirm, stdin_is_tty
-from regctl.errors import ExitCode, NotFound, RegctlError, UsageError
+from regctl.errors import BadResponse, ExitCode, NotFound, RegctlError, UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -37,29 +37,48 @@ def export_registry(
     Read from ZooKeeper when configured (the truth), else from the API. Format
     (version 1): version, kind, exported_at, source, services[{name,
     instances[{instance_id, service_url, health_check_url, service_metadata}]}].
-    JSON with -o json or a .json file name; YAML otherwise.
+    JSON with -o json or a .json file name; YAML otherwise. The text is plain
+    ASCII (other characters are escapes), so every name and string survives.
+
+    Nothing live is dropped silently: an instance that cannot be exported (data
+    that is not a JSON object, a service the API answers 500 for) and a named
+    service with no live instance are listed on stderr with the reason, and the
+    exit code is 1 (the file still holds everything else). A base path that is
+    missing or holds no services is a warning.
 
     Example: regctl export -f registry-backup.yaml
     """
     from regctl import transfer
-    from regctl.names import validate_service_name
+    from regctl.transfer_live import Skipped
 
     for n in names or []:
-        validate_service_name(n)
-    instances, src = _read_live(rc, source, names or None)
+        problem = transfer.zk_name_problem(n, "service name")
+        if problem:
+            raise UsageError(problem, hint="give the name of a service directory")
+    instances, skipped, src, warnings = _read_live(rc, source, list(names) if names else None)
     doc = transfer.export_document(instances, src)
+    got = {i.service_name for i in instances}
+    for n in names or []:
+        if n not in got and not any(s.path.endswith("/" + n) for s in skipped):
+            skipped.append(Skipped(n, "no live instance of this service (mistyped?)"))
     n_services, n_instances = len(doc["services"]), sum(len(s["instances"]) for s in doc["services"])
     fmt = transfer.format_for(file, rc.settings.output)
+    text = transfer.dump_document(doc, fmt)
+    said = f"exported {n_instances} instance(s) of {n_services} service(s) from {_src_text(src)}"
+    warnings += [f"not exported: {s.path}: {s.reason}" for s in skipped]
     if file is None or file == "-":
-        text = transfer.dump_document(doc, fmt)
-        result = Result(data=doc, lines=text.rstrip("\n").splitlines())
-        result.notes.append(f"exported {n_instances} instance(s) of {n_services} service(s) from {_src_text(src)}")
-        return result
-    _write_atomic(file, transfer.dump_document(doc, fmt))
-    summary = {"file": file, "format": fmt, "services": n_services, "instances": n_instances, "source": src,
-               "exported_at": doc["exported_at"]}
-    return Result(data=summary, notes=[f"exported {n_instances} instance(s) of {n_services} service(s) "
-                                       f"from {_src_text(src)} to {file} ({fmt})"])
+        rc.out.stdout.write(text)
+        rc.out.stdout.flush()
+        result = Result(notes=[said], warnings=warnings)
+    else:
+        _write_atomic(file, text)
+        summary = {"file": file, "format": fmt, "services": n_services, "instances": n_instances, "source": src,
+                   "exported_at": doc["exported_at"], "not_exported": [s.to_dict() for s in skipped]}
+        result = Result(data=summary, notes=[f"{said} to {file} ({fmt})"], warnings=warnings)
+    if skipped:
+        result.error = NotFound(f"{len(skipped)} live instance(s) or named service(s) not exported (listed above)",
+                                hint="fix or deregister them, or export without them")
+    return result
 
 
 def _src_text(src: dict) -> str:
@@ -79,7 +98,7 @@ def _write_atomic(path: str, text: str) -> None:
         raise UsageError(f"cannot write {path} ({exc.strerror or exc})", where=directory,
                          hint="check that the directory exists and is writable") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -93,37 +112,49 @@ def _write_atomic(path: str, text: str) -> None:
 
 
 def _read_live(rc, source: str, names: "list | None") -> tuple:
-    """(instances, source description): ZooKeeper when configured (or asked), else the API."""
+    """(instances, skipped, source description, warnings): ZooKeeper when configured (or asked), else the API."""
+    from regctl import transfer_live as tl
+
     source = (source or "auto").lower()
     if source not in ("auto", "api", "zk"):
         raise UsageError(f"--source {source!r} is unknown", hint="use auto, api or zk")
     s = rc.settings
+    warnings: list = []
     if source == "zk" or (source == "auto" and s.zk_configured):
-        snap = rc.zk().snapshot(names)
-        for p in snap.all_problems():
-            if p.kind != "base-missing":
-                rc.out.warn(f"{p.path}: {p.detail} (skipped)")
-        instances = [i for svc in snap.services for i in svc.instances]
-        return instances, {"type": "zookeeper", "hosts": s.zk_hosts, "base_path": s.zk_base}
-    from regctl import api as api_mod
-
-    api = rc.api()
-    wanted = list(names) if names else sorted({r.service_name for r in api.list_services()})
-    answers = api.map([api_mod.instances_call(n) for n in wanted], return_exceptions=True)
-    instances = []
-    for name, ans in zip(wanted, answers):
-        if isinstance(ans, RegctlError):
-            raise ans
-        instances.extend(ans)
-    return instances, {"type": "api", "url": s.config_url}
+        reader = rc.zk()
+        exists, present = tl.base_state(reader)
+        if not exists:
+            warnings.append(f"the base path {reader.base_path} does not exist in ZooKeeper {s.zk_hosts}: "
+                            "nothing to export (check --zk-base / ZOOKEEPER_BASE_PATH)")
+        elif not present:
+            warnings.append(f"the base path {reader.base_path} holds no services (check --zk-base / "
+                            "ZOOKEEPER_BASE_PATH)")
+        nodes, skipped = tl.read_zk(reader, names)
+        instances = []
+        for node in nodes:
+            if node.problem:
+                skipped.append(tl.Skipped(node.path, node.problem))
+                continue
+            pid = (node.data or {}).get("instance_id")
+            if pid != node.instance_id:
+                warnings.append(f"{node.path}: payload instance_id {pid!r} differs from the node name; "
+                                "exported under the node name")
+            instances.append(node.instance())
+        return instances, skipped, {"type": "zookeeper", "hosts": s.zk_hosts, "base_path": s.zk_base}, warnings
+    instances, skipped, asked = tl.read_api(rc.api(), names)
+    if not asked:
+        warnings.append(f"the Config Service at {s.config_url} lists no services")
+    return instances, skipped, {"type": "api", "url": s.config_url}, warnings
 
 
 # ---------------------------------------------------------------------------
 # import
 # ---------------------------------------------------------------------------
 
+_STYLE = {"add": "green", "restore": "cyan", "overwrite": "magenta", "live": "dim", "differs": "yellow",
+          "self": "dim", "down": "red"}
 PLAN_COLUMNS = [
-    Column("action", "action", style=lambda v: {"add": "green", "live": "dim", "differs": "yellow"}.get(v)),
+    Column("action", "action", style=lambda v: _STYLE.get(v)),
     Column("service", "service"),
     Column("instance_id", "instance"),
     Column("service_url", "url"),
@@ -132,11 +163,31 @@ PLAN_COLUMNS = [
 RESULT_COLUMNS = [
     Column("service", "service"),
     Column("instance_id", "instance"),
-    Column("result", "result", style=lambda v: {"registered": "green", "failed": "red"}.get(v)),
+    Column("result", "result", style=lambda v: {"registered": "green", "restored": "green", "failed": "red",
+                                                "skipped": "yellow", "interrupted": "red"}.get(v)),
+    Column("detail", "detail"),
     Column("error", "error"),
 ]
 
-_SIGNS = {"add": "+ add    ", "live": "= live   ", "differs": "~ differs"}
+_SIGNS = {"add": "+ add      ", "restore": "^ restore  ", "overwrite": "! overwrite", "live": "= live     ",
+          "differs": "~ differs  ", "self": "= self     ", "down": "x down     "}
+_VERB = {"add": "register", "restore": "restore (deregister + register)", "overwrite": "overwrite"}
+
+Only = Annotated[Optional[List[str]], typer.Option(
+    "--only", metavar="NAME", show_default=False,
+    help="Import only these services (repeatable, or comma-separated).")]
+SkipInvalid = Annotated[bool, typer.Option(
+    "--skip-invalid", help="Report every entry the Config Service would not accept, import the rest, exit 1.")]
+Probe = Annotated[bool, typer.Option(
+    "--probe", help="Write only instances whose health URL answers (2xx) now; the others are planned 'down'.")]
+Force = Annotated[bool, typer.Option(
+    "--force", help="Overwrite live instances whose data differs; import into a base path that is missing or "
+                    "empty; import when the Config Service's current session cannot be found (every node "
+                    "present then counts as live).")]
+ConfigInstance = Annotated[Optional[str], typer.Option(
+    "--config-instance", metavar="ID", show_default=False,
+    help="The Config Service's own instance id (its SERVICE_INSTANCE_ID) [default: config-service-1, "
+         "else the only node under config-service].")]
 
 
 def import_registry(
@@ -145,76 +196,166 @@ def import_registry(
                                         help="An export (YAML or JSON); '-' reads stdin.")],
     yes: Yes = False,
     dry_run: DryRun = False,
+    only: Only = None,
+    skip_invalid: SkipInvalid = False,
+    probe: Probe = False,
+    force: Force = False,
+    config_instance: ConfigInstance = None,
 ) -> Result:
-    """Re-register through the API every instance of FILE that is not live.
+    """Re-register through the API every instance of FILE that is not live, and restore the ones a restart dooms.
 
-    Shows the difference first: to add / already live / differs-but-live (never
-    touched), then asks (--yes skips the question and is required without a
-    terminal). Live state is read from ZooKeeper when configured, else the API.
-    Exit 0 when done or when there is nothing to import, 1 if a registration failed.
+    The plan comes first, one action per instance: add (no node), restore (a node
+    left by the Config Service's previous session: it vanishes when that session
+    expires, so it is deregistered, then registered under the current session),
+    live (identical), differs (live with other data: never touched without
+    --force), self (the Config Service's own node). The current session is the
+    owner of {base}/config-service/instances/ID in ZooKeeper; when that node
+    cannot be found import refuses (--config-instance ID, or --force).
+
+    Right before each write the node is read again: one that changed since the
+    plan (say, re-registered while you read the plan) is skipped and reported.
+    Asks first (--yes skips the question and is required without a terminal).
+    Without ZooKeeper, live state comes from the API and ownership is not checked.
+    Exit 0 when done or nothing to do; 1 when a write failed or invalid entries
+    were skipped; 130 on Ctrl-C (what was done and what was not is printed first).
 
     Example: regctl import registry-backup.yaml --dry-run
     """
-    from regctl import transfer
+    from regctl import restore, transfer
 
     text, name = _read_input(file)
-    _doc, entries = transfer.parse_document(text, name)
-    live, live_source = _live_map(rc, sorted({e.key[0] for e in entries}))
-    plan = transfer.plan_import(entries, live, live_source)
-    counts = plan.counts()
-    summary = (f"{counts['add']} to add, {counts['live']} already live, "
-               f"{counts['differs']} live with different data (not touched); live state from {live_source}")
-    rows = [_plan_row(i) for i in plan.items]
-    data: dict[str, Any] = {"file": name, "dry_run": dry_run, "plan": plan.to_dict(), "results": []}
-    warnings = [f"{i.service}/{i.instance_id} is live with different data ({', '.join(i.differences)}); "
-                "left as it is" for i in plan.with_action("differs")]
+    parsed = transfer.parse_document(text, name)
+    entries, invalid = _select(parsed, only)
+    warnings = [f"{i.where}: {i.reason}" for i in invalid]
+    if invalid and not skip_invalid:
+        raise _invalid_error(rc, invalid)
+    for e in entries:
+        warnings += [f"{e.service}/{e.instance_id}: {w} (imported anyway: the Config Service accepts it)"
+                     for w in e.warnings]
+    live, source, session, own_key, live_warnings = _live_state(rc, sorted({e.service for e in entries}),
+                                                                force, config_instance)
+    warnings += live_warnings
+    plan = restore.plan_import(entries, live, source, session, force=force, own_key=own_key)
+    if probe and plan.writes:
+        from regctl import health
 
-    if not plan.to_add:
-        return Result(data=data, tables=[Table(PLAN_COLUMNS, rows, title="import plan", empty="the file is empty")],
-                      notes=[summary, "nothing to import"], warnings=warnings)
+        restore.mark_down(plan, lambda targets: health.probe_many(
+            targets, timeout=rc.settings.timeout, verify=rc.settings.extra.get("verify", True)))
+    data: dict[str, Any] = {"file": name, "dry_run": dry_run, "plan": plan.to_dict(),
+                            "invalid": [i.to_dict() for i in invalid], "results": [], "not_done": []}
+    warnings += [f"{i.service}/{i.instance_id}: {i.reason}" for i in plan.with_action("differs")]
+    tables = [Table(PLAN_COLUMNS, [_plan_row(i) for i in plan.items], title="import plan",
+                    empty="nothing in the file")]
+    summary = _summary(plan)
+    writes = plan.writes
+
+    def finish(result: Result) -> Result:
+        if invalid and result.error is None:
+            result.error = NotFound(f"{len(invalid)} invalid entr{'y was' if len(invalid) == 1 else 'ies were'} "
+                                    "skipped (listed above)", hint="fix them in the file and import again")
+        return result
+
+    if not writes:
+        return finish(Result(data=data, tables=tables, notes=[summary, "nothing to import"], warnings=warnings))
     if dry_run:
-        return Result(data=data, tables=[Table(PLAN_COLUMNS, rows, title="import plan")],
-                      notes=[summary, f"dry run: would register {counts['add']} instance(s); nothing sent"],
-                      warnings=warnings)
+        return finish(Result(data=data, tables=tables, warnings=warnings,
+                             notes=[summary, f"dry run: would write {len(writes)} instance(s); nothing sent"]))
     if not yes:
         if not stdin_is_tty():
             raise UsageError("refusing to import without confirmation: stdin is not a terminal",
                              hint="pass --yes (see the plan first with --dry-run)")
         for item in plan.items:
             rc.out.note(f"  {_SIGNS[item.action]} {item.service}/{item.instance_id}"
-                        + (f" {item.entry.registration.service_url}" if item.action == "add" else "")
-                        + (f" ({', '.join(item.differences)} differ)" if item.differences else ""))
+                        + (f" {item.entry.registration.service_url}" if item.action in restore.WRITES else "")
+                        + (f" ({item.reason})" if item.action not in ("add", "live") else ""))
         rc.out.note(summary)
-        if not confirm(f"Register {counts['add']} instance(s)?"):
+        if not confirm(f"Write {len(writes)} instance(s)?"):
             return Result(data=data, error=NotFound("not confirmed; nothing was imported",
                                                     hint="answer y, or pass --yes"))
+    results: list = []
+    reader = rc.zk() if session is not None else None
+    try:
+        restore.apply_plan(plan, rc.api(), restore.Live(reader=reader, api=rc.api()), results)
+    except KeyboardInterrupt:
+        return _report(data, plan, results, tables, warnings, interrupted=True)
+    return finish(_report(data, plan, results, tables, warnings, interrupted=False))
 
-    results = transfer.apply_plan(plan, rc.api())
+
+def _invalid_error(rc, invalid: list) -> RegctlError:
+    hint = "fix the file, or pass --skip-invalid to import the rest"
+    if len(invalid) == 1:
+        return UsageError(f"an entry the Config Service would not accept: {invalid[0].reason}; nothing imported",
+                          where=invalid[0].where, hint=hint)
+    for i in invalid:
+        rc.out.warn(f"{i.where}: {i.reason}")
+    return UsageError(f"{len(invalid)} entries the Config Service would not accept (listed above); nothing imported",
+                      hint=hint)
+
+
+def _select(parsed, only: "list | None") -> tuple:
+    if not only:
+        return parsed.entries, parsed.invalid
+    wanted = {n.strip() for item in only for n in item.split(",") if n.strip()}
+    known = {e.service for e in parsed.entries} | {i.service for i in parsed.invalid}
+    missing = sorted(wanted - known)
+    if missing:
+        raise UsageError(f"--only {', '.join(map(repr, missing))}: not in the file",
+                         hint="services in the file: " + (", ".join(sorted(map(str, known)))[:300] or "none"))
+    return [e for e in parsed.entries if e.service in wanted], [i for i in parsed.invalid if i.service in wanted]
+
+
+def _summary(plan) -> str:
+    c = plan.counts()
+    parts = [f"{c['add']} to add", f"{c['restore']} to restore"]
+    if c["overwrite"]:
+        parts.append(f"{c['overwrite']} to overwrite")
+    parts += [f"{c['live']} already live", f"{c['differs']} live with different data (not touched)"]
+    if c["down"]:
+        parts.append(f"{c['down']} not answering (--probe: not written)")
+    if c["self"]:
+        parts.append("the Config Service's own node left to it")
+    text = ", ".join(parts) + f"; live state from {plan.live_source}"
+    if plan.session is not None and plan.session.known:
+        text += f", current session {hex(plan.session.owner)}"
+    return text
+
+
+def _report(data: dict, plan, results: list, tables: list, warnings: list, interrupted: bool) -> Result:
+    """What was done and what was not, for a finished, failed or interrupted apply."""
+    from regctl import restore
+
+    left = restore.not_done(plan, results)
     data["results"] = [r.to_dict() for r in results]
-    failed = [r for r in results if not r.ok]
-    result = Result(data=data, tables=[Table(PLAN_COLUMNS, rows, title="import plan"),
-                                       Table(RESULT_COLUMNS, data["results"], title="registrations")],
-                    warnings=warnings)
-    result.notes.append(f"registered {len(results) - len(failed)} of {len(results)} instance(s)")
-    if failed:
-        first = failed[0].error
-        result.error = NotFound(f"{len(failed)} of {len(results)} registrations failed; first: "
-                                f"{failed[0].item.service}/{failed[0].item.instance_id}: "
-                                f"{first.message if first else '?'}",
-                                where=first.where if first else None,
-                                hint="fix the cause and run the import again (it only adds what is missing)")
-        result.exit_code = int(ExitCode.NO)
+    data["not_done"] = [{"service": i.service, "instance_id": i.instance_id, "action": i.action} for i in left]
+    data["interrupted"] = interrupted
+    rows = data["results"] + [{"service": i.service, "instance_id": i.instance_id, "result": "not-done",
+                               "detail": "not reached"} for i in left]
+    result = Result(data=data, tables=tables + [Table(RESULT_COLUMNS, rows, title="writes")], warnings=list(warnings))
+    done = [r for r in results if r.ok]
+    failed = [r for r in results if r.result in ("failed", "interrupted")]
+    skipped = [r for r in results if r.result == "skipped"]
+    result.warnings += [f"{r.item.service}/{r.item.instance_id}: skipped: {r.detail}" for r in skipped]
+    result.notes.append(f"written {len(done)} of {len(plan.writes)} instance(s); {len(skipped)} skipped, "
+                        f"{len(failed)} failed, {len(left)} not done")
+    if interrupted:
+        unsure = len([r for r in results if r.result == "interrupted"])
+        result.error = restore.Interrupted(
+            f"interrupted: {len(done)} instance(s) written, {len(left)} not done, {unsure} in flight "
+            "(listed above)", hint="run the same import again: it plans only what is still missing")
+    elif failed:
+        first = failed[0]
+        result.error = NotFound(f"{len(failed)} of {len(plan.writes)} writes failed; first: "
+                                f"{first.item.service}/{first.item.instance_id}: {first.detail}"
+                                + (f": {first.error.message}" if first.error else ""),
+                                where=first.error.where if first.error else None,
+                                hint="fix the cause and run the import again (it only writes what is missing)")
     return result
 
 
 def _plan_row(item) -> dict:
-    note = None
-    if item.action == "differs":
-        note = "differs: " + ", ".join(item.differences) + " (not touched)"
-    elif item.action == "live":
-        note = "already live"
     return {"action": item.action, "service": item.service, "instance_id": item.instance_id,
-            "service_url": item.entry.registration.service_url, "note": note}
+            "service_url": item.entry.registration.service_url,
+            "note": None if item.action == "add" else item.reason}
 
 
 def _read_input(file: str) -> tuple:
@@ -231,22 +372,51 @@ def _read_input(file: str) -> tuple:
             from None
 
 
-def _live_map(rc, names: list) -> tuple:
-    """{(service, instance_id): Instance} for ``names``, and where it was read."""
+def _live_state(rc, names: list, force: bool, config_instance: "str | None") -> tuple:
+    """(live {(service, id): Observed}, where it was read, Session or None, own key, warnings)."""
+    from regctl import restore
+    from regctl import transfer_live as tl
+
     s = rc.settings
-    if not names:
-        return {}, "zookeeper" if s.zk_configured else "api"
-    if s.zk_configured:
-        snap = rc.zk().snapshot(names)
-        return {(i.service_name, i.instance_id): i for svc in snap.services for i in svc.instances}, "zookeeper"
-    from regctl import api as api_mod
+    warnings: list = []
+    if not s.zk_configured:
+        instances, skipped, _ = tl.read_api(rc.api(), names) if names else ([], [], [])
+        if skipped:
+            raise BadResponse(f"could not read what is live: {skipped[0].reason}", where=skipped[0].path,
+                              hint="nothing was imported; fix that first, or configure ZooKeeper (--zk)")
+        if names:
+            warnings.append("live state from the API (cached up to 60 s) and ownership not checked: nodes left "
+                            "by a Config Service restart count as live and vanish later; configure ZooKeeper "
+                            "(--zk) so import can restore them")
+        live = {(i.service_name, i.instance_id): restore.Observed.from_instance(i) for i in instances}
+        return live, "api", None, None, warnings
+    reader = rc.zk()
+    exists, present = tl.base_state(reader)
+    if not exists or not present:
+        what = "does not exist" if not exists else "holds no services"
+        text = f"the base path {reader.base_path} {what} in ZooKeeper {s.zk_hosts}"
+        if not force:
+            raise UsageError(f"refusing to import: {text}", where=s.zk_hosts,
+                             hint="check --zk-base / ZOOKEEPER_BASE_PATH (the Config Service's base path); "
+                                  "pass --force to import into it anyway")
+        warnings.append(text + "; importing anyway (--force)")
+    session = tl.current_session(reader, config_instance)
+    own_key = None
+    if session.known:
+        own_key = (tl.CONFIG_SERVICE, (session.node or "").rsplit("/", 1)[-1])
+    elif exists and present:
+        if not force:
+            raise NotFound(f"cannot tell which nodes belong to the Config Service's current session: {session.how}",
+                           where=s.zk_hosts,
+                           hint="pass --config-instance ID (the Config Service's SERVICE_INSTANCE_ID); or --force "
+                                "to count every node present as live (nodes a restart left then vanish later)")
+        warnings.append(f"ownership not checked ({session.how}); every node present counts as live (--force)")
+    nodes, skipped = tl.read_zk(reader, [n for n in names if n in present])
+    if skipped:
+        raise BadResponse(f"could not read what is live: {skipped[0].reason}", where=skipped[0].path,
+                          hint="nothing was imported; fix that first")
+    live = {(n.service, n.instance_id): restore.Observed.from_node(n) for n in nodes}
+    return live, "zookeeper", session if session.known else None, own_key, warnings
 
-    api = rc.api()
-    answers = api.map([api_mod.instances_call(n) for n in names], return_exceptions=True)
-    live = {}
-    for name, ans in zip(names, answers):
-        if isinstance(ans, RegctlError):
-            raise ans
-        live.update({(name, i.instance_id): i for i in ans})
-    return live, "api (may be cached up to 60 s; configure ZooKeeper for the truth)"
 
+__all__ = ["register", "export_registry", "import_registry", "ExitCode"]

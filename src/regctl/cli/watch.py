@@ -70,6 +70,11 @@ def watch(
     watcher = RegistryWatcher(s.zk_hosts, s.zk_base, timeout=s.timeout, names=names or None,
                               **s.zk_options())
     snapshot = watcher.start()
+    if not getattr(watcher, "base_exists", True):
+        rc.out.warn(f"the base path {watcher.base} does not exist in ZooKeeper {s.zk_hosts} (yet): check "
+                    "--zk-base / ZOOKEEPER_BASE_PATH")
+    elif getattr(watcher, "base_empty", False):
+        rc.out.warn(f"the base path {watcher.base} holds no services: check --zk-base / ZOOKEEPER_BASE_PATH")
     until = None if for_ is None else time.monotonic() + for_
     sink = {"json": JsonLines, "plain": PlainLines, "live": LiveTable}[mode](rc, watcher)
     seen = 0

@@ -26,6 +26,7 @@ STATUSES = (PASS, WARN, FAIL, SKIP)
 AREAS = {
     "config": "Config Service",
     "zookeeper": "ZooKeeper",
+    "cause": "What broke",
     "env": "Environment",
     "service": "Service",
     "hygiene": "Registry hygiene",
@@ -64,6 +65,11 @@ class Check:
     area: str
     catches: str
     fn: Callable[["CheckRun"], Any]
+    #: the check's own deadline from the config (seconds); None: the run's ``config.deadline``
+    deadline: Callable[["DoctorConfig"], float] | None = None
+
+    def deadline_for(self, config: "DoctorConfig") -> float:
+        return self.deadline(config) if self.deadline is not None else config.deadline
 
     def to_dict(self) -> dict:
         return {"name": self.name, "area": self.area, "area_title": AREAS.get(self.area, self.area),
@@ -99,6 +105,8 @@ class DoctorConfig:
     check_deadline: float | None = None
     #: checks named explicitly (hygiene runs for those even without --all)
     explicit: frozenset = frozenset()
+    #: --server-timeout: the Config Service's own health call's deadline; None: derived from the instance count
+    server_timeout: float | None = None
 
     @property
     def deadline(self) -> float:
@@ -173,6 +181,19 @@ class Facts:
             raise fact.error
         return fact.value
 
+    def has(self, key: str) -> bool:
+        with self._lock:
+            return key in self._facts
+
+    def put(self, key: str, value: Any, error: BaseException | None = None) -> None:
+        """Store a fact computed elsewhere (e.g. in a batch); a fact already there wins."""
+        with self._lock:
+            if key in self._facts:
+                return
+            fact = self._facts[key] = _Fact()
+        fact.value, fact.error = value, error
+        fact.event.set()
+
 
 class DoctorContext:
     """Per-run shared state: the config, the facts, and clients to close at the end."""
@@ -213,7 +234,7 @@ class CheckRun:
         self.ctx = ctx
         self.config = ctx.config
         self.started = started
-        self.deadline = started + ctx.config.deadline
+        self.deadline = started + check.deadline_for(ctx.config)
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
@@ -243,5 +264,10 @@ class CheckRun:
 
     def skip(self, finding: str, hint: str | None = None, /, **kw: Any) -> CheckResult:
         return self.result(SKIP, finding, hint, **kw)
+
+    def no_input(self, finding: str, hint: str, /, **kw: Any) -> CheckResult:
+        """A skip for lack of input (no service selected, no --all, nothing configured); hidden by
+        ``--service`` without ``-v``."""
+        return self.result(SKIP, finding, hint, no_input=True, **kw)
 
 

@@ -115,6 +115,19 @@ def err_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip().rstrip(":")
 
 
+def docker_hint(host: str, url: str | None = None) -> str:
+    """What to do about a URL whose Docker-network name does not resolve outside that network."""
+    return (f"{host!r} resolves only inside the Docker network, so it cannot be checked from here: run regctl "
+            "there (docker compose exec <service> regctl doctor ...), or check the port Docker publishes on this "
+            "host (docker compose port <service> <port>, then e.g. curl http://localhost:PORT/health); if callers "
+            "outside Docker need it, register a reachable URL with SERVICE_PUBLIC_URL")
+
+
+def is_seeded(row) -> bool:
+    """A database row the deployment seeded: no ``registered_at`` (a registration always sets it)."""
+    return not (row.registered_at or "").strip()
+
+
 def config_where(run: CheckRun) -> str:
     src = run.config.config_url_source
     return f"--config-url / CONFIG_SERVICE_URL ({src})" if src else "--config-url / CONFIG_SERVICE_URL"
@@ -219,6 +232,14 @@ def config_health_answer(run: CheckRun) -> HttpAnswer:
     return run.fact("config_health", compute)
 
 
+def config_answers(run: CheckRun) -> bool:
+    """Whether the Config Service answered ``GET /health`` at --config-url (any HTTP answer from it)."""
+    try:
+        return config_health_answer(run).json() is not None
+    except BaseException:
+        return False
+
+
 def zk_reader(run: CheckRun):
     """A connected :class:`regctl.zk.ZkReader` (one session for the whole run)."""
     def make():
@@ -311,17 +332,19 @@ class RegistryView:
         return [i for name in sorted(self.instances) for i in self.instances[name]]
 
 
+def zk_snapshot(run: CheckRun):
+    """Everything under the base path, read once per run (needs ZooKeeper configured)."""
+    return run.fact("zk_snapshot", lambda: zk_reader(run).snapshot())
+
+
 def registry_view(run: CheckRun) -> RegistryView:
     def compute() -> RegistryView:
         view = RegistryView()
 
-        def read_rows():
-            return api_client(run).list_services()
-
         def read_snapshot():
-            return zk_reader(run).snapshot() if run.config.zk_hosts else None
+            return zk_snapshot(run) if run.config.zk_hosts else None
 
-        rows, snap = parallel(read_rows, read_snapshot)
+        rows, snap = parallel(lambda: api_rows(run), read_snapshot)
         if isinstance(rows, RegctlError):
             view.rows_error = rows
         elif isinstance(rows, BaseException):
@@ -338,11 +361,8 @@ def registry_view(run: CheckRun) -> RegistryView:
             return view
         if view.rows is None:
             raise view.rows_error or view.zk_error or RegctlError("nothing readable")
-        from regctl.api import instances_call
-
         names = [r.service_name for r in view.rows]
-        results = api_client(run).map([instances_call(n) for n in names], return_exceptions=True)
-        for name, res in zip(names, results):
+        for name, res in zip(names, api_reads(run, names)):
             if isinstance(res, RegctlError):
                 view.api_errors[name] = res
             else:
@@ -351,3 +371,50 @@ def registry_view(run: CheckRun) -> RegistryView:
 
     return run.fact("registry_view", compute)
 
+
+def api_reads(run: CheckRun, names: list) -> list:
+    """``GET /services/{name}`` for each name, concurrently: a list of instances or the RegctlError, in order.
+
+    Shares :func:`api_instances`' memo, so a service read here is not read again.
+    """
+    missing = [n for n in dict.fromkeys(names) if not run.ctx.facts.has(f"api_instances:{n}")]
+    if missing:
+        from regctl.api import instances_call
+
+        results = api_client(run).map([instances_call(n) for n in missing], return_exceptions=True)
+        for name, res in zip(missing, results):
+            run.ctx.facts.put(f"api_instances:{name}", res if not isinstance(res, RegctlError) else None,
+                              res if isinstance(res, RegctlError) else None)
+    out = []
+    for n in names:
+        try:
+            out.append(api_instances(run, n))
+        except RegctlError as exc:
+            out.append(exc)
+    return out
+
+
+def api_failure(exc: BaseException) -> dict:
+    """Details naming the API read that failed and its HTTP status, for rows built from ``exc``.
+
+    Cause checks use them to claim the rows their cause explains (e.g. every 500
+    from a per-service read while Redis is down).
+    """
+    code = getattr(exc, "status_code", None)
+    if code is None:
+        return {}
+    where = (getattr(exc, "where", None) or "").split("?")[0].rstrip("/")
+    read = ("rows" if where.endswith("/registry/services") else "url" if where.endswith("/url")
+            else "discover" if "/discover/" in where else "health" if where.endswith("/health")
+            else "instances" if "/services/" in where else "other")
+    return {"api_status": code, "api_read": read}
+
+
+def generation(run: CheckRun):
+    """Which Config Service generation answers (:func:`regctl.monitor.detect_generation`), once per run."""
+    def compute():
+        from regctl.monitor import detect_generation
+
+        return detect_generation(api_client(run))
+
+    return run.fact("generation", compute)

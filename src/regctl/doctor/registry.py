@@ -20,11 +20,11 @@ from typing import Any, Callable, Iterable, Sequence
 
 from regctl.doctor.base import FAIL, PASS, SKIP, STATUSES, WARN, Check, CheckResult, CheckRun, DoctorConfig, \
     DoctorContext, log
-from regctl.doctor.checks import config, env, hygiene, service, zookeeper
+from regctl.doctor.checks import cause, config, env, hygiene, service, zookeeper
 from regctl.errors import RegctlError, UsageError
 
 #: one module per area, in run and display order; a new check goes into its area's CHECKS
-AREA_MODULES = (config, zookeeper, env, service, hygiene)
+AREA_MODULES = (config, zookeeper, cause, env, service, hygiene)
 # ---------------------------------------------------------------------------
 # the registry of checks
 # ---------------------------------------------------------------------------
@@ -135,7 +135,8 @@ def run_checks(config: DoctorConfig, checks: Iterable[Check] | None = None, *,
                on_result: Callable[[CheckResult], None] | None = None) -> DoctorReport:
     """Run ``checks`` (default: all) concurrently; each is cut off at its deadline.
 
-    ``on_result`` is called (from the checks' threads) with each row as it is ready.
+    ``on_result`` is called (from the checks' threads) with each row as it is ready, before
+    :func:`attribute` turns rows explained by a cause into skips (the report has the final rows).
     """
     selected = list(checks) if checks is not None else list_checks()
     ctx = DoctorContext(config)
@@ -166,19 +167,63 @@ def run_checks(config: DoctorConfig, checks: Iterable[Check] | None = None, *,
     for i, check in enumerate(selected):
         threading.Thread(target=run_one, args=(i, check), daemon=True, name=f"doctor-{check.name}").start()
 
-    end = started + config.deadline
     results: list[CheckResult] = []
     try:
         for check, slot in zip(selected, slots):
-            if slot["done"].wait(max(0.0, end - time.monotonic())) and slot["results"] is not None:
+            limit = check.deadline_for(config)
+            if slot["done"].wait(max(0.0, started + limit - time.monotonic())) and slot["results"] is not None:
                 results.extend(slot["results"])
             else:
                 results.append(CheckResult(
                     check.name, check.area, FAIL,
-                    f"the check did not finish within {config.deadline:.1f}s",
+                    f"the check did not finish within {limit:.1f}s",
                     f"something it waits on does not answer; run it alone with -v to see what: "
                     f"regctl doctor {check.name} -v (or raise --timeout)",
-                    details={"timed_out": True}, duration_ms=round(config.deadline * 1000, 1)))
+                    details={"timed_out": True}, duration_ms=round(limit * 1000, 1)))
     finally:
         ctx.close()
+    results = attribute(results)
     return DoctorReport(results, config, [c.name for c in selected], (time.monotonic() - started) * 1000)
+
+
+# ---------------------------------------------------------------------------
+# cause attribution
+# ---------------------------------------------------------------------------
+
+def _matches(selector: dict, row: CheckResult) -> bool:
+    def ok(key: str, value: Any) -> bool:
+        want = selector.get(key)
+        if want is None:
+            return True
+        options = want if isinstance(want, (list, tuple, set, frozenset)) else [want]
+        if key == "check":
+            return any(fnmatch.fnmatchcase(str(value), str(w)) for w in options)
+        return value in options
+
+    return (ok("check", row.name) and ok("target", row.target)
+            and ok("api_status", row.details.get("api_status")) and ok("api_read", row.details.get("api_read")))
+
+
+def attribute(results: list[CheckResult]) -> list[CheckResult]:
+    """Turn each symptom row a found cause explains into a skip saying so.
+
+    A cause row (area ``cause``, warn or fail) lists in ``details["explains"]``
+    selectors (``check`` name or glob, ``target``, ``api_status``, ``api_read``;
+    a list means any of) for the rows its cause explains. Those rows, when they
+    do not pass, become ``skip`` rows "explained by <cause>", keeping what they
+    found: one row names the cause, not one per symptom.
+    """
+    causes = [r for r in results if r.area == "cause" and r.status in (FAIL, WARN) and r.details.get("explains")]
+    if not causes:
+        return results
+    out = []
+    for row in results:
+        if row.area != "cause" and row.status in (FAIL, WARN):
+            cause = next((c for c in causes if any(_matches(sel, row) for sel in c.details["explains"])), None)
+            if cause is not None:
+                row = CheckResult(row.name, row.area, SKIP, f"explained by {cause.name}: {row.finding}",
+                                  f"see {cause.name}", row.target,
+                                  {**row.details, "explained_by": cause.name, "status_before": row.status},
+                                  row.duration_ms)
+        out.append(row)
+    return out

@@ -26,16 +26,17 @@ from regctl.errors import RegctlError
 #: Component -> (status when it is not healthy, what breaks, what to do)
 COMPONENTS = {
     "zookeeper": (FAIL, "registrations and lookups fail: instances live in ZooKeeper",
-                  "check ZooKeeper (regctl doctor zookeeper; docker compose logs zookeeper) and the Config "
-                  "Service's ZOOKEEPER_HOSTS; after it recovers, services must register again"),
-    "postgres": (FAIL, "registrations cannot be stored (every register writes the database row)",
-                 "check PostgreSQL: docker compose ps postgres; docker compose logs postgres"),
-    "redis": (WARN, "the cache is down: instance lists are read from ZooKeeper every time (slower)",
-              "the registry still works; check Redis when convenient: docker compose logs redis"),
+                  "if ZooKeeper answers regctl, the Config Service's own client gave up: restart the Config Service "
+                  "(see cause.zk-client); else check ZooKeeper (regctl doctor zookeeper; docker compose logs "
+                  "zookeeper) and the Config Service's ZOOKEEPER_HOSTS"),
+    "postgres": (FAIL, "GET /services fails, and every register/deregister answers 500 after its ZooKeeper write",
+                 "check PostgreSQL: docker compose ps postgres; docker compose logs postgres (see cause.postgres)"),
+    "redis": (FAIL, "every per-service read (/services/NAME, /url, /discover) answers 500: the cache is read first, "
+                    "so no service can be discovered",
+              "restart or fix Redis: docker compose ps redis; docker compose logs redis (see cause.redis)"),
     "kafka": (WARN, "registry events are not published; the registry works without Kafka",
               "the registry still works; fix Kafka when convenient: docker compose logs kafka"),
 }
-
 
 
 # ---------------------------------------------------------------------------

@@ -16,10 +16,10 @@ def env_applies(run: CheckRun) -> CheckResult | None:
     if (c.env.get("SERVICE_NAME") or "").strip():
         return None
     if c.service:
-        return run.skip(f"SERVICE_NAME is not set in the {c.env_source}: no service environment to check",
-                        "pass the service's environment with --env-file FILE (its .env or env.template)")
-    return run.skip("no service environment (SERVICE_NAME is not set)",
-                    "set SERVICE_NAME or pass --env-file FILE to check a service's variables")
+        return run.no_input(f"SERVICE_NAME is not set in the {c.env_source}: no service environment to check",
+                            "pass the service's environment with --env-file FILE (its .env or env.template)")
+    return run.no_input("no service environment (SERVICE_NAME is not set)",
+                        "set SERVICE_NAME or pass --env-file FILE to check a service's variables")
 
 
 def _env(run: CheckRun, var: str) -> str:

@@ -12,17 +12,28 @@ import functools
 from typing import Any, Callable
 
 from regctl.doctor.base import Check, CheckResult, CheckRun
-from regctl.doctor.facts import RegistryView, is_docker_name, probe, registry_view, url_parts
+from regctl.doctor.facts import (
+    RegistryView,
+    api_failure,
+    config_answers,
+    docker_hint,
+    is_docker_name,
+    is_seeded,
+    probe,
+    registry_view,
+    url_parts,
+)
 from regctl.errors import RegctlError
 
 
 def hygiene_applies(run: CheckRun) -> tuple[RegistryView | None, CheckResult | None]:
     if not run.config.all_services and run.check.name not in run.config.explicit:
-        return None, run.skip("registry-wide; runs with --all", "regctl doctor --all")
+        return None, run.no_input("registry-wide; runs with --all", "regctl doctor --all")
     try:
         return registry_view(run), None
     except RegctlError as exc:
-        return None, run.fail(f"cannot read the registry: {exc.message}", exc.hint or "fix config.* / zookeeper.*")
+        return None, run.fail(f"cannot read the registry: {exc.message}", exc.hint or "fix config.* / zookeeper.*",
+                              **api_failure(exc))
 
 
 def on_registry_view(check: Callable[[CheckRun, RegistryView], Any]) -> Callable[[CheckRun], Any]:
@@ -59,6 +70,9 @@ def check_zombies(run: CheckRun, view: RegistryView) -> list[CheckResult] | Chec
     from regctl.health import targets_for
 
     instances = view.all_instances()
+    if not instances and view.api_errors:
+        return run.skip(f"could not read the instances of {len(view.api_errors)} service(s) from the API",
+                        "see hygiene.undiscoverable and the cause.* rows")
     if not instances:
         return run.skip(f"no live instance in {_src(view)}", "nothing to probe")
     results = probe(run, "probe:all", targets_for(instances))
@@ -71,10 +85,12 @@ def check_zombies(run: CheckRun, view: RegistryView) -> list[CheckResult] | Chec
         host = url_parts(res.url)[1] if res.url else ""
         details = {"probe": res.to_dict(), "instance_status": inst.status}
         if res.error == "DNS" and is_docker_name(host) and not run.ctx.in_container:
+            if inst.service_name == "config-service" and config_answers(run):
+                continue  # the Config Service's own node: it answers here at --config-url (config.http)
             unverifiable.append(target)
-            rows.append(run.warn(f"cannot check from here: {host!r} resolves only inside the Docker network",
-                                 "run regctl doctor --all inside that network (docker compose exec ...)",
-                                 target=target, **details))
+            rows.append(run.warn(f"cannot check from here: {host!r} resolves only inside the Docker network "
+                                 "(not a sign that it is dead)", docker_hint(host, res.url), target=target,
+                                 unreachable_from_here=True, **details))
             continue
         said = f"HTTP {res.status_code}" if res.status_code is not None else (res.error or "no answer")
         dereg = f"regctl deregister {inst.service_name} {inst.instance_id}"
@@ -103,35 +119,6 @@ def check_zombies(run: CheckRun, view: RegistryView) -> list[CheckResult] | Chec
 
 
 @on_registry_view
-def check_bad_status(run: CheckRun, view: RegistryView) -> list[CheckResult] | CheckResult:
-    from regctl.names import VALID_STATUSES
-
-    rows = []
-    for inst in view.all_instances():
-        if inst.status not in VALID_STATUSES:
-            rows.append(run.fail(
-                f"status {inst.status!r} cannot be parsed by the Config Service: GET /services/"
-                f"{inst.service_name} (and /url, /discover) answer 500 for the whole service",
-                f"re-register it with a valid status ({', '.join(VALID_STATUSES)}), e.g. regctl register --name "
-                f"{inst.service_name} --url {inst.service_url or 'URL'} --instance-id {inst.instance_id} "
-                f"--status healthy, or: regctl deregister {inst.service_name} {inst.instance_id}",
-                target=f"{inst.service_name}/{inst.instance_id}", instance_status=inst.status))
-    for name, exc in sorted(view.api_errors.items()):
-        if getattr(exc, "status_code", None) == 500:
-            rows.append(run.fail(f"GET /services/{name} answers 500 ({exc.message}): probably an instance "
-                                 "status the Config Service cannot parse",
-                                 f"find it with: regctl inspect {name} --source zk (needs --zk), then re-register "
-                                 "or deregister it", target=name))
-        else:
-            rows.append(run.warn(f"GET /services/{name} failed: {exc.message}", exc.hint or "see config.*",
-                                 target=name))
-    if not rows:
-        n = len(view.all_instances())
-        return run.passed(f"every status of {n} instance(s) is one the Config Service can parse")
-    return rows
-
-
-@on_registry_view
 def check_undiscoverable(run: CheckRun, view: RegistryView) -> list[CheckResult] | CheckResult:
     rows = []
     ok = 0
@@ -156,6 +143,10 @@ def check_undiscoverable(run: CheckRun, view: RegistryView) -> list[CheckResult]
             rows.append(run.warn(f"/url skips {statuses}{why}; {len(insts) - len(bad)} healthy instance(s) "
                                  "serve", hint + " (ignore if it is still starting)", target=name,
                                  statuses={i.instance_id: i.status for i in insts}))
+    for name, exc in sorted(view.api_errors.items()):
+        rows.append(run.warn(f"could not check: GET /services/{name} failed ({exc.message})",
+                             "see the cause.* rows for why the Config Service fails (Redis, its ZooKeeper client, "
+                             "a status it cannot parse)", target=name, **api_failure(exc)))
     if not rows:
         return run.passed(f"every service with live instances ({ok}) has an instance /url can return")
     return rows
@@ -188,18 +179,26 @@ def check_stale_rows(run: CheckRun, view: RegistryView) -> list[CheckResult] | C
     if view.rows is None:
         return run.skip(f"database rows unreadable ({view.rows_error.message if view.rows_error else '?'})",
                         "fix config.http first")
-    rows = []
+    rows, seeded = [], []
     for r in view.rows:
         name = r.service_name
         if name in view.api_errors:
             continue
         if view.instances.get(name):
             continue
+        if is_seeded(r):
+            seeded.append(name)
+            continue
         rows.append(run.warn(
             f"database row (status {r.status or '?'!r}, registered {r.registered_at or '?'}) but no live instance",
             f"deregistered, crashed before registering, or lost when the Config Service restarted: if {name} "
             "should run, restart it so it registers again; if it is retired, nothing to do (the API cannot delete "
             "rows; delete it in PostgreSQL if it bothers you)", target=name, row=r.to_dict()))
+    if seeded:
+        rows.append(run.passed(f"seeded: {len(seeded)} row(s) without registered_at that never had an instance "
+                               f"({', '.join(seeded[:8])}{' ...' if len(seeded) > 8 else ''}): put there by the "
+                               "deployment's database migrations, not stale registrations", target="seeded",
+                               seeded=seeded))
     if not rows:
         return run.passed(f"every database row ({len(view.rows)}) has live instances")
     return rows
@@ -264,8 +263,6 @@ def check_sessions(run: CheckRun, view: RegistryView) -> CheckResult:
 CHECKS: tuple[Check, ...] = (
     Check("hygiene.zombies", "hygiene", "instances whose health check fails (crashed but still registered)",
           check_zombies),
-    Check("hygiene.bad-status", "hygiene", "instance statuses the Config Service cannot parse (its API then "
-          "fails for the whole service)", check_bad_status),
     Check("hygiene.undiscoverable", "hygiene", "services /url cannot return: no instance with status 'healthy' "
           "(e.g. registered without a status)", check_undiscoverable),
     Check("hygiene.duplicate-urls", "hygiene", "the same URL registered under several instance ids",

@@ -12,6 +12,9 @@ from typing import Any, Callable
 from regctl.doctor.base import FAIL, WARN, Check, CheckResult, CheckRun
 from regctl.doctor.facts import (
     api_client,
+    api_failure,
+    docker_hint,
+    is_seeded,
     api_instances,
     api_rows,
     is_docker_name,
@@ -29,9 +32,9 @@ def service_applies(run: CheckRun) -> tuple[str | None, CheckResult | None]:
     name = run.config.selected_service
     if not name:
         if run.config.all_services:
-            return None, run.skip("no service selected (--all checks every service in the hygiene.* rows)",
-                                  "to check one service in depth: regctl doctor --service NAME")
-        return None, run.skip("no service selected",
+            return None, run.no_input("no service selected (--all checks every service in the hygiene.* rows)",
+                                      "to check one service in depth: regctl doctor --service NAME")
+        return None, run.no_input("no service selected",
                               "pick one: regctl doctor --service NAME (or set SERVICE_NAME, or --env-file FILE); "
                               "--all checks every service")
     try:
@@ -75,13 +78,18 @@ def check_service_registered(run: CheckRun, name: str) -> CheckResult:
         live = live_instances(run, name)
     except RegctlError as exc:
         return run.fail(f"cannot read the instances of {name}: {exc.message}",
-                        exc.hint or "fix config.* / zookeeper.* first", target=name)
+                        exc.hint or "fix config.* / zookeeper.* first", target=name, **api_failure(exc))
     db_row, _err = _row_for(run, name)
     ids = [i.instance_id for i in live.instances]
     details = {"source": live.source, "instances": ids,
                "db_row": db_row.to_dict() if db_row else None,
                "zk_error": live.zk_error.message if live.zk_error else None}
     if not ids:
+        if db_row is not None and is_seeded(db_row):
+            return run.fail(f"no live instance of {name}; its database row is seeded (no registered_at): it was "
+                            "put there by the deployment and has never registered", "start the service so it "
+                            "registers (it registers at startup), or register it by hand: regctl register "
+                            "--from-env --env-file FILE", target=name, seeded=True, **details)
         if db_row is not None:
             return run.fail(f"no live instance of {name}; its database row says {db_row.status or '?'!r} "
                             f"(registered {db_row.registered_at or '?'}): it was deregistered, or the Config "
@@ -103,10 +111,21 @@ def check_service_registered(run: CheckRun, name: str) -> CheckResult:
                       f"{' ...' if len(ids) > 5 else ''}{extra}{src}", target=name, **details)
 
 
-def _bad_status_hint(name: str) -> str:
-    return (f"an instance of {name} has a status the Config Service cannot parse, which breaks its API for the "
-            f"whole service: find it with regctl inspect {name} --source zk, then re-register it with "
-            "--status healthy or deregister it")
+def _api_500_hint(run: CheckRun, name: str) -> str:
+    """The hint for a 500 on a read of ``name``: a bad status only when one was seen in ZooKeeper."""
+    from regctl.names import VALID_STATUSES
+
+    bad = None
+    if run.config.zk_hosts:
+        try:
+            bad = next((i for i in live_instances(run, name).instances if i.status not in VALID_STATUSES), None)
+        except RegctlError:
+            bad = None
+    if bad is not None:
+        return (f"instance {bad.instance_id} has status {bad.status!r}, which the Config Service cannot parse: "
+                f"re-register it with --status healthy, or deregister it: regctl deregister {name} {bad.instance_id}")
+    return ("the Config Service fails reading it: see the cause.* rows (Redis down, its ZooKeeper client lost, "
+            "a status it cannot parse): regctl doctor cause --service " + name)
 
 
 @on_selected_service
@@ -117,8 +136,10 @@ def check_service_api_view(run: CheckRun, name: str) -> CheckResult:
         api_list = api_instances(run, name)
     except RegctlError as exc:
         if getattr(exc, "status_code", None) == 500:
-            return run.fail(f"GET /services/{name} fails: {exc.message}", _bad_status_hint(name), target=name)
-        return run.fail(f"the API cannot list {name}: {exc.message}", exc.hint or "see config.*", target=name)
+            return run.fail(f"GET /services/{name} fails: {exc.message}", _api_500_hint(run, name), target=name,
+                            **api_failure(exc))
+        return run.fail(f"the API cannot list {name}: {exc.message}", exc.hint or "see config.*", target=name,
+                        **api_failure(exc))
     db_row, row_err = _row_for(run, name)
     notes = []
     if row_err is not None:
@@ -165,9 +186,7 @@ def _probe_hint(run: CheckRun, url: str | None, error: str | None, code: int | N
     dereg = f"regctl deregister {svc} {iid}"
     if error == "DNS":
         if is_docker_name(host) and not run.ctx.in_container:
-            return WARN, (f"{host!r} only resolves inside the Docker network, so it cannot be checked from here: "
-                          "run regctl doctor inside that network (docker compose exec ...), or register a URL "
-                          "reachable from outside with SERVICE_PUBLIC_URL")
+            return WARN, docker_hint(host, url)
         return FAIL, (f"{host!r} does not resolve: the registered URL is wrong. Inside Docker set "
                       "SERVICE_HOST to the container's service name; for external access set SERVICE_PUBLIC_URL")
     if error == "refused":
@@ -268,8 +287,8 @@ def check_service_discoverable(run: CheckRun, name: str) -> CheckResult:
                         target=name, statuses={i.instance_id: i.status for i in live.instances})
     except RegctlError as exc:
         if getattr(exc, "status_code", None) == 500:
-            return run.fail(f"/url fails: {exc.message}", _bad_status_hint(name), target=name)
-        return run.fail(f"/url fails: {exc.message}", exc.hint or "see config.*", target=name)
+            return run.fail(f"/url fails: {exc.message}", _api_500_hint(run, name), target=name, **api_failure(exc))
+        return run.fail(f"/url fails: {exc.message}", exc.hint or "see config.*", target=name, **api_failure(exc))
     return run.passed(f"/url returns {url}", target=name, url=url)
 
 

@@ -10,7 +10,7 @@ from regctl.errors import RegctlError
 def zk_not_configured(run: CheckRun) -> CheckResult | None:
     if run.config.zk_hosts:
         return None
-    return run.skip("ZooKeeper is not configured",
+    return run.no_input("ZooKeeper is not configured",
                     "pass --zk HOST:PORT or set ZOOKEEPER_HOSTS (the Config Service's value; from the host "
                     "usually localhost:2181)")
 

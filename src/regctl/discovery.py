@@ -1,0 +1,382 @@
+"""Would a client that follows the integration guide find a working instance right now?
+
+The guide's client asks ``GET /services/{name}/url`` and uses the answer. That call
+reads the same (cached) instance list as ``GET /services/{name}`` and picks one whose
+``status`` is ``healthy``, so its outcome follows from that list: 500 when the list
+answers 500, 404 when no listed instance has status ``healthy``. This module judges
+each service from what was read (no printing, no typer/rich):
+
+* what ZooKeeper holds (the truth about which instances are live),
+* what the API's per-service read answered (what clients are actually handed),
+* optionally whether the instances answer their health URL (probes).
+
+:func:`read_registry` reads the sources (the services list and ZooKeeper side by
+side, then every service's instance list concurrently and bounded);
+:func:`judge` turns one service's evidence into a :class:`DiscoveryVerdict`:
+``discoverable`` is True (yes), False (no, with the reason observed) or None (could
+not check, with what could not be read).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from regctl.errors import BadResponse, RegctlError, Unreachable, UsageError
+from regctl.models import Instance, ServiceRow, ZkSnapshot
+
+#: the statuses the Config Service's enum accepts; any other makes its reads of that service answer 500
+VALID_STATUSES = ("healthy", "unhealthy", "unknown", "starting", "stopping")
+
+#: reason -> meaning (docs/output.md lists the same; a test keeps them in step)
+REASONS = {
+    "no-instances": "no instance is live, so /url answers 404",
+    "no-healthy-status": "instances are live but none registered status 'healthy', so /url answers 404",
+    "bad-status": "an instance registered a status the Config Service cannot parse: every read of the "
+                  "service answers 500",
+    "api-500": "the API's read of the service answered HTTP 500 (also api-502, api-503, api-504)",
+    "stale-cache": "the API hands out only instances ZooKeeper no longer holds (its cache lasts up to 60 s)",
+    "api-differs": "ZooKeeper holds an instance with status 'healthy' but the API lists none",
+    "not-answering": "with --probe: no instance with status 'healthy' answers its health URL",
+    "unreachable-from-here": "with --probe: the health URLs could not be checked from this machine "
+                             "(their host does not resolve here)",
+    "api-unreachable": "could not check: the Config Service could not be reached",
+    "api-bad-answer": "could not check: the API answered something unusable (HTML, wrong shape, refused)",
+    "zk-unreadable": "could not check: ZooKeeper could not be read and the API was not asked",
+    "not-read": "could not check: no source was read for this service",
+}
+
+
+@dataclass(frozen=True)
+class DiscoveryVerdict:
+    """One service's answer: discoverable True/False/None, why, and one readable sentence.
+
+    ``reason`` is None when discoverable and nothing is off; a discoverable service
+    may carry a caveat reason (``stale-cache``, ``api-differs``) when some of what the
+    API hands out is wrong.
+    """
+
+    service: str
+    discoverable: bool | None
+    reason: str | None
+    detail: str
+    #: where the verdict came from: "api", "zookeeper" (predicted), or "none"
+    judged_from: str = "api"
+    #: instances a client can be handed (status healthy, live); None when not known
+    candidates: int | None = None
+    #: candidates that answered a probe; None without probes
+    answering: int | None = None
+
+    @property
+    def label(self) -> str:
+        """The DISCOVERY cell: ``OK``, ``OK (caveat)``, or the reason."""
+        if self.discoverable:
+            return "OK" if not self.reason else f"OK ({self.reason})"
+        return self.reason or ("no" if self.discoverable is False else "unknown")
+
+    def to_dict(self) -> dict:
+        return {"discoverable": self.discoverable, "reason": self.reason, "detail": self.detail,
+                "judged_from": self.judged_from, "candidates": self.candidates, "answering": self.answering}
+
+
+def api_reason(err: RegctlError) -> tuple[bool | None, str]:
+    """(discoverable, reason) for a failed per-service API read."""
+    code = getattr(err, "status_code", None)
+    if isinstance(code, int) and 500 <= code < 600:
+        return False, f"api-{code}"
+    if isinstance(err, Unreachable):
+        return None, "api-unreachable"
+    return None, "api-bad-answer"
+
+
+def bad_statuses(instances: Iterable[Instance]) -> list[Instance]:
+    return [i for i in instances if i.status not in VALID_STATUSES]
+
+
+def judge(service: str, *, zk: Sequence[Instance] | None = None, zk_error: str | None = None,
+          api: "Sequence[Instance] | RegctlError | None" = None,
+          probes: Mapping[str, Any] | None = None) -> DiscoveryVerdict:
+    """The verdict for one service.
+
+    ``zk``: the live instances ZooKeeper holds (None: not read; ``zk_error`` says why).
+    ``api``: what ``GET /services/{name}`` answered (a list, the error, or None: not asked).
+    ``probes``: instance id -> :class:`regctl.health.ProbeResult`, when probing was asked.
+    """
+    zk_list = list(zk) if zk is not None else None
+    if isinstance(api, RegctlError):
+        found, reason = api_reason(api)
+        bad = bad_statuses(zk_list or [])
+        if found is False and bad:
+            shown = ", ".join(f"{i.instance_id}={i.status!r}" for i in bad[:3])
+            return DiscoveryVerdict(service, False, "bad-status",
+                                    f"{shown}: not a status the Config Service accepts, so every read of "
+                                    f"{service} answers HTTP {api.status_code}", "api")
+        return DiscoveryVerdict(service, found, reason, f"the API's read of {service} failed: {api.message}", "api")
+    api_list = list(api) if api is not None else None
+    if api_list is None and zk_list is None:
+        if zk_error:
+            return DiscoveryVerdict(service, None, "zk-unreadable", f"ZooKeeper could not be read: {zk_error}",
+                                    "none")
+        return DiscoveryVerdict(service, None, "not-read", "nothing was read for this service", "none")
+    judged_from = "api" if api_list is not None else "zookeeper"
+    view = api_list if api_list is not None else zk_list
+    assert view is not None
+    if api_list is None:  # ZooKeeper alone: predict what the API would answer
+        bad = bad_statuses(view)
+        if bad:
+            shown = ", ".join(f"{i.instance_id}={i.status!r}" for i in bad[:3])
+            return DiscoveryVerdict(service, False, "bad-status",
+                                    f"{shown}: not a status the Config Service accepts; its reads of "
+                                    f"{service} answer 500 (judged from ZooKeeper)", judged_from, 0)
+    healthy = [i for i in view if i.discoverable]
+    zk_healthy = [i for i in zk_list or [] if i.discoverable]
+    if not healthy:
+        if api_list is not None and zk_healthy:
+            return DiscoveryVerdict(service, False, "api-differs",
+                                    f"ZooKeeper holds {_ids(zk_healthy)} with status 'healthy' but the API "
+                                    f"lists {'none' if not api_list else 'no healthy one'} (its cache is behind)",
+                                    judged_from, 0)
+        if not view:
+            where = "the API lists none" if api_list is not None else "ZooKeeper holds none"
+            return DiscoveryVerdict(service, False, "no-instances", f"no live instance ({where})", judged_from, 0)
+        statuses = ", ".join(f"{i.instance_id}={i.status}" for i in view[:5])
+        return DiscoveryVerdict(service, False, "no-healthy-status",
+                                f"{len(view)} live, none with status 'healthy' ({statuses})", judged_from, 0)
+    caveat = None
+    detail = f"{len(healthy)} instance(s) with status 'healthy'"
+    candidates = healthy
+    if zk_list is not None and api_list is not None:
+        zk_ids = {i.instance_id for i in zk_list}
+        gone = [i for i in healthy if i.instance_id not in zk_ids]
+        if len(gone) == len(healthy):
+            return DiscoveryVerdict(service, False, "stale-cache",
+                                    f"/url hands out {_ids(gone)} which ZooKeeper no longer holds "
+                                    f"(the API's cache lasts up to 60 s)", judged_from, 0)
+        candidates = [i for i in healthy if i.instance_id in zk_ids]
+        if gone:
+            caveat = "stale-cache"
+            detail += f"; /url may also hand out {_ids(gone)}, which ZooKeeper no longer holds"
+        elif {i.instance_id for i in zk_healthy} - {i.instance_id for i in healthy}:
+            caveat = "api-differs"
+            detail += "; ZooKeeper holds more instances with status 'healthy' than the API lists"
+    answering = None
+    if probes is not None:
+        results = [probes.get(i.instance_id) for i in candidates]
+        ok = [r for r in results if r is not None and r.healthy]
+        answering = len(ok)
+        if not ok:
+            unchecked = [r for r in results if r is None or not getattr(r, "checked", True)]
+            if len(unchecked) == len(results):
+                return DiscoveryVerdict(service, None, "unreachable-from-here",
+                                        f"could not check from here: {_probe_errors(results)}", judged_from,
+                                        len(candidates), 0)
+            return DiscoveryVerdict(service, False, "not-answering",
+                                    f"{len(candidates)} with status 'healthy', none answers its health URL "
+                                    f"({_probe_errors(results)})", judged_from, len(candidates), 0)
+        detail += f", {len(ok)} answering"
+    if judged_from == "zookeeper":
+        detail += " (judged from ZooKeeper; the API was not read)"
+    return DiscoveryVerdict(service, True, caveat, detail, judged_from, len(candidates), answering)
+
+
+def _ids(instances: Sequence[Instance]) -> str:
+    shown = ", ".join(i.instance_id for i in instances[:3])
+    return shown + (f" and {len(instances) - 3} more" if len(instances) > 3 else "")
+
+
+def _probe_errors(results: Sequence[Any]) -> str:
+    parts = [f"{r.instance_id}: {r.error or 'unhealthy'}" for r in results if r is not None][:3]
+    return ", ".join(parts) or "not probed"
+
+
+# ---------------------------------------------------------------------------
+# reading the sources
+# ---------------------------------------------------------------------------
+
+@dataclass
+class RegistryRead:
+    """What was read from each source, and what failed (never a guess)."""
+
+    want_api: bool
+    want_zk: bool
+    rows: list[ServiceRow] | None = None
+    rows_error: RegctlError | None = None
+    snapshot: ZkSnapshot | None = None
+    zk_error: RegctlError | None = None
+    #: per-service answers of GET /services/{name}: the list, or the error
+    instances: dict[str, Any] = field(default_factory=dict)
+    #: the error that kept the per-service reads from being sent (the API is unreachable)
+    instances_skipped: RegctlError | None = None
+
+    @property
+    def api_read(self) -> bool:
+        """Whether the API answered anything usable (the list or any service's instances)."""
+        return self.rows is not None or any(isinstance(v, list) for v in self.instances.values())
+
+    @property
+    def any_read(self) -> bool:
+        return self.api_read or self.snapshot is not None
+
+    def names(self) -> list[str]:
+        names = {r.service_name for r in self.rows or []}
+        if self.snapshot is not None:
+            names |= {s.name for s in self.snapshot.services if s.exists}
+        return sorted(names | set(self.instances))
+
+    def api_answer(self, name: str) -> "list[Instance] | RegctlError | None":
+        """GET /services/{name}'s answer: the list, its error, or None (not asked)."""
+        if name in self.instances:
+            return self.instances[name]
+        if self.want_api and self.instances_skipped is not None:
+            return self.instances_skipped
+        return None
+
+    def zk_instances(self, name: str) -> list[Instance] | None:
+        """ZooKeeper's live instances of ``name`` ([] when ZooKeeper was read and has none)."""
+        if self.snapshot is None:
+            return None
+        svc = self.snapshot.service(name)
+        if svc is None:
+            return []
+        if any(p.kind == "unreadable" for p in svc.problems) and not svc.instances:
+            return None
+        return list(svc.instances)
+
+    def verdict(self, name: str, probes: Mapping[str, Any] | None = None) -> DiscoveryVerdict:
+        zk_error = str(self.zk_error) if self.zk_error else None
+        zk = self.zk_instances(name)
+        if zk is None and self.snapshot is not None:
+            zk_error = "its nodes could not be read"
+        api = self.api_answer(name)
+        if api is not None and api is self.instances_skipped:  # not asked: could not check, not "no"
+            api = Unreachable(f"not asked, the Config Service is down ({api.message})", where=api.where)
+        return judge(name, zk=zk, zk_error=zk_error, api=api, probes=probes)
+
+    def sources(self, config_url: str, zk_hosts: str | None, zk_base: str) -> dict:
+        """The ``sources`` object of ``-o json``: per source whether it was read, and the error."""
+        failed = sorted(n for n, v in self.instances.items() if isinstance(v, RegctlError))
+        api = None
+        if self.want_api:
+            err = self.rows_error
+            api = {"url": config_url, "read": self.api_read,
+                   "error": str(err) if err else None, "error_code": _code(err),
+                   "services_list": {"read": self.rows is not None, "error": str(err) if err else None},
+                   "instances": {"read": sum(1 for v in self.instances.values() if isinstance(v, list)),
+                                 "failed": failed,
+                                 "skipped": str(self.instances_skipped) if self.instances_skipped else None}}
+        zk = None
+        if self.want_zk:
+            zk = {"hosts": zk_hosts, "base_path": zk_base, "read": self.snapshot is not None,
+                  "error": str(self.zk_error) if self.zk_error else None, "error_code": _code(self.zk_error)}
+        return {"api": api, "zookeeper": zk}
+
+
+def _code(err: RegctlError | None) -> int | None:
+    return None if err is None else int(err.exit_code)
+
+
+def read_registry(api: Callable[[], Any] | None, zk: Callable[[], Any] | None, *,
+                  names: Sequence[str] | None = None, per_service: bool = True,
+                  concurrency: int = 16) -> RegistryRead:
+    """Read the services list and ZooKeeper side by side, then each service's instances.
+
+    ``api``/``zk`` return a :class:`regctl.api.RegistryApi` / connected
+    :class:`regctl.zk.ZkReader` (None: that source is not used). A source that
+    fails is recorded, not raised (:class:`UsageError` and bugs are raised).
+    ``names`` limits everything to those services. The per-service reads run
+    concurrently, at most ``concurrency`` at once, and are skipped when the API
+    could not be reached at all.
+    """
+    read = RegistryRead(want_api=api is not None, want_zk=zk is not None)
+    wanted = list(names) if names else None
+
+    def read_rows() -> None:
+        try:
+            rows = api().list_services()
+        except RegctlError as exc:
+            read.rows_error = exc
+            return
+        read.rows = [r for r in rows if wanted is None or r.service_name in wanted]
+
+    def read_zk() -> None:
+        try:
+            read.snapshot = zk().snapshot(wanted)
+        except RegctlError as exc:
+            read.zk_error = exc
+
+    jobs = ([read_rows] if api is not None else []) + ([read_zk] if zk is not None else [])
+    run_side_by_side(jobs)
+    for err in (read.rows_error, read.zk_error):
+        if isinstance(err, UsageError):
+            raise err
+    if api is None or not per_service:
+        return read
+    if isinstance(read.rows_error, Unreachable) or (
+            isinstance(read.rows_error, BadResponse) and read.rows_error.status_code in (502, 503, 504)):
+        read.instances_skipped = read.rows_error  # the Config Service is down: N more timeouts tell nothing
+        return read
+    targets = list(wanted) if wanted else read.names()
+    if not targets:
+        return read
+    from regctl import api as api_mod
+
+    client = api()
+    answers = client.map([api_mod.instances_call(n) for n in targets], concurrency=concurrency,
+                         return_exceptions=True)
+    read.instances = dict(zip(targets, answers))
+    return read
+
+
+def run_side_by_side(jobs: list) -> None:
+    """Run the callables at once in daemon threads (Ctrl-C never waits for a request in flight)."""
+    if len(jobs) <= 1:
+        for job in jobs:
+            job()
+        return
+    bugs: list = []
+
+    def guarded(job: Callable[[], None]) -> None:
+        try:
+            job()
+        except Exception as exc:  # a bug: re-raised below, in the caller's thread
+            bugs.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(j,), daemon=True, name="regctl-read") for j in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if bugs:
+        raise bugs[0]
+
+
+# ---------------------------------------------------------------------------
+# the cause behind a 5xx, from the Config Service's own /health
+# ---------------------------------------------------------------------------
+
+#: /health component -> what it means for the registry
+COMPONENT_EFFECTS = {
+    "redis": "Redis is down: every read of instances answers 500 and writes fail after they happened",
+    "postgres": "PostgreSQL is down: the services list answers 500 and writes fail after the node changed",
+    "zookeeper": "the Config Service's ZooKeeper client is down: restart the Config Service",
+}
+
+
+def health_cause(health: Mapping[str, Any] | None) -> str | None:
+    """A short cause from ``GET /health``'s components (``Redis is down``), or None."""
+    if not isinstance(health, Mapping):
+        return None
+    down = [name for name in ("redis", "postgres", "zookeeper")
+            if str(health.get(name, "")).lower() == "unhealthy"]
+    if not down:
+        return None
+    return "; ".join(COMPONENT_EFFECTS[name] for name in down)
+
+
+def fetch_health_cause(api: Any) -> str | None:
+    """Ask ``GET /health`` and name the broken component; None when it answers nothing useful."""
+    try:
+        return health_cause(api.config_health())
+    except RegctlError:
+        return None

@@ -1,0 +1,419 @@
+"""What broke (area ``cause``): one row per cause of the Config Service's failures, not one per symptom.
+
+From outside, most failures look like "HTTP 500". Which part broke decides the fix,
+and the evidence to tell them apart is reachable (the contract's "How it fails"):
+
+========================  ==================================================================
+``cause.redis``           ``/health`` says redis unhealthy and every per-service read answers 500
+``cause.postgres``        ``/health`` says postgres unhealthy; ``GET /services`` 500 while per-service reads work
+``cause.zk-client``       ``/health`` says zookeeper unhealthy while regctl's own ZooKeeper session works
+``cause.restart``         instance nodes owned by a session other than the Config Service's own node's,
+                          created before it; or rows registered before it with no live instance left
+``cause.bad-status``      an instance node's status the Config Service cannot parse (500 for that service)
+``cause.stale-cache``     the API's list of a service differs from ZooKeeper's
+========================  ==================================================================
+
+A cause row that warns or fails lists, in ``details["explains"]``, the symptom rows
+its cause explains; :func:`regctl.doctor.registry.attribute` turns those into skips
+saying "explained by <cause>". The decisions are pure functions of :class:`Evidence`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from regctl.doctor.base import Check, CheckResult, CheckRun
+from regctl.doctor.checks.config import health_document
+from regctl.doctor.facts import api_reads, api_rows, parallel, zk_reader, zk_snapshot
+from regctl.errors import RegctlError
+
+CONFIG_SERVICE = "config-service"
+#: per-service reads sampled to tell "every service fails" from "one service fails"
+SAMPLE = 4
+_LIST_MAX = 8
+
+
+@dataclass
+class Evidence:
+    """What the cause checks look at, gathered once per run."""
+
+    #: ``/health``'s document (component -> state), None when there is no usable answer
+    health: dict | None = None
+    rows: list | None = None
+    rows_error: RegctlError | None = None
+    zk_configured: bool = False
+    #: regctl's own ZooKeeper session (or snapshot) failed
+    zk_error: RegctlError | None = None
+    snapshot: Any = None
+    #: service -> instances from ``GET /services/{name}``, or the RegctlError it raised
+    reads: dict = field(default_factory=dict)
+    #: the services the per-service causes look at (selected, or all with --all); empty: none selected
+    targets: list = field(default_factory=list)
+
+    def component(self, name: str) -> str | None:
+        if not isinstance(self.health, dict) or "status" not in self.health:
+            return None
+        value = self.health.get(name)
+        return None if value is None else str(value)
+
+    def failed_reads(self, code: int = 500) -> list[str]:
+        return [n for n, r in self.reads.items() if isinstance(r, RegctlError) and _status(r) == code]
+
+    def ok_reads(self) -> list[str]:
+        return [n for n, r in self.reads.items() if not isinstance(r, RegctlError)]
+
+    def zk_instances(self, name: str) -> list | None:
+        if self.snapshot is None:
+            return None
+        svc = self.snapshot.service(name)
+        return list(svc.instances) if svc is not None else []
+
+
+def _status(exc: BaseException) -> int | None:
+    return getattr(exc, "status_code", None)
+
+
+def _names(names: list, limit: int = _LIST_MAX) -> str:
+    names = list(names)
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def gather(run: CheckRun) -> Evidence:
+    """The evidence, read once per run (shared by every cause check)."""
+    def compute() -> Evidence:
+        ev = Evidence(zk_configured=bool(run.config.zk_hosts))
+        doc, _row = health_document(run)
+        ev.health = doc
+
+        def read_snapshot():
+            if not run.config.zk_hosts:
+                return None
+            zk_reader(run)
+            return zk_snapshot(run)
+
+        rows, snap = parallel(lambda: api_rows(run), read_snapshot)
+        if isinstance(rows, RegctlError):
+            ev.rows_error = rows
+        elif isinstance(rows, BaseException):
+            raise rows
+        else:
+            ev.rows = rows
+        if isinstance(snap, RegctlError):
+            ev.zk_error = snap
+        elif isinstance(snap, BaseException):
+            raise snap
+        else:
+            ev.snapshot = snap
+        known = list(dict.fromkeys([*(r.service_name for r in ev.rows or []),
+                                    *(s.name for s in (ev.snapshot.services if ev.snapshot else ()))]))
+        if run.config.selected_service:
+            ev.targets = [run.config.selected_service]
+        elif run.config.all_services:
+            ev.targets = known
+        live = [s.name for s in ev.snapshot.services if s.instances] if ev.snapshot else known
+        sample = list(dict.fromkeys([*ev.targets, CONFIG_SERVICE, *live[:SAMPLE]]))
+        if ev.health is not None or ev.rows is not None:
+            ev.reads = dict(zip(sample, api_reads(run, sample)))
+        return ev
+
+    return run.fact("cause_evidence", compute)
+
+
+def on_evidence(fn):
+    def check(run: CheckRun):
+        return fn(run, gather(run))
+
+    check.__name__ = fn.__name__
+    check.__doc__ = fn.__doc__
+    check.__wrapped__ = fn  # type: ignore[attr-defined]
+    return check
+
+
+def _no_health(run: CheckRun) -> CheckResult:
+    return run.skip("no usable /health answer (see config.http): cannot tell", "fix config.* first")
+
+
+# ---------------------------------------------------------------------------
+
+REDIS_FIX = ("restart or fix Redis (docker compose ps redis; docker compose logs redis): until it is back no client "
+             "can discover any service (every /services/{name}, /url and /discover answers 500), and register/"
+             "deregister answer 500 although their ZooKeeper and database writes happened")
+
+
+@on_evidence
+def check_redis(run: CheckRun, ev: Evidence) -> CheckResult:
+    state = ev.component("redis")
+    if ev.health is None:
+        return _no_health(run)
+    failed, ok = ev.failed_reads(), ev.ok_reads()
+    details = {"redis": state, "reads_500": failed, "reads_ok": ok}
+    if state is not None and state != "healthy":
+        if ok:
+            return run.warn(f"/health says redis {state!r}, but GET /services/{ok[0]} answers: the cache is "
+                            "not in the way of reads here", "check Redis anyway: docker compose logs redis",
+                            **details)
+        said = (f"GET /services/NAME answers 500 for every service read ({_names(failed)})" if failed
+                else "per-service reads not tried")
+        rows = "; GET /services (the database) still answers" if ev.rows is not None else ""
+        return run.fail(f"Redis is down: /health says redis {state!r} and {said}{rows}", REDIS_FIX,
+                        **details, explains=[{"check": ["config.redis", "config.health"]},
+                                             {"api_status": 500, "api_read": ["instances", "url", "discover",
+                                                                              "health"]},
+                                             {"check": "*.monitor", "api_status": 503}])
+    return run.passed(f"not Redis: /health says redis {state or 'not reported'}", **details)
+
+
+POSTGRES_FIX = ("fix PostgreSQL (docker compose ps postgres; docker compose logs postgres); meanwhile register "
+                "answers 500 with the instance live in ZooKeeper and deregister 500 with the node gone: see what "
+                "the writes did in ZooKeeper (regctl list --source zk)")
+
+
+@on_evidence
+def check_postgres(run: CheckRun, ev: Evidence) -> CheckResult:
+    if ev.health is None:
+        return _no_health(run)
+    state = ev.component("postgres")
+    rows_500 = ev.rows_error is not None and _status(ev.rows_error) == 500
+    ok = ev.ok_reads()
+    details = {"postgres": state, "rows_error": ev.rows_error.message if ev.rows_error else None, "reads_ok": ok}
+    explains = [{"check": ["config.postgres", "config.health"]}, {"api_status": 500, "api_read": "rows"}]
+    if state is not None and state != "healthy":
+        said = "GET /services answers 500" if rows_500 else \
+            "GET /services still answers" if ev.rows is not None else "GET /services not read"
+        also = f" while GET /services/{ok[0]} answers" if ok and rows_500 else ""
+        return run.fail(f"PostgreSQL is down: /health says postgres {state!r}; {said}{also}", POSTGRES_FIX,
+                        **details, explains=explains)
+    if rows_500 and ok:
+        return run.warn(f"GET /services answers 500 while GET /services/{ok[0]} answers, though /health says "
+                        f"postgres {state or 'not reported'}: the database read fails", POSTGRES_FIX, **details,
+                        explains=explains)
+    return run.passed(f"not PostgreSQL: /health says postgres {state or 'not reported'}", **details)
+
+
+ZK_CLIENT_FIX = ("restart the Config Service (docker compose restart config-service): its ZooKeeper client gave up "
+                 "and does not reconnect by itself; its instances vanish with its old session, so then restart the "
+                 "services or restore them: regctl import FILE")
+
+
+@on_evidence
+def check_zk_client(run: CheckRun, ev: Evidence) -> CheckResult:
+    if ev.health is None:
+        return _no_health(run)
+    state = ev.component("zookeeper")
+    details = {"zookeeper": state, "reads_500": ev.failed_reads()}
+    if state is None or state == "healthy":
+        return run.passed(f"not its ZooKeeper client: /health says zookeeper {state or 'not reported'}", **details)
+    if not ev.zk_configured:
+        return run.warn(f"/health says zookeeper {state!r}; regctl has no ZooKeeper to compare with",
+                        "pass --zk HOST:PORT (or set ZOOKEEPER_HOSTS): if ZooKeeper answers regctl, the Config "
+                        "Service's own client gave up and the fix is to restart the Config Service", **details)
+    if ev.zk_error is not None:
+        return run.skip(f"not its client alone: ZooKeeper does not answer regctl either ({ev.zk_error.message})",
+                        "see zookeeper.*: ZooKeeper itself is down or unreachable", **details)
+    return run.fail(f"the Config Service's own ZooKeeper client gave up: /health says zookeeper {state!r} while "
+                    f"ZooKeeper answers regctl ({run.config.zk_hosts})", ZK_CLIENT_FIX, **details,
+                    explains=[{"check": ["config.zookeeper", "config.health"]},
+                              {"api_status": 500, "api_read": ["instances", "url", "discover", "health"]}])
+
+
+def parse_time(text: str | None) -> float | None:
+    """Epoch seconds of a ``registered_at`` (``2026-11-29 03:46:59.109964+00:00``), None when unreadable."""
+    if not text or not isinstance(text, str):
+        return None
+    t = text.strip().replace("Z", "+00:00")
+    try:
+        dt = datetime.fromisoformat(t)
+    except ValueError:
+        try:
+            dt = datetime.fromisoformat(t[:26])
+        except ValueError:
+            return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+RESTART_FIX = ("restore what vanished from an export: regctl import FILE (see docs/commands.md, Export and "
+               "import), or restart the services so they register again; registering an id again while its old "
+               "node lingers does not save it (the node keeps the old session)")
+
+
+def restart_finding(ev: Evidence) -> dict | None:
+    """What says the Config Service restarted, or None: {since, owners, lingering: [...], lost: [...]}."""
+    if ev.snapshot is None:
+        return None
+    own = [i for i in ev.zk_instances(CONFIG_SERVICE) or [] if i.stat is not None and i.stat.ephemeral]
+    if not own:
+        return None
+    owners = {i.stat.ephemeral_owner for i in own}
+    since_zk = max(i.stat.created for i in own)
+    own_row = next((r for r in ev.rows or [] if r.service_name == CONFIG_SERVICE), None)
+    since_db = parse_time(own_row.registered_at) if own_row else None
+    lingering = []
+    for svc in ev.snapshot.services:
+        if svc.name == CONFIG_SERVICE:
+            continue
+        for inst in svc.instances:
+            st = inst.stat
+            if st is not None and st.ephemeral and st.ephemeral_owner not in owners and st.created < since_zk:
+                lingering.append(inst)
+    lost = []
+    for row in ev.rows or []:
+        if row.service_name == CONFIG_SERVICE or (row.status or "unknown") == "unknown":
+            continue
+        at = parse_time(row.registered_at)
+        if at is None:
+            continue  # seeded rows never had an instance
+        since = since_db if since_db is not None else since_zk
+        if at < since and not ev.zk_instances(row.service_name):
+            lost.append(row.service_name)
+    if not lingering and not lost:
+        return None
+    return {"since": since_zk, "owners": sorted(hex(o) for o in owners),
+            "lingering": lingering, "lost": lost,
+            "old_owners": sorted({hex(i.stat.ephemeral_owner) for i in lingering})}
+
+
+@on_evidence
+def check_restart(run: CheckRun, ev: Evidence) -> CheckResult:
+    if not ev.zk_configured:
+        return run.no_input("needs ZooKeeper to see which session owns the nodes",
+                            "pass --zk HOST:PORT or set ZOOKEEPER_HOSTS")
+    if ev.snapshot is None:
+        return run.skip(f"ZooKeeper unreadable ({ev.zk_error.message if ev.zk_error else '?'})",
+                        "fix zookeeper.session first")
+    found = restart_finding(ev)
+    if found is None:
+        own = ev.zk_instances(CONFIG_SERVICE) or []
+        if not own:
+            return run.skip(f"no Config Service node under {ev.snapshot.base_path}/{CONFIG_SERVICE}/instances: "
+                            "cannot tell its session", "check --zk-base / ZOOKEEPER_BASE_PATH")
+        owner = own[0].stat.owner_hex if own[0].stat else "?"
+        return run.passed(f"no sign of a restart: no instance outlives the Config Service's session ({owner}) "
+                          "and no registered service lost its instances")
+    since = _iso(found["since"])
+    lingering, lost = found["lingering"], found["lost"]
+    services = sorted({i.service_name for i in lingering})
+    details = {"restarted_at": since, "session": found["owners"], "old_sessions": found["old_owners"],
+               "lingering": [f"{i.service_name}/{i.instance_id}" for i in lingering], "lost": lost}
+    explains = [{"check": ["hygiene.stale-rows", "service.registered"], "target": lost + services},
+                {"check": "hygiene.sessions"}]
+    if lingering:
+        finding = (f"the Config Service restarted at {since} (its own node is owned by session "
+                   f"{', '.join(found['owners'])} since then): {len(lingering)} instance(s) of {len(services)} "
+                   f"service(s) ({_names(services)}) are still owned by its previous session "
+                   f"{', '.join(found['old_owners'])} and vanish when that session expires (30 s by default)")
+        if lost:
+            finding += f"; {len(lost)} more service(s) already lost every instance ({_names(lost)})"
+    else:
+        finding = (f"the registry emptied at {since}: the Config Service restarted (its own node is new since "
+                   f"then) and {len(lost)} service(s) registered before have no live instance: {_names(lost)}")
+    return run.fail(finding, RESTART_FIX, **details, explains=explains)
+
+
+def bad_status_fix(name: str, inst) -> str:
+    from regctl.names import VALID_STATUSES
+
+    return (f"re-register it with a valid status ({', '.join(VALID_STATUSES)}), e.g. regctl register --name {name} "
+            f"--url {inst.service_url or 'URL'} --instance-id {inst.instance_id} --status healthy, or deregister it: "
+            f"regctl deregister {name} {inst.instance_id}")
+
+
+@on_evidence
+def check_bad_status(run: CheckRun, ev: Evidence) -> list[CheckResult] | CheckResult:
+    from regctl.names import VALID_STATUSES
+
+    if not ev.targets:
+        return run.no_input("no service selected", "pick one with --service NAME, or check every one with --all")
+    if ev.snapshot is None:
+        failed = [n for n in ev.targets if n in ev.failed_reads()]
+        if not ev.zk_configured and failed:
+            return run.warn(f"GET /services/{failed[0]} answers 500; without ZooKeeper regctl cannot see whether an "
+                            "instance has a status the Config Service cannot parse",
+                            f"pass --zk HOST:PORT to read its nodes (regctl inspect {failed[0]} --source zk)",
+                            target=failed[0])
+        return run.skip("needs ZooKeeper to read the instances' statuses" if not ev.zk_configured else
+                        f"ZooKeeper unreadable ({ev.zk_error.message if ev.zk_error else '?'})",
+                        "pass --zk HOST:PORT or set ZOOKEEPER_HOSTS" if not ev.zk_configured else
+                        "fix zookeeper.session first", no_input=True if not ev.zk_configured else None)
+    rows = []
+    for name in ev.targets:
+        bad = [i for i in ev.zk_instances(name) or [] if i.status not in VALID_STATUSES]
+        if not bad:
+            continue
+        read = ev.reads.get(name)
+        said = ("GET /services/{n} answers 500".format(n=name) if isinstance(read, RegctlError)
+                and _status(read) == 500 else f"GET /services/{name}, /url and /discover answer 500")
+        statuses = ", ".join(f"{i.instance_id}={i.status!r}" for i in bad[:_LIST_MAX])
+        rows.append(run.fail(f"{said} for the whole service: instance status the Config Service cannot parse "
+                             f"({statuses})", bad_status_fix(name, bad[0]), target=name,
+                             instances=[i.instance_id for i in bad],
+                             explains=[{"target": [name] + [f"{name}/{i.instance_id}" for i in bad],
+                                        "api_status": [500, 400]}]))
+    if rows:
+        return rows
+    return run.passed(f"every instance status of {len(ev.targets)} service(s) is one the Config Service can parse")
+
+
+@on_evidence
+def check_stale_cache(run: CheckRun, ev: Evidence) -> list[CheckResult] | CheckResult:
+    from regctl.views import instances_differ
+
+    if not ev.targets:
+        return run.no_input("no service selected", "pick one with --service NAME, or check every one with --all")
+    if ev.snapshot is None:
+        return run.skip("needs ZooKeeper to compare the API's list with" if not ev.zk_configured else
+                        f"ZooKeeper unreadable ({ev.zk_error.message if ev.zk_error else '?'})",
+                        "pass --zk HOST:PORT or set ZOOKEEPER_HOSTS" if not ev.zk_configured else
+                        "fix zookeeper.session first", no_input=True if not ev.zk_configured else None)
+    rows, compared = [], 0
+    for name in ev.targets:
+        api = ev.reads.get(name)
+        if api is None or isinstance(api, RegctlError):
+            continue
+        zk = ev.zk_instances(name) or []
+        compared += 1
+        if not instances_differ(api, zk):
+            continue
+        api_ids, zk_ids = {i.instance_id for i in api}, {i.instance_id for i in zk}
+        diff = []
+        if api_ids - zk_ids:
+            diff.append("only in the API: " + _names(sorted(api_ids - zk_ids)))
+        if zk_ids - api_ids:
+            diff.append("only in ZooKeeper: " + _names(sorted(zk_ids - api_ids)))
+        rows.append(run.warn(f"the API serves a stale cached list of {name} ({'; '.join(diff) or 'same ids, other data'})"
+                             + (": /url may hand out an instance that is gone" if api_ids - zk_ids else ""),
+                             "the cache (Redis) keeps a list up to 60 s when a node changes behind the API's back: "
+                             "wait a minute, or register/deregister anything in that service through the API, which "
+                             "evicts it", target=name, api_instances=sorted(api_ids), zk_instances=sorted(zk_ids),
+                             explains=[{"check": "service.api-view", "target": name}]))
+    if rows:
+        return rows
+    if not compared:
+        return run.skip("the API's lists could not be read (see the other cause rows)", "see cause.redis")
+    return run.passed(f"the API's list agrees with ZooKeeper for {compared} service(s)")
+
+
+# ---------------------------------------------------------------------------
+
+CHECKS: tuple[Check, ...] = (
+    Check("cause.redis", "cause", "Redis down: every per-service read answers 500 (the registry is down for "
+          "discovery, not just slower)", check_redis),
+    Check("cause.postgres", "cause", "PostgreSQL down: GET /services answers 500 while per-service reads work; "
+          "writes answer 500 after reaching ZooKeeper", check_postgres),
+    Check("cause.zk-client", "cause", "the Config Service's own ZooKeeper client gave up while ZooKeeper itself "
+          "answers (restart the Config Service)", check_zk_client),
+    Check("cause.restart", "cause", "the Config Service restarted: nodes left by its old session, or services "
+          "that lost every instance at once (restore with regctl import)", check_restart),
+    Check("cause.bad-status", "cause", "an instance status the Config Service cannot parse: 500 for that service "
+          "only", check_bad_status),
+    Check("cause.stale-cache", "cause", "the API's cached list of a service differs from ZooKeeper (up to 60 s)",
+          check_stale_cache),
+)
+

@@ -1,0 +1,300 @@
+"""Plan and apply an import: re-register what a restart lost, and nothing an operator did since.
+
+Planning (:func:`plan_import`) compares each file entry with its node now:
+
+* ``add``: no node; it will be registered.
+* ``live``: a node owned by the Config Service's current session, same data.
+* ``differs``: live with other data: **never touched** without ``--force``
+  (then ``overwrite``: registered again with the file's data).
+* ``restore``: a node owned by *another* session: it was made before the Config
+  Service restarted and vanishes when that old session expires. Registering the
+  id again would only update that doomed node in place (it keeps its owner), so
+  a restore is **deregister, then register**: the new node belongs to the current
+  session and stays. A lingering node whose data differs from the file is
+  ``differs`` (the live data is newer than the backup) unless ``--force``.
+* ``self``: the Config Service's own node; it manages that itself.
+* ``down``: with ``--probe``, an entry to write whose health URL does not answer now.
+
+Applying (:func:`apply_plan`) re-reads each node right before writing it and
+skips (and reports) any that changed since the plan: a registration made while
+the operator was reading the plan always survives. Progress is appended to a
+list the caller owns, so an interrupt or a failure midway can say exactly what
+was done and what was not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from regctl.errors import ExitCode, RegctlError
+from regctl.transfer import Entry, canonical, differences, expected_node
+from regctl.transfer_live import Session
+
+WRITES = ("add", "restore", "overwrite")
+ACTIONS = ("add", "restore", "overwrite", "live", "differs", "self", "down")
+
+
+class Interrupted(RegctlError):
+    """Ctrl-C in the middle of changing the registry (exit 130)."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A node as the plan saw it: its data, its owning session, and a token that changes with any write."""
+
+    data: dict | None
+    owner: int | None
+    token: Any
+
+    @classmethod
+    def from_node(cls, node: Any) -> "Observed":
+        st = node.stat
+        token = (st.created, st.version, st.ephemeral_owner) if st is not None else canonical(node.data)
+        return cls(node.data, node.owner if st is not None else None, token)
+
+    @classmethod
+    def from_instance(cls, inst: Any) -> "Observed":
+        return cls(dict(inst.metadata or {}), None, canonical(inst.metadata or {}))
+
+
+@dataclass
+class PlanItem:
+    action: str
+    entry: Entry
+    reason: str | None = None
+    differences: dict = field(default_factory=dict)
+    observed: Observed | None = None
+
+    @property
+    def service(self) -> str:
+        return self.entry.service
+
+    @property
+    def instance_id(self) -> str:
+        return self.entry.instance_id
+
+    def to_dict(self) -> dict:
+        reg = self.entry.registration
+        d = {"action": self.action, "service": reg.service_name, "instance_id": reg.instance_id,
+             "service_url": reg.service_url, "health_check_url": reg.health_check_url, "reason": self.reason}
+        if self.observed is not None and self.observed.owner:
+            d["node_owner"] = hex(self.observed.owner)
+        if self.differences:
+            d["differences"] = self.differences
+        if self.entry.warnings:
+            d["warnings"] = list(self.entry.warnings)
+        return d
+
+
+@dataclass
+class ImportPlan:
+    items: list[PlanItem]
+    live_source: str
+    session: Session | None = None
+
+    def with_action(self, *actions: str) -> list[PlanItem]:
+        return [i for i in self.items if i.action in actions]
+
+    @property
+    def writes(self) -> list[PlanItem]:
+        return self.with_action(*WRITES)
+
+    def counts(self) -> dict:
+        return {a: len(self.with_action(a)) for a in ACTIONS}
+
+    def to_dict(self) -> dict:
+        return {"live_source": self.live_source, "session": self.session.to_dict() if self.session else None,
+                "counts": self.counts(), "items": [i.to_dict() for i in self.items]}
+
+
+def plan_import(entries: Iterable[Entry], live: Mapping[tuple[str, str], Observed], live_source: str,
+                session: Session | None = None, *, force: bool = False,
+                own_key: tuple[str, str] | None = None) -> ImportPlan:
+    """Decide per entry (see the module docstring). ``session`` None: ownership not checked."""
+    current = session.owner if session is not None and session.known else None
+    items = []
+    for e in entries:
+        obs = live.get(e.key)
+        if obs is None:
+            items.append(PlanItem("add", e, "no node: will be registered"))
+            continue
+        if own_key is not None and e.key == own_key:
+            items.append(PlanItem("self", e, "the Config Service's own node: it registers itself", {}, obs))
+            continue
+        diff = (differences(expected_node(e.registration), obs.data) if obs.data is not None
+                else {"(node)": ["JSON object", "unreadable data"]})
+        old = current is not None and bool(obs.owner) and obs.owner != current
+        if old:
+            why = (f"node owned by session {hex(obs.owner or 0)}, not the Config Service's current session "
+                   f"{hex(current or 0)}: it vanishes when that session expires")
+            if not diff:
+                items.append(PlanItem("restore", e, why + "; deregister, then register", diff, obs))
+            elif force:
+                items.append(PlanItem("restore", e, why + "; --force: the file's data replaces it", diff, obs))
+            else:
+                items.append(PlanItem("differs", e, why + "; its data differs from the file: not touched "
+                                      "(export now to keep it, or --force to restore the file's data)", diff, obs))
+        elif not diff:
+            items.append(PlanItem("live", e, "already live", diff, obs))
+        elif force:
+            items.append(PlanItem("overwrite", e, "live with different data; --force: the file's data replaces it",
+                                  diff, obs))
+        else:
+            items.append(PlanItem("differs", e, "live with different data: not touched (--force replaces it)",
+                                  diff, obs))
+    return ImportPlan(items, live_source, session)
+
+
+def mark_down(plan: ImportPlan, probe: Callable[[list], list]) -> None:
+    """``--probe``: turn every write whose health URL does not answer now into ``down``.
+
+    ``probe(targets)`` gets :class:`regctl.health.ProbeTarget` objects and returns results in order.
+    """
+    from regctl.health import ProbeTarget
+
+    todo = plan.writes
+    targets = []
+    for item in todo:
+        reg = item.entry.registration
+        url = reg.health_check_url or (reg.service_url.rstrip("/") + "/health")
+        targets.append(ProbeTarget(item.service, item.instance_id, url))
+    for item, res in zip(todo, probe(targets)):
+        if not res.healthy:
+            item.action = "down"
+            item.reason = f"--probe: {res.url} did not answer healthy ({res.error or res.status_code}): not written"
+
+
+# ---------------------------------------------------------------------------
+# apply
+# ---------------------------------------------------------------------------
+
+@dataclass
+class ApplyResult:
+    item: PlanItem
+    result: str  # registered | restored | skipped | failed | interrupted | not-done
+    detail: str | None = None
+    error: RegctlError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result in ("registered", "restored")
+
+    def to_dict(self) -> dict:
+        return {"service": self.item.service, "instance_id": self.item.instance_id, "action": self.item.action,
+                "result": self.result, "detail": self.detail,
+                "error": str(self.error) if self.error else None}
+
+
+@dataclass
+class Live:
+    """How to read a node again right before writing it: ZooKeeper (``reader``) or the API."""
+
+    reader: Any = None
+    api: Any = None
+
+    def observe(self, service: str, instance_id: str) -> Observed | None:
+        from regctl import transfer_live as tl
+
+        if self.reader is not None:
+            node = tl.read_node(self.reader, service, instance_id)
+            return None if node is None else Observed.from_node(node)
+        for inst in self.api.execute(tl.instances_call(service)):
+            if inst.instance_id == instance_id:
+                return Observed.from_instance(inst)
+        return None
+
+
+def apply_plan(plan: ImportPlan, api: Any, live: Live, results: list[ApplyResult],
+               on_result: Callable[[ApplyResult], None] | None = None) -> list[ApplyResult]:
+    """Write every ``add``/``restore``/``overwrite`` item, one by one, appending to ``results``.
+
+    A KeyboardInterrupt is re-raised after the item in flight is recorded as
+    ``interrupted``; everything not reached stays out of ``results`` (see
+    :func:`not_done`).
+    """
+    for item in plan.writes:
+        try:
+            res = _apply_one(item, api, live, plan.session)
+        except KeyboardInterrupt:
+            results.append(ApplyResult(item, "interrupted", "Ctrl-C while writing it: it may or may not be "
+                                       "registered; check with: regctl get " + item.service))
+            raise
+        results.append(res)
+        if on_result is not None:
+            on_result(res)
+    return results
+
+
+def not_done(plan: ImportPlan, results: list[ApplyResult]) -> list[PlanItem]:
+    """The writes of ``plan`` that have no result yet."""
+    reached = {id(r.item) for r in results}
+    return [i for i in plan.writes if id(i) not in reached]
+
+
+def _changed(before: Observed | None, now: Observed | None) -> str | None:
+    if before is None and now is None:
+        return None
+    if before is None:
+        return "registered by someone else since the plan"
+    if now is None:
+        return "deregistered since the plan"
+    if before.token != now.token or canonical(before.data) != canonical(now.data):
+        return "re-registered or changed since the plan"
+    return None
+
+
+def _apply_one(item: PlanItem, api: Any, live: Live, session: Session | None) -> ApplyResult:
+    from regctl import transfer_live as tl
+    from regctl.api import register_call
+
+    reg = item.entry.registration
+    try:
+        now = live.observe(item.service, item.instance_id)
+    except RegctlError as exc:
+        return ApplyResult(item, "failed", "could not read the node again before writing; nothing written", exc)
+    change = _changed(item.observed, now)
+    note = None
+    if change is not None:
+        if item.action == "restore" and now is None:
+            note = "the old node expired before the write"
+        else:
+            detail = change + ": left as it is (the newer registration wins)"
+            current = session.owner if session is not None else None
+            if now is not None and current and now.owner and now.owner != current:
+                detail += ("; its node still belongs to an old session and vanishes when that expires: "
+                           "export again now, or import again after the expiry")
+            return ApplyResult(item, "skipped", detail)
+    if item.action == "restore" and now is not None:
+        try:
+            api.execute(tl.deregister_call(item.service, item.instance_id))
+        except RegctlError as exc:
+            return ApplyResult(item, "failed", "deregistering the old node failed; nothing registered "
+                                               "(the old node still vanishes when its session expires)", exc)
+    try:
+        api.execute(register_call(reg.payload()))
+    except RegctlError as exc:
+        detail = "register failed"
+        if item.action == "restore":
+            detail = "the old node was deregistered but the registration failed: the instance is NOT live"
+        return ApplyResult(item, "failed", detail, exc)
+    verdict = "restored" if item.action == "restore" else "registered"
+    check = _verify(item, live, session)
+    return ApplyResult(item, verdict, "; ".join(x for x in (note, check) if x) or None)
+
+
+def _verify(item: PlanItem, live: Live, session: Session | None) -> str | None:
+    """None when the node now holds the file's data under the current session, else what differs."""
+    try:
+        now = live.observe(item.service, item.instance_id)
+    except RegctlError as exc:
+        return f"not verified ({exc.message})"
+    if now is None:
+        return "not verified: the node is not there after registering"
+    if now.data is None or differences(expected_node(item.entry.registration), now.data):
+        return "not verified: the node holds other data (another write in between?)"
+    if session is not None and session.known and now.owner and now.owner != session.owner:
+        return f"not verified: the node is owned by session {hex(now.owner)}, not {hex(session.owner or 0)}"
+    return None

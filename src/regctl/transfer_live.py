@@ -1,0 +1,252 @@
+"""What is live right now, read for export and import: every instance node, whatever its name or size.
+
+Unlike :meth:`regctl.zk.ZkReader.snapshot` (which sets odd names and huge nodes
+aside as problems), these readers take every service directory ZooKeeper holds:
+a name with surrounding spaces or 250 characters is still a registration, and a
+node of 600 KiB is still an instance. Anything that cannot be exported comes
+back as a :class:`Skipped` with the reason, so the caller can list it and fail.
+
+Ownership: ``stat.ephemeralOwner`` of the Config Service's own node
+``{base}/config-service/instances/{id}`` is its *current* session
+(:func:`current_session`); an instance node owned by any other session was made
+before a restart and vanishes when that session expires.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from regctl.errors import RegctlError
+from regctl.models import Instance, NodeStat
+
+CONFIG_SERVICE = "config-service"
+DEFAULT_CONFIG_INSTANCE = "config-service-1"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A live instance (or a named service) that could not be read or exported, and why."""
+
+    path: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class LiveNode:
+    """One instance node as ZooKeeper holds it (``data`` None when it is not a JSON object)."""
+
+    service: str
+    instance_id: str
+    path: str
+    data: dict | None
+    stat: NodeStat | None
+    problem: str | None = None
+
+    @property
+    def owner(self) -> int:
+        return self.stat.ephemeral_owner if self.stat is not None else 0
+
+    def instance(self) -> Instance:
+        d = self.data or {}
+        url = d.get("service_url")
+        health = d.get("health_check_url")
+        status = d.get("status", "unknown")
+        return Instance(self.service, self.instance_id, url if isinstance(url, str) else None,
+                        health if isinstance(health, str) else None,
+                        status if isinstance(status, str) else json.dumps(status), d, self.stat, self.path)
+
+
+def join(base: str, *names: str) -> str:
+    """A ZooKeeper path from names ZooKeeper itself listed (they cannot contain '/')."""
+    return base.rstrip("/") + "".join("/" + n for n in names)
+
+
+def decode(raw: bytes | None) -> tuple[dict | None, str | None]:
+    """Node bytes -> (JSON object, None) or (None, why not). No size limit: ZooKeeper's own applies."""
+    if not raw:
+        return None, "node has no data"
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return None, f"node data is not UTF-8 (byte {exc.start})"
+    except RecursionError:
+        return None, "node data is JSON nested too deeply to read"
+    except ValueError as exc:
+        return None, f"node data is not JSON ({str(exc)[:80]})"
+    if not isinstance(value, dict):
+        return None, f"node data is a JSON {type(value).__name__}, not an object"
+    return value, None
+
+
+def base_state(reader: Any) -> tuple[bool, list[str]]:
+    """(base path exists, service directory names)."""
+    names = reader.get_children(reader.base_path)
+    if names is None:
+        return False, []
+    return True, [n for n in names if not (reader.base_path == "/" and n == "zookeeper")]
+
+
+def read_zk(reader: Any, names: Iterable[str] | None = None) -> tuple[list[LiveNode], list[Skipped]]:
+    """Every instance node under the base path (or of ``names``), with what could not be read."""
+    from regctl.zk import node_stat
+
+    base = reader.base_path
+    _exists, present = base_state(reader)
+    wanted = present if names is None else list(names)
+    skipped: list[Skipped] = []
+    inst_dirs = {n: join(base, n, "instances") for n in wanted if n in present}
+    for n in wanted:
+        if n not in inst_dirs:
+            skipped.append(Skipped(join(base, n), "no such service directory in ZooKeeper"))
+    kids = reader.bulk_children(list(inst_dirs.values())) if inst_dirs else {}
+    paths: dict[str, tuple[str, str]] = {}
+    for name, path in inst_dirs.items():
+        k = kids.get(path)
+        if isinstance(k, Exception):
+            skipped.append(Skipped(path, f"cannot list instances ({_exc(k)})"))
+        elif k is None:
+            if names is not None:
+                skipped.append(Skipped(path, "service directory has no 'instances' child"))
+        else:
+            for iid in sorted(k):
+                paths[join(path, iid)] = (name, iid)
+    datas = reader.bulk_get(list(paths)) if paths else {}
+    out: list[LiveNode] = []
+    for path, (name, iid) in paths.items():
+        res = datas.get(path)
+        if res is None:
+            continue  # vanished between the two reads
+        if isinstance(res, Exception):
+            skipped.append(Skipped(path, f"cannot read the node ({_exc(res)})"))
+            continue
+        raw, stat = res
+        data, problem = decode(raw)
+        if data is not None:
+            problem = _layout_problem(data)
+        out.append(LiveNode(name, iid, path, data, node_stat(stat) if stat is not None else None, problem))
+    return out, skipped
+
+
+def _layout_problem(data: dict) -> str | None:
+    if not isinstance(data.get("service_url"), str):
+        return "node data has no service_url text: the Config Service cannot have written it"
+    return None
+
+
+def read_node(reader: Any, service: str, instance_id: str) -> LiveNode | None:
+    """One instance node now (None when absent)."""
+    from regctl.zk import node_stat
+
+    path = join(reader.base_path, service, "instances", instance_id)
+    res = reader.get(path)
+    if res is None:
+        return None
+    raw, stat = res
+    data, problem = decode(raw)
+    return LiveNode(service, instance_id, path, data, node_stat(stat), problem)
+
+
+@dataclass(frozen=True)
+class Session:
+    """Which ZooKeeper session the Config Service holds now, and how that was found."""
+
+    owner: int | None
+    node: str | None
+    how: str
+
+    @property
+    def known(self) -> bool:
+        return self.owner is not None
+
+    def to_dict(self) -> dict:
+        return {"session": hex(self.owner) if self.owner else None, "node": self.node, "how": self.how}
+
+
+def current_session(reader: Any, instance_id: str | None = None) -> Session:
+    """The owner of ``{base}/config-service/instances/{instance_id}``.
+
+    Without an id: ``config-service-1`` when present, else the only node there is.
+    Unknown (``owner`` None) when the node is missing, or persistent, or there are
+    several and none was named.
+    """
+    inst_dir = join(reader.base_path, CONFIG_SERVICE, "instances")
+    if instance_id is not None:
+        candidates = [instance_id]
+    else:
+        kids = reader.get_children(inst_dir) or []
+        if DEFAULT_CONFIG_INSTANCE in kids:
+            candidates = [DEFAULT_CONFIG_INSTANCE]
+        elif len(kids) == 1:
+            candidates = kids
+        elif not kids:
+            return Session(None, None, f"no Config Service node under {inst_dir}")
+        else:
+            return Session(None, None, f"{len(kids)} Config Service nodes under {inst_dir} and none is "
+                                       f"{DEFAULT_CONFIG_INSTANCE}")
+    path = join(inst_dir, candidates[0])
+    res = reader.get(path)
+    if res is None:
+        return Session(None, path, f"the Config Service's own node {path} does not exist")
+    owner = int(res[1].ephemeralOwner or 0)
+    if not owner:
+        return Session(None, path, f"the Config Service's own node {path} is persistent (no session)")
+    return Session(owner, path, f"owner of {path}")
+
+
+def _exc(exc: Exception) -> str:
+    if isinstance(exc, RegctlError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+
+
+# ---------------------------------------------------------------------------
+# the API (no ZooKeeper configured)
+# ---------------------------------------------------------------------------
+
+def instances_call(service: str) -> Any:
+    """``GET /services/{name}`` for any name the registry holds (no regctl name rules)."""
+    from regctl import api as api_mod
+    from regctl.names import url_segment
+
+    def parse(ans: Any) -> list:
+        api_mod.check_status(ans, f"instances of {service}")
+        data = ans.json()
+        if not isinstance(data, list):
+            from regctl.errors import BadResponse
+
+            raise BadResponse(f"instances of {service}: expected a JSON list", where=ans.url,
+                              hint="check that the URL points at the Config Service")
+        return [api_mod.instance_from_api(x, service) for x in data if isinstance(x, dict)]
+
+    return api_mod.Call("GET", f"/services/{url_segment(service)}", parse, f"instances of {service}")
+
+
+def deregister_call(service: str, instance_id: str) -> Any:
+    """``POST /deregister`` for any name the registry holds."""
+    from regctl import api as api_mod
+
+    def parse(ans: Any) -> bool:
+        api_mod.check_status(ans, f"deregister {service}/{instance_id}")
+        return True
+
+    return api_mod.Call("POST", "/deregister", parse, f"deregister {service}/{instance_id}",
+                        params={"service_name": service, "instance_id": instance_id})
+
+
+def read_api(api: Any, names: Iterable[str] | None = None) -> tuple[list[Instance], list[Skipped], list[str]]:
+    """(instances, what could not be read, the service names asked) through the API."""
+    wanted = list(names) if names is not None else sorted({r.service_name for r in api.list_services()})
+    answers = api.map([instances_call(n) for n in wanted], return_exceptions=True)
+    instances: list[Instance] = []
+    skipped: list[Skipped] = []
+    for name, ans in zip(wanted, answers):
+        if isinstance(ans, RegctlError):
+            skipped.append(Skipped(f"GET /services/{name}", str(ans)))
+        else:
+            instances.extend(ans)
+    return instances, skipped, wanted

@@ -1,0 +1,223 @@
+"""import after a Config Service restart: nodes of the old session are restored, not trusted; no lost update."""
+
+import json
+import time
+
+import pytest
+
+from regctl.api import RegistryApi
+from tests.helpers import assert_one_line_error, run_cli
+
+INSTANCES = [
+    ("asr-service", "asr-1", {"status": "healthy", "version": "1.2"}),
+    ("asr-service", "asr-2", {"status": "healthy"}),
+    ("tts-service", "tts-1", {"status": "starting"}),
+    ("audit-service", "audit-1", {}),
+]
+
+
+def register_all(url, instances=INSTANCES):
+    with RegistryApi(url, timeout=5) as api:
+        for name, iid, meta in instances:
+            svc_url = f"http://{iid}.test:8090"
+            api.register({"service_name": name, "service_url": svc_url, "health_check_url": svc_url + "/health",
+                          "service_metadata": {"instance_id": iid, **meta}})
+
+
+def nodes(kazoo_client, base):
+    """{(service, id): (data, ephemeralOwner)} straight from ZooKeeper."""
+    out = {}
+    for svc in kazoo_client.get_children(base):
+        path = f"{base}/{svc}/instances"
+        if not kazoo_client.exists(path):
+            continue
+        for iid in kazoo_client.get_children(path):
+            got = kazoo_client.get(f"{path}/{iid}")
+            out[(svc, iid)] = (json.loads(got[0]), got[1].ephemeralOwner)
+    return out
+
+
+def restart_lingering(make_registry, reg, kazoo_client):
+    """A Config Service restart whose old session is abandoned, not closed: its nodes stay visible.
+
+    Returns (registry to talk to now, old session id, expire) where ``expire()`` makes the old
+    session end (waiting for its timeout with the sandbox's restart(linger=True)).
+    """
+    server = reg.server
+    old = server.session_id
+    if hasattr(server, "restart"):
+        server.restart(linger=True)
+
+        def expire():
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if all(owner != old for _, owner in nodes(kazoo_client, reg.base_path).values()):
+                    return
+                time.sleep(0.2)
+            raise AssertionError("the old session's nodes never vanished")
+        return reg, old, expire
+    # Stand-in until the sandbox registry can restart: a second server takes over with a new session
+    # (its own node re-created under that session) while the first one's session stays open.
+    kazoo_client.delete(f"{reg.base_path}/config-service/instances/config-service-1")
+    new = make_registry(base_path=reg.base_path, zk_timeout=4)
+    return new, old, server.stop
+
+
+@pytest.fixture
+def populated(make_registry):
+    reg = make_registry(zk_timeout=4)
+    register_all(reg.url)
+    return reg
+
+
+def test_import_right_after_a_restart_restores_every_instance_and_they_survive_the_old_session(
+        populated, make_registry, kazoo_client, tmp_path):
+    backup = tmp_path / "backup.yaml"
+    assert run_cli("export", "-f", str(backup), env=populated.env).exit_code == 0
+    before = nodes(kazoo_client, populated.base_path)
+    reg, old, expire = restart_lingering(make_registry, populated, kazoo_client)
+    lingering = nodes(kazoo_client, reg.base_path)
+    assert {k for k, (_, owner) in lingering.items() if owner == old} >= {(s, i) for s, i, _ in INSTANCES}
+
+    res = run_cli("import", str(backup), "--dry-run", "-o", "json", env=reg.env)
+    assert res.exit_code == 0, res
+    items = {(i["service"], i["instance_id"]): i for i in res.json["plan"]["items"]}
+    for name, iid, _ in INSTANCES:
+        assert items[(name, iid)]["action"] == "restore", items[(name, iid)]
+        assert "not the Config Service's current session" in items[(name, iid)]["reason"]
+        assert items[(name, iid)]["node_owner"] == hex(old)
+    assert items[("config-service", "config-service-1")]["action"] == "self"
+
+    res = run_cli("import", str(backup), "--yes", "-o", "json", env=reg.env)
+    assert res.exit_code == 0, res
+    assert {r["result"] for r in res.json["results"]} == {"restored"}
+    assert all(r["detail"] is None for r in res.json["results"]), res.json["results"]  # verified in ZooKeeper
+
+    expire()
+    after = nodes(kazoo_client, reg.base_path)
+    new_session = reg.server.session_id
+    for name, iid, _ in INSTANCES:
+        data, owner = after[(name, iid)]
+        assert owner == new_session
+        assert data == before[(name, iid)][0]
+    res = run_cli("import", str(backup), "--yes", "-o", "json", env=reg.env)
+    assert res.exit_code == 0 and res.json["results"] == [], res
+
+
+def test_registering_again_in_place_is_lost_when_the_old_session_ends(populated, make_registry, kazoo_client):
+    """The trap import avoids: a plain register keeps the doomed node (same owner), deregister+register does not."""
+    reg, old, expire = restart_lingering(make_registry, populated, kazoo_client)
+    register_all(reg.url, INSTANCES[:1])  # in place: still the old session's node
+    with RegistryApi(reg.url, timeout=5) as api:
+        api.deregister("asr-service", "asr-2")
+        register_all(reg.url, INSTANCES[1:2])
+    assert nodes(kazoo_client, reg.base_path)[("asr-service", "asr-1")][1] == old
+    expire()
+    after = nodes(kazoo_client, reg.base_path)
+    assert ("asr-service", "asr-1") not in after
+    assert after[("asr-service", "asr-2")][1] == reg.server.session_id
+
+
+def test_without_the_config_service_node_import_refuses_unless_told(populated, kazoo_client, tmp_path):
+    backup = tmp_path / "b.json"
+    assert run_cli("export", "-f", str(backup), env=populated.env).exit_code == 0
+    kazoo_client.delete(f"{populated.base_path}/config-service/instances/config-service-1")
+    with RegistryApi(populated.url, timeout=5) as api:
+        api.deregister("tts-service", "tts-1")
+    line = assert_one_line_error(run_cli("import", str(backup), "--yes", env=populated.env), 1)
+    assert "current session" in line and "--config-instance" in line
+    assert ("tts-service", "tts-1") not in nodes(kazoo_client, populated.base_path)
+    # the registry's own node under another id: named, it is found
+    populated.server.register({"service_name": "config-service", "service_url": "http://cs:1",
+                               "health_check_url": None, "service_metadata": {"instance_id": "cs-a"}})
+    populated.server.register({"service_name": "config-service", "service_url": "http://cs:2",
+                               "health_check_url": None, "service_metadata": {"instance_id": "cs-b"}})
+    assert_one_line_error(run_cli("import", str(backup), "--yes", env=populated.env), 1)  # two, none named
+    res = run_cli("import", str(backup), "--yes", "--config-instance", "cs-a", "-o", "json", env=populated.env)
+    assert res.exit_code == 0, res
+    assert res.json["plan"]["session"]["node"].endswith("/config-service/instances/cs-a")
+    assert sorted(r["instance_id"] for r in res.json["results"]) == ["config-service-1", "tts-1"]
+    for iid in ("cs-a", "cs-b", "config-service-1"):
+        kazoo_client.delete(f"{populated.base_path}/config-service/instances/{iid}")
+    res = run_cli("import", str(backup), "--yes", "--force", "-o", "json", env=populated.env)
+    assert res.exit_code == 0, res
+    assert "ownership not checked" in res.stderr
+
+
+@pytest.mark.parametrize("base", ["/nowhere/services", "EMPTY"])
+def test_a_wrong_base_path_is_refused_by_import_and_a_warning_for_export_and_watch(
+        populated, kazoo_client, tmp_path, base):
+    backup = tmp_path / "b.yaml"
+    assert run_cli("export", "-f", str(backup), env=populated.env).exit_code == 0
+    if base == "EMPTY":
+        base = populated.base_path.rsplit("/", 1)[0] + "/empty"
+        kazoo_client.ensure_path(base)
+    env = {**populated.env, "ZOOKEEPER_BASE_PATH": base}
+    line = assert_one_line_error(run_cli("import", str(backup), "--yes", env=env), 2)
+    assert "refusing to import" in line and base in line and "--force" in line
+    assert not kazoo_client.exists(f"{base}/asr-service")
+    res = run_cli("export", env=env)
+    assert res.exit_code == 0, res
+    assert "warning:" in res.stderr and base in res.stderr
+    res = run_cli("watch", "--for", "0.3", "-o", "json", env=env)
+    assert "warning:" in res.stderr and base in res.stderr, res
+
+
+def test_an_instance_re_registered_while_the_prompt_is_open_keeps_its_new_data(
+        populated, kazoo_client, tmp_path, monkeypatch):
+    backup = tmp_path / "b.yaml"
+    assert run_cli("export", "-f", str(backup), env=populated.env).exit_code == 0
+    with RegistryApi(populated.url, timeout=5) as api:
+        api.deregister("asr-service", "asr-1")
+        api.deregister("tts-service", "tts-1")
+
+    from regctl.cli import transfer as cli_transfer
+
+    def operator_reads_the_plan(question):
+        # meanwhile the service comes back by itself, with a new version
+        with RegistryApi(populated.url, timeout=5) as api:
+            api.register({"service_name": "asr-service", "service_url": "http://asr-new:9000",
+                          "health_check_url": None,
+                          "service_metadata": {"instance_id": "asr-1", "status": "healthy", "version": "2.0"}})
+        return True
+
+    monkeypatch.setattr(cli_transfer, "confirm", operator_reads_the_plan)
+    res = run_cli("import", str(backup), "-o", "json", env=populated.env, tty_stdin=True)
+    assert res.exit_code == 0, res
+    results = {r["instance_id"]: r for r in res.json["results"]}
+    assert results["asr-1"]["result"] == "skipped" and "since the plan" in results["asr-1"]["detail"]
+    assert results["tts-1"]["result"] == "registered"
+    data, _ = nodes(kazoo_client, populated.base_path)[("asr-service", "asr-1")]
+    assert data["service_url"] == "http://asr-new:9000" and data["version"] == "2.0"
+    assert "skipped" in res.stderr
+
+
+def test_the_race_through_the_library_and_force(populated, kazoo_client, tmp_path):
+    from regctl import restore, transfer
+    from regctl import transfer_live as tl
+    from regctl.zk import ZkReader
+
+    text = run_cli("export", env=populated.env).stdout
+    with RegistryApi(populated.url, timeout=5) as api:
+        api.register({"service_name": "asr-service", "service_url": "http://moved:1", "health_check_url": None,
+                      "service_metadata": {"instance_id": "asr-2", "status": "healthy"}})
+        api.deregister("asr-service", "asr-1")
+        with ZkReader(populated.zk_hosts, populated.base_path) as reader:
+            entries = transfer.parse_document(text).entries
+            live_nodes, _ = tl.read_zk(reader)
+            live = {(n.service, n.instance_id): restore.Observed.from_node(n) for n in live_nodes}
+            session = tl.current_session(reader)
+            plan = restore.plan_import(entries, live, "zookeeper", session, force=True,
+                                       own_key=("config-service", "config-service-1"))
+            acts = {(i.service, i.instance_id): i.action for i in plan.items}
+            assert acts[("asr-service", "asr-1")] == "add" and acts[("asr-service", "asr-2")] == "overwrite"
+            # between plan and apply both change again
+            api.register({"service_name": "asr-service", "service_url": "http://newest:1", "health_check_url": None,
+                          "service_metadata": {"instance_id": "asr-2", "status": "healthy"}})
+            api.register({"service_name": "asr-service", "service_url": "http://self-registered:1",
+                          "health_check_url": None, "service_metadata": {"instance_id": "asr-1"}})
+            results = restore.apply_plan(plan, api, restore.Live(reader=reader), [])
+    assert {r.item.instance_id: r.result for r in results} == {"asr-1": "skipped", "asr-2": "skipped"}
+    now = nodes(kazoo_client, populated.base_path)
+    assert now[("asr-service", "asr-2")][0]["service_url"] == "http://newest:1"
+    assert now[("asr-service", "asr-1")][0]["service_url"] == "http://self-registered:1"
