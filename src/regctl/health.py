@@ -37,6 +37,7 @@ from typing import Callable, Iterable, Sequence
 
 import httpx
 
+from regctl.bounded import ACCEPT_ENCODING, Decoder, read_body_async
 from regctl.models import Instance
 
 log = logging.getLogger(__name__)
@@ -147,75 +148,108 @@ class NotHTTP(Exception):
     """The endpoint answered, but not with HTTP."""
 
 
-#: Largest health body read by the plain-HTTP prober; the rest is not waited for.
+#: Largest health body read (decompressed); the rest is not waited for.
 MAX_HEALTH_BODY = 64 * 1024
+#: file descriptors kept free for everything else (ZooKeeper, logs, the event loop itself)
+FD_RESERVE = 64
+
+
+def socket_ceiling() -> int:
+    """How many sockets may be open at once: the process's file limit (soft raised to hard once), less a reserve."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Linux/macOS
+        return 1024 - FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (ValueError, OSError):
+            pass
+    limit = 65536 if soft == resource.RLIM_INFINITY else soft
+    return max(1, limit - FD_RESERVE)
+
+
+def _plain_request(url: str) -> "tuple[str, int, bytes, object] | None":
+    """(host, port, request bytes, the h11 connection awaiting the answer) for an ``http://`` URL as httpx would send it; None for what is left
+    to httpx (https, userinfo). The target and Host header come from :class:`httpx.URL`, so spaces and
+    non-ASCII in the path are percent-encoded exactly as httpx does; a URL httpx refuses raises the same."""
+    import h11
+
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "http" or not parts.hostname or parts.username or parts.password:
+        return None
+    u = httpx.URL(url)
+    host = u.host
+    if not host:
+        return None
+    request = h11.Request(method="GET", target=u.raw_path, headers=[
+        ("Host", u.netloc), ("User-Agent", "regctl-health"), ("Accept", "*/*"),
+        ("Accept-Encoding", ACCEPT_ENCODING), ("Connection", "close")])
+    conn = h11.Connection(h11.CLIENT)
+    data = conn.send(request) + (conn.send(h11.EndOfMessage()) or b"")
+    return host, u.port or 80, data, conn
 
 
 async def _plain_http_status(url: str) -> int | None:
-    """GET an ``http://`` URL over a bare asyncio stream and return the status code.
+    """GET an ``http://`` URL over a bare asyncio stream, parsed by h11 (httpx's own parser); the status.
 
-    A health probe needs the status and a complete answer, not httpx's machinery,
-    which costs ~2 ms of CPU per request (bench/health.py). The whole answer is
-    read (Content-Length, chunked, or until close) so a body that trickles is a
-    timeout as with httpx. Returns None for what this small client leaves to httpx:
-    https, redirects, anything unusual in the URL.
+    A health probe needs the status and a complete answer, not httpx's pool and
+    machinery (~2 ms of CPU per request, bench/health.py). As in httpx, 1xx
+    interim answers are skipped; the body is read to its end (so a trickled
+    body is a timeout), at most :data:`MAX_HEALTH_BODY` decompressed bytes.
+    Returns None for what is left to httpx: https, userinfo, redirects.
     """
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname or parts.username or parts.password:
+    import h11
+
+    planned = _plain_request(url)
+    if planned is None:
         return None
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    reader, writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
+    host, port, data, conn = planned
+    reader, writer = await asyncio.open_connection(host, port)
     try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: regctl-health\r\n"
-                     "Accept: */*\r\nConnection: close\r\n\r\n".encode("latin-1"))
+        writer.write(data)
         await writer.drain()
-        status_line = await reader.readline()
-        fields = status_line.split(None, 2)
-        if len(fields) < 2 or not fields[0].startswith(b"HTTP/") or not fields[1].isdigit():
-            raise NotHTTP("not HTTP")
-        status = int(fields[1])
-        headers = {}
+        status = None
+        decoder = None
+        read = 0
         while True:
-            line = await reader.readline()
-            if not line:
-                raise NotHTTP("answer ended inside the headers")
-            if line in (b"\r\n", b"\n"):
-                break
-            name, _, value = line.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        if 300 <= status < 400 and "location" in headers:
-            return None  # let httpx follow redirects
-        if not (status < 200 or status in (204, 304)):  # these never carry a body
-            await _read_body(reader, headers)
-        return status
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise NotHTTP(str(exc)) from None
+            if event is h11.NEED_DATA:
+                conn.receive_data(await reader.read(65536))
+                continue
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            if isinstance(event, h11.Response):
+                status = event.status_code
+                headers = {k.lower(): v for k, v in event.headers}
+                if 300 <= status < 400 and b"location" in headers:
+                    return None  # let httpx follow redirects
+                decoder = Decoder(headers.get(b"content-encoding", b"").decode("latin-1"))
+                continue
+            if isinstance(event, h11.Data):
+                read += len(decoder.feed(bytes(event.data), MAX_HEALTH_BODY - read)) if decoder else 0
+                if read > MAX_HEALTH_BODY:
+                    return status  # enough: the status is what counts
+                continue
+            if isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                if status is None:
+                    raise NotHTTP("answer ended inside the headers")
+                return status
     finally:
         writer.close()
 
 
-async def _read_body(reader: asyncio.StreamReader, headers: dict) -> None:
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        read = 0
-        while read <= MAX_HEALTH_BODY:
-            size_line = await reader.readline()
-            try:
-                size = int(size_line.split(b";")[0].strip() or b"x", 16)
-            except ValueError:
-                raise NotHTTP("bad chunked body") from None
-            if size == 0:
-                return
-            await reader.readexactly(size + 2)
-            read += size
-        return
-    length = headers.get("content-length")
-    if length is not None and length.isdigit():
-        await reader.readexactly(min(int(length), MAX_HEALTH_BODY))
-        return
-    read = 0
-    while read <= MAX_HEALTH_BODY:
-        chunk = await reader.read(65536)
-        if not chunk:
-            return
-        read += len(chunk)
+async def _httpx_status(client: httpx.AsyncClient, url: str) -> int:
+    """GET through httpx (https, redirects); the body read through the bounded reader."""
+    async with client.stream("GET", url) as resp:
+        await read_body_async(resp, MAX_HEALTH_BODY, truncate=True)
+        return resp.status_code
 
 
 async def _probe_once(client: httpx.AsyncClient, url: str, timeout: float,
@@ -225,7 +259,7 @@ async def _probe_once(client: httpx.AsyncClient, url: str, timeout: float,
         status = await asyncio.wait_for(_plain_http_status(url), timeout)
         if status is None:
             left = max(0.001, timeout - (time.monotonic() - started))
-            status = (await asyncio.wait_for(client.get(url), left)).status_code
+            status = await asyncio.wait_for(_httpx_status(client, url), left)
         latency = (time.monotonic() - started) * 1000
         ok = _is_healthy(status, expect)
         return ok, status, latency, None if ok else f"HTTP {status}"
@@ -238,59 +272,25 @@ async def _probe_once(client: httpx.AsyncClient, url: str, timeout: float,
 async def probe_many_async(targets: Sequence[ProbeTarget], *, timeout: float = 5.0,
                            concurrency: int = DEFAULT_CONCURRENCY, retries: int = 0, backoff: float = 0.2,
                            expect: Sequence[int] | None = None, verify: bool | str = True,
-                           on_result: Callable[[ProbeResult], None] | None = None,
-                           stall_after: "float | None | object" = _DEFAULT,
-                           max_in_flight: int | None = None) -> list[ProbeResult]:
+                           on_result: Callable[[ProbeResult], None] | None = None) -> list[ProbeResult]:
     """Probe every target; results in the order of ``targets``.
 
-    ``stall_after`` (seconds, None for fixed slots) and ``max_in_flight``: see the module docstring.
+    At most ``concurrency`` attempts (one socket each) are open at once, never more
+    than :func:`socket_ceiling` allows.
     """
-    concurrency = max(1, concurrency)
-    if stall_after is _DEFAULT:
-        stall_after = min(DEFAULT_STALL_AFTER, timeout / 4)
-    if max_in_flight is None:
-        max_in_flight = concurrency if stall_after is None else \
-            max(concurrency, min(concurrency * IN_FLIGHT_FACTOR, MAX_IN_FLIGHT))
-    max_in_flight = max(concurrency, max_in_flight)
+    concurrency = max(1, min(concurrency, socket_ceiling()))
     slots = asyncio.Semaphore(concurrency)
-    loop = asyncio.get_running_loop()
-    sockets = asyncio.Semaphore(max_in_flight)
     # no keep-alive: each target is a different origin, probed once; idle pooled connections only make
     # httpcore scan a longer list on every request (O(pool) per request, the largest cost at 1,000 targets)
-    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=0)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=0)
     from regctl.api import ssl_verify
 
     async with httpx.AsyncClient(timeout=timeout, verify=ssl_verify(verify), limits=limits, follow_redirects=True,
-                                 trust_env=False) as client:
+                                 trust_env=False, headers={"Accept-Encoding": ACCEPT_ENCODING}) as client:
 
         async def attempt(url: str) -> tuple[bool, int | None, float, str | None]:
-            async with sockets:
-                await slots.acquire()
-                held = True
-                try:
-                    if stall_after is None:
-                        return await _probe_once(client, url, timeout, expect)
-                    task = asyncio.ensure_future(_probe_once(client, url, timeout, expect))
-                    try:
-                        while True:
-                            asked = loop.time()
-                            done, _ = await asyncio.wait({task}, timeout=stall_after)
-                            if done:
-                                break
-                            if loop.time() - asked < stall_after * 1.5 + 0.02:
-                                # silent while this loop kept time: the endpoint stalls, not us; let the
-                                # next probe have the slot and keep waiting (parking never feeds an
-                                # overloaded loop: a late wake-up keeps the slot)
-                                slots.release()
-                                held = False
-                                break
-                        return await task
-                    except asyncio.CancelledError:
-                        task.cancel()
-                        raise
-                finally:
-                    if held:
-                        slots.release()
+            async with slots:
+                return await _probe_once(client, url, timeout, expect)
 
         async def one(t: ProbeTarget) -> ProbeResult:
             if not t.url:
