@@ -25,6 +25,8 @@ from regctl.errors import UsageError
 ACCEPT_ENCODING = "gzip, deflate"
 #: raw bytes handed to zlib at once (so one call's output is bounded too)
 _RAW_STEP = 16 * 1024
+#: decoded bytes one zlib call may produce
+_OUT_STEP = 256 * 1024
 YAML_MAX_ALIASES = 100
 YAML_MAX_NODES = 200_000
 
@@ -67,30 +69,33 @@ class Decoder:
 
     def feed(self, raw: bytes, room: int) -> bytes:
         """Decoded bytes of ``raw``, at most ``room + 1`` of them (one more than fits says "too large")."""
+        sink = bytearray()
+        self.feed_into(sink, raw, len(sink) + room)
+        return bytes(sink)
+
+    def feed_into(self, sink: bytearray, raw: bytes, limit: int) -> bool:
+        """Append what ``raw`` decodes to onto ``sink``, never past ``limit + 1`` bytes in all, never more
+        than :data:`_OUT_STEP` bytes per zlib call; True when ``sink`` went past ``limit``."""
         if self._z is None:
-            return raw[: room + 1]
-        out = bytearray()
+            sink += raw[: limit + 1 - len(sink)]
+            return len(sink) > limit
         data = raw
         if self.coding == "deflate" and self._first and data:
             self._first = False
             try:
-                out += self._z.decompress(data, room + 1)
+                probe = self._z.decompress(data, 1)
             except zlib.error:  # some servers send raw deflate without the zlib header
                 self._z = zlib.decompressobj(-zlib.MAX_WBITS)
-                out = bytearray()
             else:
+                sink += probe
                 data = self._z.unconsumed_tail
-                if len(out) > room:
-                    return bytes(out)
-        while data:
+        while data and len(sink) <= limit:
             try:
-                out += self._z.decompress(data, room + 1 - len(out))
+                sink += self._z.decompress(data, min(_OUT_STEP, limit + 1 - len(sink)))
             except zlib.error as exc:
                 raise BadEncoding(f"corrupt {self.coding} body ({exc})") from None
             data = self._z.unconsumed_tail
-            if len(out) > room:
-                break
-        return bytes(out)
+        return len(sink) > limit
 
 
 @dataclass
@@ -108,8 +113,7 @@ def _steps(chunk: bytes) -> Iterator[bytes]:
 def _take(decoder: Decoder, chunk: bytes, body: bytearray, limit: int) -> bool:
     """Append what ``chunk`` decodes to; True when the limit was passed."""
     for step in _steps(chunk):
-        body += decoder.feed(step, limit - len(body))
-        if len(body) > limit:
+        if decoder.feed_into(body, step, limit):
             del body[limit:]
             return True
     return False
