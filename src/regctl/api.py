@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 import httpx
 
-from regctl.httpconf import http_options, ssl_verify, translate_http_error  # noqa: F401  (re-exported)
+from regctl.httpconf import http_options, ssl_verify, translate_http_error  # noqa: F401  (ssl_verify re-exported)
 from regctl.bounded import BadEncoding, BodyTooLarge, BodyTooSlow, read_body, read_body_async
 from regctl.errors import BadResponse, NotAuthorized, NotFound, RegctlError, Unreachable, UsageError
 from regctl.models import Instance, ServiceRow
@@ -262,7 +262,10 @@ def _parse_config_health(ans: Answer) -> dict:
 
 
 # ---------------------------------------------------------------------------
-# Call builders: the whole contract, one function per endpoint
+# Call builders: the whole contract, one function per endpoint. Reads take any
+# name (a name read from the registry is asked about whatever it is; url_segment
+# encodes it as one path segment); only the operator's names are validated, by
+# the commands, and writes validate here.
 # ---------------------------------------------------------------------------
 
 def register_call(payload: Mapping[str, Any]) -> Call:
@@ -281,30 +284,25 @@ def services_call() -> Call:
 
 
 def instances_call(service: str) -> Call:
-    validate_service_name(service)
     return Call("GET", f"/services/{url_segment(service)}", _parse_instances(service), f"instances of {service}")
 
 
 def url_call(service: str) -> Call:
-    validate_service_name(service)
     return Call("GET", f"/services/{url_segment(service)}/url", _parse_url(service), f"URL of {service}")
 
 
 def discover_call(service: str) -> Call:
-    validate_service_name(service)
     return Call("GET", f"/discover/{url_segment(service)}", _parse_discover(service), f"discover {service}")
 
 
 def server_health_call(service: str, timeout: float | None = None) -> Call:
     """``POST /services/{name}/health``; ``timeout``: the server's probing gets that long to answer."""
-    validate_service_name(service)
     return Call("POST", f"/services/{url_segment(service)}/health", _parse_server_health(service),
                 f"server-side health of {service}", timeout=timeout,
                 still_running="the Config Service's health call" if timeout else None)
 
 
 def server_health_detailed_call(service: str, timeout: float | None = None) -> Call:
-    validate_service_name(service)
     return Call("POST", f"/services/{url_segment(service)}/health/detailed", _parse_detailed(service),
                 f"detailed health of {service}", timeout=timeout,
                 still_running="the Config Service's detailed health call" if timeout else None)
@@ -320,8 +318,6 @@ def monitor_status_call(service: str | None, prefixed: bool = False) -> Call:
     The answer comes back raw (an :class:`Answer`): 200, 404, 422 and 503 all mean
     something; :mod:`regctl.monitor` reads them.
     """
-    if service is not None:
-        validate_service_name(service)
     return Call("GET", MONITOR_PATH, _parse_raw,
                 f"monitor verdict of {service}" if service is not None else "monitor endpoint probe",
                 params={"service_id": service} if service is not None else None, prefixed=prefixed)
