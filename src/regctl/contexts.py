@@ -40,7 +40,6 @@ from typing import Any, Mapping
 
 import yaml
 
-from regctl.bounded import compose_yaml, construct_yaml
 from regctl.errors import UsageError
 
 CURRENT_KEY = "current-context"
@@ -127,6 +126,8 @@ def load(path: Path | str | None = None) -> ConfigFile:
 
 def parse(text: str, path: Path | str = "<config>") -> ConfigFile:
     """Parse and validate config text; errors name ``path``, the line and the key."""
+    from regctl.bounded import compose_yaml, construct_yaml
+
     path = Path(path)
     try:
         root = compose_yaml(text, str(path))
