@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["startup", "zk_list", "api_list", "health"]
+SCRIPTS = ["startup", "zk_list", "api_list", "health", "monitor", "library"]
 
 
 def fmt_ms(v: float) -> str:
@@ -76,6 +76,22 @@ def rows_for(name: str, f: dict) -> list[tuple[str, str, str, str]]:
             ("  probe_many in process (defaults)", f"{f['probe_many_s']:.2f} s",
              f"fixed 32 slots {f['probe_many_fixed32_s']:.2f} s",
              f"{f['probe_many_fixed32_s'] / f['probe_many_s']:.2f}x faster"),
+        ]
+    if name == "monitor":
+        return [
+            (f"list -o wide, earlier generation, {f['services']} services", fmt_ms(f["earlier_wide_ms"]),
+             f"list {fmt_ms(f['earlier_table_ms'])}", f"{f['earlier_wide_ratio']:.2f}x (generation probe only)"),
+            (f"list -o wide, later generation, {f['services']} services", fmt_ms(f["later_wide_ms"]),
+             f"list {fmt_ms(f['later_table_ms'])}", f"{f['later_wide_ratio']:.2f}x (+ monitor reads)"),
+            (f"health --all --server, {f['hanging']} services hanging", fmt_ms(f["health_server_ms"]),
+             "one service after another", f"{f['health_server_speedup']:.1f}x faster"),
+        ]
+    if name == "library":
+        return [
+            (f"library: {f['calls']} x discover_url, one pooled client", fmt_ms(f["pooled_ms"]),
+             f"new client per call {fmt_ms(f['per_call_ms'])}", f"{f['pooled_ratio']:.1f}x faster"),
+            ("  pooled, 10 in flight", fmt_ms(f["pooled_c10_ms"]), "new client per call",
+             f"{f['pooled_c10_ratio']:.1f}x faster"),
         ]
     return [(k, str(v), "", "") for k, v in f.items()]
 

@@ -4,11 +4,20 @@
 # (or the current context) points at; cached 5s, silent when it is unreachable.
 
 _regctl_completion() {
-    local IFS=$'\n'
-    COMPREPLY=( $( env COMP_WORDS="${COMP_WORDS[*]}" \
-                   COMP_CWORD=$COMP_CWORD \
-                   _REGCTL_COMPLETE=complete_bash "$1" 2>/dev/null ) )
+    local IFS=$'\n' mode line
+    local -a response
+    response=( $(env _REGCTL_COMPLETE=bash _REGCTL_LINE="${COMP_LINE:0:COMP_POINT}" \
+                     _REGCTL_CUR="${COMP_WORDS[COMP_CWORD]}" "$1" 2>/dev/null) )
+    COMPREPLY=()
+    mode=${response[0]}
+    case $mode in
+        file) compopt -o default 2>/dev/null; return 0 ;;
+        dir) compopt -o dirnames 2>/dev/null; return 0 ;;
+    esac
+    for line in "${response[@]:1}"; do
+        COMPREPLY+=("${line%%$'\t'*}")
+    done
     return 0
 }
 
-complete -o default -F _regctl_completion regctl
+complete -F _regctl_completion regctl

@@ -3,4 +3,17 @@
 # Service names and instance ids complete live from the registry the command line
 # (or the current context) points at; cached 5s, silent when it is unreachable.
 
-complete --command regctl --no-files --arguments "(env _REGCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) regctl 2>/dev/null)" --condition "env _REGCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) regctl 2>/dev/null"
+function __regctl_complete
+    set -l response (env _REGCTL_COMPLETE=fish _REGCTL_LINE=(commandline -cp) \
+        _REGCTL_CUR=(commandline -ct) regctl 2>/dev/null)
+    switch "$response[1]"
+        case file
+            __fish_complete_path (commandline -ct)
+        case dir
+            __fish_complete_directories (commandline -ct)
+        case plain
+            printf '%s\n' $response[2..-1]
+    end
+end
+
+complete --command regctl --no-files --arguments '(__regctl_complete)'

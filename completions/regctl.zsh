@@ -4,8 +4,38 @@
 # Service names and instance ids complete live from the registry the command line
 # (or the current context) points at; cached 5s, silent when it is unreachable.
 
-_regctl_completion() {
-  eval $(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" _REGCTL_COMPLETE=complete_zsh regctl 2>/dev/null)
+_regctl() {
+  local -a response described
+  local mode line value descr
+  (( $+commands[regctl] )) || return 1
+  response=("${(@f)$(env _REGCTL_COMPLETE=zsh _REGCTL_LINE="${(j: :)words[1,CURRENT-1]} $PREFIX" \
+                         _REGCTL_CUR="$PREFIX" regctl 2>/dev/null)}")
+  mode=${response[1]}
+  case $mode in
+    file) _files; return ;;
+    dir) _files -/; return ;;
+    plain) ;;
+    *) return 1 ;;
+  esac
+  for line in "${(@)response[2,-1]}"; do
+    [[ -n $line ]] || continue
+    value=${line%%$'\t'*}
+    descr=${line#*$'\t'}
+    if [[ $descr == $line || -z $descr ]]; then
+      described+=("${value//:/\\:}")
+    else
+      described+=("${value//:/\\:}:$descr")
+    fi
+  done
+  (( ${#described} )) || return 1
+  _describe -V regctl described
 }
 
-compdef _regctl_completion regctl
+if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
+  # autoloaded from $fpath by compinit: _regctl now is the function above, and
+  # this is the first TAB: complete it
+  _regctl "$@"
+else
+  # sourced: register for the TABs to come
+  compdef _regctl regctl
+fi

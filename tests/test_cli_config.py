@@ -190,3 +190,40 @@ def test_context_headers_reach_the_api(make_registry, tmp_path):
     assert_one_line_error(run_cli("list"), 2)
     res = run_cli("list", "-o", "json", env={"REGCTL_TEST_TOKEN": "abc"})
     assert res.exit_code == 0, res
+
+
+# --------------------------------------------------------------------------- concurrent and symlinked writes
+
+def test_parallel_set_context_processes_keep_every_context():
+    import subprocess
+    import sys
+
+    import yaml
+
+    procs = [subprocess.Popen([sys.executable, "-m", "regctl", "config", "set-context", f"ctx-{n}",
+                               "--config-url", f"http://host-{n}:8082", "--description", f"number {n}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+             for n in range(10)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 10, outs
+    doc = yaml.safe_load(config_file().read_text())
+    assert set(doc["contexts"]) == {f"ctx-{n}" for n in range(10)}
+    assert all(doc["contexts"][f"ctx-{n}"]["config_url"] == f"http://host-{n}:8082" for n in range(10))
+    assert stat.S_IMODE(config_file().stat().st_mode) == 0o600
+    assert not [p.name for p in config_file().parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_symlinked_config_file_stays_a_symlink_and_its_target_is_updated(tmp_path):
+    real_dir = tmp_path / "dotfiles"
+    real_dir.mkdir()
+    target = real_dir / "regctl.yaml"
+    set_a = run_cli("config", "set-context", "a", "--config-url", "http://a:1", env={"REGCTL_CONFIG": str(target)})
+    assert set_a.exit_code == 0, set_a
+    link = config_file()
+    link.symlink_to(target)
+    for args in (("set-context", "b", "--config-url", "http://b:1"), ("use-context", "b"), ("delete-context", "a")):
+        res = run_cli("config", *args)
+        assert res.exit_code == 0, res
+        assert link.is_symlink() and os.readlink(link) == str(target)
+    text = target.read_text()
+    assert "http://b:1" in text and "http://a:1" not in text and "current-context: b" in text

@@ -129,7 +129,7 @@ def test_health_nothing_to_probe(registry):
 
 
 def test_health_server_side_comparison(make_registry, endpoints):
-    new = make_registry()
+    new = make_registry(detailed_health=True)
     reg(new, "s", "s-1", endpoints["ok"])
     reg(new, "s", "s-2", endpoints["refused"])
     res = run_cli("health", "s", "--server", "-o", "json", env=new.env)
@@ -214,15 +214,29 @@ def test_wait_min_and_healthy(registry, endpoints):
     res = run_cli("wait", "h", "--min", "2", "--timeout", "10", env=registry.env)
     assert res.exit_code == 0, res
     assert res.stdout.startswith("h: 2 of 2 instances live")
-    res = run_cli("wait", "h", "--min", "2", "--healthy", "--timeout", "1.5", "--interval", "0.3",
+    res = run_cli("wait", "h", "--min", "2", "--healthy", "--timeout", "10", env=registry.env)
+    assert res.exit_code == 0, res  # both registered status healthy and /url answers
+    res = run_cli("wait", "h", "--min", "2", "--probe", "--timeout", "1.5", "--interval", "0.3",
                   env=registry.env)
     line = assert_one_line_error(res, 1)
-    assert "2 of 2 instances live, 1 healthy" in line
+    assert "2 of 2 instances live, 2 with status healthy, 1 answering" in line
     t = _register_later(registry, "h", "h-3", endpoints["ok"], delay=0.5)
-    res = run_cli("wait", "h", "--min", "2", "--healthy", "--timeout", "10", "--interval", "0.3",
+    res = run_cli("wait", "h", "--min", "2", "--healthy", "--probe", "--timeout", "10", "--interval", "0.3",
                   env=registry.env)
     t.join()
     assert res.exit_code == 0, res
+
+
+def test_wait_healthy_means_discoverable(registry, endpoints):
+    reg(registry, "quiet", "q-1", endpoints["ok"], status="unknown")  # answers, but /url never returns it
+    res = run_cli("wait", "quiet", "--healthy", "--timeout", "1", "--interval", "0.3", env=registry.env)
+    assert "0 with status healthy" in assert_one_line_error(res, 1)
+    assert run_cli("wait", "quiet", "--timeout", "5", env=registry.env).exit_code == 0  # it is live
+    reg(registry, "odd", "o-1", endpoints["ok"])
+    reg(registry, "odd", "o-2", endpoints["ok"], status="UP")  # every read of the service answers 500
+    res = run_cli("wait", "odd", "--healthy", "--timeout", "1", "--interval", "0.3", env=registry.env)
+    line = assert_one_line_error(res, 1)
+    assert "1 with status healthy" in line and "/url fails" in line and "500" in line
 
 
 def test_wait_times_out_with_an_account(registry):

@@ -279,3 +279,59 @@ def test_health_unresolvable_host_is_unreachable_from_here_not_dead(registry):
         assert run_cli("health", "--all", "--timeout", "2", env=registry.env).exit_code == 1
     finally:
         server.stop()
+
+
+# --------------------------------------------------------------------------- answers of the wrong shape
+
+GARBAGE = b'[1, "two", null, {"service_name": 5}]'
+
+
+def test_garbage_services_list_is_could_not_check_not_an_empty_registry():
+    from regctl.api import RegistryApi
+
+    transport = httpx.MockTransport(lambda req: httpx.Response(200, content=GARBAGE,
+                                                               headers={"content-type": "application/json"}))
+    with RegistryApi("http://cs.test", transport=transport) as api:
+        with pytest.raises(BadResponse, match="the answer is not a list of services: 4 of 4"):
+            api.list_services()
+        with pytest.raises(BadResponse, match="not a list of instances"):
+            api.instances("asr-service")
+        with pytest.raises(BadResponse, match="not a list of instances"):
+            api.discover("asr-service")
+    server = _Server(200, GARBAGE)
+    try:
+        env = {"CONFIG_SERVICE_URL": server.url}
+        for args in (["list"], ["discover", "asr-service"], ["url", "asr-service"], ["inspect", "asr-service"]):
+            res = run_cli(*args, "--timeout", "2", env=env)
+            line = assert_one_line_error(res, 3)
+            assert "no services registered" not in res.stdout and "not registered" not in line, res
+        assert "the answer is not a list of services" in run_cli("list", env=env).stderr
+    finally:
+        server.stop()
+
+
+# --------------------------------------------------------------------------- smaller truths
+
+
+def test_did_you_mean_for_unknown_names(populated):
+    for args in (["inspect", "asr-servce"], ["url", "asr-servce"], ["discover", "asr-servce"],
+                 ["health", "asr-servce"], ["wait", "asr-servce", "--timeout", "0.5"]):
+        res = run_cli(*args, env=populated.env)
+        line = assert_one_line_error(res, 1)
+        assert "did you mean: asr-service" in line, (args, line)
+    line = assert_one_line_error(run_cli("inspect", "zzzzzz", env=populated.env), 1)
+    assert "did you mean" not in line
+
+
+def test_a_closed_stdout_is_not_an_error(populated):
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, **populated.env}
+    for args in (["inspect", "asr-service"], ["list", "-o", "json"]):
+        proc = subprocess.Popen([sys.executable, "-m", "regctl", *args], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        proc.stdout.close()  # like `| head -1` that has already exited
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 0, err
+        assert "Traceback" not in err and "Exception ignored" not in err and "error" not in err

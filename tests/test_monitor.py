@@ -269,3 +269,29 @@ def test_describe_and_warning_texts():
     assert "Redis" in describe(MonitorVerdict("could-not-check", detail="HTTP 503: ... Redis ..."))
     text = contradiction_warning("asr", "monitor-unhealthy", v)
     assert "/url still hands them out" in text and "regctl health asr" in text
+
+
+def test_an_instance_without_health_url_is_two_endpoints_on_the_later_generation():
+    from regctl.models import Instance
+    from regctl.monitor import server_endpoints
+
+    with_url = Instance("s", "a", "http://a:1", "http://a:1/health", "healthy", {})
+    without = Instance("s", "b", "http://b:1", None, "healthy", {})
+    assert server_endpoints([with_url, without], "later") == 3
+    assert server_endpoints([with_url, without], "unknown") == 3
+    assert server_endpoints([with_url, without], "earlier") == 2
+
+
+def test_server_checks_count_endpoints_from_instances():
+    from regctl.models import Instance
+    from regctl.monitor import run_server_checks
+
+    def handler(request):
+        if request.url.path.endswith("/internal/health-status"):
+            return httpx.Response(422, json={"detail": []})
+        return httpx.Response(200, json={"status": "healthy"} if request.url.path.endswith("health") else {})
+
+    without = Instance("s", "b", "http://b:1", None, "healthy", {})
+    with api_with(handler, timeout=1.0) as api:
+        _, (check,) = run_server_checks(api, {"s": [without]}, timeout=1.0)
+    assert check.deadline == 25.0  # 1 s + 2 endpoints x 12 s

@@ -42,5 +42,5 @@ def test_health_server_timeout_is_documented_in_help():
     res = run_cli("health", "--help")
     assert res.exit_code == 0
     text = " ".join(res.stdout.split())
-    assert "--server-timeout" in text and "12 s per instance" in text
+    assert "--server-timeout" in text and "12 s per endpoint" in text
     assert "WRITES" in text

@@ -6,6 +6,8 @@ Each test names the line of ``registry-contract.md`` it pins down.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import re
 import threading
 import time
@@ -323,7 +325,8 @@ def test_default_cache_is_60_seconds(registry):
 
 # --------------------------------------------------------------------------- health probes
 
-def test_health_probe_healthy_if_any_instance_answers_2xx(registry):
+def test_health_probe_healthy_if_any_instance_answers_2xx(make_registry):
+    registry = make_registry(detailed_health=True)
     with health_server(200) as good, health_server(500) as bad:
         reg(registry, "svc", good, meta={"instance_id": "svc-1", "status": "healthy"})
         reg(registry, "svc", bad, meta={"instance_id": "svc-2", "status": "healthy"})
@@ -345,7 +348,8 @@ def test_health_probe_healthy_if_any_instance_answers_2xx(registry):
         assert r["response_time_ms"] >= 0
 
 
-def test_health_probe_of_unreachable_instance_is_bounded(registry):
+def test_health_probe_of_unreachable_instance_is_bounded(make_registry):
+    registry = make_registry(detailed_health=True)
     reg(registry, "gone", "http://127.0.0.1:9", meta={"instance_id": "g-1", "status": "healthy"})
     started = time.monotonic()
     detailed = httpx.post(registry.api + "/services/gone/health/detailed", timeout=10).json()
@@ -356,9 +360,10 @@ def test_health_probe_of_unreachable_instance_is_bounded(registry):
 
 
 def test_old_versions_have_no_detailed_health(make_registry):
-    old = make_registry(detailed_health=False)
-    resp = httpx.post(old.api + "/services/svc/health/detailed", timeout=10)
-    assert resp.status_code == 404 and resp.json() == {"detail": "Not Found"}
+    for old in (make_registry(), make_registry(detailed_health=False)):  # the earlier generation is the default
+        resp = httpx.post(old.api + "/services/svc/health/detailed", timeout=10)
+        assert resp.status_code == 404 and resp.json() == {"detail": "Not Found"}
+        assert get(old, "/internal/health-status?service_id=svc").status_code == 404
 
 
 # --------------------------------------------------------------------------- routing
@@ -432,3 +437,177 @@ def test_start_fails_clearly_when_zookeeper_is_unreachable(tmp_path):
     server = RegistryServer(port=0, zk_hosts=f"127.0.0.1:{proc.free_port()}", zk_timeout=1.0)
     with pytest.raises(SandboxError, match="could not connect to ZooKeeper"):
         server.start()
+
+
+# --------------------------------------------------------------------------- failure switches ("How it fails")
+
+API = "/api/v1/registry"
+
+
+def wait_until(predicate, timeout=30.0, step=0.1):
+    """Poll ``predicate`` until true (bounded: a wait, never a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+def per_service_reads(registry, name):
+    return {"instances": get(registry, f"{API}/services/{name}"),
+            "url": get(registry, f"{API}/services/{name}/url"),
+            "discover": get(registry, f"{API}/discover/{name}"),
+            "health": httpx.post(registry.api + f"/services/{name}/health", timeout=10)}
+
+
+def test_redis_fault_fails_every_instance_read_and_fails_writes_after_doing_them(registry, kazoo_client):
+    reg(registry, "svc", meta={"instance_id": "svc-1", "status": "healthy"})
+    assert len(get(registry, f"{API}/services/svc").json()) == 1  # cached
+    registry.server.faults.add("redis")
+    health = get(registry, "/health").json()
+    assert health["redis"] == "unhealthy" and health["status"] == "unhealthy"
+    assert health["postgres"] == health["zookeeper"] == "healthy"
+    for name in ("svc", "config-service", "never-registered"):  # every service, not one
+        for call, resp in per_service_reads(registry, name).items():
+            assert resp.status_code == 500, (name, call)
+            assert "redis" in resp.json()["detail"], (name, call)
+    assert get(registry, f"{API}/services").status_code == 200  # the database still answers
+    # register: the node and the row are written, THEN the cache eviction fails
+    resp = reg(registry, "svc", "http://new:2", meta={"instance_id": "svc-2", "status": "healthy"})
+    assert resp.status_code == 500 and resp.json()["detail"].startswith("Failed to register service")
+    data, stat = kazoo_client.get(node_path(registry, "svc", "svc-2"))
+    assert json.loads(data)["service_url"] == "http://new:2"
+    assert stat.ephemeralOwner == registry.server.session_id
+    rows = {r["service_name"]: r for r in get(registry, f"{API}/services").json()}
+    assert rows["svc"]["service_url"] == "http://new:2"
+    # deregister: the node is deleted and the row marked, THEN 500
+    resp = dereg(registry, "svc", "svc-1")
+    assert resp.status_code == 500 and resp.json()["detail"].startswith("Failed to deregister service")
+    assert kazoo_client.exists(node_path(registry, "svc", "svc-1")) is None
+    assert {r["service_name"]: r for r in get(registry, f"{API}/services").json()}["svc"]["status"] == "unknown"
+    # Redis back: it restarted empty, so reads show ZooKeeper's truth at once
+    registry.server.faults.discard("redis")
+    assert [i["instance_id"] for i in get(registry, f"{API}/services/svc").json()] == ["svc-2"]
+    assert get(registry, "/health").json()["redis"] == "healthy"
+
+
+def test_postgres_fault_fails_the_services_list_and_fails_writes_after_the_node(registry, kazoo_client):
+    reg(registry, "svc", meta={"instance_id": "svc-1", "status": "healthy"})
+    registry.server.faults.add("postgres")
+    health = get(registry, "/health").json()
+    assert health["postgres"] == "unhealthy" and health["status"] == "unhealthy"
+    assert health["redis"] == health["zookeeper"] == "healthy"
+    resp = get(registry, f"{API}/services")
+    assert resp.status_code == 500 and "postgres" in resp.json()["detail"]
+    reads = per_service_reads(registry, "svc")
+    assert {call: r.status_code for call, r in reads.items()} == {
+        "instances": 200, "url": 200, "discover": 200, "health": 200}
+    # register: the node is created (live), then the row fails: 500
+    resp = reg(registry, "new", meta={"instance_id": "new-1", "status": "healthy"})
+    assert resp.status_code == 500 and resp.json()["detail"].startswith("Failed to register service")
+    assert kazoo_client.exists(node_path(registry, "new", "new-1")).ephemeralOwner == registry.server.session_id
+    assert [i["instance_id"] for i in get(registry, f"{API}/services/new").json()] == ["new-1"]
+    # deregister: the node is deleted, then 500
+    resp = dereg(registry, "svc", "svc-1")
+    assert resp.status_code == 500 and resp.json()["detail"].startswith("Failed to deregister service")
+    assert kazoo_client.exists(node_path(registry, "svc", "svc-1")) is None
+    registry.server.faults.discard("postgres")
+    rows = {r["service_name"]: r for r in get(registry, f"{API}/services").json()}
+    assert "new" not in rows  # the row was never written
+    assert rows["svc"]["status"] == "healthy"  # nor was the deregistration
+
+
+def test_lost_zk_client_fails_registry_calls_while_zookeeper_is_fine(make_registry, kazoo_client):
+    registry = make_registry(zk_timeout=4.0)
+    reg(registry, "svc", meta={"instance_id": "svc-1", "status": "healthy"})
+    old_session = registry.server.session_id
+    registry.server.lose_zk_client()
+    health = get(registry, "/health").json()
+    assert health["zookeeper"] == "unhealthy" and health["status"] == "unhealthy"
+    assert health["redis"] == health["postgres"] == "healthy"
+    assert kazoo_client.get_children("/") is not None  # ZooKeeper itself answers
+    resp = reg(registry, "svc", meta={"instance_id": "svc-2", "status": "healthy"})
+    assert resp.status_code == 500 and "Connection has been closed" in resp.json()["detail"]
+    assert kazoo_client.exists(node_path(registry, "svc", "svc-2")) is None
+    for name in ("svc", "config-service"):
+        assert get(registry, f"{API}/services/{name}").status_code == 500
+        assert get(registry, f"{API}/services/{name}/url").status_code == 500
+    assert dereg(registry, "svc", "svc-1").status_code == 500
+    assert get(registry, f"{API}/services").status_code == 200  # the database is fine
+    # the session was abandoned, not closed: its nodes linger until it times out
+    assert kazoo_client.exists(node_path(registry, "svc", "svc-1")).ephemeralOwner == old_session
+    assert registry.server.abandoned_sessions == [old_session]
+    assert wait_until(lambda: kazoo_client.exists(node_path(registry, "svc", "svc-1")) is None)
+    # still lost until restarted
+    assert get(registry, "/health").json()["zookeeper"] == "unhealthy"
+    registry.server.restart()
+    assert get(registry, "/health").json()["zookeeper"] == "healthy"
+    assert reg(registry, "svc", meta={"instance_id": "svc-3", "status": "healthy"}).status_code == 201
+
+
+def test_restart_leaves_the_old_sessions_nodes_lingering_until_its_timeout(make_registry, kazoo_client):
+    registry = make_registry(zk_timeout=4.0)
+    for i in range(3):
+        reg(registry, "svc", meta={"instance_id": f"svc-{i}", "status": "healthy"})
+    assert len(get(registry, f"{API}/services/svc").json()) == 3  # cached
+    old_session = registry.server.session_id
+    registry.server.restart(linger=True)
+    new_session = registry.server.session_id
+    assert new_session not in (None, old_session)
+    assert registry.server.abandoned_sessions == [old_session]
+    own = kazoo_client.exists(node_path(registry, "config-service", "config-service-1"))
+    assert own.ephemeralOwner == new_session  # it re-registered itself under the new session
+    owners = {c: kazoo_client.exists(f"{registry.base_path}/svc/instances/{c}").ephemeralOwner
+              for c in kazoo_client.get_children(f"{registry.base_path}/svc/instances")}
+    assert owners == {f"svc-{i}": old_session for i in range(3)}  # lingering, owned by a gone session
+    # the trap: registering an id again only updates the lingering node in place...
+    assert reg(registry, "svc", "http://again:1", meta={"instance_id": "svc-0", "status": "healthy"}).status_code == 201
+    assert kazoo_client.exists(node_path(registry, "svc", "svc-0")).ephemeralOwner == old_session
+    # ...while deregister-then-register saves it
+    assert dereg(registry, "svc", "svc-1").status_code == 200
+    assert reg(registry, "svc", meta={"instance_id": "svc-1", "status": "healthy"}).status_code == 201
+    assert kazoo_client.exists(node_path(registry, "svc", "svc-1")).ephemeralOwner == new_session
+    assert wait_until(lambda: kazoo_client.get_children(f"{registry.base_path}/svc/instances") == ["svc-1"])
+    assert [i["instance_id"] for i in get(registry, f"{API}/services/svc").json()] == ["svc-1"]
+    assert kazoo_client.exists(node_path(registry, "config-service", "config-service-1")) is not None
+    rows = {r["service_name"] for r in get(registry, f"{API}/services").json()}
+    assert {"svc", "config-service"} <= rows  # the database rows remain
+
+
+def test_restart_without_linger_closes_the_old_session_at_once(make_registry, kazoo_client):
+    registry = make_registry()
+    reg(registry, "svc", meta={"instance_id": "svc-1", "status": "healthy"})
+    assert len(get(registry, f"{API}/services/svc").json()) == 1  # cached
+    registry.server.restart(linger=False)
+    assert kazoo_client.exists(node_path(registry, "svc", "svc-1")) is None
+    assert get(registry, f"{API}/services/svc").json() == []  # the cache went with the process
+    own = kazoo_client.exists(node_path(registry, "config-service", "config-service-1"))
+    assert own.ephemeralOwner == registry.server.session_id
+    assert registry.server.abandoned_sessions == []
+
+
+def test_fault_flag_on_the_command_line(zk_server, tmp_path):
+    port = proc.free_port()
+    base = f"/regctl-test-{uuid.uuid4().hex[:8]}/services"
+    log = tmp_path / "registry.log"
+    pid = proc.spawn([sys.executable, "-m", "regctl.sandbox.registry", "--port", str(port),
+                      "--zk", zk_server.hosts, "--base", base, "--fault", "redis", "--fault", "postgres"],
+                     log, cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def answers():
+            try:
+                return httpx.get(url + "/health", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+        assert wait_until(answers), proc.tail(log, 20)
+        health = httpx.get(url + "/health", timeout=5).json()
+        assert (health["redis"], health["postgres"], health["zookeeper"]) == ("unhealthy", "unhealthy", "healthy")
+        assert httpx.get(url + API + "/services", timeout=5).status_code == 500
+        assert httpx.get(url + API + "/services/config-service", timeout=5).status_code == 500
+    finally:
+        proc.stop_process(pid, timeout=5)
+    bad = subprocess.run([sys.executable, "-m", "regctl.sandbox.registry", "--fault", "kafka"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--fault" in bad.stderr

@@ -40,27 +40,22 @@ def nodes(kazoo_client, base):
 def restart_lingering(make_registry, reg, kazoo_client):
     """A Config Service restart whose old session is abandoned, not closed: its nodes stay visible.
 
-    Returns (registry to talk to now, old session id, expire) where ``expire()`` makes the old
-    session end (waiting for its timeout with the sandbox's restart(linger=True)).
+    Returns (registry to talk to now, old session id, expire) where ``expire()`` waits (bounded)
+    until the old session's timeout has removed its nodes.
     """
     server = reg.server
     old = server.session_id
-    if hasattr(server, "restart"):
-        server.restart(linger=True)
+    server.restart(linger=True)
+    assert server.session_id != old
 
-        def expire():
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                if all(owner != old for _, owner in nodes(kazoo_client, reg.base_path).values()):
-                    return
-                time.sleep(0.2)
-            raise AssertionError("the old session's nodes never vanished")
-        return reg, old, expire
-    # Stand-in until the sandbox registry can restart: a second server takes over with a new session
-    # (its own node re-created under that session) while the first one's session stays open.
-    kazoo_client.delete(f"{reg.base_path}/config-service/instances/config-service-1")
-    new = make_registry(base_path=reg.base_path, zk_timeout=4)
-    return new, old, server.stop
+    def expire():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if all(owner != old for _, owner in nodes(kazoo_client, reg.base_path).values()):
+                return
+            time.sleep(0.2)
+        raise AssertionError("the old session's nodes never vanished")
+    return reg, old, expire
 
 
 @pytest.fixture

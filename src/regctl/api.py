@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 import httpx
 
 from regctl.httpconf import http_options, ssl_verify, translate_http_error  # noqa: F401  (ssl_verify re-exported)
-from regctl.bounded import BadEncoding, BodyTooLarge, BodyTooSlow, read_body, read_body_async
+from regctl.bounded import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, BodyTooSlow, read_body, read_body_async
 from regctl.errors import BadResponse, NotAuthorized, NotFound, RegctlError, Unreachable, UsageError
 from regctl.models import Instance, ServiceRow
 from regctl.names import url_segment, validate_instance_id, validate_service_name
@@ -189,20 +189,34 @@ def _parse_ok(what: str) -> Callable[[Answer], bool]:
     return parse
 
 
+def _shape_error(what: str, kind: str, data: list, bad: list, ans: Answer) -> BadResponse:
+    """An answer whose elements are not what the contract says: could not check, never "empty"."""
+    first = bad[0]
+    shown = json.dumps(first, ensure_ascii=True, default=str)[:60] if not isinstance(first, dict) else \
+        "an object without " + ("a text service_name" if kind == "services" else "an instance_id")
+    return BadResponse(f"{what}: the answer is not a list of {kind}: {len(bad)} of {len(data)} element(s) "
+                       f"are not (first: {shown})", where=ans.url, status_code=ans.status_code,
+                       detail=_excerpt(ans.body), hint="check that the URL points at the Config Service, "
+                                                       "not a proxy or another service")
+
+
 def _parse_rows(ans: Answer) -> list[ServiceRow]:
     check_status(ans, "list services")
     data = _expect(ans.json(), list, "list services", ans)
-    rows = [row_from_api(x) for x in data if isinstance(x, dict) and isinstance(x.get("service_name"), str)]
-    if len(rows) != len(data):
-        log.warning("ignored %d malformed rows in GET /services", len(data) - len(rows))
-    return rows
+    bad = [x for x in data if not (isinstance(x, dict) and isinstance(x.get("service_name"), str))]
+    if bad:
+        raise _shape_error("list services", "services", data, bad, ans)
+    return [row_from_api(x) for x in data]
 
 
 def _parse_instances(service: str) -> Callable[[Answer], list[Instance]]:
     def parse(ans: Answer) -> list[Instance]:
         check_status(ans, f"instances of {service}")
         data = _expect(ans.json(), list, f"instances of {service}", ans)
-        return [instance_from_api(x, service) for x in data if isinstance(x, dict)]
+        bad = [x for x in data if not (isinstance(x, dict) and x.get("instance_id") not in (None, ""))]
+        if bad:
+            raise _shape_error(f"instances of {service}", "instances", data, bad, ans)
+        return [instance_from_api(x, service) for x in data]
     return parse
 
 
@@ -225,7 +239,10 @@ def _parse_discover(service: str) -> Callable[[Answer], list[dict]]:
     def parse(ans: Answer) -> list[dict]:
         check_status(ans, f"discover {service}")
         data = _expect(ans.json(), list, f"discover {service}", ans)
-        return [x for x in data if isinstance(x, dict)]
+        bad = [x for x in data if not isinstance(x, dict)]
+        if bad:
+            raise _shape_error(f"discover {service}", "instances", data, bad, ans)
+        return data
     return parse
 
 
@@ -338,6 +355,9 @@ class _Base:
         self.timeout = timeout
         self.headers = dict(headers or {})
         self.verify = verify
+        #: False when the caller handed in its own httpx client: sent headers and timeouts per request
+        #: then, and the client is the caller's to close
+        self._owns_client = True
 
     def url_for(self, call: Call) -> str:
         return self.base_url + (PREFIX if call.prefixed else "") + call.path
@@ -353,13 +373,18 @@ class _Base:
         kw: dict[str, Any] = {}
         if call.timeout is not None:  # connecting still gets the usual timeout: a wrong port fails fast
             kw["timeout"] = httpx.Timeout(self.timeout, read=call.timeout)
+        elif not self._owns_client:
+            kw["timeout"] = self.timeout
+        if not self._owns_client:  # the caller's client: this client's HTTP rules per request
+            kw["headers"] = {"Accept-Encoding": ACCEPT_ENCODING, **self.headers}
+            kw["follow_redirects"] = False
         if call.params:
             kw["params"] = dict(call.params)
         if call.json_body is not None:
             # ASCII escapes, NaN allowed, as the registry itself writes JSON: a lone surrogate or a NaN in
             # metadata is data to send (httpx's own encoder raises on both)
             kw["content"] = json.dumps(call.json_body, separators=(",", ":")).encode("ascii")
-            kw["headers"] = {"Content-Type": "application/json"}
+            kw["headers"] = {**kw.get("headers", {}), "Content-Type": "application/json"}
         return kw
 
     def _body_error(self, exc: Exception, call: Call, url: str) -> RegctlError:
@@ -398,20 +423,25 @@ def _excerpt(body: bytes, limit: int = 200) -> str:
 class RegistryApi(_Base):
     """Synchronous client. Use as a context manager, or call :meth:`close`.
 
-    Every request has ``timeout`` seconds per phase and ``4 * timeout`` in all
-    (a body that trickles forever is cut off).
+    Every request has ``timeout`` seconds in all, connecting and the whole body
+    included (a body that trickles forever is cut off); once one has run out of
+    time, later calls fail at once instead of waiting on the stalled server again.
     """
 
     def __init__(self, base_url: str, *, timeout: float = 5.0, headers: Mapping[str, str] | None = None,
                  verify: bool | str = True, transport: httpx.BaseTransport | None = None,
-                 max_connections: int = 32) -> None:
+                 max_connections: int = 32, client: httpx.Client | None = None) -> None:
         super().__init__(base_url, timeout=timeout, headers=headers, verify=verify)
         self.max_connections = max_connections
+        #: set once a call ran out of time: later calls to this (stalled) server fail at once
+        self._stalled: "Unreachable | None" = None
+        if client is not None:  # the caller's (pooled) client: used as is, never closed here
+            self._client = client
+            self._owns_client = False
+            return
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._client = httpx.Client(**http_options(timeout, self.headers, verify), transport=transport,
                                     limits=limits)
-        #: set once a call ran out of time: later calls to this (stalled) server fail at once
-        self._stalled: "Unreachable | None" = None
 
     def __enter__(self) -> "RegistryApi":
         return self
@@ -420,10 +450,11 @@ class RegistryApi(_Base):
         self.close()
 
     def close(self) -> None:
-        self._client.close()
+        if self._owns_client:
+            self._client.close()
 
     def execute(self, call: Call) -> Any:
-        """Send ``call`` and parse the answer, all within ``4 * timeout`` seconds.
+        """Send ``call`` and parse the answer, all within one ``timeout`` (see the class).
 
         httpx's timeouts are per phase and per read, so a server trickling header
         or body bytes would never trip them; the request therefore runs in a
@@ -534,8 +565,13 @@ class AsyncRegistryApi(_Base):
     """Asynchronous twin of :class:`RegistryApi` (same calls, same errors)."""
 
     def __init__(self, base_url: str, *, timeout: float = 5.0, headers: Mapping[str, str] | None = None,
-                 verify: bool | str = True, transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 verify: bool | str = True, transport: httpx.AsyncBaseTransport | None = None,
+                 client: httpx.AsyncClient | None = None) -> None:
         super().__init__(base_url, timeout=timeout, headers=headers, verify=verify)
+        if client is not None:  # the caller's (pooled) client: used as is, never closed here
+            self._client = client
+            self._owns_client = False
+            return
         self._client = httpx.AsyncClient(**http_options(timeout, self.headers, verify), transport=transport)
 
     async def __aenter__(self) -> "AsyncRegistryApi":
@@ -545,7 +581,8 @@ class AsyncRegistryApi(_Base):
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._owns_client:
+            await self._client.aclose()
 
     async def execute(self, call: Call) -> Any:
         import asyncio

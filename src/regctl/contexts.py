@@ -34,9 +34,10 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import yaml
 
@@ -283,31 +284,84 @@ def dump(cfg: ConfigFile) -> str:
     return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, default_flow_style=False)
 
 
+def _real(path: Path) -> Path:
+    """Where the bytes live: a symlinked config file is written through to its target."""
+    return Path(os.path.realpath(path))
+
+
 def save(cfg: ConfigFile) -> Path:
-    """Write atomically (temporary file in the same directory, then rename) with mode 0600."""
+    """Write atomically (temporary file in the target's directory, fsync, rename) with mode 0600.
+
+    A symlink stays a symlink: its target is replaced. Use :func:`editing` for a
+    read-modify-write, so that concurrent writers do not lose each other's changes.
+    """
     path = cfg.path
+    target = _real(path)
     text = dump(cfg)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent))
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, path)
+            os.replace(tmp, target)
         except BaseException:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
             raise
+        _fsync_dir(target.parent)
     except OSError as exc:
         raise UsageError(f"cannot write the config file ({exc.strerror or exc})", where=str(path),
                          hint="check the directory's permissions, or set REGCTL_CONFIG") from None
     cfg.exists = True
     return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(str(directory), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def editing(path: Path | str | None = None) -> Iterator[ConfigFile]:
+    """Load the config file under an exclusive advisory lock, yield it, save it when the block succeeds.
+
+    The lock (``fcntl.flock`` on ``<file>.lock`` next to the real file) is held from the
+    read to the rename, so parallel ``config set-context`` runs all keep their change.
+    """
+    path = config_path() if path is None else Path(path)
+    lock_path = _real(path).with_name(f".{_real(path).name}.lock")
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(str(lock_path), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise UsageError(f"cannot lock the config file ({exc.strerror or exc})", where=str(lock_path),
+                         hint="check the directory's permissions, or set REGCTL_CONFIG") from None
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except ImportError:  # no fcntl (Windows): atomic writes only
+            pass
+        cfg = load(path)
+        yield cfg
+        save(cfg)
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def set_context(cfg: ConfigFile, name: str, updates: Mapping[str, Any], unset: tuple = (),

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from regctl.errors import RegctlError
 
@@ -228,8 +228,19 @@ def service_monitor(api: "RegistryApi", name: str) -> MonitorVerdict | None:
     return None if verdict.detail == NO_MONITOR else verdict
 
 
-def describe(verdict: MonitorVerdict) -> str:
+#: why a service without a live instance has no monitor entry
+SKIPPED = "no live instance: the monitor does not check it"
+
+
+def skipped(verdict: MonitorVerdict | None, live: int | None) -> bool:
+    """No entry because there is nothing to check: the monitor skips services without a live instance."""
+    return verdict is not None and verdict.state == NOT_KNOWN_YET and live == 0
+
+
+def describe(verdict: MonitorVerdict, live: int | None = None) -> str:
     """A few words for the server's view: ``unhealthy 0/1 healthy, checked 2026-12-03 08:00:01``."""
+    if skipped(verdict, live):
+        return f"not checked ({SKIPPED})"
     if verdict.state == NOT_KNOWN_YET:
         return "not known yet (no monitor entry: before its first cycle, or expired)"
     if verdict.state == COULD_NOT_CHECK:
@@ -281,15 +292,28 @@ def per_endpoint_seconds(generation: str) -> float:
     return LATER_TRIES * LATER_PROBE_TIMEOUT + sum(LATER_RETRY_DELAYS)
 
 
+def server_endpoints(instances: "Iterable[Any]", generation: str) -> int:
+    """How many endpoints the server's health call probes for these instances.
+
+    The later generation tries ``/health`` and ``/api/v1/health`` for an instance
+    registered without a ``health_check_url``: two endpoints; otherwise one each.
+    """
+    items = list(instances)
+    if generation == EARLIER:
+        return len(items)
+    return sum(1 if getattr(i, "health_check_url", None) else 2 for i in items)
+
+
 def server_health_deadline(instances: int, timeout: float, generation: str) -> float:
     """Deadline (seconds) for the Config Service's own ``POST /services/{name}/health``.
 
-    The server probes the instances one after another and, in the later
-    generation, tries each failing endpoint 3 times (3 s each, 1 s and 2 s
-    back-off): about 12 s per hanging endpoint. The deadline is ``timeout``
-    (the network's share) plus that worst case for every instance (at least one:
-    the API's cache may list an instance regctl did not count), rounded up, at
-    most :data:`MAX_SERVER_DEADLINE`. ``generation`` "unknown" is treated as later.
+    ``instances``: the instance count, or better the endpoint count
+    (:func:`server_endpoints`). The server probes them one after another and, in
+    the later generation, tries each failing endpoint 3 times (3 s each, 1 s and
+    2 s back-off): about 12 s per hanging endpoint. The deadline is ``timeout``
+    (the network's share) plus that worst case for each (at least one: the API's
+    cache may list an instance regctl did not count), rounded up, at most
+    :data:`MAX_SERVER_DEADLINE`. ``generation`` "unknown" is treated as later.
     """
     n = max(1, int(instances))
     total = max(0.0, float(timeout)) + n * per_endpoint_seconds(generation)
@@ -321,14 +345,15 @@ class ServerCheck:
                 "detailed_error": str(self.detailed_error) if self.detailed_error else None}
 
 
-def run_server_checks(api: "RegistryApi", instance_counts: "dict[str, int]", *, timeout: float,
+def run_server_checks(api: "RegistryApi", instances: "Mapping[str, int | Sequence[Any]]", *, timeout: float,
                       server_timeout: float | None = None, info: GenerationInfo | None = None,
                       concurrency: int = 32) -> "tuple[GenerationInfo, list[ServerCheck]]":
     """Ask the Config Service's own health check for every service, all at once.
 
+    ``instances``: per service, its live instances (or their count).
     ``POST /services/{name}/health`` WRITES the row's status (its verdict), in
     both generations. Each service's call gets ``server_timeout`` or
-    :func:`server_health_deadline` for its instance count; ``/health/detailed``
+    :func:`server_health_deadline` for its endpoints; ``/health/detailed``
     is asked alongside (older servers answer 404 at once).
     """
     from regctl.api import server_health_call, server_health_detailed_call
@@ -336,7 +361,8 @@ def run_server_checks(api: "RegistryApi", instance_counts: "dict[str, int]", *, 
     if info is None:
         info = detect_generation(api)
     checks, calls = [], []
-    for name, count in instance_counts.items():
+    for name, given in instances.items():
+        count = given if isinstance(given, int) else server_endpoints(given, info.generation)
         deadline = server_timeout if server_timeout is not None else \
             server_health_deadline(count, timeout, info.generation)
         checks.append(ServerCheck(name, deadline))

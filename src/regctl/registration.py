@@ -352,10 +352,18 @@ class DeregisterRun:
     interrupted: bool = False
     #: a failure that stopped the batch (the backend went away)
     stopped_by: RegctlError | None = None
+    #: instances the API reported failing (5xx, timeout) that ZooKeeper shows removed all the same
+    removed_despite: dict[str, RegctlError] = field(default_factory=dict)
 
     def rows(self) -> list[dict]:
-        return [{"instance_id": iid, "result": res, "error": str(self.errors[iid]) if iid in self.errors else None}
-                for iid, res in self.outcome.items()]
+        def error(iid: str) -> str | None:
+            if iid in self.errors:
+                return str(self.errors[iid])
+            if iid in self.removed_despite:
+                return f"removed, although the Config Service answered: {self.removed_despite[iid].message}"
+            return None
+
+        return [{"instance_id": iid, "result": res, "error": error(iid)} for iid, res in self.outcome.items()]
 
 
 def run_deregister(deregister: Callable[[str, str], Any], plan: DeregisterPlan) -> DeregisterRun:
@@ -395,9 +403,22 @@ def verify_gone(run: DeregisterRun, live_ids: Callable[[], Iterable[str]] | None
     Instances still present are re-read for up to ``settle_s`` seconds. Returns the
     error when the check itself failed (those instances become ``unverified``).
     """
-    pending = [i for i, r in run.outcome.items() if r in ("sent", INTERRUPTED)]
+    failed = {i for i, r in run.outcome.items() if r == FAILED and write_unverified(run.errors.get(i))}
+    pending = [i for i, r in run.outcome.items() if r in ("sent", INTERRUPTED) or i in failed]
     if not pending:
         return None
+    try:
+        return _settle(run, pending, live_ids, settle_s, poll_s)
+    finally:
+        for iid in failed:  # a 5xx or timeout: ZooKeeper decides what happened
+            if run.outcome[iid] == REMOVED:
+                run.removed_despite[iid] = run.errors.pop(iid)
+            elif run.outcome[iid] == STILL_PRESENT:
+                run.outcome[iid] = FAILED
+
+
+def _settle(run: DeregisterRun, pending: list, live_ids: Callable[[], Iterable[str]] | None,
+            settle_s: float, poll_s: float) -> RegctlError | None:
     if live_ids is None:
         for iid in pending:
             run.outcome[iid] = UNVERIFIED
@@ -421,3 +442,87 @@ def verify_gone(run: DeregisterRun, live_ids: Callable[[], Iterable[str]] | None
             return None
         pending = still
         time.sleep(poll_s)
+
+
+# ---------------------------------------------------------------------------
+# verified writes: after a 5xx, a timeout or a lost connection only ZooKeeper says what happened
+# ---------------------------------------------------------------------------
+
+#: what a failed write leaves behind, per component the Config Service's /health calls unhealthy
+WRITE_CONSEQUENCES = {
+    "redis": "Redis is down: the cache was not cleared and lookups of every service fail until it is back",
+    "postgres": "PostgreSQL is down: the database row was not updated (GET /services shows the old one) and "
+                "the cache was not cleared (lookups may serve the old list for up to 60 s)",
+    "zookeeper": "the Config Service's own ZooKeeper client is down: restart the Config Service",
+}
+
+
+def write_unverified(exc: BaseException) -> bool:
+    """Whether a failed register/deregister may still have happened (5xx, timeout, lost connection)."""
+    if isinstance(exc, Unreachable):
+        return True
+    code = getattr(exc, "status_code", None)
+    return isinstance(code, int) and code >= 500
+
+
+def health_consequence(health: Mapping[str, Any] | None) -> str | None:
+    """The consequence of a failed write, from ``GET /health``'s components; None when none is down."""
+    if not isinstance(health, Mapping):
+        return None
+    down = [c for c in WRITE_CONSEQUENCES if str(health.get(c, "")).lower() == "unhealthy"]
+    return "; ".join(WRITE_CONSEQUENCES[c] for c in down) or None
+
+
+def registered_as_asked(instances: Iterable[Any], reg: Registration) -> Any:
+    """The live instance (ZooKeeper's) that holds exactly what ``reg`` sent, or None.
+
+    With an instance id the node of that id must carry the URL, health URL and
+    metadata sent; without one (the server makes the id) any node of the service
+    with that data counts.
+    """
+    for inst in instances:
+        if reg.instance_id is not None and inst.instance_id != reg.instance_id:
+            continue
+        if inst.service_url != reg.service_url:
+            continue
+        if reg.health_check_url is not None and inst.health_check_url != reg.health_check_url:
+            continue
+        meta = inst.metadata or {}
+        if all(meta.get(k) == v for k, v in reg.metadata.items() if k != "health_check_url"):
+            return inst
+    return None
+
+
+@dataclass(frozen=True)
+class WriteCheck:
+    """What ZooKeeper shows after a write the API reported as failed."""
+
+    action: str  # "register" | "deregister"
+    service: str
+    instance_id: str | None
+    #: True: the write happened (node present / gone); False: it did not; None: could not look
+    happened: bool | None
+    api_error: RegctlError
+    consequence: str | None = None
+    check_error: RegctlError | None = None
+
+    def sentence(self) -> str:
+        """One line: what happened, what the API said, what it means."""
+        target = f"{self.service}/{self.instance_id}" if self.instance_id else self.service
+        said = f"the Config Service answered: {self.api_error.message}"
+        tail = f" -- {self.consequence}" if self.consequence else ""
+        if self.happened is None:
+            why = f" ({self.check_error.message})" if self.check_error else ""
+            return f"{self.action} of {target} may or may not have happened: {said}; ZooKeeper could not be read{why}"
+        if self.action == "register":
+            if self.happened:
+                return f"registered in ZooKeeper ({target} is live), but {said}{tail}"
+            return f"not registered ({target} is not in ZooKeeper): {said}{tail}"
+        if self.happened:
+            return f"deregistered ({target} is gone from ZooKeeper), but {said}{tail}"
+        return f"not deregistered ({target} is still in ZooKeeper): {said}{tail}"
+
+    def to_dict(self) -> dict:
+        return {"action": self.action, "service": self.service, "instance_id": self.instance_id,
+                "happened": self.happened, "api_error": self.api_error.message, "consequence": self.consequence,
+                "check_error": self.check_error.message if self.check_error else None}

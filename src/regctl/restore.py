@@ -27,18 +27,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from regctl.errors import ExitCode, RegctlError
+from regctl.errors import RegctlError
 from regctl.transfer import Entry, canonical, differences, expected_node
 from regctl.transfer_live import Session
 
 WRITES = ("add", "restore", "overwrite")
 ACTIONS = ("add", "restore", "overwrite", "live", "differs", "self", "down")
-
-
-class Interrupted(RegctlError):
-    """Ctrl-C in the middle of changing the registry (exit 130)."""
-
-    exit_code = ExitCode.INTERRUPTED
 
 
 @dataclass(frozen=True)
@@ -276,6 +270,11 @@ def _apply_one(item: PlanItem, api: Any, live: Live, session: Session | None) ->
     try:
         api.execute(register_call(reg.payload()))
     except RegctlError as exc:
+        # the registry writes ZooKeeper first, so after an error only the node says what happened
+        if live.reader is not None and _verify(item, live, session) is None:
+            return ApplyResult(item, "restored" if item.action == "restore" else "registered",
+                               f"the API answered an error ({exc.message}) but the node is in ZooKeeper "
+                               "with the file's data")
         detail = "register failed"
         if item.action == "restore":
             detail = "the old node was deregistered but the registration failed: the instance is NOT live"

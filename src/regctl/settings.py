@@ -1,6 +1,11 @@
 """Resolved settings: where regctl talks to and how it prints.
 
-Lookup order, for every setting: **flag > environment > context > default**.
+Lookup order, for every setting: **flag > environment > context > default**, except
+that a context named on the command line (``--context NAME``) wins over the
+environment for the keys it sets: **flag > --context's value > environment > default**.
+A context selected by ``REGCTL_CONTEXT`` or the file's ``current-context`` keeps the
+plain order. Either way :attr:`Settings.notes` says which environment variable
+overrode (or was overridden by) a context's value; the CLI prints them with ``-v``.
 
 ============  ====================  ======================  ==============================
 setting       flag                  environment             default
@@ -124,6 +129,8 @@ class Settings:
     extra: Mapping[str, Any] = field(default_factory=dict)
     #: warnings the CLI prints on stderr on every run (e.g. TLS verification is off)
     warnings: tuple = ()
+    #: where an environment variable and the context disagreed, and which won (the CLI shows them with -v)
+    notes: tuple = ()
 
     @property
     def verify(self) -> "bool | str":
@@ -208,27 +215,43 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
             context: Mapping[str, Any] | None = None, context_name: str | None = None,
-            verbose: int = 0) -> Settings:
-    """Resolve every setting: flag > environment > context > default.
+            verbose: int = 0, context_from_flag: bool = False) -> Settings:
+    """Resolve every setting; the one place the lookup order lives.
 
-    ``flags`` holds values given on the command line (None = not given), ``env`` is
-    the environment (default ``os.environ``), ``context`` the current context's
-    values from the config file. Values are validated here, so a bad URL or host
-    list is a :class:`UsageError` naming where it came from.
+    1. a flag on the command line;
+    2. with ``context_from_flag`` (``--context NAME`` was given): the context's value;
+    3. the environment variable (``CONFIG_SERVICE_URL``, ``REGCTL_HEADERS``, ...);
+    4. the context's value (context chosen by ``REGCTL_CONTEXT`` or ``current-context``);
+    5. the default.
+
+    Headers merge by name in that same order (later layers replace a header of the
+    same name). ``flags`` holds values given on the command line (None = not given),
+    ``env`` is the environment (default ``os.environ``), ``context`` the selected
+    context's values from the config file. Values are validated here, so a bad URL
+    or host list is a :class:`UsageError` naming where it came from. Each place an
+    environment variable and the context both set a key is described in
+    :attr:`Settings.notes`.
     """
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     env = os.environ if env is None else env
     context = context or {}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    notes: list[str] = []
     for name, default in DEFAULTS.items():
         var = ENV_VARS.get(name)
+        in_env = bool(var) and env.get(var or "", "") != ""
+        in_context = context.get(name) is not None
         if name in flags:
             values[name], sources[name] = flags[name], "flag"
-        elif var and env.get(var, "") != "":
-            values[name], sources[name] = env[var], "env"
-        elif context.get(name) is not None:
+        elif in_context and (context_from_flag or not in_env):
             values[name], sources[name] = context[name], "context"
+            if in_env:
+                notes.append(_note(var, name, context_name, context_won=True))
+        elif in_env:
+            values[name], sources[name] = env[var], "env"
+            if in_context:
+                notes.append(_note(var, name, context_name, context_won=False))
         else:
             values[name], sources[name] = default, "default"
 
@@ -278,12 +301,49 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
 
     extra = {k: v for k, v in context.items() if k not in DEFAULTS}
     warnings: list[str] = []
-    headers = _resolve_headers(flags, env, context, sources, warnings)
+    if context_from_flag:  # the context's keys beat the environment's: hide the env vars it overrides
+        env, overridden = _without_context_keys(env, extra, context)
+        notes.extend(_note(var, key, context_name, context_won=True) for var, key in overridden)
+    else:
+        notes.extend(_note(var, key, context_name, context_won=False)
+                     for var, key in _context_keys_in_env(env, extra, context))
+    headers = _resolve_headers(flags, env, context, sources, warnings, context_from_flag, notes, context_name)
     _resolve_tls(flags, env, extra, sources, url, warnings)
     _resolve_zk(flags, env, extra, sources, warnings)
     return Settings(config_url=url, zk_hosts=zk, zk_base=base, timeout=timeout, output=output,
                     color=color, verbose=verbose, headers=headers, context=context_name,
-                    sources=sources, extra=extra, warnings=tuple(warnings))
+                    sources=sources, extra=extra, warnings=tuple(warnings), notes=tuple(notes))
+
+
+#: environment variable -> the context key (in :func:`regctl.contexts.settings_values`' terms) it competes with
+_ENV_CONTEXT_KEYS = {
+    "REGCTL_CA_BUNDLE": "verify", "REGCTL_INSECURE": "verify",
+    "REGCTL_ZK_AUTH": "zk_auth_data",
+    "REGCTL_ZK_TLS": "zk_client_kwargs", "REGCTL_ZK_CA": "zk_client_kwargs",
+    "REGCTL_ZK_CERT": "zk_client_kwargs", "REGCTL_ZK_KEY": "zk_client_kwargs",
+}
+
+
+def _context_keys_in_env(env: Mapping[str, str], extra: Mapping[str, Any],
+                         context: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(variable, context key) for each auth/TLS variable set while the context sets that key too."""
+    return [(var, key) for var, key in _ENV_CONTEXT_KEYS.items()
+            if env.get(var, "").strip() and (extra.get(key) or context.get(key)) not in (None, {}, [])]
+
+
+def _without_context_keys(env: Mapping[str, str], extra: Mapping[str, Any],
+                          context: Mapping[str, Any]) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    overridden = _context_keys_in_env(env, extra, context)
+    hidden = {var for var, _ in overridden}
+    return {k: v for k, v in env.items() if k not in hidden}, overridden
+
+
+def _note(var: str | None, key: str, context_name: str | None, context_won: bool) -> str:
+    ctx = f"context {context_name!r}" if context_name else "the context"
+    if context_won:
+        return f"{var} is set but --context {context_name} sets {key}: using {ctx}'s value"
+    hint = f" (pass --context {context_name} to use the context's value)" if context_name else ""
+    return f"{var} overrides {ctx}'s {key}{hint}"
 
 
 # ---------------------------------------------------------------------------
@@ -429,8 +489,12 @@ def _truthy(value: str, var: str) -> bool:
 
 
 def _resolve_headers(flags: Mapping[str, Any], env: Mapping[str, str], context: Mapping[str, Any],
-                     sources: dict[str, str], warnings: list[str]) -> dict[str, str]:
-    """Context headers, then REGCTL_HEADERS/REGCTL_TOKEN, then --header/--token-file (by name)."""
+                     sources: dict[str, str], warnings: list[str], context_from_flag: bool = False,
+                     notes: list[str] | None = None, context_name: str | None = None) -> dict[str, str]:
+    """Context headers, then REGCTL_HEADERS/REGCTL_TOKEN, then --header/--token-file (by name).
+
+    With ``context_from_flag`` the context's headers come after the environment's.
+    """
     ctx_headers = dict(check_header(k, v, "context headers") for k, v in dict(context.get("headers") or {}).items())
     env_headers = parse_headers_env(env.get(AUTH_ENV_VARS["headers"], ""))
     env_token = env.get(AUTH_ENV_VARS["token"], "").strip() or None
@@ -445,8 +509,15 @@ def _resolve_headers(flags: Mapping[str, Any], env: Mapping[str, str], context: 
         if w:
             warnings.append(f"token file {flags['token_file']} is {w}; run: chmod 600 {flags['token_file']}")
     flag_headers = _with_token(flag_headers, flag_token, "command line", "--token-file")
+    layers = [(ctx_headers, "context"), (env_headers, "env"), (flag_headers, "flag")]
+    if context_from_flag:
+        layers[0], layers[1] = layers[1], layers[0]
+    shared = sorted({k.lower() for k in ctx_headers} & {k.lower() for k in env_headers})
+    if shared and notes is not None:
+        var = "REGCTL_HEADERS/REGCTL_TOKEN"
+        notes.extend(_note(var, f"header {name!r}", context_name, context_won=context_from_flag) for name in shared)
     headers: dict[str, str] = {}
-    for layer, src in ((ctx_headers, "context"), (env_headers, "env"), (flag_headers, "flag")):
+    for layer, src in layers:
         if layer:
             headers = _merge(headers, layer)
             sources["headers"] = src  # the highest layer that contributed

@@ -4,8 +4,12 @@ With ZooKeeper configured, :func:`wait_for_instances` sets a child watch on
 ``{base}/{name}/instances`` (an existence watch while the service does not exist
 yet) and re-reads as soon as it fires, so a registration is seen at once.
 Without ZooKeeper it polls the API's ``GET /services/{name}`` every ``interval``
-seconds. With ``healthy=True`` the live instances' health endpoints are probed
-on every round as well.
+seconds. ``healthy=True`` counts only instances a client can be handed:
+status ``healthy`` (what ``/url`` picks from) and, when ``url_check``, only once
+the Config Service's ``GET /services/{name}/url`` actually answers (a cache
+outage or a bad status elsewhere in the service makes it fail although the
+nodes look fine). ``probe=True`` also requires their health URL to answer,
+probed on every round.
 
 Every network step is bounded by ``min(step_timeout, time remaining)``; the whole
 wait never outlasts ``deadline_s`` by more than a fraction of a second. Transient
@@ -41,7 +45,7 @@ class WaitOutcome:
     ok: bool
     wanted: int
     live: int
-    #: instances answering their health check (None when health was not asked for)
+    #: live instances with status ``healthy`` (None when --healthy was not asked for)
     healthy: int | None
     elapsed: float
     source: str
@@ -50,18 +54,29 @@ class WaitOutcome:
     last_error: str | None = None
     rounds: int = 0
     probes: tuple = field(default=())
+    #: of those, the ones whose health URL answered (None without probing)
+    answering: int | None = None
+    #: what /url answered last (the URL), None when not asked or it failed
+    url: str | None = None
+    #: why /url failed on the last round (None when it answered or was not asked)
+    url_error: str | None = None
 
     def summary(self) -> str:
-        """One line, e.g. ``2 of 3 instances live, 1 healthy after 30s``."""
+        """One line, e.g. ``2 of 3 instances live, 1 with status healthy, 0 answering after 30s``."""
         text = f"{self.live} of {self.wanted} {'instance' if self.wanted == 1 else 'instances'} live"
         if self.healthy is not None:
-            text += f", {self.healthy} healthy"
+            text += f", {self.healthy} with status healthy"
+        if self.answering is not None:
+            text += f", {self.answering} answering"
+        if self.url_error:
+            text += f"; /url fails ({self.url_error})"
         text += f" after {self.elapsed:.0f}s" if self.elapsed >= 10 else f" after {self.elapsed:.1f}s"
         return text
 
     def to_dict(self) -> dict:
         return {"service": self.service, "ok": self.ok, "wanted": self.wanted, "live": self.live,
-                "healthy": self.healthy, "elapsed_seconds": round(self.elapsed, 2), "source": self.source,
+                "healthy": self.healthy, "answering": self.answering, "url": self.url,
+                "url_error": self.url_error, "elapsed_seconds": round(self.elapsed, 2), "source": self.source,
                 "instance_ids": list(self.instance_ids), "last_error": self.last_error,
                 "probes": [p.to_dict() for p in self.probes]}
 
@@ -71,8 +86,12 @@ def wait_for_instances(name: str, *, min_count: int = 1, healthy: bool = False, 
                        config_url: str | None = None, headers: dict | None = None, verify: bool | str = True,
                        step_timeout: float = STEP_TIMEOUT, expect: Sequence[int] | None = None,
                        on_round: Callable[[int, int | None], None] | None = None,
-                       zk_auth_data: list | None = None, zk_client_kwargs: dict | None = None) -> WaitOutcome:
-    """Block until ``name`` has ``min_count`` live (and, with ``healthy``, healthy) instances.
+                       zk_auth_data: list | None = None, zk_client_kwargs: dict | None = None,
+                       probe: bool = False, url_check: bool = False) -> WaitOutcome:
+    """Block until ``name`` has ``min_count`` live (with ``healthy``: discoverable) instances.
+
+    ``probe`` implies ``healthy``; ``url_check`` (with ``healthy``) also needs
+    ``/url`` at ``config_url`` to answer.
 
     Returns a :class:`WaitOutcome` (``ok`` False on timeout). Reads ZooKeeper when
     ``zk_hosts`` is given, else the API at ``config_url``. ``on_round(live, healthy)``
@@ -100,12 +119,22 @@ def wait_for_instances(name: str, *, min_count: int = 1, healthy: bool = False, 
     def step() -> float:
         return max(MIN_STEP, min(step_timeout, remaining()))
 
+    healthy = healthy or probe
+    url_check = url_check and healthy and bool(config_url)
     reached = False
     last_error: RegctlError | None = None
     live: list[Instance] = []
-    healthy_count: int | None = 0 if healthy else None
+    counts: dict = {"healthy": 0 if healthy else None, "answering": 0 if probe else None,
+                    "url": None, "url_error": None}
     probes: tuple = ()
     rounds = 0
+
+    def outcome(ok: bool) -> WaitOutcome:
+        return WaitOutcome(name, ok, min_count, len(live), counts["healthy"], time.monotonic() - started,
+                           source.kind, tuple(i.instance_id for i in live),
+                           None if last_error is None else str(last_error), rounds, tuple(probes),
+                           counts["answering"], counts["url"], counts["url_error"])
+
     try:
         while True:
             rounds += 1
@@ -118,20 +147,26 @@ def wait_for_instances(name: str, *, min_count: int = 1, healthy: bool = False, 
                     raise
                 last_error = exc
                 log.info("wait: %s", exc)
-            if healthy and live:
-                from regctl.health import probe_many, targets_for
+            have = len(live)
+            if healthy:
+                candidates = [i for i in live if i.discoverable]
+                counts["healthy"] = have = len(candidates)
+                if probe:
+                    probes = ()
+                    if candidates:
+                        from regctl.health import probe_many, targets_for
 
-                probes = tuple(probe_many(targets_for(live), timeout=step(), expect=expect,
-                                          concurrency=32, verify=verify))
-                healthy_count = sum(1 for p in probes if p.healthy)
-            elif healthy:
-                healthy_count, probes = 0, ()
+                        probes = tuple(probe_many(targets_for(candidates), timeout=step(), expect=expect,
+                                                  concurrency=32, verify=verify))
+                    counts["answering"] = have = sum(1 for p in probes if p.healthy)
+            if url_check and reached and have >= min_count:
+                counts["url"], counts["url_error"] = _ask_url(name, config_url or "", headers or {}, verify, step())
+                if counts["url"] is None:
+                    have = 0
             if on_round is not None:
-                on_round(len(live), healthy_count)
-            have = healthy_count if healthy else len(live)
-            if reached and have is not None and have >= min_count:
-                return _outcome(name, True, min_count, live, healthy_count, started, source, last_error,
-                                rounds, probes)
+                on_round(len(live), counts["answering"] if probe else counts["healthy"])
+            if reached and have >= min_count:
+                return outcome(True)
             left = remaining()
             if left <= 0:
                 break
@@ -144,13 +179,18 @@ def wait_for_instances(name: str, *, min_count: int = 1, healthy: bool = False, 
         assert last_error is not None
         raise Unreachable(f"could not read {name!r} for the whole wait of {deadline_s:g}s: {last_error.message}",
                           where=last_error.where, hint=last_error.hint or "check the connection settings")
-    return _outcome(name, False, min_count, live, healthy_count, started, source, last_error, rounds, probes)
+    return outcome(False)
 
 
-def _outcome(name, ok, wanted, live, healthy_count, started, source, last_error, rounds, probes) -> WaitOutcome:
-    return WaitOutcome(name, ok, wanted, len(live), healthy_count, time.monotonic() - started, source.kind,
-                       tuple(i.instance_id for i in live), None if last_error is None else str(last_error),
-                       rounds, tuple(probes))
+def _ask_url(name: str, url: str, headers: dict, verify: bool | str, timeout: float) -> tuple:
+    """(the URL /url answered, None) or (None, why it failed in a few words)."""
+    from regctl.api import RegistryApi
+
+    try:
+        with RegistryApi(url, timeout=timeout, headers=headers, verify=verify) as api:
+            return api.url(name), None
+    except RegctlError as exc:
+        return None, exc.message
 
 
 class _Source:

@@ -181,3 +181,19 @@ def test_no_cause_no_change():
     rows = [CheckResult("config.redis", "config", FAIL, "redis", "x"),
             CheckResult("cause.redis", "cause", PASS, "not Redis")]
     assert attribute(rows) == rows
+
+
+def test_a_cause_left_behind_by_another_is_explained_by_it_and_so_are_its_symptoms():
+    restart = CheckResult("cause.restart", "cause", FAIL, "restarted", "import",
+                          details={"explains": [{"check": "cause.stale-cache", "target": ["a"]}]})
+    stale = CheckResult("cause.stale-cache", "cause", WARN, "stale", "wait", "a",
+                        details={"explains": [{"check": "service.api-view", "target": "a"}]})
+    view = CheckResult("service.api-view", "service", WARN, "differs", "wait", "a")
+    out = {r.name: r for r in attribute([restart, stale, view])}
+    assert out["cause.restart"].status == FAIL
+    assert out["cause.stale-cache"].details["explained_by"] == "cause.restart"
+    assert out["service.api-view"].details["explained_by"] == "cause.restart"
+    # a selector that only matches by status never swallows another cause row
+    redis = CheckResult("cause.redis", "cause", FAIL, "Redis", "fix", details={"explains": [{"api_status": 500}]})
+    bad = CheckResult("cause.bad-status", "cause", FAIL, "UP", "fix", "x", {"api_status": 500, "explains": [{}]})
+    assert {r.status for r in attribute([redis, bad])} == {FAIL}

@@ -97,6 +97,19 @@ def _interrupted_if_130(code: int, argv: "list[str] | None") -> int:
     return code
 
 
+def _stdout_gone() -> int:
+    """The reader of stdout went away (``regctl inspect X | head -1``): not an error, exit 0.
+
+    stdout is pointed at /dev/null so the interpreter's final flush cannot fail again.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    return ExitCode.OK
+
+
 def main(argv: "list[str] | None" = None) -> int:
     """Run regctl; return the exit code (see README "Exit codes")."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -146,7 +159,11 @@ def main(argv: "list[str] | None" = None) -> int:
         _print_error(str(exc))
         return int(exc.exit_code)
     except BrokenPipeError:
-        return ExitCode.OK
+        return _stdout_gone()
+    except SystemExit as exc:
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper":  # click turned EPIPE into exit 1
+            return _stdout_gone()
+        raise
     except Exception as exc:  # a bug: say so in one line, never a traceback
         if want_traceback:
             raise

@@ -1,14 +1,15 @@
 """Shell completion: ``regctl completion bash|zsh|fish`` and the dynamic completers.
 
-The scripts call ``regctl`` back with ``_REGCTL_COMPLETE=complete_<shell>`` (typer's
-protocol; :func:`regctl.cli.app.main` serves those requests before anything heavy
-is imported). Service names and instance ids come from the registry the command
-line points at (flags, then environment, then the context), fetched names-only:
+The scripts call ``regctl`` back with ``_REGCTL_COMPLETE=<shell>`` and the command
+line up to the cursor (:func:`regctl.cli.app.main` serves those requests before
+anything heavy is imported); click's own parser finds what is being completed.
+Service names and instance ids come from the registry the command line points at
+(flags, then environment, then the context), fetched names-only:
 
-* ZooKeeper ``get_children(base)`` when ZooKeeper is configured (one call), else
-  the API's ``GET /services`` (names only);
-* within :data:`LOOKUP_BUDGET` seconds in all; any failure gives no candidates and
-  nothing on stderr;
+* ZooKeeper ``get_children(base)`` when ZooKeeper is configured and answers (one
+  call), else the API's ``GET /services`` (names only), as ``regctl list`` does;
+* within :data:`LOOKUP_BUDGET` seconds in all; any failure gives no candidates (and
+  no file names) and nothing on stderr;
 * cached for :data:`CACHE_TTL` seconds (failures too) in
   ``$XDG_CACHE_HOME/regctl/completion.json`` (``~/.cache/regctl/...``), so
   repeated TABs are instant.
@@ -35,13 +36,19 @@ SHELLS = ("bash", "zsh", "fish")
 #: seconds a looked-up list (or a failure) is reused
 CACHE_TTL = 5.0
 #: seconds the whole name lookup may take, connecting included
-LOOKUP_BUDGET = 0.4
+LOOKUP_BUDGET = 0.5
+#: the part of the budget ZooKeeper may use before the API is asked instead
+ZK_SHARE = 0.5
 MAX_CACHE_ENTRIES = 64
 
 # ---------------------------------------------------------------------------
 # the scripts (owned here, not typer's, so the committed files only change when
-# regctl changes; the protocol is typer's: COMP_WORDS/COMP_CWORD for bash,
-# _TYPER_COMPLETE_ARGS for zsh and fish)
+# regctl changes). The protocol: the script sets _REGCTL_COMPLETE=<shell>,
+# _REGCTL_LINE (the command line up to the cursor) and _REGCTL_CUR (the word the
+# shell will replace); regctl answers with a first line naming what to complete
+# ("plain", "file" or "dir") and then one "value<TAB>help" line per candidate.
+# Splitting the line in Python (not the shell's COMP_WORDS) keeps "--zk h:2181"
+# and "--config-url=http://..." whole: bash splits words on ':' and '='.
 # ---------------------------------------------------------------------------
 
 _HEADER = """\
@@ -60,31 +67,78 @@ _INSTALL = {
 
 _BASH = """\
 _regctl_completion() {
-    local IFS=$'\\n'
-    COMPREPLY=( $( env COMP_WORDS="${COMP_WORDS[*]}" \\
-                   COMP_CWORD=$COMP_CWORD \\
-                   _REGCTL_COMPLETE=complete_bash "$1" 2>/dev/null ) )
+    local IFS=$'\\n' mode line
+    local -a response
+    response=( $(env _REGCTL_COMPLETE=bash _REGCTL_LINE="${COMP_LINE:0:COMP_POINT}" \\
+                     _REGCTL_CUR="${COMP_WORDS[COMP_CWORD]}" "$1" 2>/dev/null) )
+    COMPREPLY=()
+    mode=${response[0]}
+    case $mode in
+        file) compopt -o default 2>/dev/null; return 0 ;;
+        dir) compopt -o dirnames 2>/dev/null; return 0 ;;
+    esac
+    for line in "${response[@]:1}"; do
+        COMPREPLY+=("${line%%$'\\t'*}")
+    done
     return 0
 }
 
-complete -o default -F _regctl_completion regctl
+complete -F _regctl_completion regctl
 """
 
 _ZSH = """\
-#compdef regctl
-
-_regctl_completion() {
-  eval $(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" _REGCTL_COMPLETE=complete_zsh regctl 2>/dev/null)
+_regctl() {
+  local -a response described
+  local mode line value descr
+  (( $+commands[regctl] )) || return 1
+  response=("${(@f)$(env _REGCTL_COMPLETE=zsh _REGCTL_LINE="${(j: :)words[1,CURRENT-1]} $PREFIX" \\
+                         _REGCTL_CUR="$PREFIX" regctl 2>/dev/null)}")
+  mode=${response[1]}
+  case $mode in
+    file) _files; return ;;
+    dir) _files -/; return ;;
+    plain) ;;
+    *) return 1 ;;
+  esac
+  for line in "${(@)response[2,-1]}"; do
+    [[ -n $line ]] || continue
+    value=${line%%$'\\t'*}
+    descr=${line#*$'\\t'}
+    if [[ $descr == $line || -z $descr ]]; then
+      described+=("${value//:/\\\\:}")
+    else
+      described+=("${value//:/\\\\:}:$descr")
+    fi
+  done
+  (( ${#described} )) || return 1
+  _describe -V regctl described
 }
 
-compdef _regctl_completion regctl
+if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
+  # autoloaded from $fpath by compinit: _regctl now is the function above, and
+  # this is the first TAB: complete it
+  _regctl "$@"
+else
+  # sourced: register for the TABs to come
+  compdef _regctl regctl
+fi
 """
 
 _FISH = """\
-complete --command regctl --no-files --arguments "(env _REGCTL_COMPLETE=complete_fish \
-_TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) regctl 2>/dev/null)" \
---condition "env _REGCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args \
-_TYPER_COMPLETE_ARGS=(commandline -cp) regctl 2>/dev/null"
+function __regctl_complete
+    set -l response (env _REGCTL_COMPLETE=fish _REGCTL_LINE=(commandline -cp) \\
+        _REGCTL_CUR=(commandline -ct) regctl 2>/dev/null)
+    switch "$response[1]"
+        case file
+            __fish_complete_path (commandline -ct)
+        case dir
+            __fish_complete_directories (commandline -ct)
+        case plain
+            printf '%s\\n' $response[2..-1]
+    end
+end
+
+complete --command regctl --no-files --arguments '(__regctl_complete)'
 """
 
 _BODIES = {"bash": _BASH, "zsh": _ZSH, "fish": _FISH}
@@ -96,11 +150,10 @@ def script(shell: str) -> str:
         from regctl.errors import UsageError
 
         raise UsageError(f"shell {shell!r} is not supported", hint="use one of: " + ", ".join(SHELLS))
-    body = _BODIES[shell]
+    header = _HEADER.format(shell=shell, install=_INSTALL[shell], ttl=CACHE_TTL)
     if shell == "zsh":  # '#compdef' must stay the first line for zsh's fpath autoloading
-        first, rest = body.split("\n", 1)
-        return first + "\n" + _HEADER.format(shell=shell, install=_INSTALL[shell], ttl=CACHE_TTL) + rest
-    return _HEADER.format(shell=shell, install=_INSTALL[shell], ttl=CACHE_TTL) + "\n" + body
+        return "#compdef regctl\n" + header + "\n" + _BODIES[shell]
+    return header + "\n" + _BODIES[shell]
 
 
 # ---------------------------------------------------------------------------
@@ -108,7 +161,7 @@ def script(shell: str) -> str:
 # ---------------------------------------------------------------------------
 
 def serve(get_app: Callable[[], Any]) -> int:
-    """Answer one ``_REGCTL_COMPLETE=complete_<shell>`` request on stdout; never a word on stderr."""
+    """Answer one ``_REGCTL_COMPLETE=<shell>`` request on stdout; never a word on stderr."""
     import logging
     import sys
 
@@ -118,19 +171,14 @@ def serve(get_app: Callable[[], Any]) -> int:
     logging.getLogger().addHandler(logging.NullHandler())
     logging.lastResort = None  # type: ignore[assignment]
     try:
+        shell = os.environ.get(COMPLETE_VAR, "")
+        if shell.startswith("complete_"):  # a script from an older regctl: typer's protocol
+            return _serve_typer(get_app)
         try:
-            from typer._completion_classes import completion_init
-        except ImportError:  # pragma: no cover - very old typer
-            completion_init = None
-        if completion_init is not None:
-            completion_init()
-        try:
-            get_app()(args=[], prog_name=PROG, complete_var=COMPLETE_VAR, standalone_mode=False)
-        except SystemExit as exc:
-            code = exc.code
-            return int(code) if isinstance(code, int) else 0
+            text = answer(get_app, shell, os.environ.get("_REGCTL_LINE", ""), os.environ.get("_REGCTL_CUR"))
         except BaseException:  # completion never shows a traceback
-            return 0
+            text = "plain\n"
+        sys.stdout.write(text)
         return 0
     finally:
         try:
@@ -139,6 +187,147 @@ def serve(get_app: Callable[[], Any]) -> int:
             pass
         sys.stderr = real_stderr
         devnull.close()
+
+
+def _serve_typer(get_app: Callable[[], Any]) -> int:
+    try:
+        from typer._completion_classes import completion_init
+    except ImportError:  # pragma: no cover - very old typer
+        completion_init = None
+    if completion_init is not None:
+        completion_init()
+    try:
+        get_app()(args=[], prog_name=PROG, complete_var=COMPLETE_VAR, standalone_mode=False)
+    except SystemExit as exc:
+        code = exc.code
+        return int(code) if isinstance(code, int) else 0
+    except BaseException:
+        return 0
+    return 0
+
+
+def _shell_completion():
+    try:  # typer with vendored click
+        from typer._click import shell_completion
+    except ImportError:  # pragma: no cover - typer that depends on click
+        from click import shell_completion  # type: ignore[no-redef]
+    return shell_completion
+
+
+def split_line(line: str) -> "tuple[list, str]":
+    """The words before the one being typed (program name dropped) and that word, unquoted.
+
+    An unclosed quote or a trailing backslash is taken as typed so far.
+    """
+    split = _shell_completion().split_arg_string
+    words = split(line + "\x00")  # the marker shows whether the last word is finished
+    last = words.pop() if words else "\x00"
+    incomplete = last[:-1] if last.endswith("\x00") else ""
+    return words[1:], incomplete
+
+
+def answer(get_app: Callable[[], Any], shell: str, line: str, cur: "str | None" = None) -> str:
+    """What the shell script reads: a mode line ("plain", "file" or "dir"), then "value<TAB>help" lines."""
+    import typer.main
+
+    sc = _shell_completion()
+    args, incomplete = split_line(line)
+    cli = typer.main.get_command(get_app())
+    _add_completers(cli)
+
+    class _Complete(sc.ShellComplete):  # only for get_completions(): no source, no format
+        name = "regctl"
+        source_template = ""
+
+        def source_vars(self):  # pragma: no cover - not used
+            return {}
+
+        def get_completion_args(self):  # pragma: no cover - not used
+            return args, incomplete
+
+        def format_completion(self, item):  # pragma: no cover - not used
+            return str(item.value)
+
+    items = _Complete(cli, {}, PROG, COMPLETE_VAR).get_completions(args, incomplete)
+    kinds = {getattr(i, "type", "plain") for i in items}
+    for mode in ("dir", "file"):
+        if mode in kinds:
+            return mode + "\n"
+    prefix = ""
+    if incomplete.startswith("--") and "=" in incomplete:  # --source=a: the shell's word is the whole thing
+        prefix = incomplete.split("=", 1)[0] + "="
+    out = ["plain"]
+    for item in items:
+        value = prefix + str(item.value) if prefix and not str(item.value).startswith(prefix) else str(item.value)
+        if any(ch in value for ch in "\n\r\t\x00"):
+            continue  # cannot be typed or carried by the protocol
+        if shell == "bash":
+            value = _bash_word(value, incomplete, cur)
+        help_text = " ".join(str(getattr(item, "help", None) or "").split())
+        out.append(value + ("\t" + help_text if help_text and shell != "bash" else ""))
+    return "\n".join(out) + "\n"
+
+
+def _bash_word(value: str, incomplete: str, cur: "str | None") -> str:
+    """The part of ``value`` bash replaces: bash's current word starts after the last ':' or '='
+    (COMP_WORDBREAKS); when the cursor is right after one, the word bash shows is that character
+    and the text it replaces is empty."""
+    if cur is None or cur == incomplete:
+        return value
+    if cur in (":", "="):
+        head = incomplete
+    elif incomplete.endswith(cur):
+        head = incomplete[:len(incomplete) - len(cur)]
+    else:  # quoted on the command line: bash did not split it
+        return value
+    return value[len(head):] if value.startswith(head) else value
+
+
+def _add_completers(cli) -> None:
+    """Complete files, directories, statuses and check names where the commands declare no completer."""
+    stack = [cli]
+    while stack:
+        cmd = stack.pop()
+        stack.extend(getattr(cmd, "commands", {}).values())
+        for param in getattr(cmd, "params", ()):
+            if getattr(param, "_custom_shell_complete", None) is not None:
+                continue
+            kind = _completer_for(cmd.name, param)
+            if kind is not None:
+                param.shell_complete = kind  # an instance attribute: this request only
+
+
+_FILE_PARAMS = {"token_file", "ca_bundle", "zk_auth_file", "zk_ca", "zk_cert", "zk_key", "env_file", "file"}
+
+
+def _completer_for(command: "str | None", param) -> "Callable | None":
+    sc = _shell_completion()
+    name = getattr(param, "name", None)
+    if name == "dir":
+        return lambda ctx, incomplete: [sc.CompletionItem(incomplete, type="dir")]
+    if name in _FILE_PARAMS or getattr(param, "metavar", None) == "FILE":
+        return lambda ctx, incomplete: [sc.CompletionItem(incomplete, type="file")]
+    words: "Callable[[], list] | None" = None
+    if command == "register" and name == "status":
+        from regctl.names import VALID_STATUSES
+
+        words = lambda: list(VALID_STATUSES)  # noqa: E731
+    elif command == "up" and name == "ensemble":
+        words = lambda: ["1", "3"]  # noqa: E731
+    elif command == "doctor" and name in ("checks", "skip"):
+        words = _check_names
+    elif (command, name) in (("doctor", "service"), ("register", "name")):
+        return lambda ctx, incomplete: [sc.CompletionItem(n) for n in complete_service_names(ctx, incomplete)]
+    if words is None:
+        return None
+    return lambda ctx, incomplete: [sc.CompletionItem(w) for w in words() if w.startswith(incomplete)]
+
+
+def _check_names() -> list:
+    from regctl.doctor import check_names
+
+    names = list(check_names())
+    return sorted({n.split(".", 1)[0] for n in names}) + names
 
 
 # ---------------------------------------------------------------------------
@@ -200,7 +389,11 @@ ServiceNamesArg = Annotated[Optional[List[str]], typer.Argument(
 
 
 def _settings_from(ctx):
-    """Settings for the command being completed: options typed so far, env, context."""
+    """Settings for the command being completed: options typed so far, env, context.
+
+    Only where to connect matters here: a bad ``REGCTL_TIMEOUT`` or ``REGCTL_OUTPUT``
+    must not cost the candidates, so those two are fixed.
+    """
     from regctl import contexts
     from regctl.settings import resolve
 
@@ -212,14 +405,18 @@ def _settings_from(ctx):
         c = c.parent
     for c in reversed(chain):  # the command's own values win over the root's
         for k, v in (c.params or {}).items():
-            if v is not None:
+            if v is not None and v != [] and v != ():
                 common[k] = v
     try:
         name, values, _ = contexts.load_selected(common.get("context"))
     except Exception:
         name, values = None, {}
     flags = {"config_url": common.get("config_url"), "zk_hosts": common.get("zk"),
-             "zk_base": common.get("zk_base"), "timeout": common.get("timeout")}
+             "zk_base": common.get("zk_base"), "timeout": 5.0, "output": "table",
+             "headers": list(common.get("header") or []) or None, "token_file": common.get("token_file"),
+             "ca_bundle": common.get("ca_bundle"), "insecure": common.get("insecure"),
+             "zk_auth_file": common.get("zk_auth_file"), "zk_tls": common.get("zk_tls"),
+             "zk_ca": common.get("zk_ca"), "zk_cert": common.get("zk_cert"), "zk_key": common.get("zk_key")}
     try:
         return resolve(flags, context=values, context_name=name)
     except Exception:
@@ -237,7 +434,9 @@ def cache_path() -> Path:
 
 
 def _cache_key(settings, service: "str | None") -> str:
-    where = f"zk:{settings.zk_hosts}:{settings.zk_base}" if settings.zk_configured else f"api:{settings.config_url}"
+    where = f"api:{settings.config_url}"
+    if settings.zk_configured:
+        where = f"zk:{settings.zk_hosts}:{settings.zk_base}|{where}"
     return hashlib.sha256(f"{where}|{service or ''}".encode()).hexdigest()[:24]
 
 
@@ -269,29 +468,54 @@ def _cache_write(key: str, names: list) -> None:
         pass
 
 
-def lookup(settings, service: "str | None", budget: float = LOOKUP_BUDGET) -> list:
-    """Service names (``service`` None) or one service's instance ids; [] on any failure."""
+def lookup_budget() -> float:
+    """:data:`LOOKUP_BUDGET`, or ``$REGCTL_COMPLETION_BUDGET`` seconds (0.05 to 30) for slow links."""
+    try:
+        value = float(os.environ.get("REGCTL_COMPLETION_BUDGET", ""))
+    except ValueError:
+        return LOOKUP_BUDGET
+    return min(30.0, max(0.05, value)) if value == value else LOOKUP_BUDGET
+
+
+def lookup(settings, service: "str | None", budget: "float | None" = None) -> list:
+    """Service names (``service`` None) or one service's instance ids; [] on any failure.
+
+    Like ``regctl list``: ZooKeeper when it is configured and answers, else the API.
+    Both share one deadline of ``budget`` seconds; ZooKeeper gets at most
+    :data:`ZK_SHARE` of it so the API still has time when ZooKeeper hangs.
+    """
+    budget = lookup_budget() if budget is None else budget
     key = _cache_key(settings, service)
     entry = _cache_read().get(key)
     if isinstance(entry, dict) and 0 <= time.time() - float(entry.get("t", 0)) < CACHE_TTL:
         return [str(x) for x in entry.get("v") or []]
+    deadline = time.monotonic() + budget
+    names = None
+    if settings.zk_configured:
+        names = _within(lambda: _from_zookeeper(settings, service, budget * ZK_SHARE), budget * ZK_SHARE)
+    if names is None:
+        left = deadline - time.monotonic()
+        if left > 0.02:
+            names = _within(lambda: _from_api(settings, service, left), left)
+    names = sorted(str(x) for x in (names or []))
+    _cache_write(key, names)
+    return names
+
+
+def _within(fn: Callable[[], list], seconds: float) -> "list | None":
+    """``fn()`` run in a daemon thread for at most ``seconds``; None when it failed or ran out of time."""
     box: dict = {}
 
     def work() -> None:
         try:
-            if settings.zk_configured:
-                box["v"] = _from_zookeeper(settings, service, budget)
-            else:
-                box["v"] = _from_api(settings, service, budget)
+            box["v"] = fn()
         except BaseException:
-            box["v"] = []
+            box["v"] = None
 
     t = threading.Thread(target=work, name="regctl-complete", daemon=True)
     t.start()
-    t.join(budget)
-    names = sorted(str(x) for x in (box.get("v") or []))
-    _cache_write(key, names)
-    return names
+    t.join(max(0.0, seconds))
+    return box.get("v")
 
 
 def _from_zookeeper(settings, service: "str | None", budget: float) -> list:
@@ -307,7 +531,7 @@ def _from_zookeeper(settings, service: "str | None", budget: float) -> list:
     quiet.propagate = False
     path = settings.zk_base if service is None else zk_join(settings.zk_base, service, "instances")
     if not _any_member_accepts(settings.zk_hosts, budget / 2):
-        return []  # refused or unroutable: do not let kazoo retry until the budget is gone
+        raise OSError("no ZooKeeper member accepts")  # do not let kazoo retry until the budget is gone
     client = KazooClient(hosts=settings.zk_hosts, timeout=4.0, logger=quiet,
                          connection_retry=KazooRetry(max_tries=1, delay=0.05),
                          command_retry=KazooRetry(max_tries=0),
@@ -385,14 +609,26 @@ def _from_api(settings, service: "str | None", budget: float) -> list:
 # ---------------------------------------------------------------------------
 
 def register(app: typer.Typer) -> None:
-    from regctl.cli.options import command
+    from regctl.cli.options import with_common_options
 
-    command(app, "completion")(completion)
+    app.command("completion")(with_common_options(completion, _print_script))
+
+
+def _print_script(fn: Callable, common: dict, kwargs: dict) -> Any:
+    """Print the script whatever the connection settings and ``-o`` say.
+
+    ``source <(regctl completion bash)`` in a shell rc must keep working when the
+    environment holds a bad REGCTL_CONTEXT, CONFIG_SERVICE_URL or REGCTL_TIMEOUT.
+    """
+    import sys
+
+    sys.stdout.write(fn(None, **kwargs))
+    raise typer.Exit(0)
 
 
 def completion(rc, shell: Annotated[str, typer.Argument(metavar="SHELL", help="bash, zsh or fish.",
                                                         autocompletion=lambda: list(SHELLS),
-                                                        show_default=False)]) -> Any:
+                                                        show_default=False)]) -> str:
     """Print the shell completion script for bash, zsh or fish.
 
     Install (bash): regctl completion bash > ~/.local/share/bash-completion/completions/regctl
@@ -400,9 +636,9 @@ def completion(rc, shell: Annotated[str, typer.Argument(metavar="SHELL", help="b
     Install (fish): regctl completion fish > ~/.config/fish/completions/regctl.fish
 
     Service names and instance ids complete live (names only, cached a few
-    seconds, silent when the registry is unreachable).
-    """
-    from regctl.cli.render import Result
+    seconds, none when the registry is unreachable). The script is printed as it
+    is whatever -o says, and connection settings are not read.
 
-    text = script(shell.lower())
-    return Result(data={"shell": shell.lower(), "script": text}, lines=text.rstrip("\n").splitlines())
+    Example: source <(regctl completion bash)
+    """
+    return script(shell.lower())

@@ -133,9 +133,9 @@ def use_context(rc, name: ContextNameArg) -> Result:
 
     from regctl import contexts
 
-    cfg = _load()
-    contexts.use_context(cfg, name)
-    path = contexts.save(cfg)
+    with contexts.editing() as cfg:
+        contexts.use_context(cfg, name)
+    path = cfg.path
     result = Result(data={"file": str(path), "current-context": name}, notes=[f"switched to context {name!r}"])
     env = os.environ.get("REGCTL_CONTEXT", "")
     if env and env != name:
@@ -198,12 +198,12 @@ def set_context(
         scheme, credential = parse_zk_auth(zk_auth, "--zk-auth")
         updates["zk_auth"] = {"scheme": scheme, "credential": credential}
     headers = dict(contexts.parse_header(h) for h in (header or []))
-    cfg = _load()
-    created = name not in cfg.contexts
-    values = contexts.set_context(cfg, name, updates, tuple(unset or ()), headers)
-    if use:
-        cfg.current = name
-    path = contexts.save(cfg)
+    with contexts.editing() as cfg:
+        created = name not in cfg.contexts
+        values = contexts.set_context(cfg, name, updates, tuple(unset or ()), headers)
+        if use:
+            cfg.current = name
+    path = cfg.path
     word = "created" if created else "updated"
     notes = [f"context {name!r} {word} in {path}" + (" and made current" if use else "")]
     if created and not use and cfg.current != name:
@@ -217,9 +217,9 @@ def delete_context(rc, name: ContextNameArg) -> Result:
     """Delete context NAME (the current-context is unset if it was NAME)."""
     from regctl import contexts
 
-    cfg = _load()
-    was_current = contexts.delete_context(cfg, name)
-    path = contexts.save(cfg)
+    with contexts.editing() as cfg:
+        was_current = contexts.delete_context(cfg, name)
+    path = cfg.path
     result = Result(data={"file": str(path), "deleted": name, "was_current": was_current},
                     notes=[f"deleted context {name!r} from {path}"])
     if was_current:

@@ -82,8 +82,9 @@ def health(
     server_timeout: Annotated[Optional[float], typer.Option(
         "--server-timeout", metavar="SECONDS", min=0.1, show_default=False,
         help="With --server: how long the Config Service's own call may take, per service [default: derived: "
-             "--timeout + 12 s per instance on the later generation (3 tries of 3 s, 1 s and 2 s back-off per "
-             "failing endpoint), + 5 s per instance on the earlier one; at most 600 s].")] = None,
+             "--timeout + 12 s per endpoint on the later generation (3 tries of 3 s, 1 s and 2 s back-off; an "
+             "instance without a health_check_url is 2 endpoints), + 5 s per instance on the earlier one; "
+             "at most 600 s].")] = None,
 ) -> Result:
     """Probe every instance's health_check_url (else service URL + /health).
 
@@ -123,16 +124,20 @@ def health(
     result = Result()
     result.warnings.extend(layout_warnings)
     empty = [n for n, insts in instances_by_service.items() if not insts]
+    hints = {}
+    if wanted and empty:
+        from regctl.cli.services import suggest
+
+        hints = {n: suggest(rc, n) for n in empty}
     for n in empty:
-        result.warnings.append(f"{n}: no live instances")
+        result.warnings.append(f"{n}: no live instances" + (f"; {hints[n]}" if hints.get(n) else ""))
 
     pool = server_future = None
     if server:  # the Config Service probes too: ask it while regctl probes, not after
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(max_workers=1)
-        counts = {n: len(insts) for n, insts in instances_by_service.items()}
-        server_future = pool.submit(_server_view, rc, counts, result, server_timeout)
+        server_future = pool.submit(_server_view, rc, dict(instances_by_service), result, server_timeout)
     try:
         results = probe_many(targets, timeout=rc.settings.timeout, concurrency=concurrency, retries=retries,
                              expect=codes, verify=rc.settings.extra.get("verify", True),
@@ -180,7 +185,8 @@ def health(
     if not results:
         result.error = NotFound("nothing to probe: no live instances"
                                 + (f" of {', '.join(wanted)}" if wanted else " in the registry"),
-                                hint="see what is registered with: regctl list")
+                                hint=next((h for h in hints.values() if h), None)
+                                or "see what is registered with: regctl list")
     elif unhealthy or empty:
         result.exit_code = 1
     elif not healthy:
@@ -258,14 +264,14 @@ def _stop_progress() -> None:
         progress.stop()
 
 
-def _server_view(rc, counts: dict, result: Result, server_timeout: Optional[float]) -> tuple:
+def _server_view(rc, instances: dict, result: Result, server_timeout: Optional[float]) -> tuple:
     """The Config Service's own verdicts: per service, and per endpoint URL when detailed exists.
 
     Every service's calls run at once, each under its own deadline (see regctl.monitor).
     """
     from regctl.monitor import run_server_checks
 
-    info, checks = run_server_checks(rc.api(), counts, timeout=rc.settings.timeout,
+    info, checks = run_server_checks(rc.api(), instances, timeout=rc.settings.timeout,
                                      server_timeout=server_timeout)
     rc.out.debug(f"Config Service generation: {info.generation} ({info.evidence})")
     rows, by_url = [], {}
@@ -308,14 +314,24 @@ def wait(
     name: Annotated[str, typer.Argument(metavar="NAME", help="Service name.", show_default=False,
                                         autocompletion=complete_service_names)],
     min_count: Annotated[int, typer.Option("--min", metavar="N", min=1, help="Instances needed.")] = 1,
-    healthy: Annotated[bool, typer.Option("--healthy", help="Count only instances whose health check "
-                                                            "answers.")] = False,
+    healthy: Annotated[bool, typer.Option("--healthy", help="Count only discoverable instances: status "
+                                                            "'healthy', and the Config Service's /url "
+                                                            "answers (when --config-url/CONFIG_SERVICE_URL "
+                                                            "is set).")] = False,
+    probe: Annotated[bool, typer.Option("--probe", help="With --healthy (implied): also require each "
+                                                        "counted instance's health URL to answer.")] = False,
     interval: Annotated[float, typer.Option("--interval", metavar="SECONDS", min=0.05,
                                             help="Seconds between API polls and health re-probes.")] = 1.0,
     expect: Annotated[Optional[str], typer.Option("--expect", metavar="CODES", show_default=False,
-                                                  help="With --healthy: healthy HTTP statuses [default: 2xx].")] = None,
+                                                  help="With --probe: healthy HTTP statuses [default: 2xx].")] = None,
 ) -> Result:
-    """Wait until NAME has at least --min live instances (and, with --healthy, healthy ones).
+    """Wait until NAME has at least --min live instances (with --healthy: discoverable ones).
+
+    --healthy means what a client following the guide would get: instances with
+    status 'healthy' (the only ones /url returns) and, when the Config Service URL
+    is configured, /url itself answering (it fails while the cache is down or
+    another instance has a bad status). --probe also requires the health URL of
+    each counted instance to answer.
 
     For wait, --timeout is the whole wait's deadline (default 60 s; REGCTL_TIMEOUT
     is not used for it); each network call inside the wait gets min(5 s, time
@@ -335,9 +351,11 @@ def wait(
     codes = parse_expect(expect)
     s = rc.settings
     deadline = s.timeout if s.sources.get("timeout") == "flag" else DEFAULT_WAIT
-    rc.out.debug(f"waiting up to {deadline:g}s for {min_count} {'healthy ' if healthy else ''}"
+    rc.out.debug(f"waiting up to {deadline:g}s for {min_count} {'discoverable ' if healthy or probe else ''}"
                  f"instance(s) of {name}")
-    outcome = wait_for_instances(name, min_count=min_count, healthy=healthy, deadline_s=deadline,
+    url_check = s.sources.get("config_url", "default") != "default"
+    outcome = wait_for_instances(name, min_count=min_count, healthy=healthy, probe=probe, url_check=url_check,
+                                 deadline_s=deadline,
                                  interval=interval, zk_hosts=s.zk_hosts, zk_base=s.zk_base,
                                  config_url=s.config_url, headers=dict(s.headers),
                                  verify=s.extra.get("verify", True), expect=codes,
@@ -346,9 +364,13 @@ def wait(
     data = outcome.to_dict()
     if outcome.ok:
         return Result(data=data, lines=[f"{name}: {outcome.summary()}"])
+    hint = "raise --timeout" if outcome.live else f"check that {name} is starting and registering"
+    if not outcome.live:
+        from regctl.cli.services import suggest
+
+        hint = suggest(rc, name) or hint
     error = NotFound(f"timed out waiting for {name!r}: {outcome.summary()}",
-                     where=f"read from {outcome.source}",
-                     hint=("raise --timeout" if outcome.live else f"check that {name} is starting and registering"))
+                     where=f"read from {outcome.source}", hint=hint)
     if outcome.last_error:
         rc.out.warn(f"last error while waiting: {outcome.last_error}")
     return Result(data=data, error=error)

@@ -139,13 +139,22 @@ def register_service(
 
     api = rc.api()
     done: list = []
+    checks: list = []
     error: Optional[RegctlError] = None
     for reg, req in zip(regs, requests):
         try:
             iid = api.register(reg.payload())
         except RegctlError as exc:
-            error = exc
-            break
+            check = _verify_register(rc, reg, exc)
+            if check is None:
+                error = exc
+                break
+            checks.append(check)
+            warnings.append(check.sentence())
+            if not check.happened:
+                error = _write_error(check)
+                break
+            iid = check.instance_id
         done.append({"request": req, "instance_id": iid, "zookeeper": None,
                      "service_name": reg.service_name, "service_url": reg.service_url,
                      "status": reg.metadata.get("status")})
@@ -157,10 +166,47 @@ def register_service(
     data = {"dry_run": False,
             "registrations": [{"request": d["request"], "instance_id": d["instance_id"],
                                "zookeeper": d["zookeeper"]} for d in done],
-            "instance_ids": [d["instance_id"] for d in done]}
-    if error is not None and not done:
+            "instance_ids": [d["instance_id"] for d in done],
+            "verified_after_error": [c.to_dict() for c in checks]}
+    if error is not None and not done and not checks:
         raise error
     return Result(data=data, lines=[d["instance_id"] for d in done], notes=notes, warnings=warnings, error=error)
+
+
+def _verify_register(rc, reg, exc: RegctlError):
+    """After a 5xx/timeout: a WriteCheck saying whether ZooKeeper holds the registration; None when
+    the failure cannot have written anything or ZooKeeper is not configured."""
+    from regctl import registration as regmod
+
+    if not regmod.write_unverified(exc) or not rc.settings.zk_configured:
+        return None
+    consequence = _consequence(rc, exc)
+    try:
+        svc = rc.zk().service(reg.service_name)
+    except RegctlError as zk_exc:
+        return regmod.WriteCheck("register", reg.service_name, reg.instance_id, None, exc, consequence, zk_exc)
+    found = regmod.registered_as_asked(svc.instances, reg)
+    return regmod.WriteCheck("register", reg.service_name, found.instance_id if found else reg.instance_id,
+                             found is not None, exc, consequence)
+
+
+def _consequence(rc, exc: RegctlError) -> "str | None":
+    """What the Config Service's /health says broke (one call; None when it does not answer)."""
+    if isinstance(exc, Unreachable):
+        return None
+    from regctl import registration as regmod
+
+    try:
+        return regmod.health_consequence(rc.api().config_health())
+    except RegctlError:
+        return None
+
+
+def _write_error(check) -> RegctlError:
+    """The error for a write that did not happen (exit 3) or whose outcome is unknown (exit 3)."""
+    err = check.api_error
+    return Unreachable(check.sentence(), where=err.where,
+                       hint=err.hint if check.happened is False else "look with: regctl inspect " + check.service)
 
 
 def _read_input(file: str) -> tuple:
@@ -274,7 +320,7 @@ def deregister_service(
     if not yes:
         rc.out.note(f"will deregister {len(plan.instance_ids)} instance(s) of {name}: "
                     + ", ".join(plan.instance_ids))
-        if not confirm("Deregister them?"):
+        if not confirm(f"Deregister them from {rc.target}?"):
             return Result(data={"dry_run": False, "plan": plan.to_dict(), "results": [], "confirmed": False},
                           error=NotFound("not confirmed; nothing was deregistered", hint="answer y, or pass --yes"))
 
@@ -290,6 +336,7 @@ def deregister_service(
     for r in rows:
         counts[r["result"]] = counts.get(r["result"], 0) + 1
     result.notes.append(", ".join(f"{n} {k}" for k, n in counts.items()) + f" (checked in {source})")
+    data["verified_after_error"] = _deregister_checks(rc, run, name, source, result)
     if run.interrupted:
         removed = [r["instance_id"] for r in rows if r["result"] == "removed"]
         kept = [r["instance_id"] for r in rows if r["result"] != "removed"]
@@ -297,7 +344,9 @@ def deregister_service(
                                f"not removed {', '.join(kept) or 'none'}")
         result.exit_code = int(ExitCode.INTERRUPTED)
         return result
-    if run.stopped_by is not None:
+    stopped_in_vain = run.stopped_by is not None and (
+        any(r["result"] != "removed" for r in rows) or not run.removed_despite)
+    if stopped_in_vain:
         result.error = run.stopped_by
     elif check_error is not None:
         result.error = Unreachable(f"deregistration sent but not verified: {check_error.message}",
@@ -313,6 +362,25 @@ def deregister_service(
     return result
 
 
+
+
+def _deregister_checks(rc, run, name: str, source: str, result: Result) -> list:
+    """Say, per instance the API failed on (5xx, timeout), what ZooKeeper shows; the checks as dicts."""
+    from regctl import registration as regmod
+
+    suspects = {**run.removed_despite,
+                **{i: e for i, e in run.errors.items() if regmod.write_unverified(e)}}
+    if not suspects or source != "zookeeper":
+        return []
+    consequence = _consequence(rc, next(iter(suspects.values())))
+    checks = []
+    for iid, err in suspects.items():
+        outcome = run.outcome.get(iid)
+        happened = True if outcome == regmod.REMOVED else (None if outcome == regmod.UNVERIFIED else False)
+        check = regmod.WriteCheck("deregister", name, iid, happened, err, consequence)
+        result.warnings.append(check.sentence())
+        checks.append(check.to_dict())
+    return checks
 
 
 def _live_reader(rc, name: str) -> tuple:

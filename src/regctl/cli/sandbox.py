@@ -52,12 +52,19 @@ def sandbox_up(rc, dir: DirOpt = None,
                    "--ensemble", metavar="1|3", show_default=False,
                    help="ZooKeeper members: 1 (standalone) or 3 (an ensemble on loopback, for failover "
                         "drills) [default: 1, or what already runs].")] = None,
+               generation: Annotated[Optional[str], typer.Option(
+                   "--generation", metavar="earlier|later", show_default=False,
+                   help="Config Service generation to behave like: earlier, or later (health monitor, "
+                        "/internal/health-status, /health/detailed, a dozen seeded rows) "
+                        "[default: earlier, or what already runs].")] = None,
                ) -> Result:
     """Start ZooKeeper and the registry in the background; print the export line to use them.
 
     With --ensemble 3, ZooKeeper is a three-member ensemble and the export line
     lists every member (stop one with 'kill' to rehearse a failover; 'sandbox up'
-    brings it back).
+    brings it back). When the registry has to be started again (after it or
+    ZooKeeper died), the demo services are restarted so that they register again;
+    a warning names what did not come back.
 
     Progress goes to stderr and the export line to stdout, so this works:
     eval "$(regctl sandbox up --demo)"
@@ -72,11 +79,15 @@ def sandbox_up(rc, dir: DirOpt = None,
             parse_port(port, what)
     if ensemble is not None and ensemble not in (1, 3):
         raise UsageError(f"--ensemble {ensemble} is not supported", hint="use --ensemble 1 or --ensemble 3")
+    if generation is not None and generation not in ("earlier", "later"):
+        raise UsageError(f"--generation {generation!r} is not known", hint="use --generation earlier or later")
     if ensemble == 3 and zk_port and zk_port + 2 > 65535:
         raise UsageError(f"--zk-port {zk_port} leaves no room for three members", hint="use a lower port, or 0")
     info = up(_dir(dir), api_port=api_port, zk_port=zk_port, demo=demo,
-              timeout=max(60.0, rc.settings.timeout), progress=rc.out.note, ensemble=ensemble)
+              timeout=max(60.0, rc.settings.timeout), progress=rc.out.note, ensemble=ensemble,
+              generation=generation)
     result = _info_result(info, lines=[info.env_line()])
+    result.warnings.extend(info.warnings)
     result.notes.append(f"sandbox is up in {info.dir}; stop it with: regctl sandbox down"
                         + (f" --dir {info.dir}" if dir else ""))
     return result

@@ -355,7 +355,7 @@ def inspect_service(rc, name: NameArg, source: SourceOpt = "auto") -> Result:
     }
     if d.registered is False and not problems:
         raise NotFound(f"service {name!r} is not registered (neither ZooKeeper nor the API knows it)",
-                       hint=did_you_mean(name, read.names()) or "list what is registered with: regctl list")
+                       hint=suggest(rc, name) or "list what is registered with: regctl list")
     rows = []
     for v in d.instances:
         inst = v.instance
@@ -378,7 +378,8 @@ def inspect_service(rc, name: NameArg, source: SourceOpt = "auto") -> Result:
         empty = "the API lists no instance (ZooKeeper could not be read)"
     result = Result(data=data)
     discoverable = sum(1 for v in d.instances if v.instance.discoverable)
-    title += inspect_monitor(rc, name, read.api_read, discoverable, data, result)
+    title += inspect_monitor(rc, name, read.api_read, discoverable, data, result,
+                             live=len(d.instances) if d.instances_known else None)
     result.tables.append(Table(INSTANCE_COLUMNS, rows, title=title, empty=empty))
     result.notes.append(source_note(rc, read))
     result.notes.append(f"discovery: {verdict.label} -- {verdict.detail}")
@@ -411,11 +412,16 @@ def _inspect_unknown(name: str, read, d, answer) -> "RegctlError | None":
 
 
 def did_you_mean(name: str, known) -> "str | None":
-    """``did you mean: asr-service?`` from the names just read, or None."""
-    import difflib
+    from regctl.discovery import did_you_mean as dym
 
-    close = difflib.get_close_matches(name, sorted(set(known)), n=3, cutoff=0.6)
-    return f"did you mean: {', '.join(close)}?" if close else None
+    return dym(name, known)
+
+
+def suggest(rc, name: str) -> "str | None":
+    """A did-you-mean from the names the registry holds now (read once more, on a failure path only)."""
+    from regctl.discovery import known_names
+
+    return did_you_mean(name, known_names(rc.api, rc.zk if rc.settings.zk_configured else None))
 
 
 # ---------------------------------------------------------------------------
@@ -441,7 +447,8 @@ def service_url(rc, name: NameArg,
     try:
         url = api.url(name)
     except NotFound as exc:
-        raise NotFound(explain_no_url(rc, name), where=exc.where, hint=exc.hint) from None
+        text, unknown = explain_no_url(rc, name)
+        raise NotFound(text, where=exc.where, hint=(unknown and suggest(rc, name)) or exc.hint) from None
     if verify:
         return verified_url(rc, name, url)
     return Result(data={"service": name, "url": url}, lines=[url])
@@ -482,16 +489,16 @@ def verified_url(rc, name: str, first_url: str) -> Result:
                    hint=f"probe them all with: regctl health {name}")
 
 
-def explain_no_url(rc, name: str) -> str:
-    """Why /url found nothing: no instances, or their statuses."""
+def explain_no_url(rc, name: str) -> tuple:
+    """(why /url found nothing: no instances, or their statuses; whether the API lists no instance)."""
     try:
         instances = rc.api().instances(name)
     except RegctlError:
-        return f"no healthy instance of {name!r}"
+        return f"no healthy instance of {name!r}", False
     if not instances:
-        return f"no instance of {name!r} is registered"
+        return f"no instance of {name!r} is registered", True
     statuses = ", ".join(f"{i.instance_id}={i.status}" for i in instances)
-    return f"no instance of {name!r} has status 'healthy' ({len(instances)} live: {statuses})"
+    return f"no instance of {name!r} has status 'healthy' ({len(instances)} live: {statuses})", False
 
 
 DISCOVER_COLUMNS = [
@@ -516,7 +523,8 @@ def discover_service(rc, name: NameArg) -> Result:
     data: dict[str, Any] = {"service": name, "instances": items}
     result = Result(data=data, tables=[Table(DISCOVER_COLUMNS, items, empty="no instances")])
     if not items:
-        result.error = NotFound(f"no live instance of {name!r}", hint="list what is registered with: regctl list")
+        result.error = NotFound(f"no live instance of {name!r}",
+                                hint=suggest(rc, name) or "list what is registered with: regctl list")
     return result
 
 
@@ -533,7 +541,7 @@ def add_monitor_view(rc, api_read: bool, summaries: list, rows: list, data: dict
     data["generation"] = None  # not asked
     if not api_read or rc.settings.output not in ("wide", "json", "yaml"):
         return False
-    from regctl.monitor import contradiction, contradiction_warning, monitor_view
+    from regctl.monitor import SKIPPED, contradiction, contradiction_warning, monitor_view, skipped
 
     view = monitor_view(rc.api(), [x.name for x in summaries])
     data["generation"] = view.info.to_dict()
@@ -547,6 +555,9 @@ def add_monitor_view(rc, api_read: bool, summaries: list, rows: list, data: dict
         doc["monitor"] = verdict.to_dict()
         row.update(monitor_state=verdict.state, monitor_checked=short_time(verdict.last_check),
                    monitor_counts=verdict.counts())
+        if skipped(verdict, x.live):  # e.g. the later generation's seeded rows: never "not known yet"
+            doc["monitor"]["detail"] = SKIPPED
+            row["monitor_state"] = "skipped"
         flag = contradiction(verdict, x.healthy)
         if flag:
             row["flags"] = list(row.get("flags") or []) + [flag]
@@ -555,7 +566,8 @@ def add_monitor_view(rc, api_read: bool, summaries: list, rows: list, data: dict
     return True
 
 
-def inspect_monitor(rc, name: str, api_read: bool, discoverable: int, data: dict, result: Result) -> str:
+def inspect_monitor(rc, name: str, api_read: bool, discoverable: int, data: dict, result: Result,
+                    live: "int | None" = None) -> str:
     """``inspect``: the monitor's verdict in the data and as a title suffix ("" on the earlier generation)."""
     data["monitor"] = None  # not asked, or no monitor (earlier generation)
     if not api_read:
@@ -563,6 +575,8 @@ def inspect_monitor(rc, name: str, api_read: bool, discoverable: int, data: dict
     from regctl.monitor import COULD_NOT_CHECK, contradiction, contradiction_warning, describe, service_monitor
 
     verdict = service_monitor(rc.api(), name)
+    rc.out.debug("Config Service generation: " + ("earlier (no health monitor endpoint)" if verdict is None
+                                                  else f"later or unknown (the monitor endpoint gave: {verdict.state})"))
     if verdict is None:
         return ""
     flag = contradiction(verdict, discoverable)
@@ -572,4 +586,5 @@ def inspect_monitor(rc, name: str, api_read: bool, discoverable: int, data: dict
     elif verdict.state == COULD_NOT_CHECK:
         result.warnings.append(f"the Config Service's monitor verdict for {name} could not be read: "
                                f"{verdict.detail}")
-    return f"  monitor: {describe(verdict) if verdict.state != COULD_NOT_CHECK else 'could not check'}"
+    shown = describe(verdict, live) if verdict.state != COULD_NOT_CHECK else "could not check"
+    return f"  monitor: {shown}"

@@ -175,8 +175,9 @@ def run_checks(config: DoctorConfig, checks: Iterable[Check] | None = None, *,
                 results.extend(slot["results"])
             else:
                 results.append(CheckResult(
-                    check.name, check.area, FAIL,
-                    f"the check did not finish within {limit:.1f}s",
+                    check.name, check.area, check.cut_status,
+                    f"the check did not finish within {limit:.1f}s"
+                    + (": could not tell" if check.cut_status == SKIP else ""),
                     f"something it waits on does not answer; run it alone with -v to see what: "
                     f"regctl doctor {check.name} -v (or raise --timeout)",
                     details={"timed_out": True}, duration_ms=round(limit * 1000, 1)))
@@ -191,6 +192,8 @@ def run_checks(config: DoctorConfig, checks: Iterable[Check] | None = None, *,
 # ---------------------------------------------------------------------------
 
 def _matches(selector: dict, row: CheckResult) -> bool:
+    if not selector:
+        return False
     def ok(key: str, value: Any) -> bool:
         want = selector.get(key)
         if want is None:
@@ -211,16 +214,38 @@ def attribute(results: list[CheckResult]) -> list[CheckResult]:
     selectors (``check`` name or glob, ``target``, ``api_status``, ``api_read``;
     a list means any of) for the rows its cause explains. Those rows, when they
     do not pass, become ``skip`` rows "explained by <cause>", keeping what they
-    found: one row names the cause, not one per symptom.
+    found: one row names the cause, not one per symptom. A cause row is itself
+    explained only by a selector naming its check exactly (a restart explains the
+    stale cache it leaves behind).
     """
-    causes = [r for r in results if r.area == "cause" and r.status in (FAIL, WARN) and r.details.get("explains")]
-    if not causes:
+    def is_cause(r: CheckResult) -> bool:
+        return r.area == "cause" and r.status in (FAIL, WARN) and bool(r.details.get("explains"))
+
+    def claims(cause: CheckResult, row: CheckResult) -> bool:
+        sels = cause.details["explains"]
+        if row.area == "cause":
+            sels = [s for s in sels if row.name in (s.get("check") if isinstance(s.get("check"), (list, tuple))
+                                                    else [s.get("check")])]
+        return cause is not row and any(_matches(sel, row) for sel in sels)
+
+    candidates = [r for r in results if is_cause(r)]
+    if not candidates:
         return results
+    def root(c: CheckResult) -> CheckResult:
+        for _ in range(len(candidates)):
+            up = next((o for o in candidates if claims(o, c)), None)
+            if up is None:
+                break
+            c = up
+        return c
+
+    causes = [c for c in candidates if root(c) is c]
     out = []
     for row in results:
-        if row.area != "cause" and row.status in (FAIL, WARN):
-            cause = next((c for c in causes if any(_matches(sel, row) for sel in c.details["explains"])), None)
-            if cause is not None:
+        if row.status in (FAIL, WARN) and not any(row is c for c in causes):
+            claimant = next((c for c in candidates if claims(c, row)), None)
+            cause = root(claimant) if claimant is not None else None
+            if cause is not None and cause is not row:
                 row = CheckResult(row.name, row.area, SKIP, f"explained by {cause.name}: {row.finding}",
                                   f"see {cause.name}", row.target,
                                   {**row.details, "explained_by": cause.name, "status_before": row.status},

@@ -17,8 +17,11 @@ service            instances                       what it shows
 
 ``python -m regctl.sandbox.demo --registry URL --state-dir DIR`` writes
 ``DIR/demo.json`` once everything is planted (the "ready" signal) and serves until
-SIGTERM. Like real services it does not re-register when the registry restarts,
-and it deregisters its instances when it is stopped.
+SIGTERM. Like real services it does not re-register when the registry restarts
+(``regctl sandbox up`` restarts it then, so that it registers again), and it
+deregisters its instances when it is stopped. It deregisters each id before
+registering it, so that a node left by the registry's previous session cannot take
+the new registration with it when that session expires.
 """
 
 from __future__ import annotations
@@ -140,6 +143,10 @@ class Demo:
                                      daemon=True).start()
                     self.servers.append(server)
                     url = f"http://{self.host}:{server.server_address[1]}"
+                # after a registry restart a node of its previous session may linger; registering the
+                # same id would only update it in place and it would vanish with that session
+                client.post(f"{self.registry}/deregister",
+                            params={"service_name": inst.service_name, "instance_id": inst.instance_id})
                 resp = client.post(f"{self.registry}/register", json=registration_payload(inst, url))
                 resp.raise_for_status()
                 instance_id = resp.json()["instance_id"]

@@ -47,6 +47,11 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+def _unblock_signals() -> None:
+    """In the child: a parent that holds signals back while it spawns must not pass that on."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+
+
 def spawn(cmd: Sequence[str], log: Path, *, cwd: Path | None = None,
           env: Mapping[str, str] | None = None) -> int:
     """Start ``cmd`` detached (new session, stdin from /dev/null, output appended to ``log``).
@@ -59,7 +64,7 @@ def spawn(cmd: Sequence[str], log: Path, *, cwd: Path | None = None,
         proc = subprocess.Popen(
             [str(c) for c in cmd], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             cwd=str(cwd) if cwd else None, env=dict(env) if env is not None else None,
-            start_new_session=True, close_fds=True,
+            start_new_session=True, close_fds=True, preexec_fn=_unblock_signals,
         )
     _CHILDREN[proc.pid] = proc
     return proc.pid

@@ -42,6 +42,23 @@ class InvalidStatus(Exception):
     """An instance's status is outside the real service's ServiceStatus enum."""
 
 
+class BackendDown(Exception):
+    """Redis, PostgreSQL or the service's own ZooKeeper client is unusable: the call answers 500."""
+
+    def __init__(self, component: str, message: str) -> None:
+        super().__init__(message)
+        self.component = component
+
+
+#: the real service's 500 details, per route: "<what failed>: <the backend's error>"
+FAILED = {
+    "register": "Failed to register service", "deregister": "Failed to deregister service",
+    "list_services": "Failed to get services", "get_service": "Failed to get service instances",
+    "get_url": "Failed to get service URL", "discover": "Failed to discover service",
+    "health_check": "Failed to check service health", "health_detailed": "Failed to check service health",
+}
+
+
 def utc_now_str() -> str:
     """``2026-11-29 03:46:59.109964+00:00``: how the real service prints registered_at."""
     return str(datetime.now(timezone.utc))
@@ -111,13 +128,21 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("Connection", "close")
+        keep_alive = getattr(self.registry, "keep_alive", False)  # as uvicorn does; off by default
+        if not keep_alive:
+            self.send_header("Connection", "close")
+        elif not getattr(self, "_nodelay", False):  # headers and body go out as two writes: no Nagle wait
+            import socket
+
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._nodelay = True
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-        self.close_connection = True
+        if not keep_alive:
+            self.close_connection = True
 
     def _body(self) -> bytes:
         length = self.headers.get("Content-Length")
@@ -147,6 +172,10 @@ class Handler(BaseHTTPRequestHandler):
             body = self._body() if self.command in ("POST", "PUT", "PATCH") else b""
             status, answer = self._route(segments, query, body)
             self._send(status, answer)
+        except BackendDown as exc:
+            log.warning("%s %s: %s down: %s", self.command, self.path, exc.component, exc)
+            what = FAILED.get(getattr(self, "_route_name", ""), "Internal error")
+            self._send(500, {"detail": f"{what}: {exc}"})
         except HTTPError as exc:
             self._send(exc.status, {"detail": exc.detail}, exc.headers)
         except ZkUnavailable as exc:
@@ -179,12 +208,15 @@ class Handler(BaseHTTPRequestHandler):
         ("POST", ("api", "v1", "registry", "services", "{}", "health"), "health_check"),
         ("POST", ("api", "v1", "registry", "services", "{}", "health", "detailed"), "health_detailed"),
         ("GET", ("api", "v1", "registry", "discover", "{}"), "discover"),
+        ("GET", ("internal", "health-status"), "health_status"),
     )
 
     def _match(self, parts: list[str]) -> tuple[list[tuple[str, str, list[str]]], bool]:
         found = []
         for method, pattern, name in self.ROUTES:
             if name == "health_detailed" and not self.registry.detailed_health:
+                continue
+            if name == "health_status" and self.registry.generation != "later":
                 continue
             if len(pattern) != len(parts):
                 continue
@@ -212,6 +244,7 @@ class Handler(BaseHTTPRequestHandler):
             raise HTTPError(404, "Not Found")
         for method, name, params in found:
             if method == self.command:
+                self._route_name = name
                 return getattr(self, "_r_" + name)(params, query, body)
         allow = ", ".join(sorted({m for m, _, _ in found}))
         raise HTTPError(405, "Method Not Allowed", {"Allow": allow})
@@ -252,7 +285,7 @@ class Handler(BaseHTTPRequestHandler):
         return 200, {"status": "ok"}
 
     def _r_list_services(self, params, query, body):
-        return 200, [_drop_none(r) for r in self.registry.db.rows()]
+        return 200, [_drop_none(r) for r in self.registry.list_rows()]
 
     def _r_get_service(self, params, query, body):
         return 200, [_drop_none(i) for i in self.registry.instances(params[0])]
@@ -273,17 +306,13 @@ class Handler(BaseHTTPRequestHandler):
         return 200, out
 
     def _r_health_check(self, params, query, body):
-        instances = self.registry.instances(params[0])
-        if not instances:
-            return 200, {"status": "unknown"}
-        results = self.registry.probe(instances)
-        return 200, {"status": "healthy" if any(r["is_healthy"] for r in results) else "unhealthy"}
+        return 200, {"status": self.registry.health_check(params[0])}
 
     def _r_health_detailed(self, params, query, body):
-        instances = self.registry.instances(params[0])
-        results = self.registry.probe(instances)
-        healthy = sum(1 for r in results if r["is_healthy"])
-        overall = "unknown" if not results else ("healthy" if healthy else "unhealthy")
-        return 200, {"overall_status": overall, "total_instances": len(results),
-                     "healthy_instances": healthy, "unhealthy_instances": len(results) - healthy,
-                     "check_results": results}
+        return 200, self.registry.health_detailed(params[0])
+
+    def _r_health_status(self, params, query, body):
+        if "service_id" not in query:
+            raise HTTPError(422, [{"type": "missing", "loc": ["query", "service_id"], "msg": "Field required",
+                                   "input": None}])
+        return 200, self.registry.monitor_status(query["service_id"][-1])

@@ -20,7 +20,9 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,6 +42,7 @@ BASE_PATH = "/services"
 REGISTRY_MODULE = "regctl.sandbox.registry"
 DEMO_MODULE = "regctl.sandbox.demo"
 STOP_TIMEOUT = 5.0
+GENERATIONS = ("earlier", "later")
 
 Progress = Callable[[str], None] | None
 
@@ -79,6 +82,10 @@ class SandboxInfo:
     demo: bool
     #: ZooKeeper members (1: standalone; 3: an ensemble, components zookeeper-1..3)
     ensemble: int = 1
+    #: the Config Service generation the registry behaves like: "earlier" or "later"
+    generation: str = "earlier"
+    #: what the last ``up`` could not put right (e.g. registrations that did not come back)
+    warnings: tuple[str, ...] = ()
 
     def env_line(self) -> str:
         """``export CONFIG_SERVICE_URL=... ZOOKEEPER_HOSTS=...`` for ``eval``."""
@@ -95,7 +102,7 @@ class SandboxInfo:
     def to_dict(self) -> dict:
         return {"dir": self.dir, "api_url": self.api_url, "zk_hosts": self.zk_hosts,
                 "base_path": self.base_path, "demo": self.demo, "ensemble": self.ensemble,
-                "running": self.running,
+                "generation": self.generation, "running": self.running, "warnings": list(self.warnings),
                 "env": {"CONFIG_SERVICE_URL": self.api_url, "ZOOKEEPER_HOSTS": self.zk_hosts},
                 "components": [asdict(c) for c in self.components]}
 
@@ -158,14 +165,37 @@ def _zk_alive(state: dict) -> list[str]:
     return [n for n in _zk_names(state) if _alive(comps.get(n))]
 
 
-def _info(dir: Path, state: dict) -> SandboxInfo:
+def _generation(state: dict) -> str:
+    return "later" if state.get("generation") == "later" else "earlier"
+
+
+def _info(dir: Path, state: dict, warnings: tuple[str, ...] = ()) -> SandboxInfo:
     comps = []
     for name in (*_zk_names(state), "registry", "demo"):
         c = state.get("components", {}).get(name)
         if c:
             comps.append(Component(name, c.get("pid"), c.get("port"), _alive(c), c.get("log", "")))
     return SandboxInfo(str(dir), state["api_url"], state["zk_hosts"], state.get("base_path", BASE_PATH),
-                       tuple(comps), bool(state.get("demo")), _ensemble(state))
+                       tuple(comps), bool(state.get("demo")), _ensemble(state), _generation(state),
+                       tuple(warnings))
+
+
+@contextlib.contextmanager
+def _no_interrupts() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP back while a child is spawned and recorded in state.json.
+
+    An interrupt then lands after the pid is on disk, so the cleanup (or a later
+    ``down``) knows what to stop. No-op outside the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _child_env() -> dict[str, str]:
@@ -203,12 +233,13 @@ def _start_zookeeper(dir: Path, state: dict, deadline: float, progress: Progress
         f"ZooKeeper {install.version or ''}"
     _say(progress, f"starting {what} on {', '.join(f'{HOST}:{p}' for p in ports)}".replace("  ", " "))
     started = time.monotonic()
-    members = zkmod.start_zookeeper(dir / "zookeeper", ports[0], n, host=HOST, install=install,
-                                    client_ports=ports if n > 1 else None)
-    for name, m in zip(_zk_names(state), members):
-        state["components"][name] = {"pid": m.pid, "port": m.client_port, "log": m.log, "token": m.config,
-                                     "config": m.config}
-    _save(dir, state)
+    with _no_interrupts():
+        members = zkmod.start_zookeeper(dir / "zookeeper", ports[0], n, host=HOST, install=install,
+                                        client_ports=ports if n > 1 else None)
+        for name, m in zip(_zk_names(state), members):
+            state["components"][name] = {"pid": m.pid, "port": m.client_port, "log": m.log, "token": m.config,
+                                         "config": m.config}
+        _save(dir, state)
     _wait_zookeeper(members, deadline)
     _say(progress, f"ZooKeeper serving after {time.monotonic() - started:.1f}s")
 
@@ -233,9 +264,11 @@ def _restart_members(dir: Path, state: dict, names: list[str], deadline: float, 
         config = Path(c.get("config") or c["token"])
         _check_port(c["port"], "--zk-port", f"ZooKeeper {name}", grace=3.0)
         _say(progress, f"restarting {name} on {HOST}:{c['port']}")
-        pid = proc.spawn(install.command(config), Path(c["log"]), cwd=config.parent)
+        with _no_interrupts():
+            pid = proc.spawn(install.command(config), Path(c["log"]), cwd=config.parent)
+            c["pid"] = pid
+            _save(dir, state)
         (config.parent / "zookeeper.pid").write_text(f"{pid}\n")
-        c["pid"] = pid
         members.append(zkmod.ZkMember(int(name.rsplit("-", 1)[1]), pid, HOST, c["port"], str(config.parent),
                                       str(config), c["log"]))
     _save(dir, state)
@@ -249,10 +282,15 @@ def _start_registry(dir: Path, state: dict, deadline: float, progress: Progress)
     cmd = [PYTHON, "-m", REGISTRY_MODULE, "--host", HOST, "--port", str(port),
            "--zk", state["zk_hosts"], "--base", state["base_path"], "--db", str(dir / DB_FILE),
            "--self-url", state["api_url"]]
-    _say(progress, f"starting the registry on {state['api_url']}")
-    pid = proc.spawn(cmd, log, cwd=dir, env=_child_env())
-    state["components"]["registry"] = {"pid": pid, "port": port, "log": str(log), "token": str(dir / DB_FILE)}
-    _save(dir, state)
+    if _generation(state) == "later":
+        cmd += ["--generation", "later", "--seed-rows",
+                "--monitor-interval", str(state.get("monitor_interval") or 30.0)]
+    _say(progress, f"starting the registry ({_generation(state)} generation) on {state['api_url']}")
+    with _no_interrupts():
+        pid = proc.spawn(cmd, log, cwd=dir, env=_child_env())
+        state["components"]["registry"] = {"pid": pid, "port": port, "log": str(log),
+                                           "token": str(dir / DB_FILE)}
+        _save(dir, state)
     last = "no answer"
     with httpx.Client(timeout=1.0, trust_env=False) as client:
         while True:
@@ -280,10 +318,11 @@ def _start_demo(dir: Path, state: dict, deadline: float, progress: Progress) -> 
     cmd = [PYTHON, "-m", DEMO_MODULE, "--registry", state["api_url"], "--state-dir", str(dir),
            "--timeout", str(max(1, int(deadline - time.monotonic())))]
     _say(progress, "planting demo services")
-    pid = proc.spawn(cmd, log, cwd=dir, env=_child_env())
-    state["components"]["demo"] = {"pid": pid, "port": None, "log": str(log), "token": DEMO_MODULE}
-    state["demo"] = True
-    _save(dir, state)
+    with _no_interrupts():
+        pid = proc.spawn(cmd, log, cwd=dir, env=_child_env())
+        state["components"]["demo"] = {"pid": pid, "port": None, "log": str(log), "token": DEMO_MODULE}
+        state["demo"] = True
+        _save(dir, state)
     while not marker.exists():
         if not proc.pid_alive(pid):
             raise SandboxError("the demo services exited while starting", where=str(log),
@@ -304,22 +343,36 @@ def _stop(comp: dict | None) -> bool:
 # --------------------------------------------------------------------------- public API
 
 def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = False,
-       timeout: float = 60.0, progress: Progress = None, ensemble: int | None = None) -> SandboxInfo:
+       timeout: float = 60.0, progress: Progress = None, ensemble: int | None = None,
+       generation: str | None = None, monitor_interval: float | None = None) -> SandboxInfo:
     """Start ZooKeeper and the registry (and the demo services) under ``dir``; return when they answer.
 
     ``ensemble`` is the number of ZooKeeper members: 1 (standalone, the default for
     a new sandbox) or 3 (an ensemble on loopback: client ports ``zk_port``,
     ``zk_port + 1``, ``zk_port + 2``, or three free ports with ``zk_port=0``; the
     registry and the export line list every member). None keeps what runs.
+    ``generation`` is the Config Service generation the registry behaves like:
+    ``"earlier"`` (the default for a new sandbox) or ``"later"`` (health monitor,
+    ``/internal/health-status``, ``/health/detailed``, a dozen seeded rows). None
+    keeps what runs. ``monitor_interval`` (seconds, default the contract's 30) sets
+    the later generation's monitor period for a new sandbox.
 
     Already running there: returns the running sandbox (restarting any part that
-    died, on the ports recorded the first time). Port 0 picks a free port. Raises
-    :class:`SandboxError` for a port in use, missing ZooKeeper/Java, a running
-    sandbox with another ensemble size, or a component that does not come up
-    within ``timeout`` seconds (everything started by this call is stopped again then).
+    died, on the ports recorded the first time). When the registry had to be
+    started again (it died, or ZooKeeper did), the demo services are restarted too
+    so that they register again, as the guide's services do when they start; the
+    returned ``warnings`` say what did not come back. Port 0 picks a free port.
+
+    Every child is recorded in ``state.json`` as soon as it is spawned; if this call
+    fails or is interrupted (Ctrl-C), what it started is stopped again and the
+    state left behind is one :func:`down` can use. Raises :class:`SandboxError` for
+    a port in use, missing ZooKeeper/Java, a running sandbox with another ensemble
+    size or generation, or a component that does not come up within ``timeout`` seconds.
     """
     if ensemble is not None and ensemble not in (1, 3):
         raise SandboxError(f"an ensemble of {ensemble} members is not supported", hint="use --ensemble 1 or 3")
+    if generation is not None and generation not in GENERATIONS:
+        raise SandboxError(f"unknown generation {generation!r}", hint="use --generation earlier or later")
     dir = Path(dir).expanduser().resolve()
     deadline = time.monotonic() + timeout
     with _locked(dir):
@@ -328,78 +381,111 @@ def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = Fal
             state = None  # nothing survived (a reboot, kill -9): start afresh on the ports asked for
         fresh = state is None
         if state is not None:
-            if ensemble is not None and ensemble != _ensemble(state):
-                raise SandboxError(f"the sandbox in {dir} runs {_ensemble(state)} ZooKeeper member(s), "
-                                   f"not {ensemble}", where=str(dir),
-                                   hint="stop it first with: regctl sandbox down")
+            _refuse_other_shape(dir, state, ensemble, generation)
             comps = state.get("components", {})
             if all(_alive(comps.get(n)) for n in (*_zk_names(state), "registry")) and (
-                    not demo or _alive(comps.get("demo"))):
+                    not (demo or state.get("demo")) or _alive(comps.get("demo"))):
                 _say(progress, f"sandbox already running in {dir}")
                 return _info(dir, state)
             _say(progress, f"sandbox in {dir} is partly down; restarting what stopped")
         else:
-            n = ensemble or 1
-            api_port = api_port or proc.free_port(HOST)
-            if zk_port:
-                zk_ports = [zk_port + i for i in range(n)]
-            else:
-                zk_ports = []
-                while len(zk_ports) < n:
-                    p = proc.free_port(HOST)
-                    if p not in zk_ports and p != api_port:
-                        zk_ports.append(p)
-            if api_port in zk_ports:
-                raise SandboxError(f"the registry and ZooKeeper cannot share port {api_port}",
-                                   hint="pass different --api-port and --zk-port")
-            if any(p > 65535 for p in zk_ports):
-                raise SandboxError(f"ZooKeeper ports {zk_ports[0]}..{zk_ports[-1]} run past 65535",
-                                   hint="pass a lower --zk-port, or --zk-port 0")
-            state = {"version": 1, "created": time.time(), "api_port": api_port, "zk_port": zk_ports[0],
-                     "zk_ports": zk_ports, "ensemble": n,
-                     "api_url": f"http://{HOST}:{api_port}",
-                     "zk_hosts": ",".join(f"{HOST}:{p}" for p in zk_ports),
-                     "base_path": BASE_PATH, "demo": False, "components": {}}
-            # fail on ports before starting anything
-            for p in zk_ports:
-                _check_port(p, "--zk-port", "ZooKeeper")
-            _check_port(api_port, "--api-port", "the registry")
+            state = _new_state(api_port, zk_port, ensemble or 1, generation or "earlier")
+            if monitor_interval:
+                state["monitor_interval"] = float(monitor_interval)
         comps = state.setdefault("components", {})
-        started: list[str] = []
+        before = {name for name, c in comps.items() if _alive(c)}
+        warnings: list[str] = []
         try:
             names = _zk_names(state)
             alive = _zk_alive(state)
             if len(alive) <= len(names) // 2:  # standalone down, or an ensemble without quorum
                 if comps.get("registry"):  # its session is gone anyway; restart it on the new ZooKeeper
+                    _say(progress, "stopping the registry: ZooKeeper went away under it")
                     _stop(comps.get("registry"))
                     comps.pop("registry", None)
+                    before.discard("registry")
+                    _save(dir, state)
                 for name in alive:
                     _stop(comps.get(name))
+                    before.discard(name)
                 _start_zookeeper(dir, state, deadline, progress)
-                started.extend(names)
             elif len(alive) < len(names):
-                dead = [n for n in names if n not in alive]
-                _restart_members(dir, state, dead, deadline, progress)
-                started.extend(dead)
+                _restart_members(dir, state, [n for n in names if n not in alive], deadline, progress)
+            registry_restarted = False
             if not _alive(comps.get("registry")):
+                registry_restarted = not fresh
                 _start_registry(dir, state, deadline, progress)
-                started.append("registry")
+            if registry_restarted and _alive(comps.get("demo")):
+                # like the guide's services after a restart of theirs: stop, start, register again
+                _say(progress, "restarting the demo services so that they register again")
+                _stop(comps.get("demo"))
+                comps.pop("demo", None)
+                before.discard("demo")
+                _save(dir, state)
             if (demo or state.get("demo")) and not _alive(comps.get("demo")):
                 _start_demo(dir, state, deadline, progress)
-                started.append("demo")
+            if registry_restarted:
+                from regctl.sandbox.recovery import check_registrations
+
+                warnings = check_registrations(dir, state)
         except BaseException:
-            for name in reversed(started):
-                _stop(comps.get(name))
-                comps.pop(name, None)
-            if fresh or not comps:
-                (dir / STATE_FILE).unlink(missing_ok=True)
-            else:
-                _save(dir, state)
+            with _no_interrupts():
+                _undo(dir, state, before, fresh)
             raise
         _save(dir, state)
-        info = _info(dir, state)
+        info = _info(dir, state, tuple(warnings))
         _say(progress, f"sandbox up: {info.api_url} (ZooKeeper {info.zk_hosts})")
         return info
+
+
+def _refuse_other_shape(dir: Path, state: dict, ensemble: int | None, generation: str | None) -> None:
+    if ensemble is not None and ensemble != _ensemble(state):
+        raise SandboxError(f"the sandbox in {dir} runs {_ensemble(state)} ZooKeeper member(s), "
+                           f"not {ensemble}", where=str(dir), hint="stop it first with: regctl sandbox down")
+    if generation is not None and generation != _generation(state):
+        raise SandboxError(f"the sandbox in {dir} runs the {_generation(state)} generation, not {generation}",
+                           where=str(dir), hint="stop it first with: regctl sandbox down")
+
+
+def _new_state(api_port: int, zk_port: int, n: int, generation: str) -> dict:
+    """The state of a sandbox about to start; fails on ports before anything is started."""
+    api_port = api_port or proc.free_port(HOST)
+    if zk_port:
+        zk_ports = [zk_port + i for i in range(n)]
+    else:
+        zk_ports = []
+        while len(zk_ports) < n:
+            p = proc.free_port(HOST)
+            if p not in zk_ports and p != api_port:
+                zk_ports.append(p)
+    if api_port in zk_ports:
+        raise SandboxError(f"the registry and ZooKeeper cannot share port {api_port}",
+                           hint="pass different --api-port and --zk-port")
+    if any(p > 65535 for p in zk_ports):
+        raise SandboxError(f"ZooKeeper ports {zk_ports[0]}..{zk_ports[-1]} run past 65535",
+                           hint="pass a lower --zk-port, or --zk-port 0")
+    for p in zk_ports:
+        _check_port(p, "--zk-port", "ZooKeeper")
+    _check_port(api_port, "--api-port", "the registry")
+    return {"version": 1, "created": time.time(), "api_port": api_port, "zk_port": zk_ports[0],
+            "zk_ports": zk_ports, "ensemble": n, "generation": generation,
+            "api_url": f"http://{HOST}:{api_port}",
+            "zk_hosts": ",".join(f"{HOST}:{p}" for p in zk_ports),
+            "base_path": BASE_PATH, "demo": False, "components": {}}
+
+
+def _undo(dir: Path, state: dict, before: set[str], fresh: bool) -> None:
+    """Stop every component this ``up`` started (demo first), keeping state.json true after each step."""
+    comps = state.get("components", {})
+    order = ["demo", "registry", *[n for n in comps if n == "zookeeper" or n.startswith("zookeeper-")]]
+    for name in order:
+        if name in comps and name not in before:
+            _stop(comps.get(name))
+            comps.pop(name, None)
+            _save(dir, state)
+    if fresh or not any(_alive(c) for c in comps.values()):
+        (dir / STATE_FILE).unlink(missing_ok=True)
+        (dir / "demo.json").unlink(missing_ok=True)
 
 
 def status(dir: Path) -> SandboxInfo | None:
@@ -437,11 +523,15 @@ def down(dir: Path) -> list[str]:
         return stopped
 
 
-def restart_registry(dir: Path, *, timeout: float = 30.0, progress: Progress = None) -> SandboxInfo:
+def restart_registry(dir: Path, *, timeout: float = 30.0, progress: Progress = None,
+                     linger: bool = False) -> SandboxInfo:
     """Stop the registry (its ZooKeeper session closes: every instance vanishes) and start it again.
 
     Same port, same database file: ``GET /services`` rows survive, live instances do
     not, and the demo services do not re-register (like real services).
+    ``linger=True`` kills it instead (SIGKILL): its session is never closed, so its
+    nodes stay visible, owned by a session nobody holds, until that session times
+    out (5 s), as after a crash of the real Config Service.
     """
     dir = Path(dir).expanduser().resolve()
     deadline = time.monotonic() + timeout
@@ -453,8 +543,16 @@ def restart_registry(dir: Path, *, timeout: float = 30.0, progress: Progress = N
         if len(_zk_alive(state)) <= len(_zk_names(state)) // 2:
             raise SandboxError("the sandbox's ZooKeeper is not running (or has no quorum)", where=str(dir),
                                hint="run 'regctl sandbox up' to restart it")
+        reg = comps.get("registry")
+        if linger and _alive(reg):
+            _say(progress, "killing the registry (its session is left to time out)")
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(reg["pid"], signal.SIGKILL)
+            gone = time.monotonic() + STOP_TIMEOUT
+            while proc.pid_alive(reg["pid"]) and time.monotonic() < gone:
+                time.sleep(0.05)
         _say(progress, "stopping the registry")
-        _stop(comps.get("registry"))
+        _stop(reg)
         comps.pop("registry", None)
         _start_registry(dir, state, deadline, progress)
         _save(dir, state)
@@ -473,6 +571,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zk-port", type=int, default=2181)
     parser.add_argument("--demo", action="store_true")
     parser.add_argument("--ensemble", type=int, default=None, choices=(1, 3))
+    parser.add_argument("--generation", default=None, choices=GENERATIONS)
+    parser.add_argument("--linger", action="store_true",
+                        help="restart-registry: kill it, leaving its session's nodes until they time out")
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
     dir = args.dir or default_dir()
@@ -483,9 +584,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "up":
             result = up(dir, api_port=args.api_port, zk_port=args.zk_port, demo=args.demo,
-                        timeout=args.timeout, progress=progress, ensemble=args.ensemble).to_dict()
+                        timeout=args.timeout, progress=progress, ensemble=args.ensemble,
+                        generation=args.generation).to_dict()
         elif args.action == "restart-registry":
-            result = restart_registry(dir, timeout=args.timeout, progress=progress).to_dict()
+            result = restart_registry(dir, timeout=args.timeout, progress=progress, linger=args.linger).to_dict()
         elif args.action == "down":
             result = {"stopped": down(dir)}
         else:
@@ -496,6 +598,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(info.env_line())
                 return 0
             result = info.to_dict() if info else None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except SandboxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if exc.detail:

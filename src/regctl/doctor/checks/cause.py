@@ -86,6 +86,10 @@ def gather(run: CheckRun) -> Evidence:
         ev = Evidence(zk_configured=bool(run.config.zk_hosts))
         doc, _row = health_document(run)
         ev.health = doc
+        answers = doc is not None  # no /health answer: the API is not asked again (it would only wait)
+
+        def read_rows():
+            return api_rows(run) if answers else None
 
         def read_snapshot():
             if not run.config.zk_hosts:
@@ -93,7 +97,7 @@ def gather(run: CheckRun) -> Evidence:
             zk_reader(run)
             return zk_snapshot(run)
 
-        rows, snap = parallel(lambda: api_rows(run), read_snapshot)
+        rows, snap = parallel(read_rows, read_snapshot)
         if isinstance(rows, RegctlError):
             ev.rows_error = rows
         elif isinstance(rows, BaseException):
@@ -114,7 +118,7 @@ def gather(run: CheckRun) -> Evidence:
             ev.targets = known
         live = [s.name for s in ev.snapshot.services if s.instances] if ev.snapshot else known
         sample = list(dict.fromkeys([*ev.targets, CONFIG_SERVICE, *live[:SAMPLE]]))
-        if ev.health is not None or ev.rows is not None:
+        if answers:
             ev.reads = dict(zip(sample, api_reads(run, sample)))
         return ev
 
@@ -122,8 +126,13 @@ def gather(run: CheckRun) -> Evidence:
 
 
 def on_evidence(fn):
+    """Run ``fn(run, evidence)``; evidence that cannot be gathered in time is "could not tell", a skip."""
     def check(run: CheckRun):
-        return fn(run, gather(run))
+        try:
+            ev = gather(run)
+        except RegctlError as exc:
+            return run.skip(f"could not tell: {exc.message}", exc.hint or "see config.* / zookeeper.*")
+        return fn(run, ev)
 
     check.__name__ = fn.__name__
     check.__doc__ = fn.__doc__
@@ -135,6 +144,19 @@ def _no_health(run: CheckRun) -> CheckResult:
     return run.skip("no usable /health answer (see config.http): cannot tell", "fix config.* first")
 
 
+def on_health_evidence(fn):
+    """:func:`on_evidence` for causes read off ``/health``: without its answer, skip at once."""
+    inner = on_evidence(fn)
+
+    def check(run: CheckRun):
+        doc, _row = health_document(run)
+        return _no_health(run) if doc is None else inner(run)
+
+    check.__name__ = fn.__name__
+    check.__wrapped__ = fn  # type: ignore[attr-defined]
+    return check
+
+
 # ---------------------------------------------------------------------------
 
 REDIS_FIX = ("restart or fix Redis (docker compose ps redis; docker compose logs redis): until it is back no client "
@@ -142,7 +164,7 @@ REDIS_FIX = ("restart or fix Redis (docker compose ps redis; docker compose logs
              "deregister answer 500 although their ZooKeeper and database writes happened")
 
 
-@on_evidence
+@on_health_evidence
 def check_redis(run: CheckRun, ev: Evidence) -> CheckResult:
     state = ev.component("redis")
     if ev.health is None:
@@ -170,7 +192,7 @@ POSTGRES_FIX = ("fix PostgreSQL (docker compose ps postgres; docker compose logs
                 "the writes did in ZooKeeper (regctl list --source zk)")
 
 
-@on_evidence
+@on_health_evidence
 def check_postgres(run: CheckRun, ev: Evidence) -> CheckResult:
     if ev.health is None:
         return _no_health(run)
@@ -197,7 +219,7 @@ ZK_CLIENT_FIX = ("restart the Config Service (docker compose restart config-serv
                  "services or restore them: regctl import FILE")
 
 
-@on_evidence
+@on_health_evidence
 def check_zk_client(run: CheckRun, ev: Evidence) -> CheckResult:
     if ev.health is None:
         return _no_health(run)
@@ -215,7 +237,9 @@ def check_zk_client(run: CheckRun, ev: Evidence) -> CheckResult:
     return run.fail(f"the Config Service's own ZooKeeper client gave up: /health says zookeeper {state!r} while "
                     f"ZooKeeper answers regctl ({run.config.zk_hosts})", ZK_CLIENT_FIX, **details,
                     explains=[{"check": ["config.zookeeper", "config.health"]},
-                              {"api_status": 500, "api_read": ["instances", "url", "discover", "health"]}])
+                              {"api_status": 500, "api_read": ["instances", "url", "discover", "health"]},
+                              # its abandoned session takes every instance with it
+                              {"check": ["service.registered", "hygiene.stale-rows"]}])
 
 
 def parse_time(text: str | None) -> float | None:
@@ -239,9 +263,10 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-RESTART_FIX = ("restore what vanished from an export: regctl import FILE (see docs/commands.md, Export and "
-               "import), or restart the services so they register again; registering an id again while its old "
-               "node lingers does not save it (the node keeps the old session)")
+RESTART_FIX = ("restore from an export: regctl import FILE --dry-run, then regctl import FILE --yes (it re-adds what "
+               "vanished and deregisters-then-registers nodes still owned by the old session; see docs/reliability.md, "
+               "restoring after a Config Service restart), or restart the services so they register again; "
+               "registering an id again while its old node lingers does not save it (the node keeps the old session)")
 
 
 def restart_finding(ev: Evidence) -> dict | None:
@@ -303,7 +328,9 @@ def check_restart(run: CheckRun, ev: Evidence) -> CheckResult:
     details = {"restarted_at": since, "session": found["owners"], "old_sessions": found["old_owners"],
                "lingering": [f"{i.service_name}/{i.instance_id}" for i in lingering], "lost": lost}
     explains = [{"check": ["hygiene.stale-rows", "service.registered"], "target": lost + services},
-                {"check": "hygiene.sessions"}]
+                {"check": "hygiene.sessions"},
+                # the nodes vanished behind the API's back: its cached lists of them are stale for up to 60 s
+                {"check": "cause.stale-cache", "target": lost + services}]
     if lingering:
         finding = (f"the Config Service restarted at {since} (its own node is owned by session "
                    f"{', '.join(found['owners'])} since then): {len(lingering)} instance(s) of {len(services)} "
@@ -389,10 +416,12 @@ def check_stale_cache(run: CheckRun, ev: Evidence) -> list[CheckResult] | CheckR
             diff.append("only in ZooKeeper: " + _names(sorted(zk_ids - api_ids)))
         rows.append(run.warn(f"the API serves a stale cached list of {name} ({'; '.join(diff) or 'same ids, other data'})"
                              + (": /url may hand out an instance that is gone" if api_ids - zk_ids else ""),
-                             "the cache (Redis) keeps a list up to 60 s when a node changes behind the API's back: "
+                             "the Config Service's cache keeps a list up to 60 s when a node changes behind the API's back: "
                              "wait a minute, or register/deregister anything in that service through the API, which "
                              "evicts it", target=name, api_instances=sorted(api_ids), zk_instances=sorted(zk_ids),
-                             explains=[{"check": "service.api-view", "target": name}]))
+                             explains=[{"check": "service.api-view", "target": name}]
+                             + ([{"check": ["service.registered", "hygiene.stale-rows"], "target": name}]
+                                if not zk else [])))
     if rows:
         return rows
     if not compared:
@@ -404,16 +433,16 @@ def check_stale_cache(run: CheckRun, ev: Evidence) -> list[CheckResult] | CheckR
 
 CHECKS: tuple[Check, ...] = (
     Check("cause.redis", "cause", "Redis down: every per-service read answers 500 (the registry is down for "
-          "discovery, not just slower)", check_redis),
+          "discovery, not just slower)", check_redis, cut_status="skip"),
     Check("cause.postgres", "cause", "PostgreSQL down: GET /services answers 500 while per-service reads work; "
-          "writes answer 500 after reaching ZooKeeper", check_postgres),
+          "writes answer 500 after reaching ZooKeeper", check_postgres, cut_status="skip"),
     Check("cause.zk-client", "cause", "the Config Service's own ZooKeeper client gave up while ZooKeeper itself "
-          "answers (restart the Config Service)", check_zk_client),
+          "answers (restart the Config Service)", check_zk_client, cut_status="skip"),
     Check("cause.restart", "cause", "the Config Service restarted: nodes left by its old session, or services "
-          "that lost every instance at once (restore with regctl import)", check_restart),
+          "that lost every instance at once (restore with regctl import)", check_restart, cut_status="skip"),
     Check("cause.bad-status", "cause", "an instance status the Config Service cannot parse: 500 for that service "
-          "only", check_bad_status),
+          "only", check_bad_status, cut_status="skip"),
     Check("cause.stale-cache", "cause", "the API's cached list of a service differs from ZooKeeper (up to 60 s)",
-          check_stale_cache),
+          check_stale_cache, cut_status="skip"),
 )
 

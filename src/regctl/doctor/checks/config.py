@@ -280,6 +280,22 @@ def _component_check(component: str) -> Callable[[CheckRun], CheckResult]:
 
 
 
+def check_config_generation(run: CheckRun) -> CheckResult:
+    from regctl.doctor.facts import config_answers, generation
+
+    if not config_answers(run):
+        return run.skip("not tried: no answer from the Config Service (see config.http)", "fix config.http first")
+    info = generation(run)
+    details = info.to_dict()
+    if info.generation == "later":
+        return run.passed("later generation: it runs a health monitor that rewrites the rows' status "
+                          f"({info.evidence})", **details)
+    if info.generation == "earlier":
+        return run.passed(f"earlier generation: no health monitor ({info.evidence})", **details)
+    return run.warn(f"cannot tell which generation answers: {info.evidence}",
+                    "a proxy in front may hide /internal/health-status; the monitor checks are skipped", **details)
+
+
 CHECKS: tuple[Check, ...] = (
     Check("config.dns", "config", "the Config Service's host does not resolve ('config-service' outside "
           "Docker: use localhost:8082)", check_config_dns),
@@ -291,8 +307,11 @@ CHECKS: tuple[Check, ...] = (
           "'Service unhealthy'", check_config_health),
     Check("config.zookeeper", "config", "the Config Service lost ZooKeeper (fail)", _component_check("zookeeper")),
     Check("config.postgres", "config", "the Config Service lost PostgreSQL (fail)", _component_check("postgres")),
-    Check("config.redis", "config", "the Config Service's cache (Redis) is down (warn: cache only)",
+    Check("config.redis", "config", "the Config Service's cache (Redis) is down (fail: every per-service read "
+          "answers 500)",
           _component_check("redis")),
     Check("config.kafka", "config", "Kafka is down (warn: the registry works without it)",
           _component_check("kafka")),
+    Check("config.generation", "config", "which generation answers: the later one runs a health monitor "
+          "(one cheap GET of /internal/health-status)", check_config_generation),
 )

@@ -6,8 +6,8 @@ gives one, and are skipped, saying how to give one, otherwise.
 
 from __future__ import annotations
 
-from regctl.doctor.base import Check, CheckResult, CheckRun
-from regctl.doctor.facts import GUIDE_CONFIG_PORT, is_docker_name, is_loopback, url_parts
+from regctl.doctor.base import FAIL, PASS, WARN, Check, CheckResult, CheckRun
+from regctl.doctor.facts import GUIDE_CONFIG_PORT, docker_hint, is_docker_name, is_ip, is_loopback, url_parts
 from regctl.errors import UsageError
 
 def env_applies(run: CheckRun) -> CheckResult | None:
@@ -123,10 +123,98 @@ def check_env_config_url(run: CheckRun) -> CheckResult:
     except UsageError as exc:
         return run.fail(exc.message, (exc.hint or "fix it") + f", e.g. CONFIG_SERVICE_URL={DEFAULT_CONFIG_SERVICE_URL}")
     shown = url if raw else f"{url} (default)"
-    if url != run.config.config_url.rstrip("/"):
-        return run.passed(f"the service uses {shown}; doctor checked {run.config.config_url}",
-                          service_config_url=url, doctor_config_url=run.config.config_url)
-    return run.passed(f"the service uses {shown}, the one doctor checked", service_config_url=url)
+    if url == run.config.config_url.rstrip("/"):
+        return run.passed(f"the service uses {shown}, the one doctor checked", service_config_url=url)
+    status, said, hint = probe_config_service(run, url)
+    return run.result(status, f"the service uses {shown}, not {run.config.config_url} (checked above): {said}",
+                      hint, service_config_url=url, doctor_config_url=run.config.config_url)
+
+
+def probe_config_service(run: CheckRun, url: str) -> tuple[str, str, str | None]:
+    """(status, finding, hint) of ``GET {url}/health``: does the service's own Config Service URL answer?"""
+    import socket
+
+    from regctl.api import ssl_verify
+    from regctl.doctor.checks.config import classify_health_answer, classify_http_error
+    from regctl.doctor.facts import HttpAnswer, resolve_host
+    from regctl.errors import RegctlError
+
+    scheme, host, port = url_parts(url)
+    if not is_ip(host):
+        try:
+            resolve_host(host, port, run.step_timeout())
+        except socket.gaierror:
+            if is_docker_name(host) and not run.ctx.in_container:
+                return WARN, f"not checked: {host!r} does not resolve here", docker_hint(host, url)
+            return FAIL, f"{host!r} does not resolve", ("the service cannot reach its Config Service: fix "
+                                                         "CONFIG_SERVICE_URL's host name")
+        except RegctlError as exc:
+            return WARN, f"not checked: {exc.message}", exc.hint or "raise --timeout"
+    import httpx
+
+    t = run.step_timeout()
+    try:
+        with httpx.Client(timeout=t, headers=dict(run.config.headers), verify=ssl_verify(run.config.verify),
+                          follow_redirects=False) as client:
+            resp = client.get(url + "/health")
+            ans = HttpAnswer(url + "/health", resp.status_code, resp.headers.get("content-type", ""),
+                             resp.content[:1024 * 1024], 0.0, resp.headers.get("server"), resp.headers.get("location"))
+    except Exception as exc:
+        said, hint = classify_http_error(exc, scheme, t)
+        if "refused" in said:
+            hint = (f"nothing listens on {host}:{port}: the service cannot reach its Config Service there; fix "
+                    "CONFIG_SERVICE_URL (the guide's is http://config-service:8082 inside Docker)")
+        return FAIL, f"GET {url}/health: {said}", hint
+    status, said, hint = classify_health_answer(ans, scheme)
+    if status == PASS:
+        return PASS, f"it answers /health ({said.split(': ', 1)[-1] if ': ' in said else said})", None
+    return FAIL, f"GET {url}/health: {said}", hint
+
+
+def check_env_registered_url(run: CheckRun) -> CheckResult:
+    skip = env_applies(run)
+    if skip:
+        return skip
+    from regctl.doctor.facts import live_instances
+    from regctl.errors import RegctlError
+    from regctl.guide import registration_from_env
+
+    try:
+        reg = registration_from_env(run.config.env, pid=0)
+    except UsageError:
+        return run.skip("no service URL to compare (see env.service-url)", "fix env.service-url first")
+    name, want = reg.service_name, reg.service_url.rstrip("/")
+    iid = _env(run, "SERVICE_INSTANCE_ID")
+    try:
+        live = live_instances(run, name)
+    except RegctlError as exc:
+        return run.skip(f"could not read the instances of {name} ({exc.message})", "see service.registered")
+    src = run.config.env_source
+    details = {"expected_url": want, "instance_id": iid or None, "source": live.source}
+    if iid:
+        inst = next((i for i in live.instances if i.instance_id == iid), None)
+        if inst is None:
+            return run.skip(f"{name}/{iid} is not registered: nothing to compare", "see service.registered",
+                            **details)
+        got = (inst.service_url or "").rstrip("/")
+        if got != want:
+            return run.fail(f"the {src} gives {want}, but {name}/{iid} is registered with {got or 'no URL'}",
+                            "the running instance registered other settings than this file: check SERVICE_HOST/"
+                            "SERVICE_PORT/SERVICE_PUBLIC_URL in the file and in the service's real environment "
+                            "(a wrong port here would pass unnoticed otherwise), then restart the service",
+                            registered_url=got, **details)
+        return run.passed(f"{name}/{iid} is registered with {got}, as the {src} says", registered_url=got,
+                          **details)
+    if not live.instances:
+        return run.skip(f"no live instance of {name}: nothing to compare", "see service.registered", **details)
+    urls = sorted({(i.service_url or "").rstrip("/") for i in live.instances})
+    if want not in urls:
+        return run.fail(f"the {src} gives {want}, but the instance(s) registered under {name} use "
+                        f"{', '.join(u or 'no URL' for u in urls[:5])}",
+                        "the file's SERVICE_HOST/SERVICE_PORT/SERVICE_PUBLIC_URL differ from what the service "
+                        "registered: fix the file or the service's environment; set SERVICE_INSTANCE_ID to "
+                        "compare one instance", registered_urls=urls, **details)
+    return run.passed(f"an instance registered under {name} uses {want}, as the {src} says", **details)
 
 
 def check_env_network(run: CheckRun) -> CheckResult:
@@ -166,8 +254,11 @@ CHECKS: tuple[Check, ...] = (
     Check("env.public-url", "env", "SERVICE_PUBLIC_URL not a valid http(s) URL", check_env_public_url),
     Check("env.service-url", "env", "shows the URL, health URL and instance id the guide's rules produce",
           check_env_service_url),
-    Check("env.config-url", "env", "CONFIG_SERVICE_URL invalid; shows which URL the service uses",
+    Check("env.config-url", "env", "CONFIG_SERVICE_URL invalid, or (when it differs from the one checked) not "
+          "answering as the Config Service",
           check_env_config_url),
     Check("env.network", "env", "SERVICE_HOST=localhost with a Docker-name CONFIG_SERVICE_URL, and the "
           "reverse", check_env_network),
+    Check("env.registered-url", "env", "the URL the environment gives differs from the one registered under "
+          "its SERVICE_INSTANCE_ID (or its service name)", check_env_registered_url),
 )

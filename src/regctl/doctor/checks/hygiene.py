@@ -260,6 +260,37 @@ def check_sessions(run: CheckRun, view: RegistryView) -> CheckResult:
                       "each session's instances vanish together when it ends", **details)
 
 
+@on_registry_view
+def check_monitor(run: CheckRun, view: RegistryView) -> list[CheckResult] | CheckResult:
+    from regctl.doctor.checks.service import _generation_skip, monitor_row
+    from regctl.doctor.facts import api_client
+    from regctl.monitor import monitor_verdicts
+
+    info, row = _generation_skip(run)
+    if row is not None:
+        return row
+    names = sorted(n for n, insts in view.instances.items() if insts) + sorted(view.api_errors)
+    if not names:
+        return run.skip("no service with live instances: nothing for the monitor to judge", "nothing to do")
+    verdicts = monitor_verdicts(api_client(run), names, info)
+    rows, tally = [], {}
+    for name in names:
+        v = verdicts[name]
+        tally[v.state] = tally.get(v.state, 0) + 1
+        if v.state in ("unhealthy", "degraded"):
+            live = view.instances.get(name) or []
+            rows.append(monitor_row(run, name, v, sum(1 for i in live if i.discoverable)))
+    summary = ", ".join(f"{n} {state}" for state, n in sorted(tally.items()))
+    if "could-not-check" in tally and len(tally) == 1:
+        return run.skip(f"could not check the monitor's verdicts ({summary}): "
+                        f"{verdicts[names[0]].detail}", "see cause.redis / config.*")
+    rows.append(run.passed(f"the server's monitor on {len(names)} service(s) with instances: {summary}"
+                           + (" ('not-known-yet': no entry before its first cycle or after the 60 s expiry, "
+                              "not unhealthy)" if "not-known-yet" in tally else ""),
+                           verdicts={n: verdicts[n].state for n in names[:200]}))
+    return rows
+
+
 CHECKS: tuple[Check, ...] = (
     Check("hygiene.zombies", "hygiene", "instances whose health check fails (crashed but still registered)",
           check_zombies),
@@ -273,4 +304,6 @@ CHECKS: tuple[Check, ...] = (
           "bad data, persistent instances)", check_layout),
     Check("hygiene.sessions", "hygiene", "all instances owned by one ZooKeeper session: a Config Service "
           "restart empties the registry (info)", check_sessions),
+    Check("hygiene.monitor", "hygiene", "services the later generation's health monitor finds unhealthy or "
+          "degraded; one summary line for the rest ('not known yet' is never unhealthy)", check_monitor),
 )

@@ -91,9 +91,11 @@ def check_service_registered(run: CheckRun, name: str) -> CheckResult:
                             "registers (it registers at startup), or register it by hand: regctl register "
                             "--from-env --env-file FILE", target=name, seeded=True, **details)
         if db_row is not None:
+            why = ("it was deregistered (deregistration marks the row 'unknown')" if (db_row.status or "unknown")
+                   == "unknown" else "its node vanished without a deregistration (see the cause.* rows: a "
+                   "Config Service restart, or a node deleted in ZooKeeper)")
             return run.fail(f"no live instance of {name}; its database row says {db_row.status or '?'!r} "
-                            f"(registered {db_row.registered_at or '?'}): it was deregistered, or the Config "
-                            "Service restarted and its instances vanished",
+                            f"(registered {db_row.registered_at or '?'}): {why}",
                             "restart the service so it registers again (it registers at startup), or register it "
                             "by hand: regctl register --from-env --env-file FILE", target=name, **details)
         return run.fail(f"{name} never registered with this Config Service (no instance, no database row)",
@@ -292,6 +294,135 @@ def check_service_discoverable(run: CheckRun, name: str) -> CheckResult:
     return run.passed(f"/url returns {url}", target=name, url=url)
 
 
+# ---------------------------------------------------------------------------
+# the Config Service's own view: its health monitor (later generation) and its health call
+# ---------------------------------------------------------------------------
+
+def server_side_fix(name: str, url: str | None = None) -> str:
+    where = url or f"{name}'s health URL"
+    return (f"the service's health endpoint fails on the server's side: the Config Service gets no 2xx/3xx from "
+            f"{where} (it tries health_check_url, else /health and /api/v1/health, and /ready and /live, from "
+            f"where it runs); check it from the Config Service's network (docker compose exec config-service "
+            f"curl -si {where}) and that the service is up")
+
+
+def _health_url(run: CheckRun, name: str) -> str | None:
+    try:
+        return next((i.probe_url() for i in live_instances(run, name).instances if i.probe_url()), None)
+    except RegctlError:
+        return None
+
+
+def _discoverable(run: CheckRun, name: str) -> int | None:
+    try:
+        return sum(1 for i in live_instances(run, name).instances if i.discoverable)
+    except RegctlError:
+        return None
+
+
+def monitor_row(run: CheckRun, name: str, verdict, discoverable: int | None) -> CheckResult:
+    """One row for the monitor's verdict on ``name`` (a :class:`regctl.monitor.MonitorVerdict`)."""
+    from regctl.monitor import contradiction
+
+    details = {"monitor": verdict.to_dict()}
+    counts = f", {verdict.counts()} healthy" if verdict.counts() else ""
+    when = f", last check {verdict.last_check}" if verdict.last_check else ""
+    if verdict.state == "healthy":
+        return run.passed(f"the server's monitor says 'healthy'{counts}{when}", target=name, **details)
+    if verdict.state == "unknown":
+        return run.passed(f"the server's monitor says 'unknown': it has no instance to probe{when}", target=name,
+                          **details)
+    if verdict.state == "not-known-yet":
+        return run.skip(f"not known yet: {verdict.detail}", "the monitor runs every 30 s (an entry lives 60 s): "
+                        "ask again after its next cycle", target=name, **details)
+    if verdict.state == "could-not-check":
+        code = 503 if verdict.detail and "503" in verdict.detail else None
+        return run.skip(f"could not check the monitor's verdict: {verdict.detail}",
+                        "see cause.redis" if code else "see config.*", target=name, api_status=code, **details)
+    flag = contradiction(verdict, discoverable)
+    handed = "; /url still hands it out (its registered status is 'healthy')" if flag else ""
+    hint = server_side_fix(name, _health_url(run, name))
+    if verdict.state == "unhealthy":
+        return run.fail(f"the server's monitor finds no instance healthy{counts}{when}{handed}", hint, target=name,
+                        flag=flag, **details)
+    return run.warn(f"the server's monitor says 'degraded': some instances fail{counts}{when}{handed}", hint,
+                    target=name, flag=flag, **details)
+
+
+def _generation_skip(run: CheckRun):
+    from regctl.doctor.facts import generation
+
+    info = generation(run)
+    if info.generation == "earlier":
+        return info, run.skip("the earlier generation has no health monitor (see config.generation)",
+                              "nothing to check")
+    if info.generation != "later":
+        return info, run.skip(f"cannot tell the generation ({info.evidence})", "see config.generation")
+    return info, None
+
+
+@on_selected_service
+def check_service_monitor(run: CheckRun, name: str) -> CheckResult:
+    from regctl.monitor import monitor_verdict
+
+    info, row = _generation_skip(run)
+    if row is not None:
+        return row
+    return monitor_row(run, name, monitor_verdict(api_client(run), name, info), _discoverable(run, name))
+
+
+def server_deadline_cap(config) -> float:
+    """How long the runner waits for the server health check: its call's deadline bounds it first."""
+    from regctl.monitor import MAX_SERVER_DEADLINE
+
+    return (config.server_timeout or MAX_SERVER_DEADLINE) + 2 * config.timeout + 1.0
+
+
+@on_selected_service
+def check_service_server_health(run: CheckRun, name: str) -> CheckResult:
+    from regctl.doctor.facts import config_answers, generation
+    from regctl.monitor import run_server_checks
+
+    if not config_answers(run):  # its long deadline is for a server that answers, not for a dead address
+        return run.skip("not tried: the Config Service does not answer GET /health (see config.http)",
+                        "fix config.* first", target=name)
+    try:
+        count = len(live_instances(run, name).instances)
+    except RegctlError:
+        count = 1
+    info = generation(run)
+    _info, (chk,) = run_server_checks(api_client(run), {name: count}, timeout=run.config.timeout,
+                                      server_timeout=run.config.server_timeout, info=info)
+    detailed = dict(chk.detailed) if isinstance(chk.detailed, dict) else None
+    if detailed and isinstance(detailed.get("check_results"), list):
+        detailed["check_results"] = detailed["check_results"][:20]
+    details = {"deadline_s": chk.deadline, "instances": count, "generation": info.generation,
+               "detailed": detailed}
+    if chk.still_running:
+        per = "about 12 s per hanging endpoint, 3 s per refused one" if info.generation != "earlier" else             "one try per endpoint"
+        return run.warn(f"the Config Service's health call is still running after {chk.deadline:g} s ({count} "
+                        f"instance(s); it probes them one by one: {per}); it keeps going and writes the row's "
+                        "status when done", "see service.reachable / service.monitor for the instance that does "
+                        "not answer; to wait longer: --server-timeout SECONDS", target=name, **details)
+    if chk.error is not None:
+        exc = chk.error
+        hint = _api_500_hint(run, name) if getattr(exc, "status_code", None) == 500 else exc.hint or "see config.*"
+        return run.fail(f"POST /services/{name}/health failed: {exc.message}", hint, target=name,
+                        **api_failure(exc), **details)
+    failing = [r for r in ((chk.detailed or {}).get("check_results") or []) if isinstance(r, dict)
+               and not r.get("is_healthy")]
+    said = "; ".join(f"{str(r.get('endpoint_url'))[:100]}: {str(r.get('error_message') or r.get('status_code'))[:80]}"
+                     for r in failing[:3])
+    if chk.status == "healthy":
+        return run.passed("the Config Service's own health call says 'healthy' (and wrote it to the row)",
+                          target=name, **details)
+    if chk.status == "unhealthy":
+        url = str(failing[0].get("endpoint_url")) if failing else _health_url(run, name)
+        return run.fail("the Config Service's own health call says 'unhealthy' (and wrote it to the row)"
+                        + (f": {said}" if said else ""), server_side_fix(name, url), target=name, **details)
+    return run.passed(f"the Config Service's own health call says {chk.status!r}", target=name, **details)
+
+
 CHECKS: tuple[Check, ...] = (
     Check("service.registered", "service", "the service has no live instance (never registered, "
           "deregistered, lost on a Config Service restart); SERVICE_INSTANCE_ID not among them",
@@ -302,4 +433,10 @@ CHECKS: tuple[Check, ...] = (
           "from here, or health is not 2xx", check_service_reachable),
     Check("service.discoverable", "service", "/url returns nothing: no instance with status 'healthy'",
           check_service_discoverable),
+    Check("service.monitor", "service", "the later generation's health monitor finds the service unhealthy or "
+          "degraded (while /url may still hand it out); a missing verdict is 'not known yet'",
+          check_service_monitor),
+    Check("service.server-health", "service", "the Config Service's own health call (POST .../health, which "
+          "writes the row's status) says unhealthy, or is still running at its deadline",
+          check_service_server_health, deadline=server_deadline_cap),
 )
