@@ -9,9 +9,11 @@ Hanging endpoints do not stall the fan-out: an attempt that has had no answer
 for ``stall_after`` seconds (default ``min(0.1, timeout / 4)``) gives its slot
 to the next probe and keeps waiting, parked, until its own deadline -- unless
 the event loop itself is late (a CPU-bound client must not start ever more
-probes and time them all out). At most ``max_in_flight`` attempts (default
-``4 x concurrency``, at most 256, one socket each) are open at once, parked ones
-included. Without this, 100 endpoints that
+probes and time them all out). At most ``max_in_flight`` attempts (one socket
+each, parked ones included) are open at once: by default as many as the process's
+file limit allows (its soft limit is raised to the hard limit once, see
+:func:`socket_ceiling`), at most :data:`MAX_IN_FLIGHT`, so 1,000 hanging endpoints
+among 10,000 park side by side instead of queueing. Without this, 100 endpoints that
 never answer cost ``100 x timeout / concurrency`` seconds (6.3 s for a 2 s timeout
 and 32 slots) before the last answering instance is even asked; with it the
 whole run takes about the time the answering instances need plus one timeout.
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import re
 import socket
 import ssl
 import time
@@ -46,9 +49,8 @@ log = logging.getLogger(__name__)
 DEFAULT_CONCURRENCY = 128
 #: a probe silent this long (capped by timeout / 4) gives up its slot and waits parked
 DEFAULT_STALL_AFTER = 0.1
-#: sockets open at once, parked probes included, as a multiple of ``concurrency`` (and at most MAX_IN_FLIGHT)
-IN_FLIGHT_FACTOR = 4
-MAX_IN_FLIGHT = 256
+#: sockets open at once, parked probes included: the file limit (raised to its hard limit), at most this
+MAX_IN_FLIGHT = 4096
 
 _DEFAULT = object()
 #: the verdict of a probe whose URL's host does not resolve from this machine
@@ -172,6 +174,11 @@ def socket_ceiling() -> int:
     return max(1, limit - FD_RESERVE)
 
 
+#: a URL part httpx sends unchanged (nothing to percent-encode, no IDNA, no IPv6 literal)
+_PLAIN_TARGET = re.compile(r"/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")
+_PLAIN_NETLOC = re.compile(r"[A-Za-z0-9.\-]+(?::[0-9]{1,5})?")
+
+
 def _plain_request(url: str) -> "tuple[str, int, bytes, object] | None":
     """(host, port, request bytes, the h11 connection awaiting the answer) for an ``http://`` URL as httpx would send it; None for what is left
     to httpx (https, userinfo). The target and Host header come from :class:`httpx.URL`, so spaces and
@@ -181,16 +188,21 @@ def _plain_request(url: str) -> "tuple[str, int, bytes, object] | None":
     parts = urlsplit(url)
     if parts.scheme.lower() != "http" or not parts.hostname or parts.username or parts.password:
         return None
-    u = httpx.URL(url)
-    host = u.host
-    if not host:
-        return None
-    request = h11.Request(method="GET", target=u.raw_path, headers=[
-        ("Host", u.netloc), ("User-Agent", "regctl-health"), ("Accept", "*/*"),
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if _PLAIN_NETLOC.fullmatch(parts.netloc) and _PLAIN_TARGET.fullmatch(target) and "#" not in url \
+            and int(parts.netloc.rpartition(":")[2] if ":" in parts.netloc else 80) <= 65535:
+        host, port, netloc, raw = parts.hostname, parts.port, parts.netloc.lower(), target.encode("ascii")
+    else:  # anything httpx would encode or refuse: exactly as httpx does
+        u = httpx.URL(url)
+        if not u.host:
+            return None
+        host, port, netloc, raw = u.host, u.port, u.netloc, u.raw_path
+    request = h11.Request(method="GET", target=raw, headers=[
+        ("Host", netloc), ("User-Agent", "regctl-health"), ("Accept", "*/*"),
         ("Accept-Encoding", ACCEPT_ENCODING), ("Connection", "close")])
     conn = h11.Connection(h11.CLIENT)
     data = conn.send(request) + (conn.send(h11.EndOfMessage()) or b"")
-    return host, u.port or 80, data, conn
+    return host, port or 80, data, conn
 
 
 async def _plain_http_status(url: str) -> int | None:
@@ -272,25 +284,59 @@ async def _probe_once(client: httpx.AsyncClient, url: str, timeout: float,
 async def probe_many_async(targets: Sequence[ProbeTarget], *, timeout: float = 5.0,
                            concurrency: int = DEFAULT_CONCURRENCY, retries: int = 0, backoff: float = 0.2,
                            expect: Sequence[int] | None = None, verify: bool | str = True,
-                           on_result: Callable[[ProbeResult], None] | None = None) -> list[ProbeResult]:
+                           on_result: Callable[[ProbeResult], None] | None = None,
+                           stall_after: "float | None | object" = _DEFAULT,
+                           max_in_flight: int | None = None) -> list[ProbeResult]:
     """Probe every target; results in the order of ``targets``.
 
-    At most ``concurrency`` attempts (one socket each) are open at once, never more
-    than :func:`socket_ceiling` allows.
+    ``stall_after`` (seconds, None for fixed slots) and ``max_in_flight``: see the module docstring.
     """
-    concurrency = max(1, min(concurrency, socket_ceiling()))
+    ceiling = socket_ceiling()
+    concurrency = max(1, min(concurrency, ceiling))
+    if stall_after is _DEFAULT:
+        stall_after = min(DEFAULT_STALL_AFTER, timeout / 4)
+    if max_in_flight is None:
+        max_in_flight = concurrency if stall_after is None else min(ceiling, MAX_IN_FLIGHT)
+    max_in_flight = max(concurrency, min(max_in_flight, ceiling))
     slots = asyncio.Semaphore(concurrency)
+    loop = asyncio.get_running_loop()
+    sockets = asyncio.Semaphore(max_in_flight)
     # no keep-alive: each target is a different origin, probed once; idle pooled connections only make
     # httpcore scan a longer list on every request (O(pool) per request, the largest cost at 1,000 targets)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=0)
+    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=0)
     from regctl.api import ssl_verify
 
     async with httpx.AsyncClient(timeout=timeout, verify=ssl_verify(verify), limits=limits, follow_redirects=True,
                                  trust_env=False, headers={"Accept-Encoding": ACCEPT_ENCODING}) as client:
 
         async def attempt(url: str) -> tuple[bool, int | None, float, str | None]:
-            async with slots:
-                return await _probe_once(client, url, timeout, expect)
+            async with sockets:
+                await slots.acquire()
+                held = True
+                try:
+                    if stall_after is None:
+                        return await _probe_once(client, url, timeout, expect)
+                    task = asyncio.ensure_future(_probe_once(client, url, timeout, expect))
+                    try:
+                        while True:
+                            asked = loop.time()
+                            done, _ = await asyncio.wait({task}, timeout=stall_after)
+                            if done:
+                                break
+                            if loop.time() - asked < stall_after * 1.5 + 0.02:
+                                # silent while this loop kept time: the endpoint stalls, not us; let the
+                                # next probe have the slot and keep waiting (parking never feeds an
+                                # overloaded loop: a late wake-up keeps the slot)
+                                slots.release()
+                                held = False
+                                break
+                        return await task
+                    except asyncio.CancelledError:
+                        task.cancel()
+                        raise
+                finally:
+                    if held:
+                        slots.release()
 
         async def one(t: ProbeTarget) -> ProbeResult:
             if not t.url:
