@@ -506,7 +506,7 @@ class RegistryApi(_Base):
             err = self._translate(exc, call, url)
             err.out_of_time = True  # type: ignore[attr-defined]
             raise err from exc
-        except (httpx.HTTPError, OSError) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
             raise self._translate(exc, call, url) from exc
 
     def map(self, calls: list[Call], concurrency: int = 16, return_exceptions: bool = False) -> list[Any]:
@@ -603,7 +603,7 @@ class AsyncRegistryApi(_Base):
                 raise still_running_error(call, url) from exc
             raise Unreachable(f"{call.what}: no complete answer within {self.limit_for(call):g}s", where=url,
                               hint="the server or a proxy is stalling; raise the timeout") from exc
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._translate(exc, call, url) from exc
         except OSError as exc:
             raise self._translate(exc, call, url) from exc

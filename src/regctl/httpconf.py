@@ -45,7 +45,13 @@ def http_options(timeout: float, headers: Mapping[str, str], verify: "bool | str
 
 def translate_http_error(exc: Exception, url: str, timeout: float, what: str = "request") -> RegctlError:
     """Turn an httpx/OS exception into a one-line :class:`RegctlError`."""
-    host = httpx.URL(url).host if url else "?"
+    if isinstance(exc, httpx.InvalidURL):  # the URL is built from --config-url: the operator's value
+        return UsageError(f"{what}: the URL is not valid ({_short(exc)})", where=url,
+                          hint="check --config-url (CONFIG_SERVICE_URL, the context's config_url)")
+    try:
+        host = httpx.URL(url).host if url else "?"
+    except httpx.InvalidURL:
+        host = "?"
     detail = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, httpx.TimeoutException):
         phase = {"ConnectTimeout": "connecting", "ReadTimeout": "waiting for the answer",
