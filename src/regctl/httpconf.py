@@ -1,7 +1,7 @@
 """The one HTTP configuration for talking to the Config Service, and its errors in regctl's words.
 
 Used by :mod:`regctl.api` (every command), doctor, and mirrored by shell
-completion's standard-library lookup (:func:`regctl.cli.completion._from_api`):
+completion's standard-library lookup (:func:`regctl.cli.completion_lookup._from_api`):
 
 * credentials (headers, tokens) go to the Config Service's host only: redirects
   are never followed (a 3xx is an answer, reported as such);
@@ -34,7 +34,7 @@ def ssl_verify(verify: "bool | str | ssl.SSLContext") -> "bool | ssl.SSLContext"
 
 def http_options(timeout: float, headers: Mapping[str, str], verify: "bool | str | ssl.SSLContext") -> dict:
     """The one HTTP configuration for talking to the Config Service (commands, doctor, completion's twin
-    in :func:`regctl.cli.completion._from_api` follows the same rules): credentials only for this host,
+    in :func:`regctl.cli.completion_lookup._from_api` follows the same rules): credentials only for this host,
     so redirects are never followed; proxies from HTTP(S)_PROXY/NO_PROXY; only encodings the bounded
     reader decompresses itself."""
     from regctl.bounded import ACCEPT_ENCODING
