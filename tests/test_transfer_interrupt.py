@@ -30,7 +30,7 @@ def live_ids(kazoo_client, base, service):
 
 def test_ctrl_c_midway_through_an_import_reports_what_was_written(make_registry, kazoo_client, tmp_path):
     reg = make_registry(cache_ttl=0)
-    ids = [f"a-{n}" for n in range(6)]
+    ids = [f"a-{n:02}" for n in range(40)]  # 8 written at a time: several rounds
     path = tmp_path / "b.json"
     path.write_text(json.dumps(export_doc({"svc": [(i, {}) for i in ids]})))
     reg.server.simulate["delay"] = 0.8
@@ -39,10 +39,10 @@ def test_ctrl_c_midway_through_an_import_reports_what_was_written(make_registry,
                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     try:
         deadline = time.monotonic() + 60
-        while len(live_ids(kazoo_client, reg.base_path, "svc")) < 2:
+        while len(live_ids(kazoo_client, reg.base_path, "svc")) < 8:
             assert time.monotonic() < deadline and child.poll() is None, child.communicate()
             time.sleep(0.05)
-        time.sleep(0.3)  # the third registration is in flight
+        time.sleep(0.3)  # the second round is in flight
         child.send_signal(signal.SIGINT)
         out, err = child.communicate(timeout=30)
     finally:
@@ -57,7 +57,7 @@ def test_ctrl_c_midway_through_an_import_reports_what_was_written(make_registry,
     assert not_done and set(results) | not_done == set(ids) and not set(results) & not_done
     assert {"registered"} <= set(results.values()) <= {"registered", "interrupted"}
     (line,) = [l for l in err.splitlines() if "interrupted: written" in l]
-    assert "svc/a-0" in line and "not done" in line
+    assert "svc/a-00" in line and "not done" in line
     reg.server.simulate["delay"] = 0
     time.sleep(1.0)  # let an in-flight request finish on the server
     live = live_ids(kazoo_client, reg.base_path, "svc")
