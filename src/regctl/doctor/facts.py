@@ -215,17 +215,18 @@ def config_health_answer(run: CheckRun) -> HttpAnswer:
         url = c.config_url.rstrip("/") + "/health"
         t = run.step_timeout()
         t0 = time.monotonic()
-        from regctl.api import ssl_verify
+        from regctl.api import http_options
+        from regctl.bounded import BadEncoding, BodyTooSlow, read_body
 
-        with httpx.Client(timeout=t, headers=dict(c.headers), verify=ssl_verify(c.verify),
-                          follow_redirects=False) as client:
+        with httpx.Client(**http_options(t, c.headers, c.verify)) as client:
             with client.stream("GET", url) as resp:
-                body = bytearray()
-                for chunk in resp.iter_bytes():
-                    body += chunk
-                    if len(body) > 1024 * 1024 or time.monotonic() - t0 > t:
-                        break
-                return HttpAnswer(url, resp.status_code, resp.headers.get("content-type", ""), bytes(body),
+                try:
+                    body = read_body(resp, 1024 * 1024, t0 + t, truncate=True).data
+                except BodyTooSlow:
+                    raise httpx.ReadTimeout(f"answer still arriving after {t:g}s") from None
+                except BadEncoding as exc:
+                    raise httpx.DecodingError(str(exc)) from None
+                return HttpAnswer(url, resp.status_code, resp.headers.get("content-type", ""), body,
                                   round((time.monotonic() - t0) * 1000, 1), resp.headers.get("server"),
                                   resp.headers.get("location"))
 
