@@ -382,8 +382,15 @@ def api_reads(run: CheckRun, names: list) -> list:
     if missing:
         from regctl.api import instances_call
 
-        results = api_client(run).map([instances_call(n) for n in missing], return_exceptions=True)
-        for name, res in zip(missing, results):
+        calls, askable = [], []
+        for n in missing:
+            try:
+                calls.append(instances_call(n))
+                askable.append(n)
+            except RegctlError as exc:  # a name the API path cannot carry: that read could not be made
+                run.ctx.facts.put(f"api_instances:{n}", None, exc)
+        results = api_client(run).map(calls, return_exceptions=True) if calls else []
+        for name, res in zip(askable, results):
             run.ctx.facts.put(f"api_instances:{name}", res if not isinstance(res, RegctlError) else None,
                               res if isinstance(res, RegctlError) else None)
     out = []
