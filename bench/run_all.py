@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["startup", "zk_list", "api_list", "health", "monitor"]
+SCRIPTS = ["startup", "zk_list", "api_list", "health", "monitor", "library", "completion"]
 
 
 def fmt_ms(v: float) -> str:
@@ -85,6 +85,24 @@ def rows_for(name: str, f: dict) -> list[tuple[str, str, str, str]]:
              f"list {fmt_ms(f['later_table_ms'])}", f"{f['later_wide_ratio']:.2f}x (+ monitor reads)"),
             (f"health --all --server, {f['hanging']} services hanging", fmt_ms(f["health_server_ms"]),
              "one service after another", f"{f['health_server_speedup']:.1f}x faster"),
+        ]
+    if name == "library":
+        return [
+            (f"library: {f['calls']} x discover_url, one pooled client", fmt_ms(f["pooled_ms"]),
+             f"new client per call {fmt_ms(f['per_call_ms'])}", f"{f['pooled_ratio']:.1f}x faster"),
+            ("  pooled, 10 in flight", fmt_ms(f["pooled_c10_ms"]), "new client per call",
+             f"{f['pooled_c10_ratio']:.1f}x faster"),
+        ]
+    if name == "completion":
+        base = f"python -c pass {fmt_ms(f['pass_ms'])}"
+        return [
+            ("completion: regctl ins<TAB>", fmt_ms(f["command_ms"]), base, ""),
+            ("  service names from ZooKeeper", fmt_ms(f["zk_ms"]), "regctl ins<TAB>",
+             f"+{fmt_ms(f['zk_ms'] - f['command_ms'])}"),
+            ("  registry down (refused)", fmt_ms(f["down_ms"]), "regctl ins<TAB>",
+             f"+{fmt_ms(f['down_ms'] - f['command_ms'])} (goal: under 1 s)"),
+            ("  registry hangs", fmt_ms(f["hangs_ms"]), "regctl ins<TAB>",
+             f"+{fmt_ms(f['hangs_ms'] - f['command_ms'])} (goal: under 1 s)"),
         ]
     return [(k, str(v), "", "") for k, v in f.items()]
 

@@ -32,7 +32,7 @@ def main() -> int:
         "complete": [py, "-m", "regctl"],
     }
     envs = {k: env for k in cmds}
-    envs["complete"] = child_env(_REGCTL_COMPLETE="complete_bash", COMP_WORDS="regctl li", COMP_CWORD="1")
+    envs["complete"] = child_env(_REGCTL_COMPLETE="bash", _REGCTL_LINE="regctl li", _REGCTL_CUR="li")
     script = shutil.which("regctl")
     if script:
         cmds["script_version"] = [script, "--version"]

@@ -263,7 +263,7 @@ def test_deregister_without_terminal_needs_yes(three, kazoo_client):
 def test_deregister_asks_on_a_terminal(three, kazoo_client):
     res = run_cli("deregister", "web", "w-1", "w-2", env=three.env, tty_stdin=True, input="n\n")
     assert_one_line_error(res, 1)
-    assert "w-1, w-2" in res.stderr and "Deregister them?" in res.stderr
+    assert "w-1, w-2" in res.stderr and f"Deregister them from {three.url}" in res.stderr
     assert zk_ids(kazoo_client, three, "web") == ["w-1", "w-2", "w-3"]
     res = run_cli("deregister", "web", "w-1", "w-2", env=three.env, tty_stdin=True, input="y\n")
     assert res.exit_code == 0, res

@@ -112,8 +112,9 @@ def test_malformed_nodes_are_reported_not_fatal(registry, kazoo_client):
     assert res.exit_code == 0, res
     kinds = {(p["path"].rsplit("/", 1)[-1], p["kind"]) for p in res.json["problems"]}
     assert ("no-instances-dir", "no-instances-node") in kinds
-    assert {("binary", "not-utf8"), ("list", "not-an-object"), ("text", "not-json"), ("empty", "not-json"),
-            ("deep", "not-json")} <= kinds
+    assert {("binary", "not-utf8"), ("list", "not-an-object"), ("text", "not-json"), ("empty", "not-json")} <= kinds
+    # Python <= 3.12 cannot decode JSON nested 5,000 deep (RecursionError); 3.13 decodes it into a list
+    assert ("deep", "not-json") in kinds or ("deep", "not-an-object") in kinds
     assert by_name(res.json)["good"]["live_instances"] == 1
     table = run_cli("list", env=registry.env)
     assert table.exit_code == 0 and "Traceback" not in table.stderr

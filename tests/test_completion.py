@@ -320,3 +320,103 @@ def test_bash_gets_the_part_after_its_word_breaks(incomplete, cur, value, expect
     from regctl.cli.completion import _bash_word
 
     assert _bash_word(value, incomplete, cur) == expected
+
+
+# --------------------------------------------------------------------------- the quick path agrees
+
+QUICK_LINES = [
+    "regctl ", "regctl i", "regctl ins", "regctl -", "regctl --", "regctl --z", "regctl -o ", "regctl -o j",
+    "regctl --output=y", "regctl list ", "regctl list -", "regctl list --s", "regctl list --source ",
+    "regctl list --source=", "regctl list --source=a", "regctl list --source api -", "regctl -v list --",
+    "regctl -vv -o json list --so", "regctl config ", "regctl config s", "regctl config set-context x --",
+    "regctl config set-context x --insecure --", "regctl sandbox ", "regctl sandbox up --", "regctl sandbox up --dir ",
+    "regctl sandbox up --ensemble ", "regctl register --status ", "regctl register -n x --st", "regctl import ",
+    "regctl import x -", "regctl export -f ", "regctl export --file=", "regctl doctor --skip ",
+    "regctl doctor config.", "regctl doctor --service x --", "regctl completion ", "regctl completion z",
+    "regctl health --expect 200 --", "regctl deregister x y --", "regctl watch --for 3 -", "regctl --zk h:1 list --s",
+    "regctl --config-url=http://h:1 list --", "regctl list -- -", "regctl nosuch ", "regctl list --nosuch ",
+    "regctl 'li", "regctl list --source 'a", "regctl -H 'X: y' list --s", "regctl --context ",
+]
+
+
+def test_the_quick_path_answers_as_the_full_path_does(cache_home):
+    """Line by line, shell by shell; only what the tree cannot know is handed to the full path."""
+    from regctl.cli import completion_tree as tree
+    from regctl.cli.app import get_app
+    from regctl.cli.completion import answer
+
+    run_cli("config", "set-context", "lab", "--config-url", "http://127.0.0.1:9", "--use")
+    handed_over = set()
+    for line in QUICK_LINES:
+        for shell in ("bash", "zsh", "fish"):
+            cur = line.split(" ")[-1]
+            full = answer(get_app, shell, line, cur)  # builds and saves the tree
+            try:
+                quick = tree.answer_from_tree(shell, line, cur)
+            except tree.NotHere:
+                handed_over.add(line)
+                continue
+            assert quick == full, (shell, line)
+    assert handed_over <= {"regctl list --nosuch "}, handed_over
+
+
+@pytest.mark.parametrize("line", ["regctl inspect a", "regctl deregister asr-service ", "regctl doctor --service a",
+                                  "regctl health asr-service a", "regctl -o json url au", "regctl register --name a"])
+def test_the_quick_path_completes_names_as_the_full_path_does(line, names_registry, monkeypatch):
+    from regctl.cli import completion_tree as tree
+    from regctl.cli.app import get_app
+    from regctl.cli.completion import answer
+
+    for k, v in {**names_registry.env, **SLOW_OK}.items():
+        monkeypatch.setenv(k, v)
+    full = answer(get_app, "zsh", line, None)
+    assert full.count("\n") > 1, full
+    assert tree.answer_from_tree("zsh", line, None) == full
+
+
+def test_the_quick_path_is_used_and_needs_no_typer(cache_home):
+    """The second TAB reads the cached tree: no typer, no pydantic, no command modules."""
+    complete("regctl ins")  # the first builds the tree
+    assert (cache_home / "regctl" / "completion-tree.json").exists()
+    code = ("import sys\nfrom regctl.cli.app import main\nmain()\n"
+            "sys.stderr.write(' '.join(sorted(m for m, v in sys.modules.items() if v is not None)))\n")
+    full = {**os.environ, "_REGCTL_COMPLETE": "bash", "_REGCTL_LINE": "regctl ins"}
+    proc = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=60)
+    assert proc.stdout == "plain\ninspect\n", proc
+    mods = set(proc.stderr.split())
+    assert not mods & {"typer", "click", "pydantic", "rich", "regctl.cli.services", "httpx", "kazoo"}, mods
+
+
+def test_a_changed_cli_rebuilds_the_tree(cache_home):
+    from regctl.cli import completion_tree as tree
+
+    complete("regctl ins")
+    path = cache_home / "regctl" / "completion-tree.json"
+    data = json.loads(path.read_text())
+    data["root"]["commands"]["inspect"]["short_help"] = "stale"
+    data["fingerprint"] = "from another regctl"
+    path.write_text(json.dumps(data))
+    assert tree.load_tree() is None
+    assert complete("regctl ins", shell="zsh")[1] == ["inspect"]
+    assert json.loads(path.read_text())["fingerprint"] == tree.fingerprint()
+
+
+def test_an_explicit_context_wins_over_the_environment_for_names(names_registry):
+    """As for the commands: `--context lab` uses lab's URL even with CONFIG_SERVICE_URL set elsewhere."""
+    res = run_cli("config", "set-context", "lab", "--config-url", names_registry.url)
+    assert res.exit_code == 0, res
+    env = {"CONFIG_SERVICE_URL": f"http://127.0.0.1:{free_port()}", **SLOW_OK}
+    assert complete("regctl inspect a", env)[1] == []
+    assert complete("regctl --context lab inspect a", env)[1] == ["asr-service", "audit-service"]
+
+
+def test_printing_the_script_prepares_the_quick_path(cache_home):
+    """`source <(regctl completion bash)` builds the command tree, so the shell's first TAB is quick."""
+    tree_file = cache_home / "regctl" / "completion-tree.json"
+    assert not tree_file.exists()
+    proc = subprocess.run([str(BIN / "regctl"), "completion", "bash"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "XDG_CACHE_HOME": str(cache_home)})
+    assert proc.returncode == 0 and proc.stdout == (ROOT / "completions" / "regctl.bash").read_text()
+    from regctl.cli import completion_tree as tree
+
+    assert tree.load_tree() is not None

@@ -122,7 +122,7 @@ def test_link_checker_sees_a_broken_anchor(tmp_path):
     assert links(page) == ["#real-one", "#missing"]
 
 
-NO_TRACKER = re.compile(r"\bissue \d+|\bissue\s*#\d+|done when|\(point \d+\)|\bhelper\b", re.I)
+NO_TRACKER = re.compile(r"\bissue \d+|\bissue\s*#\d+|\bdone when\b|\(point \d+\)|\b(?:contexts|docs|hostile|compat|monitor|sandbox|truth) helper\b", re.I)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -253,3 +253,51 @@ def test_doctor_md_lists_exactly_the_checks_of_list_checks():
     documented = re.findall(r"^\| `([a-z]+\.[a-z-]+)` \|", text, re.M)
     assert sorted(documented) == sorted(listed)
     assert documented == listed, "doctor.md lists the checks in another order than --list-checks"
+
+
+def test_tests_and_bench_scripts_named_in_the_docs_exist():
+    """A page that says "tested by X" or "run bench/Y" names something that is there."""
+    tests_text = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "tests").rglob("*.py"))
+    missing = []
+    for page in PAGES:
+        text = _text(page)
+        for path in set(re.findall(r"\b((?:tests|bench|scripts)/[\w/.-]+\.(?:py|sh))\b", text)):
+            if not (ROOT / path).exists():
+                missing.append(f"{page.name}: {path}")
+        for name in set(re.findall(r"\b(test_\w+)\b", text)):
+            if not re.search(rf"def {name}\b|/{name}\.py|^{name}\.py", tests_text + "\n" + "\n".join(
+                    str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("*.py")), re.M):
+                missing.append(f"{page.name}: {name}")
+    assert not missing, missing
+
+
+def test_the_design_map_names_every_module():
+    text = _text(DOCS / "design.md")
+    pkg = ROOT / "src" / "regctl"
+    names = sorted(p.stem if p.is_file() else p.name for p in pkg.iterdir()
+                   if (p.suffix == ".py" and not p.name.startswith("__")) or (p.is_dir() and (p / "__init__.py").exists()))
+    missing = [n for n in names if not re.search(rf"^  {re.escape(n)}(\.py|/)", text, re.M)]
+    assert not missing, f"docs/design.md's module map does not name: {missing}"
+
+
+def test_the_man_page_is_generated_from_the_cli_and_renders():
+    import shutil
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "man.py")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc
+    page = proc.stdout
+    assert page.startswith(".TH REGCTL 1 ")
+    shared = _shared_option_help()
+    for path, cmd in command_paths():
+        assert f"\\fBregctl {' '.join(path)}\\fR" in page, path
+        for param in cmd.params:
+            if param.param_type_name == "option" and not getattr(param, "hidden", False) \
+                    and not _is_shared(param, shared):
+                assert _long_flag(param).replace("-", "\\-") in page, (path, _long_flag(param))
+    if shutil.which("groff"):
+        render = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z"], input=page, capture_output=True,
+                                text=True, timeout=60)
+        assert render.returncode == 0 and render.stderr == "", render.stderr

@@ -4,7 +4,10 @@ with what is registered), Docker-network names that cannot be checked from here,
 from __future__ import annotations
 
 from regctl.sandbox.proc import free_port
-from tests.test_cli_doctor import doctor, one, register, rows, tiny  # noqa: F401  (tiny: a fixture)
+from tests import test_cli_doctor
+from tests.test_cli_doctor import doctor, one, register, rows
+
+tiny = test_cli_doctor.tiny  # the fixture, shared
 
 
 def env_file(tmp_path, **values):

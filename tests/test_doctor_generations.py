@@ -9,7 +9,10 @@ import pytest
 from regctl.sandbox.registry_monitor import SEEDED_SERVICES
 from tests.test_cli_doctor import doctor, one, rows
 from tests.test_doctor_failures import assert_only_cause
-from tests.test_sandbox_generations import FAST, endpoints  # noqa: F401  (endpoints: a fixture)
+from tests import test_sandbox_generations
+from tests.test_sandbox_generations import FAST
+
+endpoints = test_sandbox_generations.endpoints  # the fixture, shared
 
 
 def reg(registry, name, iid, url, status="healthy"):
@@ -122,3 +125,16 @@ def test_redis_down_on_the_later_generation(later, endpoints):
     assert_only_cause(res, "cause.redis")
     monitor = one(res, "service.monitor")
     assert monitor["status"] == "skip" and "could not check" in monitor["finding"]
+
+
+def test_the_server_health_call_for_every_service_at_once_only_when_named(later, endpoints):
+    reg(later, "good", "good-1", endpoints["ok"])
+    reg(later, "bad", "bad-1", endpoints["refused"])
+    plain = one(doctor("--all", "-o", "json", env=later.env), "hygiene.server-health")
+    assert plain["status"] == "skip" and "WRITES" in plain["finding"]
+    res = doctor("hygiene.server-health", "--all", "-o", "json", env=later.env)
+    got = rows(res)["hygiene.server-health"]
+    assert [(r["status"], r["target"]) for r in got] == [("fail", "bad"), ("pass", None)], got
+    assert "fails on the server's side" in got[0]["hint"]
+    status = {r["service_name"]: r["status"] for r in httpx.get(later.api + "/services", timeout=10).json()}
+    assert status["bad"] == "unhealthy"  # the call wrote its verdict, as documented

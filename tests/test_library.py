@@ -153,3 +153,226 @@ def test_library_does_not_import_cli_libraries():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('typer', 'rich', 'click')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------- pooling, injection, reasons, typing
+
+class CountingProxy:
+    """A loopback TCP proxy in front of the registry that counts the connections clients open."""
+
+    def __init__(self, target_url: str) -> None:
+        import socket
+        import threading
+
+        target = httpx.URL(target_url)
+        self._target = (target.host, target.port)
+        self.connections = 0
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._stop = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        import socket
+        import threading
+
+        while not self._stop:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            upstream = socket.create_connection(self._target, timeout=10)
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop = True
+        self._sock.close()
+
+
+@pytest.fixture
+def proxy(registry):
+    registry.server.keep_alive = True  # like the real service (uvicorn); the sandbox closes by default
+    p = CountingProxy(registry.url)
+    yield p
+    p.close()
+
+
+def healthy(registry, name="pool-svc", n=2):
+    with ServiceRegistryClient(base_url=registry.url) as c:
+        for i in range(n):
+            assert c.register(name, f"http://p{i}:1", None, {"instance_id": f"p-{i}", "status": "healthy"})
+
+
+def test_async_client_reuses_one_connection_and_closes_it(registry, proxy):
+    healthy(registry)
+
+    async def main():
+        async with ServiceRegistryHttpClient(base_url=proxy.url) as client:
+            urls = [await client.discover_url("pool-svc") for _ in range(10)]
+            pool = client._http
+        return urls, pool
+
+    urls, pool = asyncio.run(main())
+    assert set(urls) <= {"http://p0:1", "http://p1:1"} and None not in urls
+    assert proxy.connections == 1  # ten calls, one TCP connection
+    assert pool.is_closed  # the context manager closed the pool
+
+
+def test_per_call_clients_would_open_a_connection_each(registry, proxy):
+    """The contrast to the pooled test above: separate clients cannot share connections."""
+    healthy(registry)
+
+    async def main():
+        for _ in range(3):
+            async with ServiceRegistryHttpClient(base_url=proxy.url) as client:
+                assert await client.discover_url("pool-svc")
+
+    asyncio.run(main())
+    assert proxy.connections == 3
+
+
+def test_sync_client_reuses_one_connection(registry, proxy):
+    healthy(registry)
+    with ServiceRegistryClient(base_url=proxy.url) as client:
+        assert all(client.discover_url("pool-svc") for _ in range(5))
+        assert client.register("pool-svc", "http://p9:1", None, {"instance_id": "p-9"}) == "p-9"
+        assert client.deregister("pool-svc", "p-9") is True
+    assert proxy.connections == 1
+
+
+def test_client_survives_a_second_event_loop(registry):
+    healthy(registry)
+    client = ServiceRegistryHttpClient(base_url=registry.url)
+    assert asyncio.run(client.discover_url("pool-svc"))
+    assert asyncio.run(client.discover_url("pool-svc"))  # a new loop gets a new pool, not a dead one
+    asyncio.run(client.aclose())
+
+
+def test_caller_supplied_async_client_is_used_and_left_open(registry):
+    healthy(registry)
+    seen = []
+
+    async def hook(request):
+        seen.append((request.method, request.url.path, request.headers.get("x-team")))
+
+    async def main():
+        async with httpx.AsyncClient(event_hooks={"request": [hook]}) as http:
+            async with ServiceRegistryHttpClient(base_url=registry.url, client=http,
+                                                 headers={"X-Team": "ops"}) as client:
+                url = await client.discover_url("pool-svc")
+            assert not http.is_closed  # the caller's to close
+            async with registered_service(guide_env(registry, SERVICE_INSTANCE_ID="inj-1"),
+                                          client=client) as reg:
+                assert reg.instance_id == "inj-1"
+            assert not http.is_closed
+            return url
+
+    assert asyncio.run(main())
+    paths = [p for _, p, _ in seen]
+    assert paths[0] == "/api/v1/registry/services/pool-svc/url" and all(t == "ops" for _, _, t in seen)
+    assert "/api/v1/registry/register" in paths and "/api/v1/registry/deregister" in paths
+
+
+def test_caller_transport_and_errors_that_carry_the_reason(caplog):
+    caplog.set_level(logging.WARNING, logger="regctl.client")
+    calls = []
+
+    def handler(request):
+        calls.append(request.url.path)
+        return httpx.Response(503, json={"detail": "maintenance window"})
+
+    async def main():
+        async with registered_service({"SERVICE_NAME": "t", "SERVICE_PORT": "1"}, base_url="http://registry.test",
+                                      transport=httpx.MockTransport(handler)) as reg:
+            return reg
+
+    reg = asyncio.run(main())
+    assert calls == ["/api/v1/registry/register"]
+    assert not reg and reg.error.startswith("registration failed: ")
+    assert "503" in reg.error and "see the warning" not in reg.error
+    with registered_service_sync({"SERVICE_NAME": "t", "SERVICE_PORT": "1"}, base_url="http://registry.test",
+                                 transport=httpx.MockTransport(handler)) as sync_reg:
+        assert "503" in sync_reg.error
+
+
+def test_registered_service_down_error_names_the_cause():
+    down = f"http://127.0.0.1:{free_port()}"
+
+    async def main():
+        async with registered_service({"SERVICE_NAME": "x", "SERVICE_PORT": "1", "CONFIG_SERVICE_URL": down},
+                                      request_timeout_s=1) as reg:
+            return reg
+
+    reg = asyncio.run(main())
+    assert "connection refused" in reg.error and down in reg.error
+
+
+USER_CODE = '''
+import asyncio
+from typing import Optional
+
+import httpx
+
+from regctl.client import RegisteredService, ServiceRegistryClient, ServiceRegistryHttpClient, registered_service
+
+
+async def main() -> Optional[str]:
+    async with httpx.AsyncClient() as http:
+        async with ServiceRegistryHttpClient("http://x:1", client=http) as c:
+            url: Optional[str] = await c.discover_url("asr-service", request_timeout_s=1.0)
+            iid: Optional[str] = await c.register("a", "http://a:1", None, {"k": 1})
+            ok: bool = await c.deregister("a", iid or "")
+    async with registered_service({"SERVICE_NAME": "a"}) as reg:
+        r: RegisteredService = reg
+        e: Optional[str] = r.error
+    with ServiceRegistryClient(transport=httpx.MockTransport(lambda req: httpx.Response(404))) as s:
+        u: Optional[str] = s.discover_url("x")
+    return url
+'''
+
+
+@pytest.mark.compat
+def test_library_is_typed_for_mypy_strict_users(tmp_path):
+    import pathlib
+
+    import regctl
+
+    good, bad = tmp_path / "good.py", tmp_path / "bad.py"
+    good.write_text(USER_CODE)
+    bad.write_text(USER_CODE.replace("u: Optional[str] = s.discover_url", "u: int = s.discover_url"))
+    src = str(pathlib.Path(regctl.__file__).parent.parent)
+    assert (pathlib.Path(regctl.__file__).parent / "py.typed").is_file()
+
+    def mypy(path):
+        return subprocess.run([sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent",
+                               "--cache-dir", str(tmp_path / "cache"), str(path)],
+                              capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                              env={**__import__("os").environ, "MYPYPATH": src})
+
+    ok = mypy(good)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    wrong = mypy(bad)  # the types are real, not Any: a wrong annotation is caught
+    assert wrong.returncode == 1 and 'has type "str | None", variable has type "int"' in wrong.stdout, wrong.stdout

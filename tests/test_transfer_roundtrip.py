@@ -208,3 +208,32 @@ def test_any_registry_round_trips(registry, kazoo_client, regs, fmt, odd):
     assert again.exit_code == 0, again
     assert json.dumps(services(again.stdout), sort_keys=True) == json.dumps(services(first.stdout), sort_keys=True)
     assert node_data(registry, kazoo_client) == registered  # the very same nodes, byte for byte of JSON
+
+
+def test_deep_metadata_round_trips_up_to_the_limit_and_is_listed_beyond(registry, kazoo_client, tmp_path):
+    def nest(n):
+        x = "leaf"
+        for _ in range(n):
+            x = {"k": [x]} if n % 2 else {"k": x}
+        return x
+
+    path = f"{registry.base_path}/deep/instances/too-deep"
+    for fmt in ("yaml", "json"):
+        register(registry.url, "deep", "ok", meta={"d": nest(250)})
+        kazoo_client.create(path, json.dumps({"service_url": "http://x:1", "instance_id": "too-deep",
+                                              "d": nest(400)}).encode(), ephemeral=True)
+        backup = tmp_path / f"b.{fmt}"
+        res = run_cli("export", "-f", str(backup), env=registry.env)
+        assert_one_line_error(res, 1)
+        assert f"not exported: {path}: node data is nested" in res.stderr
+        before = node_data(registry, kazoo_client)
+        wipe(registry, kazoo_client)
+        res = run_cli("import", str(backup), "--yes", env=registry.env)
+        assert res.exit_code == 0, res
+        assert node_data(registry, kazoo_client) == {k: v for k, v in before.items() if k[1] == "ok"}
+        wipe(registry, kazoo_client)
+    doc = {"version": 1, "services": [{"name": "deep", "instances": [
+        {"instance_id": "x", "service_url": "http://x:1", "service_metadata": {"d": nest(400)}}]}]}
+    (tmp_path / "deep.json").write_text(json.dumps(doc))
+    line = assert_one_line_error(run_cli("import", str(tmp_path / "deep.json"), "--yes", env=registry.env), 2)
+    assert "nested more than 300 levels" in line

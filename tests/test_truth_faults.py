@@ -137,3 +137,18 @@ def test_without_zookeeper_a_500_stays_exit_3(registry):
     res = run_cli("register", "--name", "asr-service", "--url", "http://asr:8090", "--instance-id", "asr-9",
                   env={"CONFIG_SERVICE_URL": registry.url})
     assert "500" in assert_one_line_error(res, 3)
+
+
+def test_restart_with_lingering_nodes_is_ok_on_borrowed_time(make_registry):
+    registry = make_registry(zk_timeout=4)
+    register(registry, "asr-service", "asr-1")
+    old = registry.server.session_id
+    registry.server.restart(linger=True)
+    assert registry.server.session_id != old
+    res = run_cli("list", "asr-service", "-o", "json", env=registry.env)
+    assert res.exit_code == 0, res
+    assert verdicts(res) == {"asr-service": (True, "orphaned-session")}
+    assert hex(old) in res.json["services"][0]["discovery"]["detail"]
+    table = run_cli("list", env=registry.env)
+    rows = {l.split()[0]: l for l in table.stdout.splitlines()[1:]}
+    assert "OK (orphaned-session)" in rows["asr-service"] and "orphaned" not in rows["config-service"]

@@ -5,7 +5,9 @@ Three pieces, all going through :mod:`regctl.api` (the same calls the CLI makes)
 * :class:`ServiceRegistryHttpClient`: the guide's async client, same method names,
   signatures and semantics: ``register`` returns the instance id or None,
   ``deregister`` True or False, ``discover_url`` a URL or None. It never raises;
-  a failure is a logged warning.
+  a failure is a logged warning. One pooled ``httpx.AsyncClient`` serves all its
+  calls (``async with`` or ``aclose()`` closes it); your own client or transport
+  can be passed in.
 * :class:`ServiceRegistryClient`: its synchronous twin (same method names).
 * :func:`registered_service`: an async context manager that registers from the
   guide's environment variables on enter and deregisters on exit, never raising,
@@ -18,23 +20,27 @@ Three pieces, all going through :mod:`regctl.api` (the same calls the CLI makes)
 
   (:func:`registered_service_sync` does the same for synchronous programs.)
 
-The Config Service URL is ``base_url=...`` when given, else ``CONFIG_SERVICE_URL``,
+The package is typed (``py.typed``). The Config Service URL is ``base_url=...`` when given, else ``CONFIG_SERVICE_URL``,
 else ``http://config-service:8082`` (the guide's default).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Dict, Iterator, Mapping, Optional
 
+import httpx
+
 from regctl.api import (
     AsyncRegistryApi,
     RegistryApi,
     deregister_call,
     register_call,
+    ssl_verify,
     url_call,
 )
 from regctl.errors import NotFound, RegctlError
@@ -47,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 
 def _payload(service_name: str, service_url: str, health_check_url: Optional[str],
-             service_metadata: Optional[Dict[str, Any]]) -> dict:
+             service_metadata: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     # exactly the guide's body: metadata is {} when not given
     return {
         "service_name": service_name,
@@ -59,13 +65,18 @@ def _payload(service_name: str, service_url: str, health_check_url: Optional[str
 
 class _Common:
     def __init__(self, base_url: Optional[str] = None, *, headers: Optional[Mapping[str, str]] = None,
-                 verify: "bool | str" = True, env: Optional[Mapping[str, str]] = None) -> None:
+                 verify: "bool | str" = True, env: Optional[Mapping[str, str]] = None,
+                 max_connections: int = 32) -> None:
         if base_url:
             self.base_url = base_url.rstrip("/")
         else:
             self.base_url = config_service_url_from_env(os.environ if env is None else env)
         self.headers = dict(headers or {})
         self.verify = verify
+        self.max_connections = max_connections
+
+    def _limits(self) -> httpx.Limits:
+        return httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=self.max_connections)
 
     @property
     def _registry_base(self) -> str:
@@ -84,28 +95,78 @@ class ServiceRegistryHttpClient(_Common):
     ``ServiceRegistryHttpClient()`` reads ``CONFIG_SERVICE_URL`` (default
     ``http://config-service:8082``); ``ServiceRegistryHttpClient(base_url=...)``
     overrides it. ``headers`` are sent with every request (for a gateway).
+
+    Every call goes through one pooled ``httpx.AsyncClient`` (connections are
+    reused), made on first use; close it with ``await client.aclose()`` or use
+    ``async with ServiceRegistryHttpClient() as client:``. Pass ``client=`` to use
+    your own ``httpx.AsyncClient`` (never closed here; ``verify`` then is its
+    business) or ``transport=`` for the one regctl makes.
     """
 
+    def __init__(self, base_url: Optional[str] = None, *, headers: Optional[Mapping[str, str]] = None,
+                 verify: "bool | str" = True, env: Optional[Mapping[str, str]] = None,
+                 client: Optional[httpx.AsyncClient] = None,
+                 transport: Optional[httpx.AsyncBaseTransport] = None, max_connections: int = 32) -> None:
+        super().__init__(base_url, headers=headers, verify=verify, env=env, max_connections=max_connections)
+        self._http: Optional[httpx.AsyncClient] = client
+        self._owns_http = client is None
+        self._transport = transport
+        self._loop: Any = None
+
+    def _pool(self) -> httpx.AsyncClient:
+        if not self._owns_http:
+            assert self._http is not None
+            return self._http
+        loop = asyncio.get_running_loop()
+        # a pool's connections belong to the event loop that opened them: a new asyncio.run() gets a new pool
+        if self._http is None or self._http.is_closed or self._loop is not loop:
+            self._http = httpx.AsyncClient(headers=self.headers, verify=ssl_verify(self.verify),
+                                           transport=self._transport, limits=self._limits(),
+                                           follow_redirects=False)
+            self._loop = loop
+        return self._http
+
     def _api(self, timeout: float) -> AsyncRegistryApi:
-        return AsyncRegistryApi(self.base_url, timeout=timeout, headers=self.headers, verify=self.verify)
+        return AsyncRegistryApi(self.base_url, timeout=timeout, headers=self.headers, verify=self.verify,
+                                client=self._pool())
+
+    async def aclose(self) -> None:
+        """Close the pooled connections (not a client passed in as ``client=``)."""
+        if not self._owns_http:
+            return
+        http, self._http = self._http, None
+        if http is not None and not http.is_closed:
+            await http.aclose()
+
+    async def __aenter__(self) -> "ServiceRegistryHttpClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     async def register(self, service_name: str, service_url: str, health_check_url: Optional[str],
                        service_metadata: Optional[Dict[str, Any]] = None,
                        request_timeout_s: float = 5.0) -> Optional[str]:
         """Register an instance; the instance id, or None (and a logged warning) on failure."""
+        iid, _ = await self._register(service_name, service_url, health_check_url, service_metadata,
+                                      request_timeout_s)
+        return iid
+
+    async def _register(self, service_name: str, service_url: str, health_check_url: Optional[str],
+                        service_metadata: Optional[Dict[str, Any]],
+                        request_timeout_s: float) -> "tuple[Optional[str], Optional[str]]":
+        """(instance id, None) or (None, why it failed)."""
         try:
-            async with self._api(request_timeout_s) as api:
-                return await api.execute(register_call(_payload(service_name, service_url, health_check_url,
-                                                                service_metadata)))
+            return await self._api(request_timeout_s).execute(
+                register_call(_payload(service_name, service_url, health_check_url, service_metadata))), None
         except Exception as e:  # never raise: the guide's contract
             logger.warning("Service registry registration failed: %s", e)
-            return None
+            return None, _reason(e)
 
     async def deregister(self, service_name: str, instance_id: str, request_timeout_s: float = 5.0) -> bool:
         """Deregister an instance; True when the registry said ok, else False and a logged warning."""
         try:
-            async with self._api(request_timeout_s) as api:
-                return bool(await api.execute(deregister_call(service_name, instance_id)))
+            return bool(await self._api(request_timeout_s).execute(deregister_call(service_name, instance_id)))
         except Exception as e:
             logger.warning("Service registry deregistration failed: %s", e)
             return False
@@ -113,8 +174,8 @@ class ServiceRegistryHttpClient(_Common):
     async def discover_url(self, service_name: str, request_timeout_s: float = 3.0) -> Optional[str]:
         """A random healthy instance's URL, or None (no healthy instance, or a failure: logged)."""
         try:
-            async with self._api(request_timeout_s) as api:
-                return await api.execute(url_call(service_name))
+            url: str = await self._api(request_timeout_s).execute(url_call(service_name))
+            return url
         except NotFound:
             return None  # 404: nothing healthy, as in the guide (no warning)
         except Exception as e:
@@ -123,39 +184,87 @@ class ServiceRegistryHttpClient(_Common):
 
 
 class ServiceRegistryClient(_Common):
-    """Synchronous twin of :class:`ServiceRegistryHttpClient` (same methods, same semantics)."""
+    """Synchronous twin of :class:`ServiceRegistryHttpClient` (same methods, same semantics).
+
+    One pooled ``httpx.Client`` (thread-safe) serves every call; ``close()`` or
+    ``with ServiceRegistryClient() as client:`` releases it. ``client=`` /
+    ``transport=`` as for the async client.
+    """
+
+    def __init__(self, base_url: Optional[str] = None, *, headers: Optional[Mapping[str, str]] = None,
+                 verify: "bool | str" = True, env: Optional[Mapping[str, str]] = None,
+                 client: Optional[httpx.Client] = None, transport: Optional[httpx.BaseTransport] = None,
+                 max_connections: int = 32) -> None:
+        super().__init__(base_url, headers=headers, verify=verify, env=env, max_connections=max_connections)
+        self._http: Optional[httpx.Client] = client
+        self._owns_http = client is None
+        self._transport = transport
+
+    def _pool(self) -> httpx.Client:
+        if self._http is None or (self._owns_http and self._http.is_closed):
+            self._http = httpx.Client(headers=self.headers, verify=ssl_verify(self.verify),
+                                      transport=self._transport, limits=self._limits(), follow_redirects=False)
+        return self._http
 
     def _api(self, timeout: float) -> RegistryApi:
-        return RegistryApi(self.base_url, timeout=timeout, headers=self.headers, verify=self.verify)
+        return RegistryApi(self.base_url, timeout=timeout, headers=self.headers, verify=self.verify,
+                           client=self._pool())
+
+    def close(self) -> None:
+        """Close the pooled connections (not a client passed in as ``client=``)."""
+        if not self._owns_http:
+            return
+        http, self._http = self._http, None
+        if http is not None:
+            http.close()
+
+    def __enter__(self) -> "ServiceRegistryClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def register(self, service_name: str, service_url: str, health_check_url: Optional[str],
                  service_metadata: Optional[Dict[str, Any]] = None,
                  request_timeout_s: float = 5.0) -> Optional[str]:
+        """Register an instance; the instance id, or None (and a logged warning) on failure."""
+        iid, _ = self._register(service_name, service_url, health_check_url, service_metadata, request_timeout_s)
+        return iid
+
+    def _register(self, service_name: str, service_url: str, health_check_url: Optional[str],
+                  service_metadata: Optional[Dict[str, Any]],
+                  request_timeout_s: float) -> "tuple[Optional[str], Optional[str]]":
         try:
-            with self._api(request_timeout_s) as api:
-                return api.execute(register_call(_payload(service_name, service_url, health_check_url,
-                                                          service_metadata)))
+            return self._api(request_timeout_s).execute(
+                register_call(_payload(service_name, service_url, health_check_url, service_metadata))), None
         except Exception as e:
             logger.warning("Service registry registration failed: %s", e)
-            return None
+            return None, _reason(e)
 
     def deregister(self, service_name: str, instance_id: str, request_timeout_s: float = 5.0) -> bool:
+        """Deregister an instance; True when the registry said ok, else False and a logged warning."""
         try:
-            with self._api(request_timeout_s) as api:
-                return bool(api.execute(deregister_call(service_name, instance_id)))
+            return bool(self._api(request_timeout_s).execute(deregister_call(service_name, instance_id)))
         except Exception as e:
             logger.warning("Service registry deregistration failed: %s", e)
             return False
 
     def discover_url(self, service_name: str, request_timeout_s: float = 3.0) -> Optional[str]:
+        """A random healthy instance's URL, or None (no healthy instance, or a failure: logged)."""
         try:
-            with self._api(request_timeout_s) as api:
-                return api.execute(url_call(service_name))
+            url: str = self._api(request_timeout_s).execute(url_call(service_name))
+            return url
         except NotFound:
             return None
         except Exception as e:
             logger.warning("Service discovery failed for %s: %s", service_name, e)
             return None
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying why a call failed (regctl's errors already name the URL and a hint)."""
+    text = str(exc).strip()
+    return text if isinstance(exc, RegctlError) and text else f"{type(exc).__name__}: {text or 'no detail'}"
 
 
 @dataclass
@@ -190,55 +299,74 @@ def _prepare(env: Optional[Mapping[str, str]], metadata: Optional[Mapping[str, A
 async def registered_service(env: Optional[Mapping[str, str]] = None,
                              metadata: Optional[Mapping[str, Any]] = None, *,
                              base_url: Optional[str] = None, headers: Optional[Mapping[str, str]] = None,
-                             request_timeout_s: float = 5.0) -> AsyncIterator[RegisteredService]:
+                             request_timeout_s: float = 5.0,
+                             client: Optional[ServiceRegistryHttpClient] = None,
+                             transport: Optional[httpx.AsyncBaseTransport] = None,
+                             ) -> AsyncIterator[RegisteredService]:
     """Register from the guide's variables on enter, deregister on exit; never raises.
 
     ``env`` defaults to ``os.environ`` (``SERVICE_NAME``, ``SERVICE_PORT``,
     ``SERVICE_HOST``, ``SERVICE_PUBLIC_URL``, ``SERVICE_INSTANCE_ID``,
     ``CONFIG_SERVICE_URL``); ``metadata`` is added to the guide's
     ``{"instance_id", "status": "healthy"}``. Yields a :class:`RegisteredService`
-    whose ``instance_id`` is None when registration failed (a warning is logged
-    and the service runs on, as the guide recommends). Exceptions raised inside
-    the ``async with`` body propagate unchanged, after deregistration.
+    whose ``instance_id`` is None when registration failed (``error`` says why, a
+    warning is logged and the service runs on, as the guide recommends). Exceptions
+    raised inside the ``async with`` body propagate unchanged, after deregistration.
+    ``client`` is a :class:`ServiceRegistryHttpClient` to use (and leave open);
+    otherwise one is made (with ``transport``, if given) and closed on exit.
     """
     state, reg = _prepare(env, metadata, base_url)
-    client = ServiceRegistryHttpClient(base_url=state.base_url, headers=headers)
-    if reg is not None:
-        state.instance_id = await client.register(reg.service_name, reg.service_url, reg.health_check_url,
-                                                  reg.metadata, request_timeout_s=request_timeout_s)
-        if state.instance_id:
-            logger.info("Registered %s with service registry as instance %s", reg.service_name, state.instance_id)
-        else:
-            state.error = "registration failed (see the warning logged above)"
-            logger.warning("Service registry registration skipped/failed for %s", reg.service_name)
+    own = client is None
+    api = client or ServiceRegistryHttpClient(base_url=state.base_url, headers=headers, transport=transport)
+    state.base_url = api.base_url
     try:
-        yield state
+        if reg is not None:
+            state.instance_id, why = await api._register(reg.service_name, reg.service_url, reg.health_check_url,
+                                                         reg.metadata, request_timeout_s)
+            if state.instance_id:
+                logger.info("Registered %s with service registry as instance %s", reg.service_name,
+                            state.instance_id)
+            else:
+                state.error = f"registration failed: {why}"
+        try:
+            yield state
+        finally:
+            if state.instance_id and state.service_name:
+                state.deregistered = await api.deregister(state.service_name, state.instance_id,
+                                                          request_timeout_s=request_timeout_s)
+                if state.deregistered:
+                    logger.info("Deregistered %s from service registry", state.service_name)
     finally:
-        if state.instance_id and state.service_name:
-            state.deregistered = await client.deregister(state.service_name, state.instance_id,
-                                                         request_timeout_s=request_timeout_s)
-            if state.deregistered:
-                logger.info("Deregistered %s from service registry", state.service_name)
+        if own:
+            await api.aclose()
 
 
 @contextlib.contextmanager
 def registered_service_sync(env: Optional[Mapping[str, str]] = None,
                             metadata: Optional[Mapping[str, Any]] = None, *,
                             base_url: Optional[str] = None, headers: Optional[Mapping[str, str]] = None,
-                            request_timeout_s: float = 5.0) -> Iterator[RegisteredService]:
+                            request_timeout_s: float = 5.0, client: Optional[ServiceRegistryClient] = None,
+                            transport: Optional[httpx.BaseTransport] = None) -> Iterator[RegisteredService]:
     """Synchronous twin of :func:`registered_service`."""
     state, reg = _prepare(env, metadata, base_url)
-    client = ServiceRegistryClient(base_url=state.base_url, headers=headers)
-    if reg is not None:
-        state.instance_id = client.register(reg.service_name, reg.service_url, reg.health_check_url,
-                                            reg.metadata, request_timeout_s=request_timeout_s)
-        if state.instance_id:
-            logger.info("Registered %s with service registry as instance %s", reg.service_name, state.instance_id)
-        else:
-            state.error = "registration failed (see the warning logged above)"
+    own = client is None
+    api = client or ServiceRegistryClient(base_url=state.base_url, headers=headers, transport=transport)
+    state.base_url = api.base_url
     try:
-        yield state
+        if reg is not None:
+            state.instance_id, why = api._register(reg.service_name, reg.service_url, reg.health_check_url,
+                                                   reg.metadata, request_timeout_s)
+            if state.instance_id:
+                logger.info("Registered %s with service registry as instance %s", reg.service_name,
+                            state.instance_id)
+            else:
+                state.error = f"registration failed: {why}"
+        try:
+            yield state
+        finally:
+            if state.instance_id and state.service_name:
+                state.deregistered = api.deregister(state.service_name, state.instance_id,
+                                                    request_timeout_s=request_timeout_s)
     finally:
-        if state.instance_id and state.service_name:
-            state.deregistered = client.deregister(state.service_name, state.instance_id,
-                                                   request_timeout_s=request_timeout_s)
+        if own:
+            api.close()

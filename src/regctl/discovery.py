@@ -29,6 +29,9 @@ from regctl.models import Instance, ServiceRow, ZkSnapshot
 #: the statuses the Config Service's enum accepts; any other makes its reads of that service answer 500
 VALID_STATUSES = ("healthy", "unhealthy", "unknown", "starting", "stopping")
 
+#: the name under which the Config Service registers itself
+CONFIG_SERVICE = "config-service"
+
 #: reason -> meaning (docs/output.md lists the same; a test keeps them in step)
 REASONS = {
     "no-instances": "no instance is live, so /url answers 404",
@@ -38,6 +41,8 @@ REASONS = {
     "api-500": "the API's read of the service answered HTTP 500 (also api-502, api-503, api-504)",
     "stale-cache": "the API hands out only instances ZooKeeper no longer holds (its cache lasts up to 60 s)",
     "api-differs": "ZooKeeper holds an instance with status 'healthy' but the API lists none",
+    "orphaned-session": "(a caveat on OK) the instances are owned by a ZooKeeper session other than the Config "
+                        "Service's current one: they vanish when it expires",
     "not-answering": "with --probe: no instance with status 'healthy' answers its health URL",
     "unreachable-from-here": "with --probe: the health URLs could not be checked from this machine "
                              "(their host does not resolve here)",
@@ -96,12 +101,15 @@ def bad_statuses(instances: Iterable[Instance]) -> list[Instance]:
 
 def judge(service: str, *, zk: Sequence[Instance] | None = None, zk_error: str | None = None,
           api: "Sequence[Instance] | RegctlError | None" = None,
-          probes: Mapping[str, Any] | None = None) -> DiscoveryVerdict:
+          probes: Mapping[str, Any] | None = None,
+          owners: "frozenset[int] | None" = None) -> DiscoveryVerdict:
     """The verdict for one service.
 
     ``zk``: the live instances ZooKeeper holds (None: not read; ``zk_error`` says why).
     ``api``: what ``GET /services/{name}`` answered (a list, the error, or None: not asked).
     ``probes``: instance id -> :class:`regctl.health.ProbeResult`, when probing was asked.
+    ``owners``: the ZooKeeper sessions that own the Config Service's own nodes; a
+    candidate owned by another session is on borrowed time (``orphaned-session``).
     """
     zk_list = list(zk) if zk is not None else None
     if isinstance(api, RegctlError):
@@ -153,13 +161,21 @@ def judge(service: str, *, zk: Sequence[Instance] | None = None, zk_error: str |
             return DiscoveryVerdict(service, False, "stale-cache",
                                     f"/url hands out {_ids(gone)} which ZooKeeper no longer holds "
                                     f"(the API's cache lasts up to 60 s)", judged_from, 0)
-        candidates = [i for i in healthy if i.instance_id in zk_ids]
+        zk_by_id = {i.instance_id: i for i in zk_list}
+        candidates = [zk_by_id[i.instance_id] for i in healthy if i.instance_id in zk_by_id]
         if gone:
             caveat = "stale-cache"
             detail += f"; /url may also hand out {_ids(gone)}, which ZooKeeper no longer holds"
         elif {i.instance_id for i in zk_healthy} - {i.instance_id for i in healthy}:
             caveat = "api-differs"
             detail += "; ZooKeeper holds more instances with status 'healthy' than the API lists"
+    if owners and caveat is None:
+        orphaned = [i for i in candidates if i.stat is not None and i.stat.ephemeral_owner not in owners]
+        if orphaned:
+            caveat = "orphaned-session"
+            detail += (f"; {_ids(orphaned)} {'is' if len(orphaned) == 1 else 'are'} owned by session "
+                       f"{orphaned[0].stat.owner_hex}, not the Config Service's current one: gone when it "
+                       f"expires (the Config Service restarted?)")
     answering = None
     if probes is not None:
         results = [probes.get(i.instance_id) for i in candidates]
@@ -251,7 +267,16 @@ class RegistryRead:
         api = self.api_answer(name)
         if api is not None and api is self.instances_skipped:  # not asked: could not check, not "no"
             api = Unreachable(f"not asked, the Config Service is down ({api.message})", where=api.where)
-        return judge(name, zk=zk, zk_error=zk_error, api=api, probes=probes)
+        return judge(name, zk=zk, zk_error=zk_error, api=api, probes=probes, owners=self.config_owners())
+
+    def config_owners(self) -> "frozenset[int] | None":
+        """The sessions owning the Config Service's own nodes (``config-service``), None when unseen."""
+        if self.snapshot is None:
+            return None
+        svc = self.snapshot.service(CONFIG_SERVICE)
+        owners = frozenset(i.stat.ephemeral_owner for i in (svc.instances if svc else ())
+                           if i.stat is not None and i.stat.ephemeral_owner)
+        return owners or None
 
     def sources(self, config_url: str, zk_hosts: str | None, zk_base: str) -> dict:
         """The ``sources`` object of ``-o json``: per source whether it was read, and the error."""
@@ -301,7 +326,8 @@ def read_registry(api: Callable[[], Any] | None, zk: Callable[[], Any] | None, *
 
     def read_zk() -> None:
         try:
-            read.snapshot = zk().snapshot(wanted)
+            # the Config Service's own node too: its session tells orphaned nodes apart
+            read.snapshot = zk().snapshot(None if wanted is None else list(dict.fromkeys(wanted + [CONFIG_SERVICE])))
         except RegctlError as exc:
             read.zk_error = exc
 

@@ -27,18 +27,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from regctl.errors import ExitCode, RegctlError
+from regctl.errors import RegctlError
 from regctl.transfer import Entry, canonical, differences, expected_node
 from regctl.transfer_live import Session
 
 WRITES = ("add", "restore", "overwrite")
 ACTIONS = ("add", "restore", "overwrite", "live", "differs", "self", "down")
-
-
-class Interrupted(RegctlError):
-    """Ctrl-C in the middle of changing the registry (exit 130)."""
-
-    exit_code = ExitCode.INTERRUPTED
 
 
 @dataclass(frozen=True)
@@ -207,24 +201,51 @@ class Live:
         return None
 
 
-def apply_plan(plan: ImportPlan, api: Any, live: Live, results: list[ApplyResult],
-               on_result: Callable[[ApplyResult], None] | None = None) -> list[ApplyResult]:
-    """Write every ``add``/``restore``/``overwrite`` item, one by one, appending to ``results``.
+#: writes in flight at once (each one: read again, [deregister,] register, read back)
+CONCURRENCY = 8
 
-    A KeyboardInterrupt is re-raised after the item in flight is recorded as
-    ``interrupted``; everything not reached stays out of ``results`` (see
-    :func:`not_done`).
+
+def apply_plan(plan: ImportPlan, api: Any, live: Live, results: list[ApplyResult],
+               on_result: Callable[[ApplyResult], None] | None = None,
+               concurrency: "int | None" = None) -> list[ApplyResult]:
+    """Write every ``add``/``restore``/``overwrite`` item, ``concurrency`` at a time, appending to ``results``.
+
+    On KeyboardInterrupt the writes in flight are recorded as ``interrupted``, the
+    ones not started get no result (see :func:`not_done`), and it is re-raised.
     """
-    for item in plan.writes:
-        try:
-            res = _apply_one(item, api, live, plan.session)
-        except KeyboardInterrupt:
-            results.append(ApplyResult(item, "interrupted", "Ctrl-C while writing it: it may or may not be "
-                                       "registered; check with: regctl get " + item.service))
-            raise
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    def record(res: ApplyResult) -> None:
         results.append(res)
         if on_result is not None:
             on_result(res)
+
+    todo = plan.writes
+    if not todo:
+        return results
+    concurrency = CONCURRENCY if concurrency is None else concurrency
+    pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(todo))), thread_name_prefix="regctl-import")
+    futures = {}
+    try:
+        for item in todo:
+            futures[pool.submit(_apply_one, item, api, live, plan.session)] = item
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for f in sorted(done, key=lambda f: todo.index(futures[f])):
+                record(f.result())
+    except KeyboardInterrupt:
+        for f, item in futures.items():
+            if any(r.item is item for r in results):
+                continue
+            if f.done() and not f.cancelled() and f.exception() is None:
+                record(f.result())
+            elif not f.cancel():
+                record(ApplyResult(item, "interrupted", "Ctrl-C while writing it: it may or may not be "
+                                   "registered; check with: regctl inspect " + item.service))
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     return results
 
 
@@ -276,6 +297,11 @@ def _apply_one(item: PlanItem, api: Any, live: Live, session: Session | None) ->
     try:
         api.execute(register_call(reg.payload()))
     except RegctlError as exc:
+        # the registry writes ZooKeeper first, so after an error only the node says what happened
+        if live.reader is not None and _verify(item, live, session) is None:
+            return ApplyResult(item, "restored" if item.action == "restore" else "registered",
+                               f"the API answered an error ({exc.message}) but the node is in ZooKeeper "
+                               "with the file's data")
         detail = "register failed"
         if item.action == "restore":
             detail = "the old node was deregistered but the registration failed: the instance is NOT live"

@@ -1,6 +1,11 @@
 """Resolved settings: where regctl talks to and how it prints.
 
-Lookup order, for every setting: **flag > environment > context > default**.
+Lookup order, for every setting: **flag > environment > context > default**, except
+that a context named on the command line (``--context NAME``) wins over the
+environment for the keys it sets: **flag > --context's value > environment > default**.
+A context selected by ``REGCTL_CONTEXT`` or the file's ``current-context`` keeps the
+plain order. Either way :attr:`Settings.notes` says which environment variable
+overrode (or was overridden by) a context's value; the CLI prints them with ``-v``.
 
 ============  ====================  ======================  ==============================
 setting       flag                  environment             default
@@ -100,7 +105,6 @@ DEFAULTS: dict[str, Any] = {
 FLAGS = {"config_url": "--config-url", "zk_hosts": "--zk", "zk_base": "--zk-base", "timeout": "--timeout",
          "output": "--output", "headers": "--header"}
 
-_SECRET_HEADER_WORDS = ("auth", "token", "secret", "key", "cookie", "password", "session", "credential")
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,8 @@ class Settings:
     extra: Mapping[str, Any] = field(default_factory=dict)
     #: warnings the CLI prints on stderr on every run (e.g. TLS verification is off)
     warnings: tuple = ()
+    #: where an environment variable and the context disagreed, and which won (the CLI shows them with -v)
+    notes: tuple = ()
 
     @property
     def verify(self) -> "bool | str":
@@ -144,13 +150,13 @@ class Settings:
 
     def secret_values(self) -> list[str]:
         """Every secret these settings hold (for :func:`regctl.redaction.add_secrets`)."""
-        out: list[str] = []
-        for k, v in self.headers.items():
-            if is_secret_header(k):
-                out.append(v)
-                scheme, _, rest = v.partition(" ")
-                if rest.strip():
-                    out.append(rest.strip())
+        from regctl.redaction import header_secrets, url_password
+
+        out: list[str] = header_secrets(dict(self.headers))
+        for url in (self.config_url, self.zk_hosts):
+            password = url_password(url)
+            if password:
+                out.append(password)
         for _scheme, cred in self.zk_auth_data or []:
             out.append(cred)
             user, sep, password = cred.partition(":")
@@ -174,9 +180,11 @@ class Settings:
         return f"{getattr(self, name)!r} (from {label})"
 
     def redacted(self) -> dict:
-        """A printable view: secret header values replaced by ``***``."""
+        """A printable view: every header value replaced by ``***``, URL passwords masked."""
+        from regctl.redaction import mask_url
+
         return {
-            "config_url": self.config_url,
+            "config_url": mask_url(self.config_url),
             "zk_hosts": self.zk_hosts,
             "zk_base": self.zk_base,
             "timeout": self.timeout,
@@ -194,38 +202,56 @@ class Settings:
 
 
 def is_secret_header(name: str) -> bool:
-    """Whether a header's value may be a secret (Authorization, *Token*, *Key*, Cookie ...)."""
-    return any(w in name.lower() for w in _SECRET_HEADER_WORDS)
+    """Whether a header's value may be a secret (see :func:`regctl.redaction.is_secret_name`)."""
+    from regctl.redaction import is_secret_name
+
+    return is_secret_name(name)
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Replace the value of every header that may hold a secret with ``***``."""
-    return {k: ("***" if is_secret_header(k) else v) for k, v in headers.items()}
+    """Every header value replaced with ``***``: regctl cannot tell which one a gateway treats as a secret."""
+    return {k: "***" for k in headers}
 
 
 def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
             context: Mapping[str, Any] | None = None, context_name: str | None = None,
-            verbose: int = 0) -> Settings:
-    """Resolve every setting: flag > environment > context > default.
+            verbose: int = 0, context_from_flag: bool = False) -> Settings:
+    """Resolve every setting; the one place the lookup order lives.
 
-    ``flags`` holds values given on the command line (None = not given), ``env`` is
-    the environment (default ``os.environ``), ``context`` the current context's
-    values from the config file. Values are validated here, so a bad URL or host
-    list is a :class:`UsageError` naming where it came from.
+    1. a flag on the command line;
+    2. with ``context_from_flag`` (``--context NAME`` was given): the context's value;
+    3. the environment variable (``CONFIG_SERVICE_URL``, ``REGCTL_HEADERS``, ...);
+    4. the context's value (context chosen by ``REGCTL_CONTEXT`` or ``current-context``);
+    5. the default.
+
+    Headers merge by name in that same order (later layers replace a header of the
+    same name). ``flags`` holds values given on the command line (None = not given),
+    ``env`` is the environment (default ``os.environ``), ``context`` the selected
+    context's values from the config file. Values are validated here, so a bad URL
+    or host list is a :class:`UsageError` naming where it came from. Each place an
+    environment variable and the context both set a key is described in
+    :attr:`Settings.notes`.
     """
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     env = os.environ if env is None else env
     context = context or {}
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    notes: list[str] = []
     for name, default in DEFAULTS.items():
         var = ENV_VARS.get(name)
+        in_env = bool(var) and env.get(var or "", "") != ""
+        in_context = context.get(name) is not None
         if name in flags:
             values[name], sources[name] = flags[name], "flag"
-        elif var and env.get(var, "") != "":
-            values[name], sources[name] = env[var], "env"
-        elif context.get(name) is not None:
+        elif in_context and (context_from_flag or not in_env):
             values[name], sources[name] = context[name], "context"
+            if in_env:
+                notes.append(_note(var, name, context_name, context_won=True))
+        elif in_env:
+            values[name], sources[name] = env[var], "env"
+            if in_context:
+                notes.append(_note(var, name, context_name, context_won=False))
         else:
             values[name], sources[name] = default, "default"
 
@@ -275,34 +301,94 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
 
     extra = {k: v for k, v in context.items() if k not in DEFAULTS}
     warnings: list[str] = []
-    headers = _resolve_headers(flags, env, context, sources, warnings)
+    if context_from_flag:  # the context's keys beat the environment's: hide the env vars it overrides
+        env, overridden = _without_context_keys(env, extra, context)
+        notes.extend(_note(var, key, context_name, context_won=True) for var, key in overridden)
+    else:
+        notes.extend(_note(var, key, context_name, context_won=False)
+                     for var, key in _context_keys_in_env(env, extra, context))
+    headers = _resolve_headers(flags, env, context, sources, warnings, context_from_flag, notes, context_name)
     _resolve_tls(flags, env, extra, sources, url, warnings)
     _resolve_zk(flags, env, extra, sources, warnings)
     return Settings(config_url=url, zk_hosts=zk, zk_base=base, timeout=timeout, output=output,
                     color=color, verbose=verbose, headers=headers, context=context_name,
-                    sources=sources, extra=extra, warnings=tuple(warnings))
+                    sources=sources, extra=extra, warnings=tuple(warnings), notes=tuple(notes))
+
+
+#: environment variable -> the context key (in :func:`regctl.contexts.settings_values`' terms) it competes with
+_ENV_CONTEXT_KEYS = {
+    "REGCTL_CA_BUNDLE": "verify", "REGCTL_INSECURE": "verify",
+    "REGCTL_ZK_AUTH": "zk_auth_data",
+    "REGCTL_ZK_TLS": "zk_client_kwargs", "REGCTL_ZK_CA": "zk_client_kwargs",
+    "REGCTL_ZK_CERT": "zk_client_kwargs", "REGCTL_ZK_KEY": "zk_client_kwargs",
+}
+
+
+def _context_keys_in_env(env: Mapping[str, str], extra: Mapping[str, Any],
+                         context: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(variable, context key) for each auth/TLS variable set while the context sets that key too."""
+    return [(var, key) for var, key in _ENV_CONTEXT_KEYS.items()
+            if env.get(var, "").strip() and (extra.get(key) or context.get(key)) not in (None, {}, [])]
+
+
+def _without_context_keys(env: Mapping[str, str], extra: Mapping[str, Any],
+                          context: Mapping[str, Any]) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    overridden = _context_keys_in_env(env, extra, context)
+    hidden = {var for var, _ in overridden}
+    return {k: v for k, v in env.items() if k not in hidden}, overridden
+
+
+def _note(var: str | None, key: str, context_name: str | None, context_won: bool) -> str:
+    ctx = f"context {context_name!r}" if context_name else "the context"
+    if context_won:
+        return f"{var} is set but --context {context_name} sets {key}: using {ctx}'s value"
+    hint = f" (pass --context {context_name} to use the context's value)" if context_name else ""
+    return f"{var} overrides {ctx}'s {key}{hint}"
 
 
 # ---------------------------------------------------------------------------
 # auth and TLS
 # ---------------------------------------------------------------------------
 
-def parse_header_line(text: str, where: str) -> tuple[str, str]:
-    """``'Name: value'`` -> (name, value); a :class:`UsageError` naming ``where`` otherwise.
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
-    The error never repeats the value (it may be a secret).
-    """
-    name, sep, value = str(text).partition(":")
-    name, value = name.strip(), value.strip()
-    if not sep or not name or any(c in name for c in " \t\r\n") or not name.isprintable():
-        shown = name if sep else "(no ':')"
-        raise UsageError(f"header {shown!r} is not 'Name: value'", where=where,
-                         hint="write e.g. --header 'Authorization: Bearer TOKEN'")
+
+def check_header(name: Any, value: Any, where: str) -> tuple[str, str]:
+    """A header as HTTP can send it: a token name (RFC 9110) and a printable ASCII value, else a
+    :class:`UsageError` naming ``where``. The error never repeats the value (it may be a secret)."""
+    if not isinstance(name, str) or not name or not set(name) <= _TOKEN_CHARS:
+        raise UsageError(f"header name {name!r} is not valid (letters, digits and !#$%&'*+-.^_`|~ only)",
+                         where=where, hint="write headers as 'Name: value', e.g. 'X-Team: ops'")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise UsageError(f"header {name!r} must have a text value", where=where, hint="write 'Name: value'")
+    value = str(value).strip()
     if not value:
         raise UsageError(f"header {name!r} has no value", where=where, hint="write 'Name: value'")
     if any(c in value for c in "\r\n\0"):
         raise UsageError(f"header {name!r} value contains a line break", where=where, hint="remove it")
+    if not all(c == "\t" or " " <= c <= "~" for c in value):
+        raise UsageError(f"header {name!r} value holds a control or non-ASCII character", where=where,
+                         hint="HTTP header values are ASCII; encode the value (e.g. base64)")
     return name, value
+
+
+def parse_header_line(text: str, where: str, allow_removal: bool = False) -> "tuple[str, str | None]":
+    """The one header parser: ``'Name: value'`` -> (name, value); a :class:`UsageError` naming
+    ``where`` otherwise. ``allow_removal``: ``'Name-'`` or ``'Name:'`` -> (name, None)."""
+    text = str(text)
+    if allow_removal and text.endswith("-") and ":" not in text:
+        name = text[:-1].strip()
+        check_header(name, "x", where)
+        return name, None
+    name, sep, value = text.partition(":")
+    name = name.strip()
+    if not sep:
+        raise UsageError("header (no ':') is not 'Name: value'", where=where,
+                         hint="write e.g. --header 'Authorization: Bearer TOKEN'")
+    if allow_removal and not value.strip():
+        check_header(name, "x", where)
+        return name, None
+    return check_header(name, value, where)
 
 
 def parse_headers_env(text: str, var: str = "REGCTL_HEADERS") -> dict[str, str]:
@@ -317,11 +403,10 @@ def parse_headers_env(text: str, var: str = "REGCTL_HEADERS") -> dict[str, str]:
             raise UsageError(f"{var} is not a valid JSON object ({type(exc).__name__} at "
                              f"position {getattr(exc, 'pos', '?')})", where=var,
                              hint='write {"Name": "value"} or Name: value lines') from None
-        if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, (str, int, float))
-                                                 and not isinstance(v, bool) for k, v in data.items()):
+        if not isinstance(data, dict):
             raise UsageError(f"{var} must map header names to text values", where=var,
                              hint='write {"Name": "value"}')
-        return dict(parse_header_line(f"{k}: {v}", var) for k, v in data.items())
+        return dict(check_header(k, v, var) for k, v in data.items())
     out: dict[str, str] = {}
     for line in text.splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
@@ -349,10 +434,11 @@ def read_token_file(path: str, where: str) -> str:
     return token
 
 
-def file_readable_by_others(path: str) -> str | None:
-    """``'readable by group and other'`` style text when a file's mode lets others read it."""
+def file_readable_by_others(path: "str | Path") -> str | None:
+    """The one "readable by others" check: ``'readable by group and other'`` style text when a file's
+    mode lets others read it (None when it does not, or the file cannot be looked at)."""
     try:
-        mode = Path(os.path.expanduser(path)).stat().st_mode
+        mode = Path(os.path.expanduser(str(path))).stat().st_mode
     except OSError:
         return None
     who = [w for w, bit in (("group", stat.S_IRGRP), ("other", stat.S_IROTH)) if mode & bit]
@@ -403,9 +489,13 @@ def _truthy(value: str, var: str) -> bool:
 
 
 def _resolve_headers(flags: Mapping[str, Any], env: Mapping[str, str], context: Mapping[str, Any],
-                     sources: dict[str, str], warnings: list[str]) -> dict[str, str]:
-    """Context headers, then REGCTL_HEADERS/REGCTL_TOKEN, then --header/--token-file (by name)."""
-    ctx_headers = {str(k): str(v) for k, v in dict(context.get("headers") or {}).items()}
+                     sources: dict[str, str], warnings: list[str], context_from_flag: bool = False,
+                     notes: list[str] | None = None, context_name: str | None = None) -> dict[str, str]:
+    """Context headers, then REGCTL_HEADERS/REGCTL_TOKEN, then --header/--token-file (by name).
+
+    With ``context_from_flag`` the context's headers come after the environment's.
+    """
+    ctx_headers = dict(check_header(k, v, "context headers") for k, v in dict(context.get("headers") or {}).items())
     env_headers = parse_headers_env(env.get(AUTH_ENV_VARS["headers"], ""))
     env_token = env.get(AUTH_ENV_VARS["token"], "").strip() or None
     if env_token and any(c in env_token for c in "\r\n\0"):
@@ -419,8 +509,15 @@ def _resolve_headers(flags: Mapping[str, Any], env: Mapping[str, str], context: 
         if w:
             warnings.append(f"token file {flags['token_file']} is {w}; run: chmod 600 {flags['token_file']}")
     flag_headers = _with_token(flag_headers, flag_token, "command line", "--token-file")
+    layers = [(ctx_headers, "context"), (env_headers, "env"), (flag_headers, "flag")]
+    if context_from_flag:
+        layers[0], layers[1] = layers[1], layers[0]
+    shared = sorted({k.lower() for k in ctx_headers} & {k.lower() for k in env_headers})
+    if shared and notes is not None:
+        var = "REGCTL_HEADERS/REGCTL_TOKEN"
+        notes.extend(_note(var, f"header {name!r}", context_name, context_won=context_from_flag) for name in shared)
     headers: dict[str, str] = {}
-    for layer, src in ((ctx_headers, "context"), (env_headers, "env"), (flag_headers, "flag")):
+    for layer, src in layers:
         if layer:
             headers = _merge(headers, layer)
             sources["headers"] = src  # the highest layer that contributed
@@ -470,13 +567,13 @@ def _resolve_zk(flags: Mapping[str, Any], env: Mapping[str, str], extra: dict[st
     auth = None
     if flags.get("zk_auth_file"):
         path = str(flags["zk_auth_file"])
-        auth = _parse_zk_auth(read_token_file(path, "--zk-auth-file"), "--zk-auth-file")
+        auth = parse_zk_auth(read_token_file(path, "--zk-auth-file"), "--zk-auth-file")
         sources["zk_auth"] = "flag"
         w = file_readable_by_others(path)
         if w:
             warnings.append(f"ZooKeeper auth file {path} is {w}; run: chmod 600 {path}")
     elif env.get(AUTH_ENV_VARS["zk_auth"], "").strip():
-        auth = _parse_zk_auth(env[AUTH_ENV_VARS["zk_auth"]].strip(), "REGCTL_ZK_AUTH")
+        auth = parse_zk_auth(env[AUTH_ENV_VARS["zk_auth"]].strip(), "REGCTL_ZK_AUTH")
         sources["zk_auth"] = "env"
     elif extra.get("zk_auth_data"):
         sources["zk_auth"] = "context"
@@ -513,11 +610,21 @@ def _resolve_zk(flags: Mapping[str, Any], env: Mapping[str, str], extra: dict[st
         extra.pop("zk_client_kwargs", None)
 
 
-def _parse_zk_auth(text: str, where: str) -> tuple[str, str]:
+#: ZooKeeper auth schemes a client can add (an unknown one fails the whole session)
+ZK_AUTH_SCHEMES = ("digest", "sasl", "x509")
+
+
+def parse_zk_auth(text: str, where: str) -> tuple[str, str]:
+    """``SCHEME:CREDENTIAL`` -> (scheme, credential); a :class:`UsageError` (never repeating the credential)."""
     scheme, sep, credential = text.strip().partition(":")
     if not sep or not scheme or not credential or any(c in text for c in "\r\n\0"):
         raise UsageError("ZooKeeper auth is not SCHEME:CREDENTIAL", where=where,
                          hint="write e.g. digest:user:password")
+    if scheme not in ZK_AUTH_SCHEMES:
+        from regctl.safety import safe_text
+
+        raise UsageError(f"ZooKeeper auth scheme {safe_text(scheme[:40])!r} is not one of "
+                         + ", ".join(ZK_AUTH_SCHEMES), where=where, hint="write e.g. digest:user:password")
     if scheme == "digest" and ":" not in credential:
         raise UsageError("digest ZooKeeper auth needs user:password", where=where,
                          hint="write digest:user:password")

@@ -171,8 +171,10 @@ def load_text(text: str, name: str = "<input>") -> Any:
                                  hint="give a file written by: regctl export") from None
     import yaml
 
+    from regctl.bounded import load_yaml
+
     try:
-        return yaml.load(text, Loader=yaml.SafeLoader)
+        return load_yaml(text, name)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{name} line {mark.line + 1}" if mark is not None else name
@@ -276,27 +278,44 @@ def check_entry(service: Any, raw: Any, where: str) -> tuple[Entry | None, str |
     return Entry(reg, where, tuple(regctl_warnings(reg))), None
 
 
-def json_problem(value: Any, at: str, depth: int = 0) -> str | None:
-    """Why ``value`` is not plain JSON data (a YAML date, a non-text key ...), or None."""
-    if depth > 200:
-        return f"{at} is nested more than 200 levels deep"
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return None
-    if isinstance(value, list):
-        for i, v in enumerate(value):
-            p = json_problem(v, f"{at}[{i}]", depth + 1)
-            if p:
-                return p
-        return None
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                return f"{at} has a key {_plain(k)!r} that is {_type(k)}, not text"
-            p = json_problem(v, f"{at}.{k}", depth + 1)
-            if p:
-                return p
-        return None
-    return f"{at} is {_type(value)}, not JSON data (quote it in YAML)"
+#: deepest metadata nesting export writes and import reads (PyYAML recurses per level)
+MAX_DEPTH = 300
+
+
+def depth(value: Any) -> int:
+    """How many lists/mappings deep ``value`` is (iterative: any depth is measured safely)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            stack.extend((x, d + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, d + 1) for x in v)
+        else:
+            continue
+        deepest = max(deepest, d + 1)
+    return deepest
+
+
+def json_problem(value: Any, at: str) -> str | None:
+    """Why ``value`` is not plain JSON data (a YAML date, a non-text key, too deep ...), or None."""
+    stack = [(value, at, 0)]
+    while stack:
+        v, where, d = stack.pop()
+        if v is None or isinstance(v, (bool, int, float, str)):
+            continue
+        if d >= MAX_DEPTH:
+            return f"{at} is nested more than {MAX_DEPTH} levels deep"
+        if isinstance(v, list):
+            stack.extend((x, f"{where}[{i}]", d + 1) for i, x in enumerate(v))
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                if not isinstance(k, str):
+                    return f"{where} has a key {_plain(k)!r} that is {_type(k)}, not text"
+                stack.append((x, f"{where}.{k}", d + 1))
+        else:
+            return f"{where} is {_type(v)}, not JSON data (quote it in YAML)"
+    return None
 
 
 def regctl_warnings(reg: Registration) -> list[str]:

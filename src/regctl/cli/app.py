@@ -117,7 +117,7 @@ def main(argv: "list[str] | None" = None) -> int:
         sys.stdout.write(f"regctl {__version__}\n")
         return ExitCode.OK
     if os.environ.get("_REGCTL_COMPLETE"):  # a TAB in the shell: answer fast, never a word on stderr
-        from regctl.cli.completion import serve
+        from regctl.cli.completion_tree import serve
 
         sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
         return serve(get_app)

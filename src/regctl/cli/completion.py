@@ -20,26 +20,19 @@ level free of httpx, kazoo and regctl's network modules.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import threading
-import time
-from pathlib import Path
 from typing import Annotated, Any, Callable, List, Optional
 
 import typer
 
+from regctl.cli.completion_lookup import (  # noqa: F401  (re-exported: commands and tests use them here)
+    CACHE_TTL, LOOKUP_BUDGET, ZK_SHARE, _check_names, cache_path, complete_context_names,
+    complete_instance_ids, complete_service_names, lookup, lookup_budget,
+)
+
 PROG = "regctl"
 COMPLETE_VAR = "_REGCTL_COMPLETE"
 SHELLS = ("bash", "zsh", "fish")
-#: seconds a looked-up list (or a failure) is reused
-CACHE_TTL = 5.0
-#: seconds the whole name lookup may take, connecting included
-LOOKUP_BUDGET = 0.5
-#: the part of the budget ZooKeeper may use before the API is asked instead
-ZK_SHARE = 0.5
-MAX_CACHE_ENTRIES = 64
 
 # ---------------------------------------------------------------------------
 # the scripts (owned here, not typer's, so the committed files only change when
@@ -78,7 +71,13 @@ _regctl_completion() {
         dir) compopt -o dirnames 2>/dev/null; return 0 ;;
     esac
     for line in "${response[@]:1}"; do
-        COMPREPLY+=("${line%%$'\\t'*}")
+        line=${line%%$'\\t'*}
+        if [[ ${COMP_WORDS[COMP_CWORD]} == [\\"\\']* ]]; then
+            COMPREPLY+=("$line")             # inside quotes: as it is
+        else
+            printf -v line '%q' "$line"      # a space or a $ in a name stays one word
+            COMPREPLY+=("$line")
+        fi
     done
     return 0
 }
@@ -214,26 +213,25 @@ def _shell_completion():
     return shell_completion
 
 
-def split_line(line: str) -> "tuple[list, str]":
-    """The words before the one being typed (program name dropped) and that word, unquoted.
-
-    An unclosed quote or a trailing backslash is taken as typed so far.
-    """
-    split = _shell_completion().split_arg_string
-    words = split(line + "\x00")  # the marker shows whether the last word is finished
-    last = words.pop() if words else "\x00"
-    incomplete = last[:-1] if last.endswith("\x00") else ""
-    return words[1:], incomplete
-
-
 def answer(get_app: Callable[[], Any], shell: str, line: str, cur: "str | None" = None) -> str:
-    """What the shell script reads: a mode line ("plain", "file" or "dir"), then "value<TAB>help" lines."""
+    """What the shell script reads: a mode line ("plain", "file" or "dir"), then "value<TAB>help" lines.
+
+    This is the full path, through typer's command tree and click's resolver; it also
+    saves the tree for :mod:`regctl.cli.completion_tree`'s quick path.
+    """
     import typer.main
 
+    from regctl.cli import completion_tree as tree
+
     sc = _shell_completion()
-    args, incomplete = split_line(line)
+    args, incomplete = tree.split_line(line)
     cli = typer.main.get_command(get_app())
     _add_completers(cli)
+    if tree.load_tree() is None:
+        try:
+            tree.save_tree(tree.build_tree(cli, _tree_kind))
+        except Exception:  # the quick path is an optimisation: never lose the answer over it
+            pass
 
     class _Complete(sc.ShellComplete):  # only for get_completions(): no source, no format
         name = "regctl"
@@ -249,42 +247,44 @@ def answer(get_app: Callable[[], Any], shell: str, line: str, cur: "str | None" 
             return str(item.value)
 
     items = _Complete(cli, {}, PROG, COMPLETE_VAR).get_completions(args, incomplete)
-    kinds = {getattr(i, "type", "plain") for i in items}
-    for mode in ("dir", "file"):
-        if mode in kinds:
-            return mode + "\n"
-    prefix = ""
-    if incomplete.startswith("--") and "=" in incomplete:  # --source=a: the shell's word is the whole thing
-        prefix = incomplete.split("=", 1)[0] + "="
-    out = ["plain"]
-    for item in items:
-        value = prefix + str(item.value) if prefix and not str(item.value).startswith(prefix) else str(item.value)
-        if any(ch in value for ch in "\n\r\t\x00"):
-            continue  # cannot be typed or carried by the protocol
-        if shell == "bash":
-            value = _bash_word(value, incomplete, cur)
-        help_text = " ".join(str(getattr(item, "help", None) or "").split())
-        out.append(value + ("\t" + help_text if help_text and shell != "bash" else ""))
-    return "\n".join(out) + "\n"
+    triples = [(i.value, getattr(i, "help", None) or "", getattr(i, "type", "plain")) for i in items]
+    return tree.render(triples, shell, incomplete, cur)
 
 
 def _bash_word(value: str, incomplete: str, cur: "str | None") -> str:
-    """The part of ``value`` bash replaces: bash's current word starts after the last ':' or '='
-    (COMP_WORDBREAKS); when the cursor is right after one, the word bash shows is that character
-    and the text it replaces is empty."""
-    if cur is None or cur == incomplete:
-        return value
-    if cur in (":", "="):
-        head = incomplete
-    elif incomplete.endswith(cur):
-        head = incomplete[:len(incomplete) - len(cur)]
-    else:  # quoted on the command line: bash did not split it
-        return value
-    return value[len(head):] if value.startswith(head) else value
+    from regctl.cli.completion_tree import bash_word
+
+    return bash_word(value, incomplete, cur)
+
+
+_FILE_PARAMS = {"token_file", "ca_bundle", "zk_auth_file", "zk_ca", "zk_cert", "zk_key", "env_file", "file"}
+
+
+def _kind_for(command: "str | None", param) -> "dict | None":
+    """How a parameter without a completer of its own completes: files, directories, fixed words ..."""
+    name = getattr(param, "name", None)
+    if name == "dir":
+        return {"type": "dir"}
+    if name in _FILE_PARAMS or getattr(param, "metavar", None) == "FILE":
+        return {"type": "file"}
+    if command == "register" and name == "status":
+        from regctl.names import VALID_STATUSES
+
+        return {"type": "words", "words": [[s, ""] for s in VALID_STATUSES]}
+    if command == "up" and name == "ensemble":
+        return {"type": "words", "words": [["1", ""], ["3", ""]]}
+    if command == "doctor" and name in ("checks", "skip"):
+        return {"type": "checks"}
+    if (command, name) in (("doctor", "service"), ("register", "name")):
+        return {"type": "services"}
+    return None
 
 
 def _add_completers(cli) -> None:
-    """Complete files, directories, statuses and check names where the commands declare no completer."""
+    """Give the parameters :func:`_kind_for` knows their completer (for click's resolver)."""
+    from regctl.cli import completion_tree as tree
+
+    sc = _shell_completion()
     stack = [cli]
     while stack:
         cmd = stack.pop()
@@ -292,92 +292,78 @@ def _add_completers(cli) -> None:
         for param in getattr(cmd, "params", ()):
             if getattr(param, "_custom_shell_complete", None) is not None:
                 continue
-            kind = _completer_for(cmd.name, param)
-            if kind is not None:
-                param.shell_complete = kind  # an instance attribute: this request only
+            kind = _kind_for(cmd.name, param)
+            if kind is None:
+                continue
+            param._regctl_kind = kind
+
+            def complete(ctx, incomplete, _kind=kind, _name=param.name):
+                found = tree._complete({"name": _name, "complete": _kind}, ctx, [], incomplete)
+                return [sc.CompletionItem(v, help=h or None, type=k) for v, h, k in found]
+
+            param.shell_complete = complete  # an instance attribute: this request only
 
 
-_FILE_PARAMS = {"token_file", "ca_bundle", "zk_auth_file", "zk_ca", "zk_cert", "zk_key", "env_file", "file"}
+def _original_completer(fn) -> "Callable | None":
+    """The function given as typer's ``autocompletion=`` behind typer's wrappers (or None)."""
+    import regctl
+
+    home = os.path.dirname(os.path.abspath(regctl.__file__))
+    seen = set()
+    stack = [fn]
+    while stack:
+        f = stack.pop()
+        if id(f) in seen:
+            continue
+        seen.add(id(f))
+        if f in (complete_service_names, complete_instance_ids, complete_context_names):
+            return f
+        code = getattr(f, "__code__", None)
+        if code is not None and os.path.abspath(code.co_filename).startswith(home + os.sep):
+            return f
+        wrapped = getattr(f, "__wrapped__", None)
+        if callable(wrapped):
+            stack.append(wrapped)
+        for cell in getattr(f, "__closure__", None) or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:
+                continue
+            if callable(value):
+                stack.append(value)
+    return None
 
 
-def _completer_for(command: "str | None", param) -> "Callable | None":
-    sc = _shell_completion()
-    name = getattr(param, "name", None)
-    if name == "dir":
-        return lambda ctx, incomplete: [sc.CompletionItem(incomplete, type="dir")]
-    if name in _FILE_PARAMS or getattr(param, "metavar", None) == "FILE":
-        return lambda ctx, incomplete: [sc.CompletionItem(incomplete, type="file")]
-    words: "Callable[[], list] | None" = None
-    if command == "register" and name == "status":
-        from regctl.names import VALID_STATUSES
+def _tree_kind(cmd, param, ctx) -> dict:
+    """How ``param`` completes, for the cached tree; {"type": "slow"} when only the full path knows."""
+    import inspect
 
-        words = lambda: list(VALID_STATUSES)  # noqa: E731
-    elif command == "up" and name == "ensemble":
-        words = lambda: ["1", "3"]  # noqa: E731
-    elif command == "doctor" and name in ("checks", "skip"):
-        words = _check_names
-    elif (command, name) in (("doctor", "service"), ("register", "name")):
-        return lambda ctx, incomplete: [sc.CompletionItem(n) for n in complete_service_names(ctx, incomplete)]
-    if words is None:
-        return None
-    return lambda ctx, incomplete: [sc.CompletionItem(w) for w in words() if w.startswith(incomplete)]
-
-
-def _check_names() -> list:
-    from regctl.doctor import check_names
-
-    names = list(check_names())
-    return sorted({n.split(".", 1)[0] for n in names}) + names
-
-
-# ---------------------------------------------------------------------------
-# completers (typer's autocompletion=; ctx, args and incomplete are passed by name)
-# ---------------------------------------------------------------------------
-
-def complete_context_names(incomplete):
-    """Context names from the config file."""
+    kind = getattr(param, "_regctl_kind", None)
+    if kind is not None:
+        return kind
+    custom = getattr(param, "_custom_shell_complete", None)
+    if custom is not None:
+        fn = _original_completer(custom)
+        named = {complete_service_names: "services", complete_instance_ids: "instances",
+                 complete_context_names: "contexts"}
+        if fn in named:
+            return {"type": named[fn]}
+        try:
+            takes_nothing = fn is not None and not inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            takes_nothing = False
+        if not takes_nothing:
+            return {"type": "slow"}
     try:
-        from regctl import contexts
-
-        cfg = contexts.load()
-        return _shown([n for n in sorted(cfg.contexts) if n.startswith(incomplete or "")])
+        items = param.shell_complete(ctx, "")
     except Exception:
-        return []
-
-
-def complete_service_names(ctx, incomplete):
-    """Service names from the registry the command line points at."""
-    try:
-        settings = _settings_from(ctx)
-        if settings is None:
-            return []
-        names = lookup(settings, None)
-        return _shown([n for n in names if n.startswith(incomplete or "")])
-    except Exception:
-        return []
-
-
-def complete_instance_ids(ctx, args, incomplete):
-    """Instance ids of the service named earlier on the command line (``deregister NAME <TAB>``)."""
-    try:
-        service = (ctx.params or {}).get("name")
-        if not service:
-            return []
-        settings = _settings_from(ctx)
-        if settings is None:
-            return []
-        already = set((ctx.params or {}).get("instance_ids") or ())
-        ids = lookup(settings, str(service))
-        return _shown([i for i in ids if i.startswith(incomplete or "") and i not in already])
-    except Exception:
-        return []
-
-
-def _shown(candidates: list) -> list:
-    """Candidates as the shell may print them: controls and bidi characters escaped (registry data)."""
-    from regctl.safety import safe_text
-
-    return [safe_text(c) for c in candidates]
+        return {"type": "slow"}
+    types = {getattr(i, "type", "plain") for i in items}
+    if types & {"file", "dir"}:
+        return {"type": "dir" if "dir" in types else "file"}
+    if not items:
+        return {"type": "none"}
+    return {"type": "words", "words": [[str(i.value), getattr(i, "help", None) or ""] for i in items]}
 
 
 #: a service NAME argument with live completion (inspect, url, discover, health, wait, deregister, watch)
@@ -388,217 +374,13 @@ ServiceNamesArg = Annotated[Optional[List[str]], typer.Argument(
     autocompletion=complete_service_names)]
 
 
-def _settings_from(ctx):
-    """Settings for the command being completed: options typed so far, env, context.
-
-    Only where to connect matters here: a bad ``REGCTL_TIMEOUT`` or ``REGCTL_OUTPUT``
-    must not cost the candidates, so those two are fixed.
-    """
-    from regctl import contexts
-    from regctl.settings import resolve
-
-    common: dict = {}
-    chain = []
-    c = ctx
-    while c is not None:
-        chain.append(c)
-        c = c.parent
-    for c in reversed(chain):  # the command's own values win over the root's
-        for k, v in (c.params or {}).items():
-            if v is not None and v != [] and v != ():
-                common[k] = v
-    try:
-        name, values, _ = contexts.load_selected(common.get("context"))
-    except Exception:
-        name, values = None, {}
-    flags = {"config_url": common.get("config_url"), "zk_hosts": common.get("zk"),
-             "zk_base": common.get("zk_base"), "timeout": 5.0, "output": "table",
-             "headers": list(common.get("header") or []) or None, "token_file": common.get("token_file"),
-             "ca_bundle": common.get("ca_bundle"), "insecure": common.get("insecure"),
-             "zk_auth_file": common.get("zk_auth_file"), "zk_tls": common.get("zk_tls"),
-             "zk_ca": common.get("zk_ca"), "zk_cert": common.get("zk_cert"), "zk_key": common.get("zk_key")}
-    try:
-        return resolve(flags, context=values, context_name=name)
-    except Exception:
-        return None
-
-
-# ---------------------------------------------------------------------------
-# the lookup: cache, budget, sources
-# ---------------------------------------------------------------------------
-
-def cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    root = Path(base).expanduser() if base else Path.home() / ".cache"
-    return root / "regctl" / "completion.json"
-
-
-def _cache_key(settings, service: "str | None") -> str:
-    where = f"api:{settings.config_url}"
-    if settings.zk_configured:
-        where = f"zk:{settings.zk_hosts}:{settings.zk_base}|{where}"
-    return hashlib.sha256(f"{where}|{service or ''}".encode()).hexdigest()[:24]
-
-
-def _cache_read() -> dict:
-    try:
-        data = json.loads(cache_path().read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except Exception:
-        return {}
-
-
-def _cache_write(key: str, names: list) -> None:
-    try:
-        path = cache_path()
-        data = _cache_read()
-        now = time.time()
-        data = {k: v for k, v in data.items()
-                if isinstance(v, dict) and now - float(v.get("t", 0)) < CACHE_TTL}
-        data[key] = {"t": now, "v": names}
-        if len(data) > MAX_CACHE_ENTRIES:
-            data = dict(sorted(data.items(), key=lambda kv: kv[1]["t"])[-MAX_CACHE_ENTRIES:])
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
-    except Exception:
-        pass
-
-
-def lookup_budget() -> float:
-    """:data:`LOOKUP_BUDGET`, or ``$REGCTL_COMPLETION_BUDGET`` seconds (0.05 to 30) for slow links."""
-    try:
-        value = float(os.environ.get("REGCTL_COMPLETION_BUDGET", ""))
-    except ValueError:
-        return LOOKUP_BUDGET
-    return min(30.0, max(0.05, value)) if value == value else LOOKUP_BUDGET
-
-
-def lookup(settings, service: "str | None", budget: "float | None" = None) -> list:
-    """Service names (``service`` None) or one service's instance ids; [] on any failure.
-
-    Like ``regctl list``: ZooKeeper when it is configured and answers, else the API.
-    Both share one deadline of ``budget`` seconds; ZooKeeper gets at most
-    :data:`ZK_SHARE` of it so the API still has time when ZooKeeper hangs.
-    """
-    budget = lookup_budget() if budget is None else budget
-    key = _cache_key(settings, service)
-    entry = _cache_read().get(key)
-    if isinstance(entry, dict) and 0 <= time.time() - float(entry.get("t", 0)) < CACHE_TTL:
-        return [str(x) for x in entry.get("v") or []]
-    deadline = time.monotonic() + budget
-    names = None
-    if settings.zk_configured:
-        names = _within(lambda: _from_zookeeper(settings, service, budget * ZK_SHARE), budget * ZK_SHARE)
-    if names is None:
-        left = deadline - time.monotonic()
-        if left > 0.02:
-            names = _within(lambda: _from_api(settings, service, left), left)
-    names = sorted(str(x) for x in (names or []))
-    _cache_write(key, names)
-    return names
-
-
-def _within(fn: Callable[[], list], seconds: float) -> "list | None":
-    """``fn()`` run in a daemon thread for at most ``seconds``; None when it failed or ran out of time."""
-    box: dict = {}
-
-    def work() -> None:
-        try:
-            box["v"] = fn()
-        except BaseException:
-            box["v"] = None
-
-    t = threading.Thread(target=work, name="regctl-complete", daemon=True)
-    t.start()
-    t.join(max(0.0, seconds))
-    return box.get("v")
-
-
-def _from_zookeeper(settings, service: "str | None", budget: float) -> list:
-    import logging
-
-    from kazoo.client import KazooClient
-    from kazoo.retry import KazooRetry
-
-    from regctl.names import zk_join
-
-    quiet = logging.getLogger("regctl.completion.kazoo")
-    quiet.addHandler(logging.NullHandler())
-    quiet.propagate = False
-    path = settings.zk_base if service is None else zk_join(settings.zk_base, service, "instances")
-    if not _any_member_accepts(settings.zk_hosts, budget / 2):
-        raise OSError("no ZooKeeper member accepts")  # do not let kazoo retry until the budget is gone
-    client = KazooClient(hosts=settings.zk_hosts, timeout=4.0, logger=quiet,
-                         connection_retry=KazooRetry(max_tries=1, delay=0.05),
-                         command_retry=KazooRetry(max_tries=0),
-                         auth_data=settings.zk_auth_data or None, **settings.zk_client_kwargs)
-    started = time.monotonic()
-    try:
-        client.start(timeout=budget * 0.8)
-        left = max(0.05, budget - (time.monotonic() - started))
-        names = client.get_children_async(path).get(timeout=left)
-    finally:
-        try:
-            client.stop()
-            client.close()
-        except Exception:
-            pass
-    if service is None and settings.zk_base == "/":
-        names = [n for n in names if n != "zookeeper"]
-    return list(names)
-
-
-def _any_member_accepts(hosts: str, timeout: float) -> bool:
-    import socket
-
-    from regctl.names import parse_zk_hosts
-
-    for host, port in parse_zk_hosts(hosts).members:
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-            return True
-        except OSError:
-            continue
-    return False
-
-
-def _from_api(settings, service: "str | None", budget: float) -> list:
-    """Names only, with the standard library (httpx costs ~0.1 s to import)."""
-    import ssl
-    import urllib.request
-    from urllib.parse import quote
-
-    base = settings.config_url.rstrip("/") + "/api/v1/registry"
-    url = base + "/services" if service is None else f"{base}/services/{quote(service, safe='')}"
-    req = urllib.request.Request(url, headers={**dict(settings.headers), "Accept": "application/json"})
-    verify = settings.extra.get("verify", True)
-    context = None
-    if url.startswith("https"):
-        if verify is False:
-            context = ssl._create_unverified_context()
-        elif isinstance(verify, str):
-            context = ssl.create_default_context(cafile=verify)
-        elif isinstance(verify, ssl.SSLContext):
-            context = verify
-    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context),
-                                         urllib.request.ProxyHandler({}))
-    with opener.open(req, timeout=budget) as resp:
-        if resp.status != 200:
-            return []
-        data = json.loads(resp.read(4 * 1024 * 1024))
-    if not isinstance(data, list):
-        return []
-    field = "service_name" if service is None else "instance_id"
-    return sorted({str(x[field]) for x in data if isinstance(x, dict) and isinstance(x.get(field), str)})
-
-
 # ---------------------------------------------------------------------------
 # the command
 # ---------------------------------------------------------------------------
+
+def _shells() -> list:
+    return list(SHELLS)
+
 
 def register(app: typer.Typer) -> None:
     from regctl.cli.options import with_common_options
@@ -615,11 +397,29 @@ def _print_script(fn: Callable, common: dict, kwargs: dict) -> Any:
     import sys
 
     sys.stdout.write(fn(None, **kwargs))
+    sys.stdout.flush()
+    _prepare_tree()  # so the first TAB of the shell sourcing this is quick too
     raise typer.Exit(0)
 
 
+def _prepare_tree() -> None:
+    """Build the cached command tree now if it is missing or stale (see completion_tree)."""
+    try:
+        import typer.main
+
+        from regctl.cli import completion_tree as tree
+        from regctl.cli.app import get_app
+
+        if tree.load_tree() is None:
+            cli = typer.main.get_command(get_app())
+            _add_completers(cli)
+            tree.save_tree(tree.build_tree(cli, _tree_kind))
+    except Exception:  # an optimisation only
+        pass
+
+
 def completion(rc, shell: Annotated[str, typer.Argument(metavar="SHELL", help="bash, zsh or fish.",
-                                                        autocompletion=lambda: list(SHELLS),
+                                                        autocompletion=_shells,
                                                         show_default=False)]) -> str:
     """Print the shell completion script for bash, zsh or fish.
 

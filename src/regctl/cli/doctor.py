@@ -68,7 +68,8 @@ def doctor(
     is set or --env-file is given), service (registration, reachability,
     discoverability, the server's monitor and health call for --service NAME /
     SERVICE_NAME), hygiene (--all: zombies, duplicate URLs, stale and seeded rows,
-    layout, session ownership, the monitor's verdicts).
+    layout, session ownership, the monitor's verdicts; the server's health call for
+    every service only when named: hygiene.server-health, which writes every row).
 
     Each row: pass, warn, fail or skip, a one-line finding and, when not passing,
     what to do. Checks run concurrently, each under its own deadline, so doctor ends

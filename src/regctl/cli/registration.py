@@ -320,7 +320,7 @@ def deregister_service(
     if not yes:
         rc.out.note(f"will deregister {len(plan.instance_ids)} instance(s) of {name}: "
                     + ", ".join(plan.instance_ids))
-        if not confirm("Deregister them?"):
+        if not confirm(f"Deregister them from {rc.target}?"):
             return Result(data={"dry_run": False, "plan": plan.to_dict(), "results": [], "confirmed": False},
                           error=NotFound("not confirmed; nothing was deregistered", hint="answer y, or pass --yes"))
 

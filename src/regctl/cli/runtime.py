@@ -26,6 +26,13 @@ class RunContext:
         self._api = None
         self._zk = None
 
+    @property
+    def target(self) -> str:
+        """The registry a change goes to, for prompts: ``http://host:8082 (context 'prod')``."""
+        s = self.settings
+        where = s.config_url + (f" and ZooKeeper {s.zk_hosts}" if s.zk_hosts else "")
+        return where + (f" (context {s.context!r})" if s.context else " (no context)")
+
     def api(self):
         """The synchronous registry API client (:class:`regctl.api.RegistryApi`)."""
         if self._api is None:
@@ -132,7 +139,8 @@ def resolve_settings(common: dict):
         skip = {v for k, v in ENV_VARS.items() if k != "output"} | set(AUTH_ENV_VARS.values())
         env = {k: v for k, v in os.environ.items() if k not in skip}
     return resolve(flags, env=env, context=context_values, context_name=context_name,
-                   verbose=int(common.get("verbose") or 0))
+                   verbose=int(common.get("verbose") or 0),
+                   context_from_flag=bool(common.get("context")) and context_name is not None)
 
 
 def load_context(common: dict) -> tuple:
@@ -176,6 +184,8 @@ def run_command(fn: Callable, common: dict, kwargs: dict) -> Any:
     out = Output(output=settings.output, color=settings.color, verbose=verbose)
     for warning in getattr(settings, "warnings", ()):  # e.g. "TLS certificate verification is OFF"
         out.warn(warning)
+    for note in getattr(settings, "notes", ()):  # an environment variable against the context's value
+        out.debug(note)
     rc = RunContext(settings, out)
     try:
         result = fn(rc, **kwargs)

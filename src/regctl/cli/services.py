@@ -440,6 +440,9 @@ def service_url(rc, name: NameArg,
     other instances with status 'healthy' are tried in random order, so a
     script never gets the URL of an instance that is down (exit 1 if none answers).
     """
+    from regctl.names import validate_service_name
+
+    validate_service_name(name)  # the operator's name; names read from the registry are never refused
     api = rc.api()
     try:
         url = api.url(name)
@@ -513,6 +516,9 @@ def discover_service(rc, name: NameArg) -> Result:
 
     Exit 1 when the service has no live instance.
     """
+    from regctl.names import validate_service_name
+
+    validate_service_name(name)
     items = rc.api().discover(name)
     data: dict[str, Any] = {"service": name, "instances": items}
     result = Result(data=data, tables=[Table(DISCOVER_COLUMNS, items, empty="no instances")])

@@ -113,6 +113,9 @@ def _write_atomic(path: str, text: str) -> None:
 
 def _read_live(rc, source: str, names: "list | None") -> tuple:
     """(instances, skipped, source description, warnings): ZooKeeper when configured (or asked), else the API."""
+    from dataclasses import replace
+
+    from regctl import transfer
     from regctl import transfer_live as tl
 
     source = (source or "auto").lower()
@@ -132,6 +135,9 @@ def _read_live(rc, source: str, names: "list | None") -> tuple:
         nodes, skipped = tl.read_zk(reader, names)
         instances = []
         for node in nodes:
+            if node.problem is None and transfer.depth(node.data) > transfer.MAX_DEPTH:
+                node = replace(node, problem=f"node data is nested {transfer.depth(node.data)} levels deep "
+                                            f"(export writes at most {transfer.MAX_DEPTH})")
             if node.problem:
                 skipped.append(tl.Skipped(node.path, node.problem))
                 continue
@@ -142,6 +148,10 @@ def _read_live(rc, source: str, names: "list | None") -> tuple:
             instances.append(node.instance())
         return instances, skipped, {"type": "zookeeper", "hosts": s.zk_hosts, "base_path": s.zk_base}, warnings
     instances, skipped, asked = tl.read_api(rc.api(), names)
+    too_deep = [i for i in instances if transfer.depth(i.metadata) > transfer.MAX_DEPTH]
+    skipped += [tl.Skipped(f"{i.service_name}/{i.instance_id}", f"node data is nested more than "
+                           f"{transfer.MAX_DEPTH} levels deep") for i in too_deep]
+    instances = [i for i in instances if all(i is not d for d in too_deep)]
     if not asked:
         warnings.append(f"the Config Service at {s.config_url} lists no services")
     return instances, skipped, {"type": "api", "url": s.config_url}, warnings
@@ -269,7 +279,7 @@ def import_registry(
                         + (f" {item.entry.registration.service_url}" if item.action in restore.WRITES else "")
                         + (f" ({item.reason})" if item.action not in ("add", "live") else ""))
         rc.out.note(summary)
-        if not confirm(f"Write {len(writes)} instance(s)?"):
+        if not confirm(f"Write {len(writes)} instance(s) to {rc.target}?"):
             return Result(data=data, error=NotFound("not confirmed; nothing was imported",
                                                     hint="answer y, or pass --yes"))
     results: list = []
@@ -338,10 +348,13 @@ def _report(data: dict, plan, results: list, tables: list, warnings: list, inter
     result.notes.append(f"written {len(done)} of {len(plan.writes)} instance(s); {len(skipped)} skipped, "
                         f"{len(failed)} failed, {len(left)} not done")
     if interrupted:
-        unsure = len([r for r in results if r.result == "interrupted"])
-        result.error = restore.Interrupted(
-            f"interrupted: {len(done)} instance(s) written, {len(left)} not done, {unsure} in flight "
-            "(listed above)", hint="run the same import again: it plans only what is still missing")
+        unsure = [f"{r.item.service}/{r.item.instance_id}" for r in results if r.result == "interrupted"]
+        result.warnings.append(
+            f"interrupted: written {', '.join(f'{r.item.service}/{r.item.instance_id}' for r in done) or 'none'}; "
+            f"in flight (may or may not be written) {', '.join(unsure) or 'none'}; "
+            f"not done {', '.join(f'{i.service}/{i.instance_id}' for i in left) or 'none'}; "
+            "run the same import again: it plans only what is still missing")
+        result.exit_code = int(ExitCode.INTERRUPTED)
     elif failed:
         first = failed[0]
         result.error = NotFound(f"{len(failed)} of {len(plan.writes)} writes failed; first: "

@@ -67,6 +67,9 @@ class Check:
     fn: Callable[["CheckRun"], Any]
     #: the check's own deadline from the config (seconds); None: the run's ``config.deadline``
     deadline: Callable[["DoctorConfig"], float] | None = None
+    #: the row's status when the check is cut at its deadline: ``fail``, or ``skip`` for a check whose
+    #: answer is only "could not tell" when what it reads does not answer (the cause checks)
+    cut_status: str = "fail"
 
     def deadline_for(self, config: "DoctorConfig") -> float:
         return self.deadline(config) if self.deadline is not None else config.deadline

@@ -175,8 +175,9 @@ def run_checks(config: DoctorConfig, checks: Iterable[Check] | None = None, *,
                 results.extend(slot["results"])
             else:
                 results.append(CheckResult(
-                    check.name, check.area, FAIL,
-                    f"the check did not finish within {limit:.1f}s",
+                    check.name, check.area, check.cut_status,
+                    f"the check did not finish within {limit:.1f}s"
+                    + (": could not tell" if check.cut_status == SKIP else ""),
                     f"something it waits on does not answer; run it alone with -v to see what: "
                     f"regctl doctor {check.name} -v (or raise --timeout)",
                     details={"timed_out": True}, duration_ms=round(limit * 1000, 1)))

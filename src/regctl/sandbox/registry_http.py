@@ -128,13 +128,21 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("Connection", "close")
+        keep_alive = getattr(self.registry, "keep_alive", False)  # as uvicorn does; off by default
+        if not keep_alive:
+            self.send_header("Connection", "close")
+        elif not getattr(self, "_nodelay", False):  # headers and body go out as two writes: no Nagle wait
+            import socket
+
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._nodelay = True
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
-        self.close_connection = True
+        if not keep_alive:
+            self.close_connection = True
 
     def _body(self) -> bytes:
         length = self.headers.get("Content-Length")

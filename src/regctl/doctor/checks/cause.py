@@ -75,8 +75,14 @@ def _status(exc: BaseException) -> int | None:
     return getattr(exc, "status_code", None)
 
 
+def _cut(text: object, limit: int = 80) -> str:
+    """Registry data is untrusted: what a finding quotes of it is bounded."""
+    s = str(text)
+    return s if len(s) <= limit else s[:limit] + "..."
+
+
 def _names(names: list, limit: int = _LIST_MAX) -> str:
-    names = list(names)
+    names = [_cut(n) for n in names]
     return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
@@ -86,6 +92,10 @@ def gather(run: CheckRun) -> Evidence:
         ev = Evidence(zk_configured=bool(run.config.zk_hosts))
         doc, _row = health_document(run)
         ev.health = doc
+        answers = doc is not None  # no /health answer: the API is not asked again (it would only wait)
+
+        def read_rows():
+            return api_rows(run) if answers else None
 
         def read_snapshot():
             if not run.config.zk_hosts:
@@ -93,7 +103,7 @@ def gather(run: CheckRun) -> Evidence:
             zk_reader(run)
             return zk_snapshot(run)
 
-        rows, snap = parallel(lambda: api_rows(run), read_snapshot)
+        rows, snap = parallel(read_rows, read_snapshot)
         if isinstance(rows, RegctlError):
             ev.rows_error = rows
         elif isinstance(rows, BaseException):
@@ -114,7 +124,7 @@ def gather(run: CheckRun) -> Evidence:
             ev.targets = known
         live = [s.name for s in ev.snapshot.services if s.instances] if ev.snapshot else known
         sample = list(dict.fromkeys([*ev.targets, CONFIG_SERVICE, *live[:SAMPLE]]))
-        if ev.health is not None or ev.rows is not None:
+        if answers:
             ev.reads = dict(zip(sample, api_reads(run, sample)))
         return ev
 
@@ -122,8 +132,13 @@ def gather(run: CheckRun) -> Evidence:
 
 
 def on_evidence(fn):
+    """Run ``fn(run, evidence)``; evidence that cannot be gathered in time is "could not tell", a skip."""
     def check(run: CheckRun):
-        return fn(run, gather(run))
+        try:
+            ev = gather(run)
+        except RegctlError as exc:
+            return run.skip(f"could not tell: {exc.message}", exc.hint or "see config.* / zookeeper.*")
+        return fn(run, ev)
 
     check.__name__ = fn.__name__
     check.__doc__ = fn.__doc__
@@ -135,6 +150,19 @@ def _no_health(run: CheckRun) -> CheckResult:
     return run.skip("no usable /health answer (see config.http): cannot tell", "fix config.* first")
 
 
+def on_health_evidence(fn):
+    """:func:`on_evidence` for causes read off ``/health``: without its answer, skip at once."""
+    inner = on_evidence(fn)
+
+    def check(run: CheckRun):
+        doc, _row = health_document(run)
+        return _no_health(run) if doc is None else inner(run)
+
+    check.__name__ = fn.__name__
+    check.__wrapped__ = fn  # type: ignore[attr-defined]
+    return check
+
+
 # ---------------------------------------------------------------------------
 
 REDIS_FIX = ("restart or fix Redis (docker compose ps redis; docker compose logs redis): until it is back no client "
@@ -142,7 +170,7 @@ REDIS_FIX = ("restart or fix Redis (docker compose ps redis; docker compose logs
              "deregister answer 500 although their ZooKeeper and database writes happened")
 
 
-@on_evidence
+@on_health_evidence
 def check_redis(run: CheckRun, ev: Evidence) -> CheckResult:
     state = ev.component("redis")
     if ev.health is None:
@@ -170,7 +198,7 @@ POSTGRES_FIX = ("fix PostgreSQL (docker compose ps postgres; docker compose logs
                 "the writes did in ZooKeeper (regctl list --source zk)")
 
 
-@on_evidence
+@on_health_evidence
 def check_postgres(run: CheckRun, ev: Evidence) -> CheckResult:
     if ev.health is None:
         return _no_health(run)
@@ -178,7 +206,8 @@ def check_postgres(run: CheckRun, ev: Evidence) -> CheckResult:
     rows_500 = ev.rows_error is not None and _status(ev.rows_error) == 500
     ok = ev.ok_reads()
     details = {"postgres": state, "rows_error": ev.rows_error.message if ev.rows_error else None, "reads_ok": ok}
-    explains = [{"check": ["config.postgres", "config.health"]}, {"api_status": 500, "api_read": "rows"}]
+    # POST .../health writes the row's status, so it answers 500 too while the database is down
+    explains = [{"check": ["config.postgres", "config.health"]}, {"api_status": 500, "api_read": ["rows", "health"]}]
     if state is not None and state != "healthy":
         said = "GET /services answers 500" if rows_500 else \
             "GET /services still answers" if ev.rows is not None else "GET /services not read"
@@ -197,7 +226,7 @@ ZK_CLIENT_FIX = ("restart the Config Service (docker compose restart config-serv
                  "services or restore them: regctl import FILE")
 
 
-@on_evidence
+@on_health_evidence
 def check_zk_client(run: CheckRun, ev: Evidence) -> CheckResult:
     if ev.health is None:
         return _no_health(run)
@@ -241,9 +270,10 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-RESTART_FIX = ("restore what vanished from an export: regctl import FILE (see docs/commands.md, Export and "
-               "import), or restart the services so they register again; registering an id again while its old "
-               "node lingers does not save it (the node keeps the old session)")
+RESTART_FIX = ("restore from an export: regctl import FILE --dry-run, then regctl import FILE --yes (it re-adds what "
+               "vanished and deregisters-then-registers nodes still owned by the old session; see docs/reliability.md, "
+               "restoring after a Config Service restart), or restart the services so they register again; "
+               "registering an id again while its old node lingers does not save it (the node keeps the old session)")
 
 
 def restart_finding(ev: Evidence) -> dict | None:
@@ -303,7 +333,7 @@ def check_restart(run: CheckRun, ev: Evidence) -> CheckResult:
     lingering, lost = found["lingering"], found["lost"]
     services = sorted({i.service_name for i in lingering})
     details = {"restarted_at": since, "session": found["owners"], "old_sessions": found["old_owners"],
-               "lingering": [f"{i.service_name}/{i.instance_id}" for i in lingering], "lost": lost}
+               "lingering": [f"{i.service_name}/{i.instance_id}" for i in lingering[:200]], "lost": lost[:200]}
     explains = [{"check": ["hygiene.stale-rows", "service.registered"], "target": lost + services},
                 {"check": "hygiene.sessions"},
                 # the nodes vanished behind the API's back: its cached lists of them are stale for up to 60 s
@@ -324,9 +354,10 @@ def check_restart(run: CheckRun, ev: Evidence) -> CheckResult:
 def bad_status_fix(name: str, inst) -> str:
     from regctl.names import VALID_STATUSES
 
+    iid = _cut(inst.instance_id, 200)
     return (f"re-register it with a valid status ({', '.join(VALID_STATUSES)}), e.g. regctl register --name {name} "
-            f"--url {inst.service_url or 'URL'} --instance-id {inst.instance_id} --status healthy, or deregister it: "
-            f"regctl deregister {name} {inst.instance_id}")
+            f"--url {_cut(inst.service_url or 'URL', 200)} --instance-id {iid} --status healthy, or deregister it: "
+            f"regctl deregister {name} {iid}")
 
 
 @on_evidence
@@ -354,7 +385,7 @@ def check_bad_status(run: CheckRun, ev: Evidence) -> list[CheckResult] | CheckRe
         read = ev.reads.get(name)
         said = ("GET /services/{n} answers 500".format(n=name) if isinstance(read, RegctlError)
                 and _status(read) == 500 else f"GET /services/{name}, /url and /discover answer 500")
-        statuses = ", ".join(f"{i.instance_id}={i.status!r}" for i in bad[:_LIST_MAX])
+        statuses = ", ".join(f"{_cut(i.instance_id)}={_cut(i.status, 40)!r}" for i in bad[:_LIST_MAX])
         rows.append(run.fail(f"{said} for the whole service: instance status the Config Service cannot parse "
                              f"({statuses})", bad_status_fix(name, bad[0]), target=name,
                              instances=[i.instance_id for i in bad],
@@ -410,16 +441,16 @@ def check_stale_cache(run: CheckRun, ev: Evidence) -> list[CheckResult] | CheckR
 
 CHECKS: tuple[Check, ...] = (
     Check("cause.redis", "cause", "Redis down: every per-service read answers 500 (the registry is down for "
-          "discovery, not just slower)", check_redis),
+          "discovery, not just slower)", check_redis, cut_status="skip"),
     Check("cause.postgres", "cause", "PostgreSQL down: GET /services answers 500 while per-service reads work; "
-          "writes answer 500 after reaching ZooKeeper", check_postgres),
+          "writes answer 500 after reaching ZooKeeper", check_postgres, cut_status="skip"),
     Check("cause.zk-client", "cause", "the Config Service's own ZooKeeper client gave up while ZooKeeper itself "
-          "answers (restart the Config Service)", check_zk_client),
+          "answers (restart the Config Service)", check_zk_client, cut_status="skip"),
     Check("cause.restart", "cause", "the Config Service restarted: nodes left by its old session, or services "
-          "that lost every instance at once (restore with regctl import)", check_restart),
+          "that lost every instance at once (restore with regctl import)", check_restart, cut_status="skip"),
     Check("cause.bad-status", "cause", "an instance status the Config Service cannot parse: 500 for that service "
-          "only", check_bad_status),
+          "only", check_bad_status, cut_status="skip"),
     Check("cause.stale-cache", "cause", "the API's cached list of a service differs from ZooKeeper (up to 60 s)",
-          check_stale_cache),
+          check_stale_cache, cut_status="skip"),
 )
 

@@ -12,6 +12,7 @@ import functools
 from typing import Any, Callable
 
 from regctl.doctor.base import Check, CheckResult, CheckRun
+from regctl.doctor.checks.service import server_deadline_cap
 from regctl.doctor.facts import (
     RegistryView,
     api_failure,
@@ -255,8 +256,10 @@ def check_sessions(run: CheckRun, view: RegistryView) -> CheckResult:
             "restarts or loses its session the registry empties at once",
             "services do not re-register by themselves: after a Config Service restart, restart them (or give "
             "them periodic re-registration); see what vanished with regctl list", **details)
-    return run.passed(f"{total} instances are owned by {len(owners)} ZooKeeper sessions (several Config Service "
-                      "replicas, or registrations made directly in ZooKeeper)",
+    whose = f"; the Config Service's own node is owned by {own}" if own else ""
+    return run.passed(f"{total} instances are owned by {len(owners)} ZooKeeper sessions{whose} (the others: "
+                      "a restart's old session, see cause.restart; Config Service replicas; or registrations made "
+                      "directly in ZooKeeper)",
                       "each session's instances vanish together when it ends", **details)
 
 
@@ -291,6 +294,51 @@ def check_monitor(run: CheckRun, view: RegistryView) -> list[CheckResult] | Chec
     return rows
 
 
+def check_server_health_all(run: CheckRun) -> list[CheckResult] | CheckResult:
+    """The Config Service's own health call for every service with instances, all at once (named explicitly)."""
+    from regctl.doctor.facts import api_client, config_answers, generation
+    from regctl.monitor import run_server_checks
+
+    if run.check.name not in run.config.explicit:
+        return run.no_input("not run unless named: it WRITES every service's row status",
+                            "regctl doctor hygiene.server-health --all")
+    view, row = hygiene_applies(run)
+    if row is not None:
+        return row
+    if not config_answers(run):
+        return run.skip("not tried: the Config Service does not answer GET /health (see config.http)",
+                        "fix config.* first")
+    counts = {n: len(insts) for n, insts in sorted(view.instances.items()) if insts}
+    counts.update({n: 1 for n in view.api_errors})
+    if not counts:
+        return run.skip("no service with live instances", "nothing to ask")
+    info = generation(run)
+    _info, checks = run_server_checks(api_client(run), counts, timeout=run.config.timeout,
+                                      server_timeout=run.config.server_timeout, info=info)
+    rows, healthy = [], 0
+    for chk in checks:
+        details = {"deadline_s": chk.deadline, "instances": counts[chk.service]}
+        if chk.still_running:
+            rows.append(run.warn(f"the Config Service's health call is still running after {chk.deadline:g} s; "
+                                 "it keeps going and writes the row's status when done",
+                                 "see hygiene.zombies for the instance that does not answer; to wait longer: "
+                                 "--server-timeout SECONDS", target=chk.service, **details))
+        elif chk.error is not None:
+            rows.append(run.fail(f"POST /services/{chk.service}/health failed: {chk.error.message}",
+                                 "see the cause.* rows", target=chk.service, **api_failure(chk.error), **details))
+        elif chk.status == "unhealthy":
+            from regctl.doctor.checks.service import server_side_fix
+
+            rows.append(run.fail("the Config Service's own health call says 'unhealthy' (and wrote it to the row)",
+                                 server_side_fix(chk.service), target=chk.service, **details))
+        else:
+            healthy += 1
+    rows.append(run.passed(f"the Config Service's own health call for {len(checks)} service(s), all at once: "
+                           f"{healthy} not unhealthy; each call wrote its verdict to the row",
+                           generation=info.generation))
+    return rows
+
+
 CHECKS: tuple[Check, ...] = (
     Check("hygiene.zombies", "hygiene", "instances whose health check fails (crashed but still registered)",
           check_zombies),
@@ -304,6 +352,9 @@ CHECKS: tuple[Check, ...] = (
           "bad data, persistent instances)", check_layout),
     Check("hygiene.sessions", "hygiene", "all instances owned by one ZooKeeper session: a Config Service "
           "restart empties the registry (info)", check_sessions),
+    Check("hygiene.server-health", "hygiene", "the Config Service's own health call for every service at once, "
+          "each with its own deadline (runs only when named: it WRITES every row's status)",
+          check_server_health_all, deadline=server_deadline_cap),
     Check("hygiene.monitor", "hygiene", "services the later generation's health monitor finds unhealthy or "
           "degraded; one summary line for the rest ('not known yet' is never unhealthy)", check_monitor),
 )

@@ -380,9 +380,12 @@ def server_deadline_cap(config) -> float:
 
 @on_selected_service
 def check_service_server_health(run: CheckRun, name: str) -> CheckResult:
-    from regctl.doctor.facts import generation
+    from regctl.doctor.facts import config_answers, generation
     from regctl.monitor import run_server_checks
 
+    if not config_answers(run):  # its long deadline is for a server that answers, not for a dead address
+        return run.skip("not tried: the Config Service does not answer GET /health (see config.http)",
+                        "fix config.* first", target=name)
     try:
         count = len(live_instances(run, name).instances)
     except RegctlError:
