@@ -15,7 +15,13 @@ _regctl_completion() {
         dir) compopt -o dirnames 2>/dev/null; return 0 ;;
     esac
     for line in "${response[@]:1}"; do
-        COMPREPLY+=("${line%%$'\t'*}")
+        line=${line%%$'\t'*}
+        if [[ ${COMP_WORDS[COMP_CWORD]} == [\"\']* ]]; then
+            COMPREPLY+=("$line")             # inside quotes: as it is
+        else
+            printf -v line '%q' "$line"      # a space or a $ in a name stays one word
+            COMPREPLY+=("$line")
+        fi
     done
     return 0
 }

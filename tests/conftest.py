@@ -109,10 +109,12 @@ class RunningRegistry:
 
 @pytest.fixture
 def make_registry(zk_server: ZkServer):
-    """Factory: ``make_registry(cache_ttl=0.5, detailed_health=False, ...)`` -> RunningRegistry.
+    """Factory: ``make_registry(cache_ttl=0.5, generation="later", zk_timeout=4, ...)`` -> RunningRegistry.
 
-    Each gets a unique base path ``/regctl-test-<hex>/services`` unless one is given;
-    all are stopped after the test.
+    Keyword arguments go to :class:`regctl.sandbox.registry.RegistryServer`. Each gets
+    a unique base path ``/regctl-test-<hex>/services`` unless one is given; all are
+    stopped after the test. The failure switches are on ``.server``: ``faults``,
+    ``lose_zk_client()``, ``restart(linger=...)`` (see docs/sandbox.md).
     """
     from regctl.sandbox.registry import RegistryServer
 

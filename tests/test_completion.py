@@ -408,3 +408,15 @@ def test_an_explicit_context_wins_over_the_environment_for_names(names_registry)
     env = {"CONFIG_SERVICE_URL": f"http://127.0.0.1:{free_port()}", **SLOW_OK}
     assert complete("regctl inspect a", env)[1] == []
     assert complete("regctl --context lab inspect a", env)[1] == ["asr-service", "audit-service"]
+
+
+def test_printing_the_script_prepares_the_quick_path(cache_home):
+    """`source <(regctl completion bash)` builds the command tree, so the shell's first TAB is quick."""
+    tree_file = cache_home / "regctl" / "completion-tree.json"
+    assert not tree_file.exists()
+    proc = subprocess.run([str(BIN / "regctl"), "completion", "bash"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "XDG_CACHE_HOME": str(cache_home)})
+    assert proc.returncode == 0 and proc.stdout == (ROOT / "completions" / "regctl.bash").read_text()
+    from regctl.cli import completion_tree as tree
+
+    assert tree.load_tree() is not None

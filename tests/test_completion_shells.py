@@ -309,3 +309,22 @@ def test_a_bad_setting_in_the_rc_environment_does_not_break_sourcing(home, names
         assert term.line_after("regctl ins" + TAB) == "regctl inspect "
     finally:
         term.close()
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_a_name_with_a_space_stays_one_word(home, registry, shell):
+    """Registry names are untrusted: a space (or a $) in one must not split the command line."""
+    with RegistryApi(registry.url, timeout=5) as api:
+        api.register({"service_name": "odd name$x", "service_url": "http://odd.test:80", "health_check_url": None,
+                      "service_metadata": {"instance_id": "odd-1", "status": "healthy"}})
+    env = {**registry.env, **SLOW_OK}
+    if shell == "bash":
+        term = start_bash(home, env, "source")
+    elif shell == "zsh":
+        term = start_zsh(home, env, "fpath")
+    else:
+        term = start_fish(home, env)
+    try:
+        assert term.line_after("regctl inspect od" + TAB) == "regctl inspect odd\\ name\\$x "
+    finally:
+        term.close()

@@ -335,3 +335,9 @@ def test_a_closed_stdout_is_not_an_error(populated):
         err = proc.stderr.read().decode()
         assert proc.wait(timeout=60) == 0, err
         assert "Traceback" not in err and "Exception ignored" not in err and "error" not in err
+
+
+def test_inspect_source_zk_says_what_it_did_not_read(populated):
+    res = run_cli("inspect", "billing", "--source", "zk", env=populated.env)
+    line = assert_one_line_error(res, 1)
+    assert "no live instance in ZooKeeper" in line and "not read" in line

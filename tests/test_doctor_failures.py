@@ -170,3 +170,14 @@ def test_a_config_service_that_never_answers_names_no_cause_and_is_not_waited_on
     assert {r["status"] for r in by.values()} == {"skip"}, by  # could not tell: never a cause guessed
     assert "not tried" in by["service.server-health"]["finding"]  # its long deadline is not spent on a dead host
     assert "/health" in by["cause.redis"]["finding"]
+
+
+def test_odd_service_names_do_not_stop_the_cause_checks(registry, kazoo_client, app):
+    register(registry, "asr", "asr-1", app.url)
+    for odd in (" lead", "x" * 250):  # names the registry holds but regctl's own validation would refuse
+        kazoo_client.create(f"{registry.base_path}/{odd}/instances/i-1",
+                            json.dumps({"instance_id": "i-1", "service_url": app.url, "status": "healthy"}).encode(),
+                            ephemeral=True, makepath=True)
+    res = doctor("cause", "--all", "-o", "json", env=registry.env)
+    assert res.exit_code == 0, res
+    assert {r["status"] for r in res.json["checks"]} == {"pass"}, res.json["checks"]

@@ -171,7 +171,7 @@ def test_server_call_gets_its_own_read_deadline():
         assert api.execute(server_health_call("asr", timeout=40.0)) == "healthy"
     assert seen["read"] == 40.0 and seen["connect"] == 2.0
     assert api.limit_for(server_health_call("asr", timeout=40.0)) == 42.0
-    assert api.limit_for(server_health_call("asr")) == 8.0
+    assert api.limit_for(server_health_call("asr")) == 2.0  # one --timeout for the whole call
 
 
 def test_ordinary_timeout_still_blames_the_network():
@@ -295,3 +295,24 @@ def test_server_checks_count_endpoints_from_instances():
     with api_with(handler, timeout=1.0) as api:
         _, (check,) = run_server_checks(api, {"s": [without]}, timeout=1.0)
     assert check.deadline == 25.0  # 1 s + 2 endpoints x 12 s
+
+
+def test_async_client_honours_the_calls_own_deadline():
+    import asyncio
+
+    from regctl.api import AsyncRegistryApi
+
+    seen = {}
+
+    async def handler(request):
+        seen.update(request.extensions["timeout"])
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    async def go():
+        async with AsyncRegistryApi("http://cs.test", timeout=0.5, transport=httpx.MockTransport(handler)) as api:
+            await api.execute(server_health_call("asr", timeout=2.0))
+
+    with pytest.raises(Unreachable) as exc:
+        asyncio.run(go())
+    assert seen["read"] == 2.0 and seen["connect"] == 0.5
+    assert "still running after 2s" in str(exc.value)

@@ -152,3 +152,19 @@ def test_restart_with_lingering_nodes_is_ok_on_borrowed_time(make_registry):
     table = run_cli("list", env=registry.env)
     rows = {l.split()[0]: l for l in table.stdout.splitlines()[1:]}
     assert "OK (orphaned-session)" in rows["asr-service"] and "orphaned" not in rows["config-service"]
+
+
+def test_inspect_under_redis_shows_zookeeper_and_the_failed_lookup(two):
+    two.server.faults.add("redis")
+    res = run_cli("inspect", "asr-service", "-o", "json", env=two.env)
+    assert res.exit_code == 0, res
+    assert [i["instance_id"] for i in res.json["instances"]] == ["asr-1"]
+    assert res.json["instances"][0]["in_api"] is None  # not read, not "absent from the API"
+    assert res.json["discovery"]["reason"] == "api-500"
+    assert "the API could not list the instances of asr-service" in res.stderr
+
+
+def test_list_a_name_nobody_knows_suggests_one(two):
+    res = run_cli("list", "asr-servce", "--fail-undiscoverable", env=two.env)
+    assert res.exit_code == 1
+    assert "did you mean: asr-service" in res.stderr

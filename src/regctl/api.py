@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +22,8 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 import httpx
 
+from regctl.httpconf import http_options, ssl_verify, translate_http_error  # noqa: F401  (ssl_verify re-exported)
+from regctl.bounded import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, BodyTooSlow, read_body, read_body_async
 from regctl.errors import BadResponse, NotAuthorized, NotFound, RegctlError, Unreachable, UsageError
 from regctl.models import Instance, ServiceRow
 from regctl.names import url_segment, validate_instance_id, validate_service_name
@@ -31,8 +31,8 @@ from regctl.names import url_segment, validate_instance_id, validate_service_nam
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1/registry"
-#: Largest answer body read; a bigger one is an unusable answer, not an out-of-memory.
-MAX_BODY_BYTES = 64 * 1024 * 1024
+#: Largest answer body read (decompressed); a bigger one is an unusable answer, not an out-of-memory.
+MAX_BODY_BYTES = 32 * 1024 * 1024
 
 T = TypeVar("T")
 
@@ -279,7 +279,10 @@ def _parse_config_health(ans: Answer) -> dict:
 
 
 # ---------------------------------------------------------------------------
-# Call builders: the whole contract, one function per endpoint
+# Call builders: the whole contract, one function per endpoint. Reads take any
+# name (a name read from the registry is asked about whatever it is; url_segment
+# encodes it as one path segment); only the operator's names are validated, by
+# the commands, and writes validate here.
 # ---------------------------------------------------------------------------
 
 def register_call(payload: Mapping[str, Any]) -> Call:
@@ -298,30 +301,25 @@ def services_call() -> Call:
 
 
 def instances_call(service: str) -> Call:
-    validate_service_name(service)
     return Call("GET", f"/services/{url_segment(service)}", _parse_instances(service), f"instances of {service}")
 
 
 def url_call(service: str) -> Call:
-    validate_service_name(service)
     return Call("GET", f"/services/{url_segment(service)}/url", _parse_url(service), f"URL of {service}")
 
 
 def discover_call(service: str) -> Call:
-    validate_service_name(service)
     return Call("GET", f"/discover/{url_segment(service)}", _parse_discover(service), f"discover {service}")
 
 
 def server_health_call(service: str, timeout: float | None = None) -> Call:
     """``POST /services/{name}/health``; ``timeout``: the server's probing gets that long to answer."""
-    validate_service_name(service)
     return Call("POST", f"/services/{url_segment(service)}/health", _parse_server_health(service),
                 f"server-side health of {service}", timeout=timeout,
                 still_running="the Config Service's health call" if timeout else None)
 
 
 def server_health_detailed_call(service: str, timeout: float | None = None) -> Call:
-    validate_service_name(service)
     return Call("POST", f"/services/{url_segment(service)}/health/detailed", _parse_detailed(service),
                 f"detailed health of {service}", timeout=timeout,
                 still_running="the Config Service's detailed health call" if timeout else None)
@@ -337,8 +335,6 @@ def monitor_status_call(service: str | None, prefixed: bool = False) -> Call:
     The answer comes back raw (an :class:`Answer`): 200, 404, 422 and 503 all mean
     something; :mod:`regctl.monitor` reads them.
     """
-    if service is not None:
-        validate_service_name(service)
     return Call("GET", MONITOR_PATH, _parse_raw,
                 f"monitor verdict of {service}" if service is not None else "monitor endpoint probe",
                 params={"service_id": service} if service is not None else None, prefixed=prefixed)
@@ -367,10 +363,11 @@ class _Base:
         return self.base_url + (PREFIX if call.prefixed else "") + call.path
 
     def limit_for(self, call: Call) -> float:
-        """The whole call's deadline: ``4 x timeout``, or the call's own read deadline plus one timeout."""
+        """The whole call's deadline, connecting and reading the body included: one ``timeout``,
+        or the call's own read deadline plus one timeout."""
         if call.timeout is not None:
             return call.timeout + self.timeout
-        return 4 * self.timeout
+        return self.timeout
 
     def _request_kwargs(self, call: Call) -> dict:
         kw: dict[str, Any] = {}
@@ -378,8 +375,9 @@ class _Base:
             kw["timeout"] = httpx.Timeout(self.timeout, read=call.timeout)
         elif not self._owns_client:
             kw["timeout"] = self.timeout
-        if not self._owns_client and self.headers:
-            kw["headers"] = self.headers
+        if not self._owns_client:  # the caller's client: this client's HTTP rules per request
+            kw["headers"] = {"Accept-Encoding": ACCEPT_ENCODING, **self.headers}
+            kw["follow_redirects"] = False
         if call.params:
             kw["params"] = dict(call.params)
         if call.json_body is not None:
@@ -388,6 +386,18 @@ class _Base:
             kw["content"] = json.dumps(call.json_body, separators=(",", ":")).encode("ascii")
             kw["headers"] = {**kw.get("headers", {}), "Content-Type": "application/json"}
         return kw
+
+    def _body_error(self, exc: Exception, call: Call, url: str) -> RegctlError:
+        """The bounded reader's refusal (:mod:`regctl.bounded`) as a one-line error."""
+        if isinstance(exc, BodyTooLarge):
+            return BadResponse(f"{call.what}: answer larger than {MAX_BODY_BYTES // 2**20} MiB (decompressed)",
+                               where=url, hint="check that the URL points at the Config Service")
+        if isinstance(exc, BodyTooSlow):
+            err = Unreachable(f"{call.what}: answer still arriving after {self.limit_for(call):g}s", where=url,
+                              hint="the server or a proxy is stalling; raise --timeout")
+            err.out_of_time = True  # type: ignore[attr-defined]
+            return err
+        return BadResponse(f"{call.what}: {exc}", where=url, hint="check the Config Service or the proxy before it")
 
     def _translate(self, exc: Exception, call: Call, url: str) -> RegctlError:
         if call.still_running and isinstance(exc, httpx.ReadTimeout):
@@ -405,97 +415,6 @@ def still_running_error(call: Call, url: str) -> Unreachable:
     return err
 
 
-def ssl_verify(verify: "bool | str | ssl.SSLContext") -> "bool | ssl.SSLContext":
-    """httpx's ``verify``: True/False as given, a CA bundle path as an SSL context trusting only it."""
-    if isinstance(verify, str):
-        try:
-            return ssl.create_default_context(cafile=verify)
-        except (OSError, ssl.SSLError) as exc:
-            raise UsageError(f"cannot load the CA bundle ({type(exc).__name__}: {exc})", where=verify,
-                             hint="give a PEM file of CA certificates (--ca-bundle)") from None
-    return verify
-
-
-def translate_http_error(exc: Exception, url: str, timeout: float, what: str = "request") -> RegctlError:
-    """Turn an httpx/OS exception into a one-line :class:`RegctlError`."""
-    host = httpx.URL(url).host if url else "?"
-    detail = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, httpx.TimeoutException):
-        phase = {"ConnectTimeout": "connecting", "ReadTimeout": "waiting for the answer",
-                 "WriteTimeout": "sending", "PoolTimeout": "waiting for a connection"}.get(type(exc).__name__, "")
-        return Unreachable(f"{what}: no answer within {timeout:g}s" + (f" while {phase}" if phase else ""),
-                           where=url, detail=detail,
-                           hint="check that the host and port are right and reachable; raise --timeout if it is slow")
-    if isinstance(exc, httpx.ConnectError) or isinstance(exc, OSError):
-        text = str(exc).lower()
-        cause = exc.__cause__ or exc.__context__
-        if _is_dns_error(exc) or any(s in text for s in ("name or service not known", "nodename nor servname",
-                                                          "temporary failure in name resolution",
-                                                          "no address associated", "name resolution")):
-            hint = "check the host name"
-            if host == "config-service":
-                hint = ("'config-service' only resolves inside the Docker network; from the host use "
-                        "--config-url http://localhost:8082")
-            return Unreachable(f"{what}: cannot resolve host {host!r}", where=url, detail=detail, hint=hint)
-        if _in_chain(exc, ssl.SSLCertVerificationError) or "certificate verify failed" in text:
-            reason = _cert_reason(exc)
-            return Unreachable(f"{what}: TLS certificate verification failed ({reason})", where=url,
-                               detail=detail,
-                               hint="pass the CA that signed the server's certificate with --ca-bundle PEM "
-                                    "(or REGCTL_CA_BUNDLE, context ca_bundle); --insecure skips the check")
-        if isinstance(cause, ssl.SSLError) or "ssl" in text or "certificate" in text:
-            return Unreachable(f"{what}: TLS handshake failed ({_short(exc)})", where=url, detail=detail,
-                               hint="use http:// if the server has no TLS; for a private CA pass --ca-bundle PEM")
-        if "refused" in text or _in_chain(exc, ConnectionRefusedError):
-            return Unreachable(f"{what}: connection refused", where=url, detail=detail,
-                               hint="is the Config Service running on that port? check --config-url or CONFIG_SERVICE_URL")
-        return Unreachable(f"{what}: cannot connect ({_short(exc)})", where=url, detail=detail,
-                           hint="check the host, port and network")
-    if isinstance(exc, (httpx.RemoteProtocolError, httpx.DecodingError)):
-        return BadResponse(f"{what}: the server broke the HTTP protocol ({_short(exc)})", where=url, detail=detail,
-                           hint="check that the URL points at an HTTP server (http vs https, right port)")
-    if isinstance(exc, httpx.UnsupportedProtocol):
-        return UsageError(f"{what}: unsupported URL {url!r}", hint="use an http:// or https:// URL")
-    if isinstance(exc, httpx.HTTPError):
-        return Unreachable(f"{what}: {_short(exc)}", where=url, detail=detail, hint="check the network")
-    return Unreachable(f"{what}: {_short(exc)}", where=url, detail=detail, hint="check the network")
-
-
-def _cert_reason(exc: BaseException) -> str:
-    """``unable to get local issuer certificate`` style text from an SSL verification error."""
-    seen = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, ssl.SSLCertVerificationError) and getattr(e, "verify_message", None):
-            return str(e.verify_message)
-        e = e.__cause__ or e.__context__
-    text = str(exc)
-    if "certificate verify failed:" in text:
-        return text.split("certificate verify failed:", 1)[1].split("(")[0].strip() or "certificate verify failed"
-    return "certificate verify failed"
-
-
-def _in_chain(exc: BaseException | None, typ: type) -> bool:
-    """Whether ``typ`` is anywhere in ``exc``'s cause/context chain (anyio hides "refused" there)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, typ):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
-def _is_dns_error(exc: BaseException) -> bool:
-    return _in_chain(exc, socket.gaierror)
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:160]
-
-
 def _excerpt(body: bytes, limit: int = 200) -> str:
     text = body[:limit].decode("utf-8", "replace")
     return " ".join(text.split()) + ("..." if len(body) > limit else "")
@@ -504,8 +423,9 @@ def _excerpt(body: bytes, limit: int = 200) -> str:
 class RegistryApi(_Base):
     """Synchronous client. Use as a context manager, or call :meth:`close`.
 
-    Every request has ``timeout`` seconds per phase and ``4 * timeout`` in all
-    (a body that trickles forever is cut off).
+    Every request has ``timeout`` seconds in all, connecting and the whole body
+    included (a body that trickles forever is cut off); once one has run out of
+    time, later calls fail at once instead of waiting on the stalled server again.
     """
 
     def __init__(self, base_url: str, *, timeout: float = 5.0, headers: Mapping[str, str] | None = None,
@@ -513,13 +433,15 @@ class RegistryApi(_Base):
                  max_connections: int = 32, client: httpx.Client | None = None) -> None:
         super().__init__(base_url, timeout=timeout, headers=headers, verify=verify)
         self.max_connections = max_connections
+        #: set once a call ran out of time: later calls to this (stalled) server fail at once
+        self._stalled: "Unreachable | None" = None
         if client is not None:  # the caller's (pooled) client: used as is, never closed here
             self._client = client
             self._owns_client = False
             return
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._client = httpx.Client(timeout=timeout, headers=self.headers, verify=ssl_verify(verify),
-                                    transport=transport, limits=limits, follow_redirects=False)
+        self._client = httpx.Client(**http_options(timeout, self.headers, verify), transport=transport,
+                                    limits=limits)
 
     def __enter__(self) -> "RegistryApi":
         return self
@@ -532,13 +454,16 @@ class RegistryApi(_Base):
             self._client.close()
 
     def execute(self, call: Call) -> Any:
-        """Send ``call`` and parse the answer, all within ``4 * timeout`` seconds.
+        """Send ``call`` and parse the answer, all within one ``timeout`` (see the class).
 
         httpx's timeouts are per phase and per read, so a server trickling header
         or body bytes would never trip them; the request therefore runs in a
         daemon thread and the caller stops waiting at the overall deadline.
         """
         url = self.url_for(call)
+        if self._stalled is not None:
+            raise Unreachable(f"{call.what}: not asked, {self._stalled.message}", where=self._stalled.where,
+                              hint=self._stalled.hint)
         started = time.monotonic()
         limit = self.limit_for(call)
         box: dict[str, Any] = {}
@@ -553,13 +478,17 @@ class RegistryApi(_Base):
                 done.set()
 
         threading.Thread(target=fetch, name="regctl-http", daemon=True).start()
-        if not done.wait(limit + 0.5):
+        if not done.wait(limit + 0.25):
             if call.still_running:
                 raise still_running_error(call, url)
-            raise Unreachable(f"{call.what}: no complete answer within {limit:g}s", where=url,
-                              hint="the server or a proxy is stalling; raise --timeout")
+            self._stalled = Unreachable(f"{call.what}: no complete answer within {limit:g}s", where=url,
+                                        hint="the server or a proxy is stalling; raise --timeout")
+            raise self._stalled
         if "error" in box:
-            raise box["error"]
+            err = box["error"]
+            if isinstance(err, Unreachable) and getattr(err, "out_of_time", False) and not call.still_running:
+                self._stalled = err
+            raise err
         ans = box["answer"]
         log.debug("%s %s -> %s in %.0f ms", call.method, url, ans.status_code, (time.monotonic() - started) * 1000)
         return call.parse(ans)
@@ -567,19 +496,17 @@ class RegistryApi(_Base):
     def _fetch(self, call: Call, url: str, deadline: float) -> Answer:
         try:
             with self._client.stream(call.method, url, **self._request_kwargs(call)) as resp:
-                body = bytearray()
-                for chunk in resp.iter_bytes():
-                    body += chunk
-                    if len(body) > MAX_BODY_BYTES:
-                        raise BadResponse(f"{call.what}: answer larger than {MAX_BODY_BYTES // 2**20} MiB",
-                                          where=url, hint="check that the URL points at the Config Service")
-                    if time.monotonic() > deadline:
-                        raise Unreachable(f"{call.what}: answer still arriving after {self.limit_for(call):g}s",
-                                          where=url, hint="the server or a proxy is stalling; raise --timeout")
-                return Answer(resp.status_code, resp.headers.get("content-type", ""), bytes(body), url)
+                body = read_body(resp, MAX_BODY_BYTES, deadline)
+                return Answer(resp.status_code, resp.headers.get("content-type", ""), body.data, url)
+        except (BodyTooLarge, BodyTooSlow, BadEncoding) as exc:
+            raise self._body_error(exc, call, url) from None
         except RegctlError:
             raise
-        except (httpx.HTTPError, OSError) as exc:
+        except httpx.TimeoutException as exc:
+            err = self._translate(exc, call, url)
+            err.out_of_time = True  # type: ignore[attr-defined]
+            raise err from exc
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
             raise self._translate(exc, call, url) from exc
 
     def map(self, calls: list[Call], concurrency: int = 16, return_exceptions: bool = False) -> list[Any]:
@@ -645,8 +572,7 @@ class AsyncRegistryApi(_Base):
             self._client = client
             self._owns_client = False
             return
-        self._client = httpx.AsyncClient(timeout=timeout, headers=self.headers, verify=ssl_verify(verify),
-                                         transport=transport, follow_redirects=False)
+        self._client = httpx.AsyncClient(**http_options(timeout, self.headers, verify), transport=transport)
 
     async def __aenter__(self) -> "AsyncRegistryApi":
         return self
@@ -662,16 +588,22 @@ class AsyncRegistryApi(_Base):
         import asyncio
 
         url = self.url_for(call)
+
+        async def fetch() -> Answer:
+            async with self._client.stream(call.method, url, **self._request_kwargs(call)) as resp:
+                body = await read_body_async(resp, MAX_BODY_BYTES)
+                return Answer(resp.status_code, resp.headers.get("content-type", ""), body.data, url)
+
         try:
-            resp = await asyncio.wait_for(self._client.request(call.method, url, **self._request_kwargs(call)),
-                                          self.limit_for(call))
-            ans = Answer(resp.status_code, resp.headers.get("content-type", ""), resp.content, url)
+            ans = await asyncio.wait_for(fetch(), self.limit_for(call))
+        except (BodyTooLarge, BodyTooSlow, BadEncoding) as exc:
+            raise self._body_error(exc, call, url) from None
         except asyncio.TimeoutError as exc:
             if call.still_running:
                 raise still_running_error(call, url) from exc
             raise Unreachable(f"{call.what}: no complete answer within {self.limit_for(call):g}s", where=url,
                               hint="the server or a proxy is stalling; raise the timeout") from exc
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._translate(exc, call, url) from exc
         except OSError as exc:
             raise self._translate(exc, call, url) from exc

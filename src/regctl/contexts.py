@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import copy
 import os
-import stat
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -68,9 +67,8 @@ CONTEXT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
 }
 ZK_AUTH_KEYS = ("scheme", "credential")
 
-#: keys (any nesting level) whose values are secrets; header names are judged by
-#: :func:`regctl.settings.redact_headers`.
-SECRET_KEYS = ("credential", "password", "secret", "token")
+#: keys whose values are file paths or variable names, not secrets (whatever their names say)
+NOT_SECRET_KEYS = ("token_file", "token_env", "zk_key", "zk_cert", "zk_ca", "ca_bundle", "scheme")
 REDACTED = "***"
 
 
@@ -129,10 +127,12 @@ def load(path: Path | str | None = None) -> ConfigFile:
 
 def parse(text: str, path: Path | str = "<config>") -> ConfigFile:
     """Parse and validate config text; errors name ``path``, the line and the key."""
+    from regctl.bounded import compose_yaml, construct_yaml
+
     path = Path(path)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = compose_yaml(text, str(path))
+        data = construct_yaml(root)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -212,15 +212,17 @@ def validate_context(values: Any, context: str = "?") -> dict[str, Any]:
             raise _KeyProblem(f"{key} in context {context!r} must be {_type_words(types)} ({what}), "
                               f"not {type(value).__name__}", key=key, hint=f"fix the value of {key}")
         if key == "headers":
+            from regctl.settings import check_header
+
+            clean = {}
             for hk, hv in value.items():
-                if not isinstance(hk, str) or not isinstance(hv, (str, int, float)) or isinstance(hv, bool):
-                    raise _KeyProblem(f"header {hk!r} in context {context!r} must map a name to a text value",
-                                      key=key, sub=hk if isinstance(hk, str) else None,
-                                      hint="write headers as 'Name: value'")
-                if any(c in str(hk) + str(hv) for c in "\r\n"):
-                    raise _KeyProblem(f"header {hk!r} in context {context!r} contains a line break", key=key,
-                                      sub=hk, hint="remove it")
-            value = {str(k): str(v) for k, v in value.items()}
+                try:
+                    name, text = check_header(hk, hv, f"context {context!r}")
+                except UsageError as exc:
+                    raise _KeyProblem(f"{exc.message} in context {context!r}", key=key,
+                                      sub=hk if isinstance(hk, str) else None, hint=exc.hint or "") from None
+                clean[name] = text
+            value = clean
         if key == "zk_auth":
             for sub in value:
                 if sub not in ZK_AUTH_KEYS:
@@ -229,6 +231,13 @@ def validate_context(values: Any, context: str = "?") -> dict[str, Any]:
             if not isinstance(value.get("scheme"), str) or not isinstance(value.get("credential"), str):
                 raise _KeyProblem(f"zk_auth in context {context!r} needs text 'scheme' and 'credential'",
                                   key=key, hint="e.g. {scheme: digest, credential: 'user:password'}")
+            from regctl.settings import parse_zk_auth
+
+            try:
+                parse_zk_auth(f"{value['scheme']}:{value['credential']}", f"context {context!r}")
+            except UsageError as exc:
+                raise _KeyProblem(f"zk_auth in context {context!r}: {exc.message}", key=key, sub="scheme",
+                                  hint=exc.hint or "") from None
             value = {"scheme": value["scheme"], "credential": value["credential"]}
         out[key] = value
     return out
@@ -406,17 +415,9 @@ def use_context(cfg: ConfigFile, name: str) -> None:
 
 def parse_header(text: str) -> tuple[str, str | None]:
     """``'Name: value'`` -> (name, value); ``'Name-'`` or ``'Name:'`` -> (name, None) (remove it)."""
-    if text.endswith("-") and ":" not in text:
-        return text[:-1].strip(), None
-    if ":" not in text:
-        raise UsageError(f"header {text!r} is not 'Name: value'", hint="write --header 'X-Team: ops'")
-    name, _, value = text.partition(":")
-    name, value = name.strip(), value.strip()
-    if not name or any(c in name for c in " \t\r\n"):
-        raise UsageError(f"header name {name!r} is not valid", hint="write --header 'X-Team: ops'")
-    if any(c in value for c in "\r\n"):
-        raise UsageError(f"header {name!r} value contains a line break", hint="remove it")
-    return name, (value if value else None)
+    from regctl.settings import parse_header_line
+
+    return parse_header_line(text, "--header", allow_removal=True)
 
 
 # ---------------------------------------------------------------------------
@@ -513,17 +514,20 @@ def load_selected(flag: str | None = None, env: Mapping[str, str] | None = None,
 # ---------------------------------------------------------------------------
 
 def is_secret_key(key: str) -> bool:
-    k = key.lower()
-    if k in ("token_file", "token_env"):  # a path and a variable name, not secrets
-        return False
-    return k in SECRET_KEYS or any(k.endswith("_" + s) or k.startswith(s + "_") for s in SECRET_KEYS)
+    """Whether a context value under ``key`` is a secret (:func:`regctl.redaction.is_secret_name`)."""
+    from regctl.redaction import is_secret_name
+
+    return key.lower() not in NOT_SECRET_KEYS and is_secret_name(key)
 
 
 def redact(values: Any) -> Any:
-    """A copy with every secret replaced by ``***``: secret-looking header values,
-    and any value under a key like credential/password/secret/token."""
+    """A copy with every secret replaced by ``***``: every header value, any value under a
+    secret-looking key (zk_auth.credential), and the password of any URL."""
+    from regctl.redaction import mask_url
     from regctl.settings import redact_headers
 
+    if isinstance(values, str):
+        return mask_url(values)
     if isinstance(values, dict):
         out = {}
         for k, v in values.items():
@@ -540,32 +544,31 @@ def redact(values: Any) -> Any:
 
 
 def holds_secret(values: Mapping[str, Any]) -> bool:
-    """Whether a context keeps a secret in the file itself (not token_file/token_env)."""
-    return redact(dict(values)) != dict(values)
+    """Whether a context keeps a secret in the file itself (not token_file/token_env): a secret-looking
+    or long header value, a credential, a URL password."""
+    from regctl.redaction import header_secrets
+
+    plain = dict(values)
+    if header_secrets(dict(plain.pop("headers", None) or {})):
+        return True
+    return redact(plain) != plain
 
 
 def permission_warnings(cfg: ConfigFile, only: str | None = None) -> list[str]:
     """Warnings for secrets others may read: the config file (when it holds a
     secret) and token files, when group- or other-readable."""
+    from regctl.settings import file_readable_by_others
+
     warnings = []
     contexts = {only: cfg.contexts[only]} if only and only in cfg.contexts else cfg.contexts
     if cfg.exists and any(holds_secret(v) for v in contexts.values()):
-        w = _readable_by_others(cfg.path)
+        w = file_readable_by_others(cfg.path)
         if w:
             warnings.append(f"{cfg.path} holds secrets and is {w}; run: chmod 600 {cfg.path}")
     for name, values in contexts.items():
         if values.get("token_file"):
             tpath = Path(os.path.expanduser(values["token_file"]))
-            w = _readable_by_others(tpath)
+            w = file_readable_by_others(tpath)
             if w:
                 warnings.append(f"token_file {tpath} (context {name!r}) is {w}; run: chmod 600 {tpath}")
     return warnings
-
-
-def _readable_by_others(path: Path) -> str | None:
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return None
-    who = [w for w, bit in (("group", stat.S_IRGRP), ("other", stat.S_IROTH)) if mode & bit]
-    return f"readable by {' and '.join(who)}" if who else None

@@ -9,9 +9,11 @@ Hanging endpoints do not stall the fan-out: an attempt that has had no answer
 for ``stall_after`` seconds (default ``min(0.1, timeout / 4)``) gives its slot
 to the next probe and keeps waiting, parked, until its own deadline -- unless
 the event loop itself is late (a CPU-bound client must not start ever more
-probes and time them all out). At most ``max_in_flight`` attempts (default
-``4 x concurrency``, at most 256, one socket each) are open at once, parked ones
-included. Without this, 100 endpoints that
+probes and time them all out). At most ``max_in_flight`` attempts (one socket
+each, parked ones included) are open at once: by default as many as the process's
+file limit allows (its soft limit is raised to the hard limit once, see
+:func:`socket_ceiling`), at most :data:`MAX_IN_FLIGHT`, so 1,000 hanging endpoints
+among 10,000 park side by side instead of queueing. Without this, 100 endpoints that
 never answer cost ``100 x timeout / concurrency`` seconds (6.3 s for a 2 s timeout
 and 32 slots) before the last answering instance is even asked; with it the
 whole run takes about the time the answering instances need plus one timeout.
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import re
 import socket
 import ssl
 import time
@@ -37,6 +40,7 @@ from typing import Callable, Iterable, Sequence
 
 import httpx
 
+from regctl.bounded import ACCEPT_ENCODING, Decoder, read_body_async
 from regctl.models import Instance
 
 log = logging.getLogger(__name__)
@@ -45,9 +49,8 @@ log = logging.getLogger(__name__)
 DEFAULT_CONCURRENCY = 128
 #: a probe silent this long (capped by timeout / 4) gives up its slot and waits parked
 DEFAULT_STALL_AFTER = 0.1
-#: sockets open at once, parked probes included, as a multiple of ``concurrency`` (and at most MAX_IN_FLIGHT)
-IN_FLIGHT_FACTOR = 4
-MAX_IN_FLIGHT = 256
+#: sockets open at once, parked probes included: the file limit (raised to its hard limit), at most this
+MAX_IN_FLIGHT = 4096
 
 _DEFAULT = object()
 #: the verdict of a probe whose URL's host does not resolve from this machine
@@ -147,75 +150,118 @@ class NotHTTP(Exception):
     """The endpoint answered, but not with HTTP."""
 
 
-#: Largest health body read by the plain-HTTP prober; the rest is not waited for.
+#: Largest health body read (decompressed); the rest is not waited for.
 MAX_HEALTH_BODY = 64 * 1024
+#: file descriptors kept free for everything else (ZooKeeper, logs, the event loop itself)
+FD_RESERVE = 64
+
+
+def socket_ceiling() -> int:
+    """How many sockets may be open at once: the process's file limit (soft raised to hard once), less a reserve."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Linux/macOS
+        return 1024 - FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (ValueError, OSError):
+            pass
+    limit = 65536 if soft == resource.RLIM_INFINITY else soft
+    return max(1, limit - FD_RESERVE)
+
+
+#: a URL part httpx sends unchanged (nothing to percent-encode, no IDNA, no IPv6 literal)
+_PLAIN_TARGET = re.compile(r"/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")
+_PLAIN_NETLOC = re.compile(r"[A-Za-z0-9.\-]+(?::[0-9]{1,5})?")
+
+
+def _plain_request(url: str) -> "tuple[str, int, bytes, object] | None":
+    """(host, port, request bytes, the h11 connection awaiting the answer) for an ``http://`` URL as httpx would send it; None for what is left
+    to httpx (https, userinfo). The target and Host header come from :class:`httpx.URL`, so spaces and
+    non-ASCII in the path are percent-encoded exactly as httpx does; a URL httpx refuses raises the same."""
+    import h11
+
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "http" or not parts.hostname or parts.username or parts.password:
+        return None
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if _PLAIN_NETLOC.fullmatch(parts.netloc) and _PLAIN_TARGET.fullmatch(target) and "#" not in url \
+            and int(parts.netloc.rpartition(":")[2] if ":" in parts.netloc else 80) <= 65535:
+        host, port, netloc, raw = parts.hostname, parts.port, parts.netloc.lower(), target.encode("ascii")
+    else:  # anything httpx would encode or refuse: exactly as httpx does
+        u = httpx.URL(url)
+        if not u.host:
+            return None
+        host, port, netloc, raw = u.host, u.port, u.netloc, u.raw_path
+    request = h11.Request(method="GET", target=raw, headers=[
+        ("Host", netloc), ("User-Agent", "regctl-health"), ("Accept", "*/*"),
+        ("Accept-Encoding", ACCEPT_ENCODING), ("Connection", "close")])
+    conn = h11.Connection(h11.CLIENT)
+    data = conn.send(request) + (conn.send(h11.EndOfMessage()) or b"")
+    return host, port or 80, data, conn
 
 
 async def _plain_http_status(url: str) -> int | None:
-    """GET an ``http://`` URL over a bare asyncio stream and return the status code.
+    """GET an ``http://`` URL over a bare asyncio stream, parsed by h11 (httpx's own parser); the status.
 
-    A health probe needs the status and a complete answer, not httpx's machinery,
-    which costs ~2 ms of CPU per request (bench/health.py). The whole answer is
-    read (Content-Length, chunked, or until close) so a body that trickles is a
-    timeout as with httpx. Returns None for what this small client leaves to httpx:
-    https, redirects, anything unusual in the URL.
+    A health probe needs the status and a complete answer, not httpx's pool and
+    machinery (~2 ms of CPU per request, bench/health.py). As in httpx, 1xx
+    interim answers are skipped; the body is read to its end (so a trickled
+    body is a timeout), at most :data:`MAX_HEALTH_BODY` decompressed bytes.
+    Returns None for what is left to httpx: https, userinfo, redirects.
     """
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname or parts.username or parts.password:
+    import h11
+
+    planned = _plain_request(url)
+    if planned is None:
         return None
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    reader, writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
+    host, port, data, conn = planned
+    reader, writer = await asyncio.open_connection(host, port)
     try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: regctl-health\r\n"
-                     "Accept: */*\r\nConnection: close\r\n\r\n".encode("latin-1"))
+        writer.write(data)
         await writer.drain()
-        status_line = await reader.readline()
-        fields = status_line.split(None, 2)
-        if len(fields) < 2 or not fields[0].startswith(b"HTTP/") or not fields[1].isdigit():
-            raise NotHTTP("not HTTP")
-        status = int(fields[1])
-        headers = {}
+        status = None
+        decoder = None
+        read = 0
         while True:
-            line = await reader.readline()
-            if not line:
-                raise NotHTTP("answer ended inside the headers")
-            if line in (b"\r\n", b"\n"):
-                break
-            name, _, value = line.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        if 300 <= status < 400 and "location" in headers:
-            return None  # let httpx follow redirects
-        if not (status < 200 or status in (204, 304)):  # these never carry a body
-            await _read_body(reader, headers)
-        return status
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise NotHTTP(str(exc)) from None
+            if event is h11.NEED_DATA:
+                conn.receive_data(await reader.read(65536))
+                continue
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            if isinstance(event, h11.Response):
+                status = event.status_code
+                headers = {k.lower(): v for k, v in event.headers}
+                if 300 <= status < 400 and b"location" in headers:
+                    return None  # let httpx follow redirects
+                decoder = Decoder(headers.get(b"content-encoding", b"").decode("latin-1"))
+                continue
+            if isinstance(event, h11.Data):
+                read += len(decoder.feed(bytes(event.data), MAX_HEALTH_BODY - read)) if decoder else 0
+                if read > MAX_HEALTH_BODY:
+                    return status  # enough: the status is what counts
+                continue
+            if isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                if status is None:
+                    raise NotHTTP("answer ended inside the headers")
+                return status
     finally:
         writer.close()
 
 
-async def _read_body(reader: asyncio.StreamReader, headers: dict) -> None:
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        read = 0
-        while read <= MAX_HEALTH_BODY:
-            size_line = await reader.readline()
-            try:
-                size = int(size_line.split(b";")[0].strip() or b"x", 16)
-            except ValueError:
-                raise NotHTTP("bad chunked body") from None
-            if size == 0:
-                return
-            await reader.readexactly(size + 2)
-            read += size
-        return
-    length = headers.get("content-length")
-    if length is not None and length.isdigit():
-        await reader.readexactly(min(int(length), MAX_HEALTH_BODY))
-        return
-    read = 0
-    while read <= MAX_HEALTH_BODY:
-        chunk = await reader.read(65536)
-        if not chunk:
-            return
-        read += len(chunk)
+async def _httpx_status(client: httpx.AsyncClient, url: str) -> int:
+    """GET through httpx (https, redirects); the body read through the bounded reader."""
+    async with client.stream("GET", url) as resp:
+        await read_body_async(resp, MAX_HEALTH_BODY, truncate=True)
+        return resp.status_code
 
 
 async def _probe_once(client: httpx.AsyncClient, url: str, timeout: float,
@@ -225,7 +271,7 @@ async def _probe_once(client: httpx.AsyncClient, url: str, timeout: float,
         status = await asyncio.wait_for(_plain_http_status(url), timeout)
         if status is None:
             left = max(0.001, timeout - (time.monotonic() - started))
-            status = (await asyncio.wait_for(client.get(url), left)).status_code
+            status = await asyncio.wait_for(_httpx_status(client, url), left)
         latency = (time.monotonic() - started) * 1000
         ok = _is_healthy(status, expect)
         return ok, status, latency, None if ok else f"HTTP {status}"
@@ -245,13 +291,13 @@ async def probe_many_async(targets: Sequence[ProbeTarget], *, timeout: float = 5
 
     ``stall_after`` (seconds, None for fixed slots) and ``max_in_flight``: see the module docstring.
     """
-    concurrency = max(1, concurrency)
+    ceiling = socket_ceiling()
+    concurrency = max(1, min(concurrency, ceiling))
     if stall_after is _DEFAULT:
         stall_after = min(DEFAULT_STALL_AFTER, timeout / 4)
     if max_in_flight is None:
-        max_in_flight = concurrency if stall_after is None else \
-            max(concurrency, min(concurrency * IN_FLIGHT_FACTOR, MAX_IN_FLIGHT))
-    max_in_flight = max(concurrency, max_in_flight)
+        max_in_flight = concurrency if stall_after is None else min(ceiling, MAX_IN_FLIGHT)
+    max_in_flight = max(concurrency, min(max_in_flight, ceiling))
     slots = asyncio.Semaphore(concurrency)
     loop = asyncio.get_running_loop()
     sockets = asyncio.Semaphore(max_in_flight)
@@ -261,7 +307,7 @@ async def probe_many_async(targets: Sequence[ProbeTarget], *, timeout: float = 5
     from regctl.api import ssl_verify
 
     async with httpx.AsyncClient(timeout=timeout, verify=ssl_verify(verify), limits=limits, follow_redirects=True,
-                                 trust_env=False) as client:
+                                 trust_env=False, headers={"Accept-Encoding": ACCEPT_ENCODING}) as client:
 
         async def attempt(url: str) -> tuple[bool, int | None, float, str | None]:
             async with sockets:

@@ -68,8 +68,31 @@ def validate_status(status: str) -> str:
 
 
 def url_segment(value: str) -> str:
-    """Percent-encode one URL path segment (``/`` included)."""
+    """Percent-encode one URL path segment (``/`` included; ``.`` and ``..`` too, so they stay a name).
+
+    Any name read from the registry can be asked about this way: only names the
+    operator types are validated (:func:`validate_service_name`).
+    """
+    if not isinstance(value, str) or value == "":
+        raise UsageError("a service name or instance id is empty", hint="give a non-empty name")
+    if value in (".", ".."):
+        return value.replace(".", "%2E")
     return quote(value, safe="")
+
+
+def zk_child(base: str, *segments: str) -> str:
+    """Join names read from ZooKeeper itself (children of a node) onto ``base``.
+
+    ZooKeeper child names can be anything ZooKeeper accepts (250 characters, a
+    leading space, bidi marks); they are one segment by construction, so only what
+    could never be a child name is refused (a :class:`ValueError`: a bug, not input).
+    """
+    path = base.rstrip("/") or ""
+    for seg in segments:
+        if not seg or "/" in seg or seg in (".", ".."):
+            raise ValueError(f"not a ZooKeeper child name: {seg!r}")
+        path += "/" + seg
+    return path or "/"
 
 
 def zk_join(base: str, *segments: str) -> str:

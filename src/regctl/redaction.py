@@ -34,6 +34,44 @@ _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/@\s?#\[\]'\"<>]*)@")
 _BEARER = re.compile(r"(?i)\b(bearer|basic|digest)\s+([A-Za-z0-9._~+/=:-]{3,})")
 
 
+#: a header or key whose name holds one of these words carries a secret value
+SECRET_WORDS = ("auth", "token", "secret", "key", "cookie", "password", "passwd", "session", "credential",
+                "signature", "pass")
+#: header values at least this long are registered as secrets whatever the header's name
+LONG_VALUE = 8
+
+
+def is_secret_name(name: str) -> bool:
+    """The one secret heuristic: whether a header or setting named ``name`` may hold a secret
+    (Authorization, X-Api-Key, X-Custom-Pass, Signature, zk_auth.credential ...)."""
+    n = str(name).lower()
+    return any(w in n for w in SECRET_WORDS)
+
+
+def header_secrets(headers: "dict[str, str] | Iterable[tuple[str, str]]") -> list[str]:
+    """The values of ``headers`` to redact from output: every value of a secret-looking header, every
+    value of at least :data:`LONG_VALUE` characters, and the credential after a scheme word (``Bearer x``)."""
+    items = headers.items() if isinstance(headers, dict) else headers
+    out: list[str] = []
+    for name, value in items:
+        value = str(value)
+        if is_secret_name(name) or len(value.strip()) >= LONG_VALUE:
+            out.append(value)
+            _scheme, _, rest = value.partition(" ")
+            if rest.strip():
+                out.append(rest.strip())
+    return out
+
+
+def url_password(url: "str | None") -> "str | None":
+    """The password (or bare token) in ``url``'s userinfo, if any."""
+    m = _USERINFO.search(url or "")
+    if not m or not m.group(2):
+        return None
+    user, sep, password = m.group(2).partition(":")
+    return (password or None) if sep else user
+
+
 def add_secrets(values: Iterable[str | None]) -> None:
     """Remember ``values`` (ignored: None, empty, shorter than 3 characters) for :func:`redact_text`."""
     with _lock:

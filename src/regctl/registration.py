@@ -190,8 +190,10 @@ def load_registrations(text: str, source: str = "file") -> list[Registration]:
     """
     import yaml
 
+    from regctl.bounded import load_yaml
+
     try:
-        doc = yaml.safe_load(text)
+        doc = load_yaml(text, source)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""

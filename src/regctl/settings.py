@@ -105,7 +105,6 @@ DEFAULTS: dict[str, Any] = {
 FLAGS = {"config_url": "--config-url", "zk_hosts": "--zk", "zk_base": "--zk-base", "timeout": "--timeout",
          "output": "--output", "headers": "--header"}
 
-_SECRET_HEADER_WORDS = ("auth", "token", "secret", "key", "cookie", "password", "session", "credential")
 
 
 @dataclass(frozen=True)
@@ -151,13 +150,13 @@ class Settings:
 
     def secret_values(self) -> list[str]:
         """Every secret these settings hold (for :func:`regctl.redaction.add_secrets`)."""
-        out: list[str] = []
-        for k, v in self.headers.items():
-            if is_secret_header(k):
-                out.append(v)
-                scheme, _, rest = v.partition(" ")
-                if rest.strip():
-                    out.append(rest.strip())
+        from regctl.redaction import header_secrets, url_password
+
+        out: list[str] = header_secrets(dict(self.headers))
+        for url in (self.config_url, self.zk_hosts):
+            password = url_password(url)
+            if password:
+                out.append(password)
         for _scheme, cred in self.zk_auth_data or []:
             out.append(cred)
             user, sep, password = cred.partition(":")
@@ -181,9 +180,11 @@ class Settings:
         return f"{getattr(self, name)!r} (from {label})"
 
     def redacted(self) -> dict:
-        """A printable view: secret header values replaced by ``***``."""
+        """A printable view: every header value replaced by ``***``, URL passwords masked."""
+        from regctl.redaction import mask_url
+
         return {
-            "config_url": self.config_url,
+            "config_url": mask_url(self.config_url),
             "zk_hosts": self.zk_hosts,
             "zk_base": self.zk_base,
             "timeout": self.timeout,
@@ -201,13 +202,15 @@ class Settings:
 
 
 def is_secret_header(name: str) -> bool:
-    """Whether a header's value may be a secret (Authorization, *Token*, *Key*, Cookie ...)."""
-    return any(w in name.lower() for w in _SECRET_HEADER_WORDS)
+    """Whether a header's value may be a secret (see :func:`regctl.redaction.is_secret_name`)."""
+    from regctl.redaction import is_secret_name
+
+    return is_secret_name(name)
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Replace the value of every header that may hold a secret with ``***``."""
-    return {k: ("***" if is_secret_header(k) else v) for k, v in headers.items()}
+    """Every header value replaced with ``***``: regctl cannot tell which one a gateway treats as a secret."""
+    return {k: "***" for k in headers}
 
 
 def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
@@ -355,22 +358,45 @@ def _note(var: str | None, key: str, context_name: str | None, context_won: bool
 # auth and TLS
 # ---------------------------------------------------------------------------
 
-def parse_header_line(text: str, where: str) -> tuple[str, str]:
-    """``'Name: value'`` -> (name, value); a :class:`UsageError` naming ``where`` otherwise.
+_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
-    The error never repeats the value (it may be a secret).
-    """
-    name, sep, value = str(text).partition(":")
-    name, value = name.strip(), value.strip()
-    if not sep or not name or any(c in name for c in " \t\r\n") or not name.isprintable():
-        shown = name if sep else "(no ':')"
-        raise UsageError(f"header {shown!r} is not 'Name: value'", where=where,
-                         hint="write e.g. --header 'Authorization: Bearer TOKEN'")
+
+def check_header(name: Any, value: Any, where: str) -> tuple[str, str]:
+    """A header as HTTP can send it: a token name (RFC 9110) and a printable ASCII value, else a
+    :class:`UsageError` naming ``where``. The error never repeats the value (it may be a secret)."""
+    if not isinstance(name, str) or not name or not set(name) <= _TOKEN_CHARS:
+        raise UsageError(f"header name {name!r} is not valid (letters, digits and !#$%&'*+-.^_`|~ only)",
+                         where=where, hint="write headers as 'Name: value', e.g. 'X-Team: ops'")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise UsageError(f"header {name!r} must have a text value", where=where, hint="write 'Name: value'")
+    value = str(value).strip()
     if not value:
         raise UsageError(f"header {name!r} has no value", where=where, hint="write 'Name: value'")
     if any(c in value for c in "\r\n\0"):
         raise UsageError(f"header {name!r} value contains a line break", where=where, hint="remove it")
+    if not all(c == "\t" or " " <= c <= "~" for c in value):
+        raise UsageError(f"header {name!r} value holds a control or non-ASCII character", where=where,
+                         hint="HTTP header values are ASCII; encode the value (e.g. base64)")
     return name, value
+
+
+def parse_header_line(text: str, where: str, allow_removal: bool = False) -> "tuple[str, str | None]":
+    """The one header parser: ``'Name: value'`` -> (name, value); a :class:`UsageError` naming
+    ``where`` otherwise. ``allow_removal``: ``'Name-'`` or ``'Name:'`` -> (name, None)."""
+    text = str(text)
+    if allow_removal and text.endswith("-") and ":" not in text:
+        name = text[:-1].strip()
+        check_header(name, "x", where)
+        return name, None
+    name, sep, value = text.partition(":")
+    name = name.strip()
+    if not sep:
+        raise UsageError("header (no ':') is not 'Name: value'", where=where,
+                         hint="write e.g. --header 'Authorization: Bearer TOKEN'")
+    if allow_removal and not value.strip():
+        check_header(name, "x", where)
+        return name, None
+    return check_header(name, value, where)
 
 
 def parse_headers_env(text: str, var: str = "REGCTL_HEADERS") -> dict[str, str]:
@@ -385,11 +411,10 @@ def parse_headers_env(text: str, var: str = "REGCTL_HEADERS") -> dict[str, str]:
             raise UsageError(f"{var} is not a valid JSON object ({type(exc).__name__} at "
                              f"position {getattr(exc, 'pos', '?')})", where=var,
                              hint='write {"Name": "value"} or Name: value lines') from None
-        if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, (str, int, float))
-                                                 and not isinstance(v, bool) for k, v in data.items()):
+        if not isinstance(data, dict):
             raise UsageError(f"{var} must map header names to text values", where=var,
                              hint='write {"Name": "value"}')
-        return dict(parse_header_line(f"{k}: {v}", var) for k, v in data.items())
+        return dict(check_header(k, v, var) for k, v in data.items())
     out: dict[str, str] = {}
     for line in text.splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
@@ -417,10 +442,11 @@ def read_token_file(path: str, where: str) -> str:
     return token
 
 
-def file_readable_by_others(path: str) -> str | None:
-    """``'readable by group and other'`` style text when a file's mode lets others read it."""
+def file_readable_by_others(path: "str | Path") -> str | None:
+    """The one "readable by others" check: ``'readable by group and other'`` style text when a file's
+    mode lets others read it (None when it does not, or the file cannot be looked at)."""
     try:
-        mode = Path(os.path.expanduser(path)).stat().st_mode
+        mode = Path(os.path.expanduser(str(path))).stat().st_mode
     except OSError:
         return None
     who = [w for w, bit in (("group", stat.S_IRGRP), ("other", stat.S_IROTH)) if mode & bit]
@@ -477,7 +503,7 @@ def _resolve_headers(flags: Mapping[str, Any], env: Mapping[str, str], context: 
 
     With ``context_from_flag`` the context's headers come after the environment's.
     """
-    ctx_headers = {str(k): str(v) for k, v in dict(context.get("headers") or {}).items()}
+    ctx_headers = dict(check_header(k, v, "context headers") for k, v in dict(context.get("headers") or {}).items())
     env_headers = parse_headers_env(env.get(AUTH_ENV_VARS["headers"], ""))
     env_token = env.get(AUTH_ENV_VARS["token"], "").strip() or None
     if env_token and any(c in env_token for c in "\r\n\0"):
@@ -549,13 +575,13 @@ def _resolve_zk(flags: Mapping[str, Any], env: Mapping[str, str], extra: dict[st
     auth = None
     if flags.get("zk_auth_file"):
         path = str(flags["zk_auth_file"])
-        auth = _parse_zk_auth(read_token_file(path, "--zk-auth-file"), "--zk-auth-file")
+        auth = parse_zk_auth(read_token_file(path, "--zk-auth-file"), "--zk-auth-file")
         sources["zk_auth"] = "flag"
         w = file_readable_by_others(path)
         if w:
             warnings.append(f"ZooKeeper auth file {path} is {w}; run: chmod 600 {path}")
     elif env.get(AUTH_ENV_VARS["zk_auth"], "").strip():
-        auth = _parse_zk_auth(env[AUTH_ENV_VARS["zk_auth"]].strip(), "REGCTL_ZK_AUTH")
+        auth = parse_zk_auth(env[AUTH_ENV_VARS["zk_auth"]].strip(), "REGCTL_ZK_AUTH")
         sources["zk_auth"] = "env"
     elif extra.get("zk_auth_data"):
         sources["zk_auth"] = "context"
@@ -592,11 +618,21 @@ def _resolve_zk(flags: Mapping[str, Any], env: Mapping[str, str], extra: dict[st
         extra.pop("zk_client_kwargs", None)
 
 
-def _parse_zk_auth(text: str, where: str) -> tuple[str, str]:
+#: ZooKeeper auth schemes a client can add (an unknown one fails the whole session)
+ZK_AUTH_SCHEMES = ("digest", "sasl", "x509")
+
+
+def parse_zk_auth(text: str, where: str) -> tuple[str, str]:
+    """``SCHEME:CREDENTIAL`` -> (scheme, credential); a :class:`UsageError` (never repeating the credential)."""
     scheme, sep, credential = text.strip().partition(":")
     if not sep or not scheme or not credential or any(c in text for c in "\r\n\0"):
         raise UsageError("ZooKeeper auth is not SCHEME:CREDENTIAL", where=where,
                          hint="write e.g. digest:user:password")
+    if scheme not in ZK_AUTH_SCHEMES:
+        from regctl.safety import safe_text
+
+        raise UsageError(f"ZooKeeper auth scheme {safe_text(scheme[:40])!r} is not one of "
+                         + ", ".join(ZK_AUTH_SCHEMES), where=where, hint="write e.g. digest:user:password")
     if scheme == "digest" and ":" not in credential:
         raise UsageError("digest ZooKeeper auth needs user:password", where=where,
                          hint="write digest:user:password")

@@ -171,8 +171,10 @@ def load_text(text: str, name: str = "<input>") -> Any:
                                  hint="give a file written by: regctl export") from None
     import yaml
 
+    from regctl.bounded import load_yaml
+
     try:
-        return yaml.load(text, Loader=yaml.SafeLoader)
+        return load_yaml(text, name)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{name} line {mark.line + 1}" if mark is not None else name

@@ -44,7 +44,7 @@ from kazoo.retry import KazooRetry
 
 from regctl.errors import NotAuthorized, Unreachable
 from regctl.models import Instance, NodeStat, Problem, ZkService, ZkSnapshot
-from regctl.names import normalize_base_path, validate_segment, zk_join
+from regctl.names import normalize_base_path, zk_child
 
 log = logging.getLogger(__name__)
 
@@ -393,20 +393,14 @@ class ZkReader:
             if name not in present:
                 services[name] = ZkService(name, exists=False)
                 continue
-            try:
-                validate_segment(name, "service name")
-            except Exception:
-                problems.append(Problem(f"{self.base_path}/{name}", "bad-name",
-                                        "service directory name cannot be used safely"))
-                continue
-            svc_paths[name] = zk_join(self.base_path, name, INSTANCES)
+            svc_paths[name] = zk_child(self.base_path, name, INSTANCES)  # read from ZooKeeper or validated
         children = self.bulk_children(list(svc_paths.values()))
         inst_paths: dict[str, tuple[str, str]] = {}
         svc_problems: dict[str, list[Problem]] = {n: [] for n in svc_paths}
         for name, path in svc_paths.items():
             kids = children.get(path)
             if kids is None:
-                svc_problems[name].append(Problem(zk_join(self.base_path, name), "no-instances-node",
+                svc_problems[name].append(Problem(zk_child(self.base_path, name), "no-instances-node",
                                                   "service directory has no 'instances' child"))
             elif isinstance(kids, Exception):
                 svc_problems[name].append(Problem(path, "unreadable", _exc_text(kids)))

@@ -58,7 +58,7 @@ def test_redis_down_is_named_when_every_per_service_read_fails():
                         reads={"a": err500("/services/a"), "config-service": err500("/services/config-service")})
     (r,) = decide(cause.check_redis, ev)
     assert r.status == FAIL and "Redis is down" in r.finding and "every service read" in r.finding
-    assert "restart or fix Redis" in r.hint and "not" not in r.hint.split(":")[0]
+    assert r.hint.startswith("restart or fix Redis")
     (p,) = decide(cause.check_postgres, ev)
     (z,) = decide(cause.check_zk_client, ev)
     assert p.status == PASS and z.status == PASS

@@ -71,7 +71,13 @@ _regctl_completion() {
         dir) compopt -o dirnames 2>/dev/null; return 0 ;;
     esac
     for line in "${response[@]:1}"; do
-        COMPREPLY+=("${line%%$'\\t'*}")
+        line=${line%%$'\\t'*}
+        if [[ ${COMP_WORDS[COMP_CWORD]} == [\\"\\']* ]]; then
+            COMPREPLY+=("$line")             # inside quotes: as it is
+        else
+            printf -v line '%q' "$line"      # a space or a $ in a name stays one word
+            COMPREPLY+=("$line")
+        fi
     done
     return 0
 }
@@ -391,7 +397,25 @@ def _print_script(fn: Callable, common: dict, kwargs: dict) -> Any:
     import sys
 
     sys.stdout.write(fn(None, **kwargs))
+    sys.stdout.flush()
+    _prepare_tree()  # so the first TAB of the shell sourcing this is quick too
     raise typer.Exit(0)
+
+
+def _prepare_tree() -> None:
+    """Build the cached command tree now if it is missing or stale (see completion_tree)."""
+    try:
+        import typer.main
+
+        from regctl.cli import completion_tree as tree
+        from regctl.cli.app import get_app
+
+        if tree.load_tree() is None:
+            cli = typer.main.get_command(get_app())
+            _add_completers(cli)
+            tree.save_tree(tree.build_tree(cli, _tree_kind))
+    except Exception:  # an optimisation only
+        pass
 
 
 def completion(rc, shell: Annotated[str, typer.Argument(metavar="SHELL", help="bash, zsh or fish.",

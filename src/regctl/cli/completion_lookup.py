@@ -262,14 +262,18 @@ def _any_member_accepts(hosts: str, timeout: float) -> bool:
 
 
 def _from_api(settings, service: "str | None", budget: float) -> list:
-    """Names only, with the standard library (httpx costs ~0.1 s to import)."""
+    """Names only, with the standard library (httpx costs ~0.1 s to import), by the rules of
+    :func:`regctl.httpconf.http_options`: the same headers, TLS verification and proxies
+    (HTTP(S)_PROXY, NO_PROXY), never a redirect followed, an identity body of at most 4 MiB."""
     import ssl
     import urllib.request
-    from urllib.parse import quote
+
+    from regctl.names import url_segment
 
     base = settings.config_url.rstrip("/") + "/api/v1/registry"
-    url = base + "/services" if service is None else f"{base}/services/{quote(service, safe='')}"
-    req = urllib.request.Request(url, headers={**dict(settings.headers), "Accept": "application/json"})
+    url = base + "/services" if service is None else f"{base}/services/{url_segment(service)}"
+    req = urllib.request.Request(url, headers={**dict(settings.headers), "Accept": "application/json",
+                                               "Accept-Encoding": "identity"})
     verify = settings.extra.get("verify", True)
     context = None
     if url.startswith("https"):
@@ -279,8 +283,12 @@ def _from_api(settings, service: "str | None", budget: float) -> list:
             context = ssl.create_default_context(cafile=verify)
         elif isinstance(verify, ssl.SSLContext):
             context = verify
+    class NoRedirects(urllib.request.HTTPRedirectHandler):  # replaces urllib's: a 3xx is an error here
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            return None
+
     opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context),
-                                         urllib.request.ProxyHandler({}))
+                                         urllib.request.ProxyHandler(), NoRedirects())
     with opener.open(req, timeout=budget) as resp:
         if resp.status != 200:
             return []

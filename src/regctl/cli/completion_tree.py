@@ -106,14 +106,14 @@ def tree_path() -> Path:
 
 
 def fingerprint() -> str:
-    """What the tree depends on: regctl's version and CLI modules, typer, Python."""
+    """What the tree depends on: regctl's version, CLI modules and statuses, typer, Python."""
     import importlib.util
 
     import regctl
 
     pkg = Path(regctl.__file__).resolve().parent
     parts: list = [TREE_FORMAT, getattr(regctl, "__version__", ""), sys.version, str(pkg)]
-    for path in sorted([pkg / "__init__.py", *(pkg / "cli").glob("*.py")]):
+    for path in sorted([pkg / "__init__.py", pkg / "names.py", *(pkg / "cli").glob("*.py")]):
         st = path.stat()
         parts.append((path.name, st.st_mtime_ns, st.st_size))
     spec = importlib.util.find_spec("typer")

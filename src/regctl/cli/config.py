@@ -13,7 +13,7 @@ import typer
 from regctl.cli.completion import complete_context_names
 from regctl.cli.options import with_common_options
 from regctl.cli.render import Column, Result, Table, to_yaml
-from regctl.errors import NotFound, UsageError
+from regctl.errors import NotFound
 
 CTX_PANEL = "Context values"
 
@@ -58,19 +58,21 @@ def _load():
 # read
 # ---------------------------------------------------------------------------
 
-def view(rc) -> Result:
+def view(rc, raw: Annotated[bool, typer.Option("--raw", help="Show secrets as they are in the file "
+                                                                "(header values, credentials, URL passwords).")]
+         = False) -> Result:
     """Show the config file with every secret replaced by ***.
 
-    Redacted: values of headers named like Authorization/token/secret/key/cookie/password,
-    and any credential/password/secret/token value (zk_auth.credential).
+    Redacted unless --raw: every header value, zk_auth.credential (any secret-looking
+    key) and the password of any URL.
     Where the file is: $REGCTL_CONFIG, else $XDG_CONFIG_HOME/regctl/config.yaml.
     """
     from regctl import contexts
 
     cfg = _load()
-    doc = contexts.redact(cfg.to_dict())
+    doc = cfg.to_dict() if raw else contexts.redact(cfg.to_dict())
     data = {"file": str(cfg.path), "exists": cfg.exists, **doc}
-    result = Result(data=data, lines=to_yaml(doc).rstrip("\n").splitlines())
+    result = Result(data=data, lines=to_yaml(doc, raw=raw).rstrip("\n").splitlines(), raw=raw)
     if not cfg.exists:
         result.notes.append(f"no config file at {cfg.path}; create one with: "
                             "regctl config set-context NAME --config-url URL --use")
@@ -191,10 +193,9 @@ def set_context(
     updates.update({"token_file": token_file, "token_env": token_env, "ca_bundle": ca_bundle,
                     "insecure": insecure, "description": description})
     if zk_auth is not None:
-        scheme, sep, credential = zk_auth.partition(":")
-        if not sep or not scheme or not credential:
-            raise UsageError(f"--zk-auth {_redact_arg(zk_auth)!r} is not SCHEME:CREDENTIAL",
-                             hint="e.g. --zk-auth digest:user:password")
+        from regctl.settings import parse_zk_auth
+
+        scheme, credential = parse_zk_auth(zk_auth, "--zk-auth")
         updates["zk_auth"] = {"scheme": scheme, "credential": credential}
     headers = dict(contexts.parse_header(h) for h in (header or []))
     with contexts.editing() as cfg:
@@ -225,8 +226,3 @@ def delete_context(rc, name: ContextNameArg) -> Result:
         result.warnings.append(f"{name!r} was the current context; no context is current now "
                                "(regctl config use-context NAME)")
     return result
-
-
-def _redact_arg(text: str) -> str:
-    scheme, _, rest = text.partition(":")
-    return f"{scheme}:***" if rest else text

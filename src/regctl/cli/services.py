@@ -210,6 +210,11 @@ def list_services(rc, names: NamesArg = None, source: SourceOpt = "auto",
     result.notes.append(source_note(rc, read))
     result.warnings.extend(source_warnings(read))
     result.warnings.extend(_instance_read_warnings(rc, read))
+    for x in summaries:
+        if wanted and read.rows is not None and read.snapshot is not None and x.live == 0 and x.db_status is None \
+                and x.api_live in (None, 0):
+            hint = suggest(rc, x.name)
+            result.warnings.append(f"{x.name}: neither ZooKeeper nor the API knows it" + (f"; {hint}" if hint else ""))
     noauth, problems = _noauth_error(rc, problems)
     for p in problems:
         result.warnings.append(f"{p.path}: {p.detail}")
@@ -339,7 +344,8 @@ def inspect_service(rc, name: NameArg, source: SourceOpt = "auto") -> Result:
     answer = read.api_answer(name)
     api_list = answer if isinstance(answer, list) else None
     d = detail(name, row, zk_service, api_list, rows_read=read.rows is not None)
-    problems = list(d.problems) + (list(read.snapshot.problems) if read.snapshot else [])
+    raw = read.snapshot.service(name) if read.snapshot else None
+    problems = list(raw.problems if raw is not None else ()) + (list(read.snapshot.problems) if read.snapshot else [])
     verdict = read.verdict(name)
     s = rc.settings
     data = {
@@ -402,6 +408,9 @@ def _inspect_unknown(name: str, read, d, answer) -> "RegctlError | None":
         text = "; ".join(f for f in failed if f) or "no source lists instances"
         return Unreachable(f"could not read the instances of {name!r}: {text}",
                            hint="check the source named, or read the other with --source")
+    if d.registered is None and not read.want_api:
+        return NotFound(f"service {name!r} has no live instance in ZooKeeper (--source zk: the API and its "
+                        f"database rows were not read)", hint=f"read both with: regctl inspect {name}")
     if d.registered is None:
         err = read.rows_error or (answer if isinstance(answer, RegctlError) else None)
         why = f": {err.message}" if err is not None else ""
@@ -440,6 +449,9 @@ def service_url(rc, name: NameArg,
     other instances with status 'healthy' are tried in random order, so a
     script never gets the URL of an instance that is down (exit 1 if none answers).
     """
+    from regctl.names import validate_service_name
+
+    validate_service_name(name)  # the operator's name; names read from the registry are never refused
     api = rc.api()
     try:
         url = api.url(name)
@@ -513,6 +525,9 @@ def discover_service(rc, name: NameArg) -> Result:
 
     Exit 1 when the service has no live instance.
     """
+    from regctl.names import validate_service_name
+
+    validate_service_name(name)
     items = rc.api().discover(name)
     data: dict[str, Any] = {"service": name, "instances": items}
     result = Result(data=data, tables=[Table(DISCOVER_COLUMNS, items, empty="no instances")])

@@ -283,7 +283,7 @@ def import_registry(
             return Result(data=data, error=NotFound("not confirmed; nothing was imported",
                                                     hint="answer y, or pass --yes"))
     results: list = []
-    reader = rc.zk() if session is not None else None
+    reader = rc.zk() if rc.settings.zk_configured else None
     try:
         restore.apply_plan(plan, rc.api(), restore.Live(reader=reader, api=rc.api()), results)
     except KeyboardInterrupt:

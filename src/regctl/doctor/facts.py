@@ -215,17 +215,18 @@ def config_health_answer(run: CheckRun) -> HttpAnswer:
         url = c.config_url.rstrip("/") + "/health"
         t = run.step_timeout()
         t0 = time.monotonic()
-        from regctl.api import ssl_verify
+        from regctl.api import http_options
+        from regctl.bounded import BadEncoding, BodyTooSlow, read_body
 
-        with httpx.Client(timeout=t, headers=dict(c.headers), verify=ssl_verify(c.verify),
-                          follow_redirects=False) as client:
+        with httpx.Client(**http_options(t, c.headers, c.verify)) as client:
             with client.stream("GET", url) as resp:
-                body = bytearray()
-                for chunk in resp.iter_bytes():
-                    body += chunk
-                    if len(body) > 1024 * 1024 or time.monotonic() - t0 > t:
-                        break
-                return HttpAnswer(url, resp.status_code, resp.headers.get("content-type", ""), bytes(body),
+                try:
+                    body = read_body(resp, 1024 * 1024, t0 + t, truncate=True).data
+                except BodyTooSlow:
+                    raise httpx.ReadTimeout(f"answer still arriving after {t:g}s") from None
+                except BadEncoding as exc:
+                    raise httpx.DecodingError(str(exc)) from None
+                return HttpAnswer(url, resp.status_code, resp.headers.get("content-type", ""), body,
                                   round((time.monotonic() - t0) * 1000, 1), resp.headers.get("server"),
                                   resp.headers.get("location"))
 
@@ -381,8 +382,15 @@ def api_reads(run: CheckRun, names: list) -> list:
     if missing:
         from regctl.api import instances_call
 
-        results = api_client(run).map([instances_call(n) for n in missing], return_exceptions=True)
-        for name, res in zip(missing, results):
+        calls, askable = [], []
+        for n in missing:
+            try:
+                calls.append(instances_call(n))
+                askable.append(n)
+            except RegctlError as exc:  # a name the API path cannot carry: that read could not be made
+                run.ctx.facts.put(f"api_instances:{n}", None, exc)
+        results = api_client(run).map(calls, return_exceptions=True) if calls else []
+        for name, res in zip(askable, results):
             run.ctx.facts.put(f"api_instances:{name}", res if not isinstance(res, RegctlError) else None,
                               res if isinstance(res, RegctlError) else None)
     out = []

@@ -3,12 +3,18 @@
 * :mod:`regctl.sandbox.zookeeper` finds and starts a real ZooKeeper (standalone, or a
   loopback ensemble) and speaks its four-letter words.
 * :mod:`regctl.sandbox.registry` is a Config Service look-alike that follows
-  ``registry-contract.md`` to the letter, quirks included (stdlib HTTP server + kazoo);
-  its HTTP routing and validation live in :mod:`regctl.sandbox.registry_http`.
+  ``registry-contract.md`` to the letter, quirks and failures included (stdlib HTTP
+  server + kazoo); its HTTP routing and validation live in
+  :mod:`regctl.sandbox.registry_http`, its database stand-in in
+  :mod:`regctl.sandbox.registry_db`, its health checks and the later generation's
+  monitor in :mod:`regctl.sandbox.registry_monitor`, its command line in
+  :mod:`regctl.sandbox.registry_cli`; it reaches ZooKeeper through the loopback relay
+  of :mod:`regctl.sandbox.zkrelay` so that a session can be abandoned unclosed.
 * :mod:`regctl.sandbox.demo` plants a handful of demo services (healthy, zombie,
   undiscoverable, deregistered) through the registry's HTTP API.
 * :mod:`regctl.sandbox.stack` starts, inspects and stops all of it as detached
-  background processes with state and logs under one directory.
+  background processes with state and logs under one directory;
+  :mod:`regctl.sandbox.recovery` checks what came back after a restart.
 * :mod:`regctl.sandbox.proc` holds the small process and port helpers they share.
 
 Core code: stdlib, kazoo and httpx only (no typer, no rich).

@@ -75,8 +75,14 @@ def _status(exc: BaseException) -> int | None:
     return getattr(exc, "status_code", None)
 
 
+def _cut(text: object, limit: int = 80) -> str:
+    """Registry data is untrusted: what a finding quotes of it is bounded."""
+    s = str(text)
+    return s if len(s) <= limit else s[:limit] + "..."
+
+
 def _names(names: list, limit: int = _LIST_MAX) -> str:
-    names = list(names)
+    names = [_cut(n) for n in names]
     return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
@@ -200,7 +206,8 @@ def check_postgres(run: CheckRun, ev: Evidence) -> CheckResult:
     rows_500 = ev.rows_error is not None and _status(ev.rows_error) == 500
     ok = ev.ok_reads()
     details = {"postgres": state, "rows_error": ev.rows_error.message if ev.rows_error else None, "reads_ok": ok}
-    explains = [{"check": ["config.postgres", "config.health"]}, {"api_status": 500, "api_read": "rows"}]
+    # POST .../health writes the row's status, so it answers 500 too while the database is down
+    explains = [{"check": ["config.postgres", "config.health"]}, {"api_status": 500, "api_read": ["rows", "health"]}]
     if state is not None and state != "healthy":
         said = "GET /services answers 500" if rows_500 else \
             "GET /services still answers" if ev.rows is not None else "GET /services not read"
@@ -326,7 +333,7 @@ def check_restart(run: CheckRun, ev: Evidence) -> CheckResult:
     lingering, lost = found["lingering"], found["lost"]
     services = sorted({i.service_name for i in lingering})
     details = {"restarted_at": since, "session": found["owners"], "old_sessions": found["old_owners"],
-               "lingering": [f"{i.service_name}/{i.instance_id}" for i in lingering], "lost": lost}
+               "lingering": [f"{i.service_name}/{i.instance_id}" for i in lingering[:200]], "lost": lost[:200]}
     explains = [{"check": ["hygiene.stale-rows", "service.registered"], "target": lost + services},
                 {"check": "hygiene.sessions"},
                 # the nodes vanished behind the API's back: its cached lists of them are stale for up to 60 s
@@ -347,9 +354,10 @@ def check_restart(run: CheckRun, ev: Evidence) -> CheckResult:
 def bad_status_fix(name: str, inst) -> str:
     from regctl.names import VALID_STATUSES
 
+    iid = _cut(inst.instance_id, 200)
     return (f"re-register it with a valid status ({', '.join(VALID_STATUSES)}), e.g. regctl register --name {name} "
-            f"--url {inst.service_url or 'URL'} --instance-id {inst.instance_id} --status healthy, or deregister it: "
-            f"regctl deregister {name} {inst.instance_id}")
+            f"--url {_cut(inst.service_url or 'URL', 200)} --instance-id {iid} --status healthy, or deregister it: "
+            f"regctl deregister {name} {iid}")
 
 
 @on_evidence
@@ -377,7 +385,7 @@ def check_bad_status(run: CheckRun, ev: Evidence) -> list[CheckResult] | CheckRe
         read = ev.reads.get(name)
         said = ("GET /services/{n} answers 500".format(n=name) if isinstance(read, RegctlError)
                 and _status(read) == 500 else f"GET /services/{name}, /url and /discover answer 500")
-        statuses = ", ".join(f"{i.instance_id}={i.status!r}" for i in bad[:_LIST_MAX])
+        statuses = ", ".join(f"{_cut(i.instance_id)}={_cut(i.status, 40)!r}" for i in bad[:_LIST_MAX])
         rows.append(run.fail(f"{said} for the whole service: instance status the Config Service cannot parse "
                              f"({statuses})", bad_status_fix(name, bad[0]), target=name,
                              instances=[i.instance_id for i in bad],

@@ -256,8 +256,10 @@ def check_sessions(run: CheckRun, view: RegistryView) -> CheckResult:
             "restarts or loses its session the registry empties at once",
             "services do not re-register by themselves: after a Config Service restart, restart them (or give "
             "them periodic re-registration); see what vanished with regctl list", **details)
-    return run.passed(f"{total} instances are owned by {len(owners)} ZooKeeper sessions (several Config Service "
-                      "replicas, or registrations made directly in ZooKeeper)",
+    whose = f"; the Config Service's own node is owned by {own}" if own else ""
+    return run.passed(f"{total} instances are owned by {len(owners)} ZooKeeper sessions{whose} (the others: "
+                      "a restart's old session, see cause.restart; Config Service replicas; or registrations made "
+                      "directly in ZooKeeper)",
                       "each session's instances vanish together when it ends", **details)
 
 

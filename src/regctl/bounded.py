@@ -1,0 +1,246 @@
+"""Bounded input: every HTTP answer body and every YAML document regctl reads has a ceiling.
+
+* :func:`read_body` / :func:`read_body_async`: the one reader of response bodies
+  (API calls, health probes, doctor). It reads the *raw* bytes and decompresses
+  them itself (gzip, deflate), never more than ``limit`` decompressed bytes and
+  never past ``deadline``: a gzip bomb costs ``limit`` bytes of memory, a trickled
+  answer ends at the deadline.
+* :func:`load_yaml`: YAML with at most :data:`YAML_MAX_ALIASES` aliases and
+  :data:`YAML_MAX_NODES` nodes once aliases are expanded (a 1 KB "billion laughs"
+  document is refused as bad input, exit 2, instead of eating gigabytes).
+
+No printing here; no httpx import at module level (``--version`` stays light).
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Iterator
+
+from regctl.errors import UsageError
+
+#: what regctl asks servers for: only encodings :class:`Decoder` bounds itself
+ACCEPT_ENCODING = "gzip, deflate"
+#: raw bytes handed to zlib at once (so one call's output is bounded too)
+_RAW_STEP = 16 * 1024
+#: decoded bytes one zlib call may produce
+_OUT_STEP = 256 * 1024
+YAML_MAX_ALIASES = 100
+YAML_MAX_NODES = 200_000
+
+
+class BodyTooLarge(Exception):
+    """The decompressed body passed ``limit`` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"answer larger than {limit} bytes")
+        self.limit = limit
+
+
+class BodyTooSlow(Exception):
+    """The body was still arriving at the deadline."""
+
+
+class BadEncoding(Exception):
+    """A Content-Encoding regctl did not ask for, or a corrupt compressed stream."""
+
+
+class Decoder:
+    """Incremental decoder for one Content-Encoding value whose output per call is bounded."""
+
+    def __init__(self, content_encoding: "str | None") -> None:
+        codings = [c.strip().lower() for c in (content_encoding or "").split(",") if c.strip()]
+        codings = [c for c in codings if c != "identity"]
+        if len(codings) > 1:
+            raise BadEncoding(f"stacked content encodings {content_encoding!r}")
+        self.coding = codings[0] if codings else None
+        if self.coding in ("gzip", "x-gzip"):
+            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self.coding == "deflate":
+            self._z = zlib.decompressobj()
+            self._raw_deflate = False
+            self._first = True
+        elif self.coding is None:
+            self._z = None
+        else:
+            raise BadEncoding(f"content encoding {self.coding!r} was not asked for")
+
+    def feed(self, raw: bytes, room: int) -> bytes:
+        """Decoded bytes of ``raw``, at most ``room + 1`` of them (one more than fits says "too large")."""
+        sink = bytearray()
+        self.feed_into(sink, raw, len(sink) + room)
+        return bytes(sink)
+
+    def feed_into(self, sink: bytearray, raw: bytes, limit: int) -> bool:
+        """Append what ``raw`` decodes to onto ``sink``, never past ``limit + 1`` bytes in all, never more
+        than :data:`_OUT_STEP` bytes per zlib call; True when ``sink`` went past ``limit``."""
+        if self._z is None:
+            sink += raw[: limit + 1 - len(sink)]
+            return len(sink) > limit
+        data = raw
+        if self.coding == "deflate" and self._first and data:
+            self._first = False
+            try:
+                probe = self._z.decompress(data, 1)
+            except zlib.error:  # some servers send raw deflate without the zlib header
+                self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+            else:
+                sink += probe
+                data = self._z.unconsumed_tail
+        while data and len(sink) <= limit:
+            try:
+                sink += self._z.decompress(data, min(_OUT_STEP, limit + 1 - len(sink)))
+            except zlib.error as exc:
+                raise BadEncoding(f"corrupt {self.coding} body ({exc})") from None
+            data = self._z.unconsumed_tail
+        return len(sink) > limit
+
+
+@dataclass
+class Body:
+    data: bytes
+    #: the body went on past ``limit`` (only with ``truncate=True``)
+    truncated: bool = False
+
+
+def _steps(chunk: bytes) -> Iterator[bytes]:
+    for i in range(0, len(chunk), _RAW_STEP):
+        yield chunk[i:i + _RAW_STEP]
+
+
+def _take(decoder: Decoder, chunk: bytes, body: bytearray, limit: int) -> bool:
+    """Append what ``chunk`` decodes to; True when the limit was passed."""
+    for step in _steps(chunk):
+        if decoder.feed_into(body, step, limit):
+            del body[limit:]
+            return True
+    return False
+
+
+def _already_read(response: Any, limit: int, truncate: bool) -> "Body | None":
+    """A response built in memory (tests' mock transports) has its decoded content already."""
+    content = getattr(response, "_content", None)
+    if content is None:
+        return None
+    if len(content) > limit:
+        if truncate:
+            return Body(bytes(content[:limit]), True)
+        raise BodyTooLarge(limit)
+    return Body(bytes(content))
+
+
+def read_body(response: Any, limit: int, deadline: "float | None" = None, truncate: bool = False) -> Body:
+    """Read an httpx streaming ``response`` body: at most ``limit`` decoded bytes, done by ``deadline``
+    (``time.monotonic()`` value). Over the limit: :class:`BodyTooLarge`, or the first ``limit`` bytes
+    with ``truncate``. Past the deadline: :class:`BodyTooSlow`. Unknown encoding: :class:`BadEncoding`."""
+    already = _already_read(response, limit, truncate)
+    if already is not None:
+        return already
+    decoder = Decoder(response.headers.get("content-encoding"))
+    body = bytearray()
+    for chunk in response.iter_raw():
+        if _take(decoder, chunk, body, limit):
+            if truncate:
+                return Body(bytes(body), True)
+            raise BodyTooLarge(limit)
+        if deadline is not None and time.monotonic() > deadline:
+            raise BodyTooSlow()
+    return Body(bytes(body))
+
+
+async def read_body_async(response: Any, limit: int, deadline: "float | None" = None,
+                          truncate: bool = False) -> Body:
+    """:func:`read_body` for an httpx async streaming response."""
+    already = _already_read(response, limit, truncate)
+    if already is not None:
+        return already
+    decoder = Decoder(response.headers.get("content-encoding"))
+    body = bytearray()
+    chunks: AsyncIterator[bytes] = response.aiter_raw()
+    async for chunk in chunks:
+        if _take(decoder, chunk, body, limit):
+            if truncate:
+                return Body(bytes(body), True)
+            raise BodyTooLarge(limit)
+        if deadline is not None and time.monotonic() > deadline:
+            raise BodyTooSlow()
+    return Body(bytes(body))
+
+
+# ---------------------------------------------------------------------------
+# YAML
+# ---------------------------------------------------------------------------
+
+def compose_yaml(text: str, where: str) -> Any:
+    """The YAML node tree of ``text`` (None when empty), refused beyond the alias/size budget.
+
+    Syntax errors propagate as ``yaml.YAMLError`` (callers name the line); an
+    alias bomb is a :class:`UsageError` naming ``where``.
+    """
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    aliases = [0]
+    compose_node = loader.compose_node
+
+    def counting_compose(parent, index):  # every alias use passes here
+        if loader.check_event(yaml.AliasEvent):
+            aliases[0] += 1
+            if aliases[0] > YAML_MAX_ALIASES:
+                raise UsageError(f"YAML uses more than {YAML_MAX_ALIASES} aliases (*name)", where=where,
+                                 hint="write the values out instead of repeating anchors")
+        return compose_node(parent, index)
+
+    loader.compose_node = counting_compose  # type: ignore[method-assign]
+    try:
+        node = loader.get_single_node()
+    finally:
+        loader.dispose()
+    if node is not None:
+        _check_expanded_size(node, where)
+    return node
+
+
+def _check_expanded_size(root: Any, where: str) -> None:
+    import yaml
+
+    sizes: dict = {}
+
+    def size(node: Any) -> int:
+        key = id(node)
+        if key in sizes:
+            if sizes[key] < 0:
+                raise UsageError("YAML holds a recursive alias", where=where, hint="remove the self-reference")
+            return sizes[key]
+        sizes[key] = -1
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            for child in node.value:
+                total += size(child)
+        elif isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                total += size(k) + size(v)
+        if total > YAML_MAX_NODES:
+            raise UsageError(f"YAML expands to more than {YAML_MAX_NODES} values through its aliases",
+                             where=where, hint="write the values out instead of repeating anchors")
+        sizes[key] = total
+        return total
+
+    size(root)
+
+
+def construct_yaml(node: Any) -> Any:
+    """The Python value of a node from :func:`compose_yaml` (safe types only)."""
+    import yaml
+
+    if node is None:
+        return None
+    constructor = yaml.constructor.SafeConstructor()
+    return constructor.construct_document(node)
+
+
+def load_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load`` within the alias/size budget (see :func:`compose_yaml`)."""
+    return construct_yaml(compose_yaml(text, where))
