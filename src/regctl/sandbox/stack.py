@@ -185,17 +185,30 @@ def _no_interrupts() -> Iterator[None]:
     """Hold SIGINT/SIGTERM/SIGHUP back while a child is spawned and recorded in state.json.
 
     An interrupt then lands after the pid is on disk, so the cleanup (or a later
-    ``down``) knows what to stop. No-op outside the main thread.
+    ``down``) knows what to stop. The Python-level handlers are swapped for ones that
+    only note the signal (blocking it with ``pthread_sigmask`` is not enough: another
+    thread of the process would take it and the main thread would still raise at
+    once); on exit the handlers come back and a noted signal is raised again.
+    No-op outside the main thread.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    pending: list[int] = []
+    held = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        old = signal.getsignal(sig)
+        if old is None or old is signal.SIG_IGN:  # installed outside Python, or ignored: leave it
+            continue
+        held[sig] = old
+        signal.signal(sig, lambda signum, _frame: pending.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig, old in held.items():
+            signal.signal(sig, old)
+        if pending:
+            signal.raise_signal(pending[0])
 
 
 def _child_env() -> dict[str, str]:
