@@ -100,7 +100,9 @@ def test_a_server_health_call_cut_at_its_deadline_is_still_running_not_a_host_pr
 
 def test_seeded_rows_get_one_summary_line_not_stale_row_advice(make_registry):
     seeded = make_registry(generation="later", monitor_interval=3600, seed_rows=True, **FAST)
-    res = doctor("--all", "-o", "json", env=seeded.env)
+    # --timeout 5: the in-process registry probes its own /health while doctor --all runs in the same
+    # process; 1 s is too tight for that on a loaded machine
+    res = doctor("--all", "--timeout", "5", "-o", "json", env=seeded.env)
     assert res.exit_code == 0, [r for r in res.json["checks"] if r["status"] in ("fail", "warn")]
     stale = rows(res)["hygiene.stale-rows"]
     assert [(r["status"], r["target"]) for r in stale] == [("pass", "seeded")]

@@ -295,6 +295,15 @@ def _prepare(env: Optional[Mapping[str, str]], metadata: Optional[Mapping[str, A
     return RegisteredService(reg.service_name, None, reg, url), reg
 
 
+def _registered(state: "RegisteredService", reg: Any, instance_id: Optional[str], why: Optional[str]) -> None:
+    """Record the outcome of the startup registration on ``state`` (and log it)."""
+    state.instance_id = instance_id
+    if instance_id:
+        logger.info("Registered %s with service registry as instance %s", reg.service_name, instance_id)
+    else:
+        state.error = f"registration failed: {why}"
+
+
 @contextlib.asynccontextmanager
 async def registered_service(env: Optional[Mapping[str, str]] = None,
                              metadata: Optional[Mapping[str, Any]] = None, *,
@@ -321,13 +330,8 @@ async def registered_service(env: Optional[Mapping[str, str]] = None,
     state.base_url = api.base_url
     try:
         if reg is not None:
-            state.instance_id, why = await api._register(reg.service_name, reg.service_url, reg.health_check_url,
-                                                         reg.metadata, request_timeout_s)
-            if state.instance_id:
-                logger.info("Registered %s with service registry as instance %s", reg.service_name,
-                            state.instance_id)
-            else:
-                state.error = f"registration failed: {why}"
+            _registered(state, reg, *await api._register(reg.service_name, reg.service_url, reg.health_check_url,
+                                                         reg.metadata, request_timeout_s))
         try:
             yield state
         finally:
@@ -354,13 +358,8 @@ def registered_service_sync(env: Optional[Mapping[str, str]] = None,
     state.base_url = api.base_url
     try:
         if reg is not None:
-            state.instance_id, why = api._register(reg.service_name, reg.service_url, reg.health_check_url,
-                                                   reg.metadata, request_timeout_s)
-            if state.instance_id:
-                logger.info("Registered %s with service registry as instance %s", reg.service_name,
-                            state.instance_id)
-            else:
-                state.error = f"registration failed: {why}"
+            _registered(state, reg, *api._register(reg.service_name, reg.service_url, reg.health_check_url,
+                                                   reg.metadata, request_timeout_s))
         try:
             yield state
         finally:

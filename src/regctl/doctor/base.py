@@ -8,6 +8,7 @@ doctor package, so every other module can import it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -127,6 +128,21 @@ class DoctorConfig:
         return {"config_url": self.config_url, "zk_hosts": self.zk_hosts, "zk_base": self.zk_base,
                 "timeout": self.timeout, "service": self.selected_service, "all": self.all_services,
                 "env_source": self.env_source, "in_container": detect_container(self.in_container)}
+
+
+def given(applies: Callable[["CheckRun"], tuple[Any, Any]]) -> Callable[[Callable], Callable]:
+    """Decorator factory: ``applies(run)`` returns ``(input, None)`` or ``(None, row)``; the decorated
+    check is called as ``check(run, input)``, or the row (a skip or fail) is returned instead."""
+
+    def decorate(check: Callable[["CheckRun", Any], Any]) -> Callable[["CheckRun"], Any]:
+        @functools.wraps(check)
+        def run_check(run: "CheckRun") -> Any:
+            value, row = applies(run)
+            return row if row is not None else check(run, value)
+
+        return run_check
+
+    return decorate
 
 
 def detect_container(forced: bool | None = None) -> bool:

@@ -109,6 +109,15 @@ def parallel(*fns: Callable[[], Any]) -> list[Any]:
     return out
 
 
+def settled(result: Any) -> tuple[Any, "RegctlError | None"]:
+    """One result of :func:`parallel` as ``(value, None)`` or ``(None, error)``; a bug is raised again."""
+    if isinstance(result, RegctlError):
+        return None, result
+    if isinstance(result, BaseException):
+        raise result
+    return result, None
+
+
 def err_text(exc: BaseException) -> str:
     if isinstance(exc, RegctlError):
         return exc.message
@@ -346,17 +355,9 @@ def registry_view(run: CheckRun) -> RegistryView:
             return zk_snapshot(run) if run.config.zk_hosts else None
 
         rows, snap = parallel(lambda: api_rows(run), read_snapshot)
-        if isinstance(rows, RegctlError):
-            view.rows_error = rows
-        elif isinstance(rows, BaseException):
-            raise rows
-        else:
-            view.rows = rows
-        if isinstance(snap, RegctlError):
-            view.zk_error = snap
-        elif isinstance(snap, BaseException):
-            raise snap
-        elif snap is not None:
+        view.rows, view.rows_error = settled(rows)
+        snap, view.zk_error = settled(snap)
+        if snap is not None:
             view.snapshot, view.source = snap, "zookeeper"
             view.instances = {s.name: list(s.instances) for s in snap.services}
             return view

@@ -26,7 +26,7 @@ from typing import Any
 
 from regctl.doctor.base import Check, CheckResult, CheckRun
 from regctl.doctor.checks.config import health_document
-from regctl.doctor.facts import api_reads, api_rows, parallel, zk_reader, zk_snapshot
+from regctl.doctor.facts import api_reads, api_rows, parallel, settled, zk_reader, zk_snapshot
 from regctl.errors import RegctlError
 
 CONFIG_SERVICE = "config-service"
@@ -104,18 +104,8 @@ def gather(run: CheckRun) -> Evidence:
             return zk_snapshot(run)
 
         rows, snap = parallel(read_rows, read_snapshot)
-        if isinstance(rows, RegctlError):
-            ev.rows_error = rows
-        elif isinstance(rows, BaseException):
-            raise rows
-        else:
-            ev.rows = rows
-        if isinstance(snap, RegctlError):
-            ev.zk_error = snap
-        elif isinstance(snap, BaseException):
-            raise snap
-        else:
-            ev.snapshot = snap
+        ev.rows, ev.rows_error = settled(rows)
+        ev.snapshot, ev.zk_error = settled(snap)
         known = list(dict.fromkeys([*(r.service_name for r in ev.rows or []),
                                     *(s.name for s in (ev.snapshot.services if ev.snapshot else ()))]))
         if run.config.selected_service:

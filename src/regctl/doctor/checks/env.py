@@ -26,6 +26,20 @@ def _env(run: CheckRun, var: str) -> str:
     return (run.config.env.get(var) or "").strip()
 
 
+def env_registration(run: CheckRun, what: str):
+    """``(registration, None)`` from the checked environment, or ``(None, row)``: the skip of
+    :func:`env_applies`, or a skip naming ``what`` could not be done without a service URL."""
+    skip = env_applies(run)
+    if skip:
+        return None, skip
+    from regctl.guide import registration_from_env
+
+    try:
+        return registration_from_env(run.config.env, pid=0), None
+    except UsageError:
+        return None, run.skip(f"no service URL to {what} (see env.service-url)", "fix env.service-url first")
+
+
 def check_env_required(run: CheckRun) -> CheckResult:
     skip = env_applies(run)
     if skip:
@@ -172,17 +186,12 @@ def probe_config_service(run: CheckRun, url: str) -> tuple[str, str, str | None]
 
 
 def check_env_registered_url(run: CheckRun) -> CheckResult:
-    skip = env_applies(run)
-    if skip:
-        return skip
+    reg, row = env_registration(run, "compare")
+    if reg is None:
+        return row
     from regctl.doctor.facts import live_instances
     from regctl.errors import RegctlError
-    from regctl.guide import registration_from_env
 
-    try:
-        reg = registration_from_env(run.config.env, pid=0)
-    except UsageError:
-        return run.skip("no service URL to compare (see env.service-url)", "fix env.service-url first")
     name, want = reg.service_name, reg.service_url.rstrip("/")
     iid = _env(run, "SERVICE_INSTANCE_ID")
     try:
@@ -218,15 +227,9 @@ def check_env_registered_url(run: CheckRun) -> CheckResult:
 
 
 def check_env_network(run: CheckRun) -> CheckResult:
-    skip = env_applies(run)
-    if skip:
-        return skip
-    from regctl.guide import registration_from_env
-
-    try:
-        reg = registration_from_env(run.config.env, pid=0)
-    except UsageError:
-        return run.skip("no service URL to judge (see env.service-url)", "fix env.service-url first")
+    reg, row = env_registration(run, "judge")
+    if reg is None:
+        return row
     svc_host = url_parts(reg.service_url)[1]
     cfg = (_env(run, "CONFIG_SERVICE_URL") or "http://config-service:8082").rstrip("/")
     cfg_host = url_parts(cfg)[1]

@@ -8,10 +8,8 @@ named explicitly.
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable
 
-from regctl.doctor.base import Check, CheckResult, CheckRun
+from regctl.doctor.base import given, Check, CheckResult, CheckRun
 from regctl.doctor.checks.service import server_deadline_cap
 from regctl.doctor.facts import (
     RegistryView,
@@ -37,18 +35,8 @@ def hygiene_applies(run: CheckRun) -> tuple[RegistryView | None, CheckResult | N
                               **api_failure(exc))
 
 
-def on_registry_view(check: Callable[[CheckRun, RegistryView], Any]) -> Callable[[CheckRun], Any]:
-    """Run a hygiene check with the registry view, or return the skip/fail row of :func:`hygiene_applies`."""
-
-    @functools.wraps(check)
-    def run_check(run: CheckRun) -> Any:
-        view, row = hygiene_applies(run)
-        if row is not None:
-            return row
-        assert view is not None
-        return check(run, view)
-
-    return run_check
+#: run a check with what :func:`hygiene_applies` found, or return its skip/fail row
+on_registry_view = given(hygiene_applies)
 
 
 def _need_zk(run: CheckRun, view: RegistryView) -> CheckResult | None:

@@ -6,10 +6,8 @@ how to pick one, otherwise.
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable
 
-from regctl.doctor.base import FAIL, WARN, Check, CheckResult, CheckRun
+from regctl.doctor.base import given, FAIL, WARN, Check, CheckResult, CheckRun
 from regctl.doctor.facts import (
     api_client,
     api_failure,
@@ -44,18 +42,8 @@ def service_applies(run: CheckRun) -> tuple[str | None, CheckResult | None]:
     return name, None
 
 
-def on_selected_service(check: Callable[[CheckRun, str], Any]) -> Callable[[CheckRun], Any]:
-    """Run a service check with the selected service's name, or return the skip/fail row of :func:`service_applies`."""
-
-    @functools.wraps(check)
-    def run_check(run: CheckRun) -> Any:
-        name, row = service_applies(run)
-        if row is not None:
-            return row
-        assert name is not None
-        return check(run, name)
-
-    return run_check
+#: run a check with what :func:`service_applies` found, or return its skip/fail row
+on_selected_service = given(service_applies)
 
 
 def expected_instance_id(run: CheckRun, name: str) -> str | None:
