@@ -380,3 +380,24 @@ def test_odd_but_valid_names_stay_inside_the_base(registry, kazoo_client, name):
     assert_contract(res, (0,))
     assert [r["result"] for r in res.json["results"]] == ["removed"]
     assert not kazoo_client.exists(node)
+
+
+@pytest.mark.parametrize("name", ["s" * 250, " leading-space", "trailing-space ", "bidi-\u202e-name"])
+def test_a_name_the_config_service_accepted_is_listed_not_refused(registry, name):
+    """Names regctl would refuse as input are still data when read: listed, counted, never exit 2."""
+    r = httpx.post(f"{registry.api}/register", timeout=5,
+                   json={"service_name": name, "service_url": "http://127.0.0.1:9/x",
+                         "health_check_url": "http://127.0.0.1:9/x/health",
+                         "service_metadata": {"instance_id": "one", "status": "healthy"}})
+    assert r.status_code == 201, r.text
+    try:
+        for source in ("api", "zk", "auto"):
+            res = run_cli("list", "--source", source, "-o", "json", env=registry.env)
+            assert res.exit_code == 0, (source, res.stderr)
+            listed = {s["name"]: s for s in res.json["services"]}
+            assert name in listed, (source, sorted(listed))
+            assert listed[name]["live_instances"] == 1, (source, listed[name])
+        table = run_cli("list", env=registry.env)
+        assert table.exit_code == 0 and "\u202e" not in table.stdout, table.stderr
+    finally:
+        httpx.post(f"{registry.api}/deregister", params={"service_name": name, "instance_id": "one"}, timeout=5)
