@@ -135,7 +135,18 @@ def _stdout_gone() -> int:
 
 
 def main(argv: "list[str] | None" = None) -> int:
-    """Run regctl; return the exit code (see README "Exit codes")."""
+    """Run regctl; return the exit code (see docs/output.md, "Exit codes")."""
+    code = _run(argv)
+    if argv is None:
+        # the answer is decided: a Ctrl-C while the interpreter exits (joining threads, flushing)
+        # must not turn it into a death by SIGINT with a traceback
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
+
+
+def _run(argv: "list[str] | None") -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args in (["--version"], ["-V"]):
         sys.stdout.write(f"regctl {__version__}\n")

@@ -626,4 +626,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # decided: a late Ctrl-C must not make it die by SIGINT
+    sys.exit(code)
