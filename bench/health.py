@@ -69,7 +69,7 @@ def serve(n: int, hang_every: int) -> int:
                     break
                 writer.write(OK_REPLY)
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
@@ -78,7 +78,7 @@ def serve(n: int, hang_every: int) -> int:
         try:
             while await reader.read(65536):
                 pass  # accept, read, never answer
-        except ConnectionError:
+        except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
@@ -208,6 +208,20 @@ def run(a, hosts, urls, figures, probe_many, ProbeTarget) -> None:
                  f"{figures['cli_default_s']:.2f} s",
                  f"goal <= {goal:g} s: {'ok' if figures['cli_default_s'] <= goal else 'MISSED'}"))
     if a.big:
+        # the baseline of the same run: the answering instances alone, in process, and then all of them
+        targets = [ProbeTarget("s", str(i), u) for i, u in enumerate(urls)]
+        hang_set = set(hang_idx)
+        answering = [t for i, t in enumerate(targets) if i not in hang_set]
+        t = time.perf_counter()
+        probe_many(answering, timeout=TIMEOUT)
+        base = figures["probe_many_answering_only_s"] = time.perf_counter() - t
+        rows.append((f"baseline: probe_many over the {len(answering)} answering instances only", f"{base:.2f} s",
+                     "what the CPU needs for them on this machine"))
+        t = time.perf_counter()
+        probe_many(targets, timeout=TIMEOUT)
+        full = figures["probe_many_all_s"] = time.perf_counter() - t
+        rows.append((f"probe_many over all {n} (with the {len(hang_idx)} hanging)", f"{full:.2f} s",
+                     f"baseline + {full - base:.2f} s (goal: about one timeout, {TIMEOUT:g} s)"))
         print_table(f"health fan-out: {n} instances, {len(hang_idx)} never answer, --timeout {TIMEOUT:g}", rows)
         return
     for c in ([32, 256] if a.quick else [16, 32, 128, 256]):
