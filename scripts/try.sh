@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+if [ -t 2 ]; then say() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }; else say() { printf '\n==> %s\n' "$*" >&2; }; fi
 
 if [ ! -e /usr/share/java/zookeeper.jar ] && [ -z "${ZOOKEEPER_HOME:-}" ]; then
   say "installing ZooKeeper (Debian package 'zookeeper', needs Java)"
