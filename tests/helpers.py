@@ -6,8 +6,10 @@ import contextlib
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -78,3 +80,27 @@ def assert_one_line_error(result: CliResult, code: int) -> str:
     errors = [l for l in result.stderr.splitlines() if l.startswith("regctl: error:")]
     assert len(errors) == 1, result
     return errors[0]
+
+
+class LoopbackServer:
+    """A TCP server on 127.0.0.1 for hostile-answer tests: each connection goes to ``_one(conn)``
+    in its own daemon thread. Subclasses set their own attributes before calling ``__init__``."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.sock.close()

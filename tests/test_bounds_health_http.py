@@ -16,23 +16,14 @@ import httpx
 import pytest
 
 from regctl import health
+from tests.helpers import LoopbackServer
 
 
-class RawServer:
+class RawServer(LoopbackServer):
     def __init__(self, answer: bytes) -> None:
         self.answer = answer
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
         self.request_lines: list = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+        super().__init__()
 
     def _one(self, conn) -> None:
         try:
@@ -48,8 +39,6 @@ class RawServer:
         except OSError:
             pass
 
-    def close(self) -> None:
-        self.sock.close()
 
 
 ANSWERS = {

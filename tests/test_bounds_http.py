@@ -15,11 +15,12 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import zlib
 
 import pytest
+
+from tests.helpers import LoopbackServer
 
 PEAK_RSS_MB = 150
 LAUNCHER = r"""
@@ -41,23 +42,13 @@ def gzip_bomb(mb: int) -> bytes:
     return b"".join(z.compress(block) for _ in range(mb)) + z.flush()
 
 
-class HostileServer:
+class HostileServer(LoopbackServer):
     """Answers every request by ``mode``: chunk, gzip, redirect (to /gzip), trickle, ok."""
 
     def __init__(self, mode: str, bomb: bytes = b"") -> None:
         self.mode, self.bomb = mode, bomb
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
+        super().__init__()
         self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
 
     def _one(self, conn: socket.socket) -> None:
         try:
@@ -89,8 +80,6 @@ class HostileServer:
         except OSError:
             pass
 
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,31 +1,20 @@
 """The plain-HTTP fast path of the health prober, against raw socket servers on loopback."""
 
-import socket
-import threading
 import time
 
 import pytest
 
 from regctl.health import probe_url
+from tests.helpers import LoopbackServer
 
 
-class RawServer:
+class RawServer(LoopbackServer):
     """Answers every connection with fixed bytes, then keeps it open (keep-alive) or closes it."""
 
     def __init__(self, answer: bytes, keep_open: bool = False, trickle: float = 0.0):
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
         self.answer, self.keep_open, self.trickle = answer, keep_open, trickle
         self.requests = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+        super().__init__()
 
     def _one(self, conn):
         try:
@@ -49,8 +38,6 @@ class RawServer:
     def url(self):
         return f"http://127.0.0.1:{self.port}/health?x=1"
 
-    def close(self):
-        self.sock.close()
 
 
 @pytest.mark.parametrize("answer,status,healthy", [
