@@ -186,9 +186,9 @@ def _no_interrupts() -> Iterator[None]:
 
     An interrupt then lands after the pid is on disk, so the cleanup (or a later
     ``down``) knows what to stop. The Python-level handlers are swapped for ones that
-    only note the signal (blocking it with ``pthread_sigmask`` is not enough: another
-    thread of the process would take it and the main thread would still raise at
-    once); on exit the handlers come back and a noted signal is raised again.
+    only note the signal, which holds whichever thread the kernel hands the signal to
+    (a ``pthread_sigmask`` block covers the calling thread only); on exit the handlers
+    come back and a noted signal is raised again.
     No-op outside the main thread.
     """
     if threading.current_thread() is not threading.main_thread():
