@@ -1,7 +1,7 @@
 """The health prober's plain-HTTP fast path behaves as httpx does, over the same cases.
 
 Each case is a raw answer from a socket server on loopback and a URL (odd paths
-included); the fast path (h11 over a bare asyncio stream) and a plain
+included); the fast path (h11 over a bare non-blocking socket) and a plain
 ``httpx.AsyncClient`` must send the same request target and reach the same status
 and verdict. A hostile answer (one endless chunk) is read within the body cap.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 
 import httpx
 import pytest
@@ -108,3 +109,81 @@ def test_one_endless_chunk_is_read_only_up_to_the_cap():
         sock.close()
     assert res.healthy and res.status_code == 200
     assert sum(sent) < 64 * 2**20  # the prober hung up long before the 2 GiB chunk's end
+
+
+class BusyingServer(RawServer):
+    """On a request, blocks the client's event loop for a second (``loop``), then answers at once."""
+
+    loop = None
+
+    def _one(self, conn) -> None:
+        try:
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    got = conn.recv(65536)
+                    if not got:
+                        return
+                    data += got
+                self.loop.call_soon_threadsafe(time.sleep, 1.0)  # the client is busy from now on
+                time.sleep(0.05)
+                conn.sendall(self.answer)  # ... and the answer arrives while it is
+        except OSError:
+            pass
+
+
+def test_an_answer_that_arrived_while_the_client_was_busy_is_not_a_timeout():
+    """The client's loop is blocked past the deadline while the answer arrives: healthy, not "timeout"."""
+    server = BusyingServer(ANSWERS["200 length"])
+
+    async def probe():
+        server.loop = asyncio.get_running_loop()
+        return await health.probe_many_async([health.ProbeTarget("s", "i", f"http://127.0.0.1:{server.port}/h")],
+                                             timeout=0.5)
+
+    try:
+        [res] = asyncio.run(probe())
+    finally:
+        server.close()
+    assert res.healthy and res.status_code == 200, res
+
+
+def test_a_name_is_resolved_and_each_address_tried():
+    """``localhost`` may resolve to ::1 first while the server listens on 127.0.0.1 only."""
+    server = RawServer(ANSWERS["200 length"])
+    try:
+        res = health.probe_url(f"http://localhost:{server.port}/h", timeout=3)
+    finally:
+        server.close()
+    assert res.healthy and res.status_code == 200, res
+
+
+def test_a_closed_port_is_refused_and_a_silent_one_times_out():
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts (backlog) and never answers
+    try:
+        refused, timeout = health.probe_many([health.ProbeTarget("s", "a", f"http://127.0.0.1:{port}/h"),
+                                              health.ProbeTarget("s", "b", f"http://127.0.0.1:{silent.getsockname()[1]}/h")],
+                                             timeout=0.5)
+    finally:
+        silent.close()
+    assert (refused.healthy, refused.error) == (False, "refused")
+    assert (timeout.healthy, timeout.error) == (False, "timeout")
+
+
+@pytest.mark.parametrize("url", [f"http://127.0.0.1:8080{p}" for p in PATHS]
+                         + ["http://Svc-A.example:81/health", "http://[::1]:9/h", "http://host/", "http://host"])
+def test_the_request_bytes_are_what_h11_writes_for_them(url):
+    """The probe writes its GET by hand (h11 is told a template); it must be what h11 itself would write."""
+    import h11
+
+    host, port, data, conn = health._plain_request(url)
+    u = httpx.URL(url)
+    want = h11.Connection(h11.CLIENT).send(h11.Request(method="GET", target=u.raw_path, headers=[
+        ("Host", u.netloc), ("User-Agent", "regctl-health"), ("Accept", "*/*"),
+        ("Accept-Encoding", "gzip, deflate"), ("Connection", "close")]))
+    assert data == want
+    assert conn.our_state is h11.MUST_CLOSE and (host, port) == (u.host, u.port or 80)

@@ -26,6 +26,8 @@ _MIN_LEN = 3
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
+#: _secrets sorted longest first, rebuilt on the next read after a change
+_by_length: "list[str] | None" = None
 
 _HEADER_LINE = re.compile(
     r"(?i)(\b(?:proxy-)?authorization|\bcookie|\bx-api-key|\bapi-key)(['\"]?\s*[:=,]\s*(?:b?['\"])?)([^'\"\r\n,)}\]]+)")
@@ -80,17 +82,28 @@ def add_secrets(values: Iterable[str | None]) -> None:
                 _secrets.add(v)
                 if v.strip() != v:
                     _secrets.add(v.strip())
+        _forget_order()
 
 
 def clear_secrets() -> None:
     """Forget every registered secret (each CLI run starts afresh)."""
     with _lock:
         _secrets.clear()
+        _forget_order()
+
+
+def _forget_order() -> None:
+    global _by_length
+    _by_length = None
 
 
 def known_secrets() -> list[str]:
+    """The registered secrets, longest first (so a secret containing another is replaced whole)."""
+    global _by_length
     with _lock:
-        return sorted(_secrets, key=len, reverse=True)
+        if _by_length is None:
+            _by_length = sorted(_secrets, key=len, reverse=True)
+        return _by_length
 
 
 def redact_text(text: str) -> str:

@@ -68,12 +68,11 @@ def health(
                                                          help="Services to probe.",
                                                          autocompletion=complete_service_names)] = None,
     all_: Annotated[bool, typer.Option("--all", help="Probe every registered service.")] = False,
-    concurrency: Annotated[int, typer.Option("--concurrency", metavar="N", min=1, max=1024,
-                                             help="Probes actively waiting on an answer at once; a probe silent "
-                                                  "for a moment yields its slot and waits parked (open "
-                                                  "sockets: at most the file limit, raised to its hard "
-                                                  "limit, and 4096).")
-                 ] = 128,  # regctl.health.DEFAULT_CONCURRENCY (not imported here: it pulls in httpx)
+    concurrency: Annotated[int, typer.Option("--concurrency", metavar="N", min=1, max=65536,
+                                             help="Probes open at once, one socket each (at most the file "
+                                                  "limit, raised to its hard limit); an endpoint that never "
+                                                  "answers holds its slot for --timeout.")
+                 ] = 1024,  # regctl.health.DEFAULT_CONCURRENCY (not imported here: it pulls in httpx)
     retries: Annotated[int, typer.Option("--retries", metavar="N", min=0, max=10,
                                          help="Retries per failing probe, with backoff 0.2s, 0.4s, ...")] = 0,
     expect: Annotated[Optional[str], typer.Option("--expect", metavar="CODES", show_default=False,

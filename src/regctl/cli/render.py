@@ -127,9 +127,13 @@ def machine_data(data: Any, raw: bool = False) -> Any:
     if raw:
         return data
 
+    redacted: dict = {}  # the same strings recur (keys, verdicts, names): redact each once
+
     def walk(v: Any) -> Any:
         if isinstance(v, str):
-            return redact_text(v)
+            if v not in redacted:
+                redacted[v] = redact_text(v)
+            return redacted[v]
         if isinstance(v, list):
             return [walk(x) for x in v]
         if isinstance(v, dict):
