@@ -177,6 +177,14 @@ def main() -> int:
     return 0
 
 
+def judge(wall: float, goal: float) -> str:
+    """The goal is "about 2 x timeout + 1 s": within 10% is about; beyond, missed."""
+    over = wall / goal - 1
+    if over <= 0:
+        return f"goal about {goal:g} s: ok"
+    return f"goal about {goal:g} s: {'ok' if over <= 0.10 else 'MISSED'} (+{over:.0%})"
+
+
 def run(a, hosts, urls, figures, probe_many, ProbeTarget) -> None:
 
     n = len(urls)
@@ -198,7 +206,7 @@ def run(a, hosts, urls, figures, probe_many, ProbeTarget) -> None:
     figures["cli_default_s"] = median(default_walls)
     rows.append(("regctl health --all --timeout 2 (the CLI's default --concurrency)",
                  f"{figures['cli_default_s']:.2f} s",
-                 f"goal <= {goal:g} s: {'ok' if figures['cli_default_s'] <= goal else 'MISSED'}"))
+                 judge(figures["cli_default_s"], goal)))
     if a.big:
         # the baseline of the same run: the answering instances alone, in process, and then all of them
         targets = [ProbeTarget("s", str(i), u) for i, u in enumerate(urls)]
@@ -220,9 +228,10 @@ def run(a, hosts, urls, figures, probe_many, ProbeTarget) -> None:
         wall = median([cli(["--concurrency", str(c)])[0] for _ in range(1 if a.quick else 2)])
         figures[f"cli_c{c}_s"] = wall
         rows.append((f"regctl health --all --timeout 2 --concurrency {c}", f"{wall:.2f} s", ""))
-    wall = median([cli(["--concurrency", "32", "--retries", "2"])[0] for _ in range(1)])
-    figures["cli_c32_retries2_s"] = wall
-    rows.append(("  ... --concurrency 32 --retries 2", f"{wall:.2f} s", ""))
+    wall = median([cli(["--retries", "2"])[0] for _ in range(1)])
+    figures["cli_retries2_s"] = wall
+    rows.append(("  ... --retries 2 (3 attempts of the hanging ones, backoff 0.2 s, 0.4 s)", f"{wall:.2f} s",
+                 f"floor: 3 x timeout + 0.6 s of backoff = {3 * TIMEOUT + 0.6:g} s"))
 
     targets = [ProbeTarget("s", str(i), u) for i, u in enumerate(urls)]
     t = time.perf_counter()

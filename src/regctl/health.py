@@ -10,8 +10,8 @@ and Ctrl-C cancels every probe at once.
 The width is what keeps hanging endpoints from stalling the fan-out: one that
 never answers holds its slot for one timeout, so 1,000 of them among 10,000
 instances hold 1,000 of the slots while the rest keep turning over. It stays
-safe because a plain ``http://`` probe costs little CPU (a bare asyncio
-transport parsed by h11, the verdict decided inside the I/O callback, so a busy
+safe because a plain ``http://`` probe costs little CPU (a bare non-blocking
+socket on the loop's reader/writer callbacks, parsed by h11, the verdict decided inside the I/O callback, so a busy
 loop cannot time out an answer that already arrived). Probes that need httpx
 (https, userinfo, redirects; ~2 ms of CPU each) also take one of
 :data:`HTTPX_CONCURRENCY` slots, so a thousand TLS handshakes are never started
