@@ -165,6 +165,14 @@ def test_inspect_unknown_and_deregistered(populated):
     assert gone.exit_code == 0 and "no instance is live" in gone.stderr
 
 
+def test_inspect_of_an_empty_directory_without_a_row_says_so(populated, kazoo_client):
+    kazoo_client.ensure_path(f"{populated.base_path}/left-behind/instances")
+    line = assert_one_line_error(run_cli("inspect", "left-behind", env=populated.env), 1)
+    assert "not registered" in line and "ZooKeeper directory holds no instance" in line
+    line = assert_one_line_error(run_cli("inspect", "never-was", env=populated.env), 1)
+    assert "neither ZooKeeper nor the API knows it" in line
+
+
 def test_url_picks_healthy_and_explains_none(populated):
     res = run_cli("url", "asr-service", env=populated.env)
     assert res.exit_code == 0 and res.stdout == "http://asr-service.test:8090\n" and res.stderr == ""

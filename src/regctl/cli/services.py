@@ -360,7 +360,9 @@ def inspect_service(rc, name: NameArg, source: SourceOpt = "auto") -> Result:
         "sources": read.sources(s.config_url, s.zk_hosts if read.want_zk else None, s.zk_base),
     }
     if d.registered is False and not problems:
-        raise NotFound(f"service {name!r} is not registered (neither ZooKeeper nor the API knows it)",
+        why = ("its ZooKeeper directory holds no instance and the Config Service has no row for it"
+               if zk_service is not None and zk_service.exists else "neither ZooKeeper nor the API knows it")
+        raise NotFound(f"service {name!r} is not registered ({why})",
                        hint=suggest(rc, name) or "list what is registered with: regctl list")
     rows = []
     for v in d.instances:
