@@ -36,9 +36,13 @@ class RawServer(LoopbackServer):
                         return
                     data += got
                 self.request_lines.append(data.split(b"\r\n", 1)[0])
+                self.before_answer()
                 conn.sendall(self.answer)
         except OSError:
             pass
+
+    def before_answer(self) -> None:
+        pass
 
 
 
@@ -112,24 +116,13 @@ def test_one_endless_chunk_is_read_only_up_to_the_cap():
 
 
 class BusyingServer(RawServer):
-    """On a request, blocks the client's event loop for a second (``loop``), then answers at once."""
+    """On a request, blocks the client's event loop (``loop``) for a second and answers 50 ms into it."""
 
     loop = None
 
-    def _one(self, conn) -> None:
-        try:
-            with conn:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    got = conn.recv(65536)
-                    if not got:
-                        return
-                    data += got
-                self.loop.call_soon_threadsafe(time.sleep, 1.0)  # the client is busy from now on
-                time.sleep(0.05)
-                conn.sendall(self.answer)  # ... and the answer arrives while it is
-        except OSError:
-            pass
+    def before_answer(self) -> None:
+        self.loop.call_soon_threadsafe(time.sleep, 1.0)  # the client is busy from now on ...
+        time.sleep(0.05)  # ... and the answer arrives while it is
 
 
 def test_an_answer_that_arrived_while_the_client_was_busy_is_not_a_timeout():

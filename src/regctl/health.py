@@ -201,14 +201,14 @@ def _plain_request(url: str) -> "tuple[str, int, bytes, object] | None":
 
 def _request_bytes(target: bytes, netloc: bytes) -> bytes:
     """The probe's GET, byte for byte what h11 writes for it (tests/test_bounds_health_http.py compares)."""
-    return (b"GET " + target + b" HTTP/1.1\r\nHost: " + netloc + b"\r\n" + _PROBE_HEADERS)
+    return b"GET " + target + b" HTTP/1.1\r\nHost: " + netloc + b"\r\n" + _PROBE_HEADERS
 
 
 #: what h11 is told was sent (see :func:`_plain_request`)
 _SENT = h11.Request(method="GET", target=b"/", headers=[("Host", "x"), ("Connection", "close")])
-_PROBE_HEADER_LIST = [("User-Agent", "regctl-health"), ("Accept", "*/*"), ("Accept-Encoding", ACCEPT_ENCODING),
-                      ("Connection", "close")]
-_PROBE_HEADERS = b"".join(f"{k}: {v}\r\n".encode() for k, v in _PROBE_HEADER_LIST) + b"\r\n"
+#: every header of the probe's GET after Host, and the blank line that ends them
+_PROBE_HEADERS = (f"User-Agent: regctl-health\r\nAccept: */*\r\nAccept-Encoding: {ACCEPT_ENCODING}\r\n"
+                  "Connection: close\r\n\r\n").encode()
 
 
 class _Exchange:
