@@ -189,6 +189,7 @@ def run(a, hosts, urls, figures, probe_many, ProbeTarget) -> None:
 
     n = len(urls)
     hang_idx = [i for i in range(n) if a.hang_every and i % a.hang_every == a.hang_every - 1]
+    hang_set = set(hang_idx)
     env = child_env(ZOOKEEPER_HOSTS=hosts, ZOOKEEPER_BASE_PATH=BASE)
     rows = []
     goal = 2 * TIMEOUT + 1
@@ -210,7 +211,6 @@ def run(a, hosts, urls, figures, probe_many, ProbeTarget) -> None:
     if a.big:
         # the baseline of the same run: the answering instances alone, in process, and then all of them
         targets = [ProbeTarget("s", str(i), u) for i, u in enumerate(urls)]
-        hang_set = set(hang_idx)
         answering = [t for i, t in enumerate(targets) if i not in hang_set]
         t = time.perf_counter()
         probe_many(answering, timeout=TIMEOUT)
@@ -245,7 +245,6 @@ def run(a, hosts, urls, figures, probe_many, ProbeTarget) -> None:
     rows.append(("  ... 32 slots only: each hanging probe holds one for the timeout",
                  f"{figures['probe_many_fixed32_s']:.2f} s",
                  f"{figures['probe_many_fixed32_s'] / figures['probe_many_s']:.1f}x the default"))
-    hang_set = set(hang_idx)
     t = time.perf_counter()
     probe_many([t_ for i, t_ in enumerate(targets) if i not in hang_set], timeout=TIMEOUT)
     figures["probe_many_answering_only_s"] = time.perf_counter() - t
@@ -253,7 +252,7 @@ def run(a, hosts, urls, figures, probe_many, ProbeTarget) -> None:
                  f"the default adds {figures['probe_many_s'] - figures['probe_many_answering_only_s']:.2f} s "
                  f"for the hanging ones (goal: about one timeout)"))
 
-    ok_urls = [u for i, u in enumerate(urls) if i not in set(hang_idx)]
+    ok_urls = [u for i, u in enumerate(urls) if i not in hang_set]
     t = time.perf_counter()
     assert all(sequential_probe(ok_urls))
     ok_s = time.perf_counter() - t

@@ -1,9 +1,9 @@
 """Probe instances' health endpoints concurrently, bounded, each under its own deadline.
 
 ``probe_many`` runs on one asyncio loop. At most ``concurrency`` attempts are open
-at once (one plain semaphore, one socket each; default :data:`DEFAULT_CONCURRENCY`,
-capped by the process's file limit, whose soft limit is raised to the hard limit
-once, see :func:`socket_ceiling`). Every attempt is cut off after ``timeout``
+at once (that many workers, each taking the next target when done with one, one
+socket each; default :data:`DEFAULT_CONCURRENCY`, capped by the process's file
+limit, whose soft limit is raised to the hard limit once, see :func:`socket_ceiling`). Every attempt is cut off after ``timeout``
 seconds whatever the server does (accepts and never answers, trickles bytes),
 and Ctrl-C cancels every probe at once.
 
@@ -11,8 +11,9 @@ The width is what keeps hanging endpoints from stalling the fan-out: one that
 never answers holds its slot for one timeout, so 1,000 of them among 10,000
 instances hold 1,000 of the slots while the rest keep turning over. It stays
 safe because a plain ``http://`` probe costs little CPU (a bare non-blocking
-socket on the loop's reader/writer callbacks, parsed by h11, the verdict decided inside the I/O callback, so a busy
-loop cannot time out an answer that already arrived). Probes that need httpx
+socket on the loop's reader/writer callbacks, parsed by h11) and its verdict is
+decided inside the I/O callback, so a busy loop cannot time out an answer that
+had already arrived. Probes that need httpx
 (https, userinfo, redirects; ~2 ms of CPU each) also take one of
 :data:`HTTPX_CONCURRENCY` slots, so a thousand TLS handshakes are never started
 at once on a client that cannot finish them within the timeout.
@@ -313,16 +314,15 @@ class _Exchange:
             self._finish(exc=exc)
 
 
-async def _addresses(host: str, port: int) -> "list[tuple[int, tuple]]":
-    """(family, address) pairs to try for ``host``: an IP literal as is, a name through the resolver."""
+def _literal_address(host: str, port: int) -> "list[tuple[int, tuple]] | None":
+    """[(family, address)] when ``host`` is an IP literal (no resolver, no task: the common case), else None."""
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
             socket.inet_pton(family, host)
         except OSError:
             continue
         return [(family, (host, port))]
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [(family, address) for family, _type, _proto, _name, address in infos]
+    return None
 
 
 async def _plain_http_status(url: str, timeout: float = 5.0) -> int | None:
@@ -342,7 +342,10 @@ async def _plain_http_status(url: str, timeout: float = 5.0) -> int | None:
     host, port, data, conn = planned
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    addresses = await asyncio.wait_for(_addresses(host, port), timeout)
+    addresses = _literal_address(host, port)
+    if addresses is None:
+        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
+        addresses = [(family, address) for family, _type, _proto, _name, address in infos]
     failure: BaseException = OSError(errno.EHOSTUNREACH, f"no address for {host}")
     for family, address in addresses:
         done = loop.create_future()

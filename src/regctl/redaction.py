@@ -27,7 +27,7 @@ _MIN_LEN = 3
 _lock = threading.Lock()
 _secrets: set[str] = set()
 #: _secrets sorted longest first, rebuilt on the next read after a change
-_by_length: "list[str] | None" = None
+_by_length: "tuple[str, ...] | None" = None
 
 _HEADER_LINE = re.compile(
     r"(?i)(\b(?:proxy-)?authorization|\bcookie|\bx-api-key|\bapi-key)(['\"]?\s*[:=,]\s*(?:b?['\"])?)([^'\"\r\n,)}\]]+)")
@@ -97,12 +97,12 @@ def _forget_order() -> None:
     _by_length = None
 
 
-def known_secrets() -> list[str]:
+def known_secrets() -> "tuple[str, ...]":
     """The registered secrets, longest first (so a secret containing another is replaced whole)."""
     global _by_length
     with _lock:
         if _by_length is None:
-            _by_length = sorted(_secrets, key=len, reverse=True)
+            _by_length = tuple(sorted(_secrets, key=len, reverse=True))
         return _by_length
 
 
