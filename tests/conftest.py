@@ -61,13 +61,29 @@ def zk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZkServer]:
     except SandboxError as exc:
         pytest.fail(f"ZooKeeper is required for these tests and was not found: {exc}", pytrace=False)
     dir = tmp_path_factory.mktemp("zookeeper")
-    members = zk.start_zookeeper(dir, free_port(), 1, install=install)
+    # every word open: the tests of four-letter-word features share this one; zk_srvr_only is the deployment's
+    members = zk.start_zookeeper(dir, free_port(), 1, install=install, words=zk.ALL_FOUR_LETTER_WORDS)
     try:
         try:
             zk.wait_for(members, timeout=60)
         except SandboxError as exc:
             pytest.fail(f"{exc}\n--- ZooKeeper log tail ---\n{proc.tail(Path(members[0].log), 40)}",
                         pytrace=False)
+        m = members[0]
+        yield ZkServer(hosts=m.hosts, port=m.client_port, dir=dir, members=members)
+    finally:
+        zk.stop_zookeeper(members)
+
+
+@pytest.fixture(scope="session")
+def zk_srvr_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZkServer]:
+    """A real ZooKeeper that allows only ``srvr``, as the deployment's (cp-zookeeper) does."""
+    from regctl.sandbox import zookeeper as zk
+
+    dir = tmp_path_factory.mktemp("zookeeper-srvr")
+    members = zk.start_zookeeper(dir, free_port(), 1, words="srvr")
+    try:
+        zk.wait_for(members, timeout=60)
         m = members[0]
         yield ZkServer(hosts=m.hosts, port=m.client_port, dir=dir, members=members)
     finally:
@@ -160,3 +176,64 @@ def demo_sandbox(tmp_path_factory: pytest.TempPathFactory):
         yield info
     finally:
         stack.down(dir)
+
+
+# --------------------------------------------------------------------------- the real Config Service
+
+@pytest.fixture(scope="session")
+def real_equipment() -> None:
+    """The real Config Service can run here; in CI its absence fails, elsewhere it skips with one line."""
+    from tests import realservice as rs
+
+    try:
+        rs.check_available()
+    except rs.Unavailable as exc:
+        if rs.in_ci():
+            pytest.fail(f"CI must run the real-service tests: {exc}", pytrace=False)
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(real_equipment):
+    """One PostgreSQL cluster for the session's real Config Services (a database each)."""
+    from tests import realservice as rs
+
+    pg = rs.PgCluster()
+    pg.start()
+    try:
+        yield pg
+    finally:
+        pg.destroy()
+
+
+@pytest.fixture
+def make_real_service(real_equipment, pg_cluster, zk_srvr_only, tmp_path):
+    """Factory: ``make_real_service("earlier"|"later", session_timeout=8, pg=..., zk_hosts=...)`` -> started.
+
+    Each gets its own Redis, database and ZooKeeper base path; ZooKeeper is the
+    srvr-only one, like a deployment's. All are killed after the test.
+    """
+    from tests import realservice as rs
+
+    made: list = []
+
+    def make(generation: str, *, start: bool = True, pg=None, zk_hosts: str | None = None, **kwargs):
+        d = tmp_path / f"real-{len(made)}"
+        d.mkdir()
+        cs = rs.ConfigService(generation, zk_hosts or zk_srvr_only.hosts, pg or pg_cluster, d, **kwargs)
+        made.append(cs)
+        if start:
+            cs.start()
+        return cs
+
+    try:
+        yield make
+    finally:
+        for cs in made:
+            cs.close()
+
+
+@pytest.fixture(params=["earlier", "later"])
+def real_service(request, make_real_service):
+    """The real Config Service, each generation in turn, with an 8 s ZooKeeper session."""
+    return make_real_service(request.param, session_timeout=8)

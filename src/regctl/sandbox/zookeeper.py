@@ -33,7 +33,10 @@ from regctl.zk_admin import parse_mntr, send_word  # noqa: F401  (parse_mntr re-
 DEBIAN_JAR = Path("/usr/share/java/zookeeper.jar")
 DEBIAN_SLF4J_BINDING = Path("/usr/share/java/slf4j-simple.jar")
 MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
-FOUR_LETTER_WORDS = "ruok,srvr,mntr,stat,cons,conf,isro"
+#: what a deployment's ZooKeeper allows (cp-zookeeper, and ZooKeeper's own default): ``srvr`` alone
+FOUR_LETTER_WORDS = "srvr"
+#: the words the sandbox allows with ``--four-letter-words all`` (regctl uses ruok, srvr, mntr, cons)
+ALL_FOUR_LETTER_WORDS = "ruok,srvr,mntr,stat,cons,conf,isro,dump"
 INSTALL_HINT = "apt-get install zookeeper, or set ZOOKEEPER_HOME to an unpacked Apache ZooKeeper"
 JAVA_HINT = "apt-get install default-jre-headless, or set JAVA_HOME"
 JVM_OPTIONS = ("-Xms16m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
@@ -203,7 +206,7 @@ def tls_settings(keystore: str | Path, truststore: str | Path, client_auth: str 
 def write_config(dir: Path, port: int, *, host: str = "127.0.0.1", myid: int | None = None,
                  servers: Sequence[tuple[int, str, int, int]] = (), tick_time: int = 2000,
                  extra: Mapping[str, str] | None = None, secure_port: int | None = None,
-                 tls: Mapping[str, str] | None = None) -> Path:
+                 tls: Mapping[str, str] | None = None, words: str = FOUR_LETTER_WORDS) -> Path:
     """Write ``dir/zoo.cfg`` (and ``dir/data/myid`` for an ensemble member); return the config path.
 
     ``servers`` lists ``(myid, host, quorum_port, election_port)`` for every
@@ -222,7 +225,7 @@ def write_config(dir: Path, port: int, *, host: str = "127.0.0.1", myid: int | N
         "clientPortAddress": host,
         "maxClientCnxns": "0",
         "admin.enableServer": "false",
-        "4lw.commands.whitelist": FOUR_LETTER_WORDS,
+        "4lw.commands.whitelist": words,
         "autopurge.purgeInterval": "1",
     }
     if servers:
@@ -254,8 +257,10 @@ def member_dir(dir: Path, myid: int, members: int) -> Path:
 def start_zookeeper(dir: Path, port: int = 0, members: int = 1, *, host: str = "127.0.0.1",
                     install: ZkInstall | None = None, client_ports: Sequence[int] | None = None,
                     env: Mapping[str, str] | None = None, secure_port: int | None = None,
-                    tls: Mapping[str, str] | None = None) -> list[ZkMember]:
+                    tls: Mapping[str, str] | None = None, words: str = FOUR_LETTER_WORDS) -> list[ZkMember]:
     """Start ``members`` ZooKeeper servers detached; return them (no waiting, see :func:`wait_for`).
+
+    ``words`` is the four-letter-word whitelist: ``srvr`` alone by default, as deployments run.
 
     ``port`` is the first member's client port (0: a free one). An ensemble's other
     members get ``client_ports`` if given, else free ports; quorum and election
@@ -291,7 +296,7 @@ def start_zookeeper(dir: Path, port: int = 0, members: int = 1, *, host: str = "
         for i in range(1, members + 1):
             mdir = member_dir(dir, i, members).resolve()
             config = write_config(mdir, ports[i - 1], host=host, myid=i if servers else None, servers=servers,
-                                  secure_port=secure_port, tls=tls)
+                                  secure_port=secure_port, tls=tls, words=words)
             log = mdir / "zookeeper.log"
             pid = proc.spawn(install.command(config), log, cwd=mdir, env=child_env)
             (mdir / "zookeeper.pid").write_text(f"{pid}\n")
@@ -308,7 +313,7 @@ def start_zookeeper(dir: Path, port: int = 0, members: int = 1, *, host: str = "
 
 
 def wait_for(members: Sequence[ZkMember], timeout: float = 30.0) -> dict[int, str]:
-    """Wait until every member serves (``ruok`` + ``srvr`` says ``Mode:``); return myid -> srvr text.
+    """Wait until every member serves (``srvr`` says ``Mode:``); return myid -> srvr text.
 
     Raises :class:`SandboxError` pointing at a member's log if it exits or the time runs out.
     """
@@ -356,25 +361,20 @@ def server_mode(srvr: str) -> str | None:
 
 def wait_until_serving(host: str, port: int, timeout: float = 30.0, *,
                        alive: Callable[[], bool] | None = None, log: Path | None = None) -> str:
-    """Poll until ``ruok`` answers ``imok`` and ``srvr`` reports a ``Mode:``; return the srvr text.
+    """Poll until ``srvr`` reports a ``Mode:`` (the one word every whitelist allows); return the srvr text.
 
-    ``ruok`` alone is not enough: a starting server says ``imok`` before it serves.
-    ``alive`` (optional) is asked between attempts; when it returns False the server
-    died and :class:`SandboxError` is raised at once, pointing at ``log``.
+    ``ruok`` would not do: a starting server says ``imok`` before it serves, and
+    deployments do not allow it. ``alive`` (optional) is asked between attempts;
+    when it returns False the server died and :class:`SandboxError` is raised at
+    once, pointing at ``log``.
     """
     deadline = time.monotonic() + timeout
     last = ""
     while True:
-        ruok = four_letter_word(host, port, "ruok", timeout=1.0)
-        if ruok.strip() == "imok":
-            srvr = four_letter_word(host, port, "srvr", timeout=1.0)
-            if server_mode(srvr):
-                return srvr
-            last = srvr.strip().splitlines()[0] if srvr.strip() else "srvr gave no answer"
-        elif ruok:
-            last = ruok.strip()
-        else:
-            last = "connection refused or closed"
+        srvr = four_letter_word(host, port, "srvr", timeout=1.0)
+        if server_mode(srvr):
+            return srvr
+        last = srvr.strip().splitlines()[0] if srvr.strip() else "connection refused or closed"
         if alive is not None and not alive():
             raise SandboxError(f"ZooKeeper on {host}:{port} exited while starting",
                                where=str(log) if log else None,
