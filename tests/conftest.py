@@ -180,6 +180,18 @@ def demo_sandbox(tmp_path_factory: pytest.TempPathFactory):
 
 # --------------------------------------------------------------------------- the real Config Service
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI a skipped real-service test is a failure: CI must prove what only the real service can."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and "real_equipment" in getattr(item, "fixturenames", ()):
+        from tests import realservice as rs
+
+        if rs.in_ci():
+            report.outcome = "failed"
+            report.longrepr = f"real-service test skipped in CI: {report.longrepr}"
+
 @pytest.fixture(scope="session")
 def real_equipment() -> None:
     """The real Config Service can run here; in CI its absence fails, elsewhere it skips with one line."""
