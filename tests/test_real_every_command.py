@@ -104,6 +104,10 @@ def test_every_command_healthy_then_redis_down(make_real_service, health_server,
     r = run_cli("wait", "asr-service", "--min", "1", "--healthy", "--timeout", "3", env=env)
     # the gate's question is answered: not discoverable, because /url itself fails (documented)
     assert r.exit_code == 1 and "/url fails" in r.stderr and "500" in r.stderr, r
+    # a register answered 500 after the node was written: reported live from ZooKeeper
+    r = run_cli("register", "--name", "asr-service", "--url", health_server, "--instance-id", "asr-3", env=env)
+    assert _node_exists(cs, "asr-service", "asr-3")
+    assert r.exit_code == 0 and "ZooKeeper" in r.stderr + r.stdout, r
     # a deregister answered 500 after the node was deleted: reported from ZooKeeper
     r = run_cli("deregister", "asr-service", "asr-1", "--yes", "-o", "json", env=env)
     assert not _node_exists(cs, "asr-service", "asr-1")
