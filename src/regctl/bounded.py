@@ -1,10 +1,15 @@
-"""Bounded input: every HTTP answer body and every YAML document regctl reads has a ceiling.
+"""Bounded input: every HTTP answer body, every file and every YAML document regctl reads has a ceiling.
 
 * :func:`read_body` / :func:`read_body_async`: the one reader of response bodies
   (API calls, health probes, doctor). It reads the *raw* bytes and decompresses
   them itself (gzip, deflate), never more than ``limit`` decompressed bytes and
   never past ``deadline``: a gzip bomb costs ``limit`` bytes of memory, a trickled
   answer ends at the deadline.
+* :func:`read_file_text`: the one reader of files the operator names (import and
+  register files, ``--token-file``, a context's ``token_file``, ``REGCTL_CONFIG``,
+  ``--env-file``): regular files only (``/dev/zero``, a FIFO or a directory is bad
+  input, exit 2, without reading a byte), at most ``limit`` bytes.
+  :func:`read_stream_text` bounds ``-`` (stdin) the same way.
 * :func:`load_yaml`: YAML with at most :data:`YAML_MAX_ALIASES` aliases and
   :data:`YAML_MAX_NODES` nodes once aliases are expanded (a 1 KB "billion laughs"
   document is refused as bad input, exit 2, instead of eating gigabytes).
@@ -14,6 +19,8 @@ No printing here; no httpx import at module level (``--version`` stays light).
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 import zlib
 from dataclasses import dataclass
@@ -27,6 +34,12 @@ ACCEPT_ENCODING = "gzip, deflate"
 _RAW_STEP = 16 * 1024
 #: decoded bytes one zlib call may produce
 _OUT_STEP = 256 * 1024
+#: the largest file of registrations or an export regctl reads (as large as an API answer may be)
+DATA_FILE_MAX_BYTES = 32 * 1024 * 1024
+#: the largest config file (REGCTL_CONFIG) or env file (--env-file)
+CONFIG_FILE_MAX_BYTES = 1024 * 1024
+#: the largest token or credentials file (--token-file, token_file, --zk-auth-file)
+TOKEN_FILE_MAX_BYTES = 64 * 1024
 YAML_MAX_ALIASES = 100
 YAML_MAX_NODES = 200_000
 
@@ -167,6 +180,76 @@ async def read_body_async(response: Any, limit: int, deadline: "float | None" = 
         if deadline is not None and time.monotonic() > deadline:
             raise BodyTooSlow()
     return Body(bytes(body))
+
+
+# ---------------------------------------------------------------------------
+# files
+# ---------------------------------------------------------------------------
+
+def size_text(n: int) -> str:
+    """``32 MiB``, ``64 KiB``, ``900 bytes``."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} bytes"
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a pipe (FIFO)"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_file_bytes(path: "str | os.PathLike", limit: int, what: str = "file", where: "str | None" = None) -> bytes:
+    """The bytes of the regular file ``path``: at most ``limit`` of them.
+
+    Not a regular file (``/dev/zero``, a FIFO, a directory, a socket) or larger than
+    ``limit``: a :class:`UsageError` (exit 2) naming ``what`` and ``where`` (default: the
+    path), before more than ``limit + 1`` bytes are read. A missing or unreadable file
+    raises the :class:`OSError` (callers word it). A FIFO is opened without blocking.
+    """
+    name = os.fspath(path)
+    where = where or name
+    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"the {what} is {_kind(st.st_mode)}, not a regular file", where=where,
+                             hint=f"give a regular file as the {what}")
+        too_large = UsageError(f"the {what} is larger than {size_text(limit)}", where=where,
+                               hint=f"give a smaller file: regctl reads at most {size_text(limit)} as the {what}")
+        if st.st_size > limit:
+            raise too_large
+        chunks: list[bytes] = []
+        got = 0
+        while got <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        if got > limit:  # it grew while being read
+            raise too_large
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_file_text(path: "str | os.PathLike", limit: int, what: str = "file", where: "str | None" = None) -> str:
+    """:func:`read_file_bytes` decoded as UTF-8 (:class:`UnicodeDecodeError` propagates)."""
+    return read_file_bytes(path, limit, what, where).decode("utf-8")
+
+
+def read_stream_text(stream: Any, limit: int, what: str = "input", where: str = "stdin") -> str:
+    """At most ``limit`` characters of a text stream (stdin for ``-``); more is a :class:`UsageError`."""
+    text = stream.read(limit + 1)
+    if len(text) > limit:
+        raise UsageError(f"the {what} on {where} is larger than {size_text(limit)}", where=where,
+                         hint=f"regctl reads at most {size_text(limit)} there")
+    return text
 
 
 # ---------------------------------------------------------------------------

@@ -109,9 +109,11 @@ def config_path(env: Mapping[str, str] | None = None) -> Path:
 
 def load(path: Path | str | None = None) -> ConfigFile:
     """Read and validate the file; a missing file is an empty config."""
+    from regctl.bounded import CONFIG_FILE_MAX_BYTES, read_file_text
+
     path = config_path() if path is None else Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_file_text(path, CONFIG_FILE_MAX_BYTES, "config file")
     except FileNotFoundError:
         return ConfigFile(path)
     except IsADirectoryError:
@@ -452,9 +454,12 @@ def settings_values(values: Mapping[str, Any], env: Mapping[str, str] | None = N
     if not any(k.lower() == "authorization" for k in headers):
         token = None
         if values.get("token_file"):
+            from regctl.bounded import TOKEN_FILE_MAX_BYTES, read_file_text
+
             tpath = Path(os.path.expanduser(values["token_file"]))
             try:
-                token = tpath.read_text(encoding="utf-8").strip()
+                token = read_file_text(tpath, TOKEN_FILE_MAX_BYTES, "token_file",
+                                       where=f"{where}: token_file {tpath}").strip()
             except (OSError, UnicodeDecodeError) as exc:
                 raise UsageError(f"cannot read token_file {str(tpath)!r} ({type(exc).__name__})", where=where,
                                  hint="fix token_file in the context, or unset it") from None

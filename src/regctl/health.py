@@ -109,6 +109,8 @@ def describe_error(exc: BaseException) -> str:
         return "timeout"
     if isinstance(exc, (NotHTTP, asyncio.IncompleteReadError)):
         return "not HTTP"
+    if isinstance(exc, httpx.TooManyRedirects):
+        return "too many redirects"
     text = f"{exc} {exc.__cause__ or ''}".lower()
     chain: BaseException | None = exc
     seen = set()
@@ -369,11 +371,29 @@ async def _plain_http_status(url: str, timeout: float = 5.0) -> int | None:
     raise failure
 
 
+#: redirects a probe follows before it is a failure (as httpx's own default, 20)
+MAX_REDIRECTS = 20
+
+
 async def _httpx_status(client: httpx.AsyncClient, url: str) -> int:
-    """GET through httpx (https, redirects); the body read through the bounded reader."""
-    async with client.stream("GET", url) as resp:
-        await read_body_async(resp, MAX_HEALTH_BODY, truncate=True)
-        return resp.status_code
+    """GET through httpx (https, redirects); the status of the last answer.
+
+    Redirects are followed here, one hop at a time, not by httpx: httpx reads a
+    redirect's whole body before following it, unbounded (a 302 carrying a gzip bomb
+    or an endless body). Every body, 3xx included, goes through the bounded reader.
+    """
+    request = client.build_request("GET", url)
+    for _hop in range(MAX_REDIRECTS + 1):
+        resp = await client.send(request, stream=True)
+        try:
+            await read_body_async(resp, MAX_HEALTH_BODY, truncate=True)
+        finally:
+            await resp.aclose()
+        nxt = getattr(resp, "next_request", None)
+        if nxt is None:
+            return resp.status_code
+        request = nxt
+    raise httpx.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects", request=request)
 
 
 async def _probe_once(client: httpx.AsyncClient, tls_slots: asyncio.Semaphore, url: str, timeout: float,
@@ -412,7 +432,7 @@ async def probe_many_async(targets: Sequence[ProbeTarget], *, timeout: float = 5
     limits = httpx.Limits(max_connections=HTTPX_CONCURRENCY, max_keepalive_connections=0)
     from regctl.api import ssl_verify
 
-    async with httpx.AsyncClient(timeout=timeout, verify=ssl_verify(verify), limits=limits, follow_redirects=True,
+    async with httpx.AsyncClient(timeout=timeout, verify=ssl_verify(verify), limits=limits, follow_redirects=False,
                                  trust_env=False, headers={"Accept-Encoding": ACCEPT_ENCODING}) as client:
 
         async def one(t: ProbeTarget) -> ProbeResult:

@@ -34,13 +34,16 @@ _HEADER_LINE = re.compile(
 #: ``scheme://userinfo@`` in any URL (the userinfo cannot hold '/', '@' or whitespace)
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/@\s?#\[\]'\"<>]*)@")
 _BEARER = re.compile(r"(?i)\b(bearer|basic|digest)\s+([A-Za-z0-9._~+/=:-]{3,})")
+#: what a credential after ``Bearer``/``Basic`` looks like, as opposed to a word ("Basic plan", "Digest
+#: authentication"): a digit, a token punctuation mark or a capital letter after its first character
+_TOKENISH = re.compile(r"[0-9._~+/=:]|.[A-Z]")
 
 
 #: a header or key whose name holds one of these words carries a secret value
 SECRET_WORDS = ("auth", "token", "secret", "key", "cookie", "password", "passwd", "session", "credential",
                 "signature", "pass")
-#: header values at least this long are registered as secrets whatever the header's name
-LONG_VALUE = 8
+#: words before a credential in a header value (``Bearer <token>``): the credential is secret in any header
+_SCHEME_WORDS = ("bearer", "basic", "digest", "token", "negotiate", "apikey")
 
 
 def is_secret_name(name: str) -> bool:
@@ -51,17 +54,21 @@ def is_secret_name(name: str) -> bool:
 
 
 def header_secrets(headers: "dict[str, str] | Iterable[tuple[str, str]]") -> list[str]:
-    """The values of ``headers`` to redact from output: every value of a secret-looking header, every
-    value of at least :data:`LONG_VALUE` characters, and the credential after a scheme word (``Bearer x``)."""
+    """The values of ``headers`` to redact from output: every value of a header whose name marks it
+    secret (:func:`is_secret_name`), and in any header the credential after a scheme word
+    (``Bearer x``). A value of an ordinary header (``X-Team: platform-ops``) is not a secret:
+    replacing it would alter registry data that happens to hold the same word."""
     items = headers.items() if isinstance(headers, dict) else headers
     out: list[str] = []
     for name, value in items:
         value = str(value)
-        if is_secret_name(name) or len(value.strip()) >= LONG_VALUE:
+        scheme, _, rest = value.strip().partition(" ")
+        if is_secret_name(name):
             out.append(value)
-            _scheme, _, rest = value.partition(" ")
             if rest.strip():
                 out.append(rest.strip())
+        elif scheme.lower() in _SCHEME_WORDS and rest.strip():
+            out.append(rest.strip())
     return out
 
 
@@ -115,8 +122,14 @@ def redact_text(text: str) -> str:
             text = text.replace(secret, REDACTED)
     text = _USERINFO.sub(_mask_userinfo, text)
     text = _HEADER_LINE.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
-    text = _BEARER.sub(lambda m: m.group(1) + " " + REDACTED, text)
+    text = _BEARER.sub(_mask_bearer, text)
     return text
+
+
+def _mask_bearer(m: "re.Match[str]") -> str:
+    if not _TOKENISH.search(m.group(2)):
+        return m.group(0)  # an ordinary word after "Basic"/"Digest" ("Basic plan"), not a credential
+    return m.group(1) + " " + REDACTED
 
 
 def _mask_userinfo(m: "re.Match[str]") -> str:

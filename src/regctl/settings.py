@@ -425,9 +425,11 @@ def parse_headers_env(text: str, var: str = "REGCTL_HEADERS") -> dict[str, str]:
 
 def read_token_file(path: str, where: str) -> str:
     """The token in ``path`` (stripped; one line), or a :class:`UsageError` naming the file, never the token."""
+    from regctl.bounded import TOKEN_FILE_MAX_BYTES, read_file_text
+
     p = Path(os.path.expanduser(path))
     try:
-        text = p.read_text(encoding="utf-8")
+        text = read_file_text(p, TOKEN_FILE_MAX_BYTES, "token file", where=f"{where} {p}")
     except FileNotFoundError:
         raise UsageError(f"token file {str(p)!r} does not exist", where=where, hint="check the path") from None
     except (OSError, UnicodeDecodeError) as exc:

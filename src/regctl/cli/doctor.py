@@ -91,8 +91,10 @@ def doctor(
     if env_file is not None:
         from regctl.registration import parse_env_file
 
+        from regctl.bounded import CONFIG_FILE_MAX_BYTES, read_file_text
+
         try:
-            text = env_file.read_text(encoding="utf-8")
+            text = read_file_text(env_file, CONFIG_FILE_MAX_BYTES, "env file")
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read the env file ({exc.__class__.__name__}: "
                              f"{getattr(exc, 'strerror', None) or exc})", where=str(env_file),

@@ -109,8 +109,10 @@ def register_service(
     elif from_env:
         values = None
         if env_file is not None:
+            from regctl.bounded import CONFIG_FILE_MAX_BYTES, read_file_text
+
             try:
-                text = env_file.read_text(encoding="utf-8")
+                text = read_file_text(env_file, CONFIG_FILE_MAX_BYTES, "env file")
             except (OSError, UnicodeDecodeError) as exc:
                 raise UsageError(f"cannot read env file ({exc.__class__.__name__}: {exc})",
                                  where=str(env_file), hint="check the path") from None
@@ -210,13 +212,15 @@ def _write_error(check) -> RegctlError:
 
 
 def _read_input(file: str) -> tuple:
+    from regctl.bounded import DATA_FILE_MAX_BYTES, read_file_text, read_stream_text
+
     if file == "-":
         try:
-            return sys.stdin.read(), "stdin"
+            return read_stream_text(sys.stdin, DATA_FILE_MAX_BYTES, "registrations"), "stdin"
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read stdin ({exc})", hint="pipe a YAML or JSON document") from None
     try:
-        return Path(file).read_text(encoding="utf-8"), file
+        return read_file_text(Path(file), DATA_FILE_MAX_BYTES, "registrations file"), file
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read the file ({exc.__class__.__name__}: {getattr(exc, 'strerror', None) or exc})",
                          where=file, hint="check the path") from None

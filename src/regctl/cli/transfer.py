@@ -372,11 +372,12 @@ def _plan_row(item) -> dict:
 
 
 def _read_input(file: str) -> tuple:
+    from regctl.bounded import DATA_FILE_MAX_BYTES, read_file_text, read_stream_text
+
     if file == "-":
-        return sys.stdin.read(), "<stdin>"
+        return read_stream_text(sys.stdin, DATA_FILE_MAX_BYTES, "import file", "<stdin>"), "<stdin>"
     try:
-        with open(os.path.expanduser(file), encoding="utf-8") as f:
-            return f.read(), file
+        return read_file_text(os.path.expanduser(file), DATA_FILE_MAX_BYTES, "import file", where=file), file
     except FileNotFoundError:
         raise UsageError(f"file {file!r} does not exist", hint="give the file written by: regctl export -f FILE") \
             from None

@@ -144,11 +144,23 @@ def check_env_config_url(run: CheckRun) -> CheckResult:
                       hint, service_config_url=url, doctor_config_url=run.config.config_url)
 
 
+#: the most of a /health answer read (decompressed), as for --config-url's own
+HEALTH_BODY_MAX = 1024 * 1024
+
+
+def same_origin(url: str, other: str) -> bool:
+    """Whether ``url`` and ``other`` name the same scheme, host and port (where credentials may go)."""
+    try:
+        a, b = url_parts(url), url_parts(other)
+    except Exception:
+        return False
+    return (a[0].lower(), a[1].lower(), a[2]) == (b[0].lower(), b[1].lower(), b[2])
+
+
 def probe_config_service(run: CheckRun, url: str) -> tuple[str, str, str | None]:
     """(status, finding, hint) of ``GET {url}/health``: does the service's own Config Service URL answer?"""
     import socket
 
-    from regctl.api import ssl_verify
     from regctl.doctor.checks.config import classify_health_answer, classify_http_error
     from regctl.doctor.facts import HttpAnswer, resolve_host
     from regctl.errors import RegctlError
@@ -164,15 +176,30 @@ def probe_config_service(run: CheckRun, url: str) -> tuple[str, str, str | None]
                                                          "CONFIG_SERVICE_URL's host name")
         except RegctlError as exc:
             return WARN, f"not checked: {exc.message}", exc.hint or "raise --timeout"
+    import time
+
     import httpx
 
+    from regctl.bounded import BadEncoding, BodyTooSlow, read_body
+    from regctl.httpconf import http_options
+
     t = run.step_timeout()
+    # the operator's token and gateway headers go to the Config Service's own host only: a URL taken from
+    # the env file (anyone may have written it) is probed without them unless it is that same host
+    headers = dict(run.config.headers) if same_origin(url, run.config.config_url) else {}
+    t0 = time.monotonic()
     try:
-        with httpx.Client(timeout=t, headers=dict(run.config.headers), verify=ssl_verify(run.config.verify),
-                          follow_redirects=False) as client:
-            resp = client.get(url + "/health")
-            ans = HttpAnswer(url + "/health", resp.status_code, resp.headers.get("content-type", ""),
-                             resp.content[:1024 * 1024], 0.0, resp.headers.get("server"), resp.headers.get("location"))
+        with httpx.Client(**http_options(t, headers, run.config.verify)) as client:
+            with client.stream("GET", url + "/health") as resp:
+                try:
+                    body = read_body(resp, HEALTH_BODY_MAX, t0 + t, truncate=True).data
+                except BodyTooSlow:
+                    raise httpx.ReadTimeout(f"answer still arriving after {t:g}s") from None
+                except BadEncoding as exc:
+                    raise httpx.DecodingError(str(exc)) from None
+                ans = HttpAnswer(url + "/health", resp.status_code, resp.headers.get("content-type", ""), body,
+                                 round((time.monotonic() - t0) * 1000, 1), resp.headers.get("server"),
+                                 resp.headers.get("location"))
     except Exception as exc:
         said, hint = classify_http_error(exc, scheme, t)
         if "refused" in said:
