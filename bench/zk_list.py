@@ -73,6 +73,11 @@ def hold(hosts: str, services: int, instances: int) -> int:
     return 0
 
 
+#: ``regctl list`` as it read before the byte budget (same code otherwise): the same-run "before" figure
+UNBOUNDED = ("import sys, regctl.zk as z; z._default_in_flight = lambda: None; from regctl.cli.app import main; "
+             "sys.exit(main())")
+
+
 # ---------------------------------------------------------------------------- baselines
 
 def kazoo_sync(client) -> int:
@@ -148,6 +153,9 @@ def run(a, hosts: str, rounds: int, figures: dict) -> None:
     fanout = zk_mod.ZkReader(hosts, BASE, timeout=30)
     fanout.connect()
     fanout.use_multi_read = False
+    unbounded = zk_mod.ZkReader(hosts, BASE, timeout=30)
+    unbounded.connect()
+    unbounded.in_flight_bytes = None  # as before the byte budget: 1,000 a batch, every batch in flight
 
     def snap_multi():
         snap = reader.snapshot()
@@ -156,6 +164,10 @@ def run(a, hosts: str, rounds: int, figures: dict) -> None:
     def snap_fanout():
         snap = fanout.snapshot()
         assert sum(len(s.instances) for s in snap.services) == total, "fan-out lost instances"
+
+    def snap_unbounded():
+        snap = unbounded.snapshot()
+        assert sum(len(s.instances) for s in snap.services) == total, "unbounded multi-read lost instances"
 
     def core_list():
         snap = reader.snapshot()
@@ -171,6 +183,7 @@ def run(a, hosts: str, rounds: int, figures: dict) -> None:
         "kazoo_async": lambda: kazoo_async(client),
         "snapshot_fanout": snap_fanout,
         "snapshot": snap_multi,
+        "snapshot_unbounded": snap_unbounded,
         "core_list": core_list,
         "inspect_core": inspect_one,
         "kazoo_async_inspect": lambda: [r.get(timeout=30) for r in
@@ -193,10 +206,12 @@ def run(a, hosts: str, rounds: int, figures: dict) -> None:
     client.close()
     reader.close()
     fanout.close()
+    unbounded.close()
 
     env = child_env(ZOOKEEPER_HOSTS=hosts, ZOOKEEPER_BASE_PATH=BASE)
     cli = {"cli_list": [sys.executable, "-m", "regctl", "list", "--source", "zk", "-o", "json"],
            "cli_inspect": [sys.executable, "-m", "regctl", "inspect", "svc-00007", "--source", "zk", "-o", "json"],
+           "cli_list_unbounded": [sys.executable, "-c", UNBOUNDED, "list", "--source", "zk", "-o", "json"],
            "cli_version": [sys.executable, "-m", "regctl", "--version"]}
     cli_times: dict[str, list[float]] = {k: [] for k in cli}
     rss: dict[str, int] = {k: 0 for k in cli}
@@ -205,7 +220,7 @@ def run(a, hosts: str, rounds: int, figures: dict) -> None:
             wall, code, _rss, out = run_child(cmd, env, stdout=None)
             if code != 0:
                 raise SystemExit(f"{' '.join(cmd)} exited {code}")
-            if k == "cli_list":
+            if k in ("cli_list", "cli_list_unbounded"):
                 data = json.loads(out)
                 got = sum(s.get("live_instances") or 0 for s in data["services"])
                 assert got == total, f"regctl list saw {got} of {total} instances"
@@ -226,6 +241,8 @@ def run(a, hosts: str, rounds: int, figures: dict) -> None:
         ("regctl ZkReader.snapshot(), multi-read", ms(med["snapshot"]),
          f"{med['snapshot'] / base_async:.2f}x  = {base_async / med['snapshot']:.1f}x faster (goal >= 2x: "
          f"{'ok' if base_async / med['snapshot'] >= 2 else 'MISSED'})"),
+        ("regctl snapshot, multi-read without the byte budget (before)", ms(med["snapshot_unbounded"]),
+         f"budgeted / unbounded = {med['snapshot'] / med['snapshot_unbounded']:.2f}x"),
         ("regctl core list (snapshot+summarize+JSON)", ms(med["core_list"]),
          f"{med['core_list'] / base_async:.2f}x"),
         ("regctl core inspect (1 service)", ms(med["inspect_core"]),
@@ -233,6 +250,9 @@ def run(a, hosts: str, rounds: int, figures: dict) -> None:
         ("python -m regctl --version (process floor)", ms(med["cli_version"]), ""),
         ("python -m regctl list --source zk -o json", ms(med["cli_list"]),
          f"{med['cli_list'] / med['cli_version']:.2f}x of --version"),
+        ("regctl list --source zk without the byte budget (before)", ms(med["cli_list_unbounded"]),
+         f"with / without = {med['cli_list'] / med['cli_list_unbounded']:.2f}x (goal <= 1.10x: "
+         f"{'ok' if med['cli_list'] <= 1.10 * med['cli_list_unbounded'] else 'MISSED'})"),
         ("python -m regctl inspect NAME --source zk", ms(med["cli_inspect"]),
          f"{med['cli_inspect'] / med['cli_version']:.2f}x of --version"),
         ("peak RSS of regctl list (ru_maxrss)", f"{rss['cli_list'] / 1024:.1f} MB",

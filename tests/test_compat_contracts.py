@@ -85,6 +85,39 @@ def test_kazoo_client_takes_the_keywords_regctl_passes():
         assert kw in params, kw
 
 
+def test_kazoo_connection_reads_frames_through_read_and_invoke():
+    """zk.harden replaces ConnectionHandler._read(length, timeout) (every frame: header, connect answer, reply)
+    and wraps _invoke(timeout, request, xid=None), whose Connect answer is (Connect namedtuple, zxid)."""
+    from kazoo.protocol import connection
+    from kazoo.protocol.serialization import Connect
+
+    handler = connection.ConnectionHandler
+    assert list(inspect.signature(handler._read).parameters) == ["self", "length", "timeout"]
+    assert list(inspect.signature(handler._invoke).parameters) == ["self", "timeout", "request", "xid"]
+    src = inspect.getsource(handler)
+    assert "self._read(4, timeout)" in src and "self._read(length, timeout)" in src
+    assert "self._socket_error_handling()" in src and "self._socket.recv(" in src
+    connect_src = inspect.getsource(handler._connect)
+    assert "self._invoke(" in connect_src and "connect_result.time_out" in connect_src
+    assert "read_timeout = negotiated_session_timeout" in connect_src
+    assert Connect._fields == ("protocol_version", "last_zxid_seen", "time_out", "session_id", "passwd",
+                               "read_only")
+
+
+def test_kazoo_client_keeps_its_connection_and_session_timeout_where_regctl_looks():
+    """zk.harden reads client._connection and client._session_timeout (ms); zk.start uses start_async()."""
+    from kazoo.client import KazooClient
+
+    client = KazooClient(hosts="127.0.0.1:1", timeout=3.5)
+    try:
+        assert client._session_timeout == 3500
+        assert hasattr(client._connection, "_read") and hasattr(client._connection, "_invoke")
+        assert callable(client.handler.select) and issubclass(client.handler.timeout_exception, Exception)
+    finally:
+        client.close()
+    assert "self._live" in inspect.getsource(KazooClient.start_async)
+
+
 # --------------------------------------------------------------------------- typer / click (regctl.cli.clickcompat)
 
 def test_clickcompat_exceptions_are_the_ones_typer_raises():

@@ -249,3 +249,77 @@ def test_the_bounded_file_reader_directly(tmp_path):
         read_file_text(tmp_path, 10)
     with pytest.raises(FileNotFoundError):
         read_file_text(tmp_path / "missing", 10)
+
+
+# --------------------------------------------------------------------------- hostile ZooKeeper servers
+
+class FakeZooKeeper(LoopbackServer):
+    """A TCP server that reads kazoo's connect request and then misbehaves by ``mode``:
+
+    huge     a 0x7fffffff length prefix, then bytes as fast as they are read
+    silent   a valid answer granting a 30 s session, then silence (reads everything, answers nothing)
+    """
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        super().__init__()
+        self.hosts = f"127.0.0.1:{self.port}"
+
+    def _one(self, conn: socket.socket) -> None:
+        try:
+            with conn:
+                (length,) = struct.unpack("!i", _recv_exactly(conn, 4))
+                _recv_exactly(conn, length)
+                if self.mode == "huge":
+                    conn.sendall(struct.pack("!i", 0x7FFFFFFF))
+                    block = b"\x00" * (1 << 20)
+                    for _ in range(4096):  # stops by itself after 4 GiB
+                        conn.sendall(block)
+                    return
+                body = struct.pack("!iiqi", 0, 30000, 0x1234, 16) + b"p" * 16 + b"\x00"
+                conn.sendall(struct.pack("!i", len(body)) + body)
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and conn.recv(65536):
+                    pass
+        except OSError:
+            pass
+
+
+def _recv_exactly(conn: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        data = conn.recv(n - len(buf))
+        if not data:
+            raise OSError("closed")
+        buf += data
+    return buf
+
+
+@pytest.mark.parametrize("mode", ["huge", "silent"])
+@pytest.mark.parametrize("args", [["inspect", "svc", "--source", "zk"], ["list", "--source", "zk"]])
+def test_a_hostile_zookeeper_costs_one_timeout_and_bounded_memory(mode, args):
+    srv = FakeZooKeeper(mode)
+    try:
+        r = run_measured([*args, "--timeout", str(TIMEOUT)], {"ZOOKEEPER_HOSTS": srv.hosts,
+                                                               "CONFIG_SERVICE_URL": "http://127.0.0.1:9"})
+    finally:
+        srv.close()
+    assert r["code"] == 3, r
+    assert r["stderr"].count("regctl: error:") == 1 and "ZooKeeper" in r["stderr"], r
+    assert_contract(r)
+
+
+def test_the_frame_cap_and_session_cap_are_in_place_on_the_library_reader():
+    from regctl.errors import Unreachable
+    from regctl.zk import ZkReader
+
+    for mode in ("huge", "silent"):
+        srv = FakeZooKeeper(mode)
+        started = time.monotonic()
+        try:
+            with pytest.raises(Unreachable):
+                with ZkReader(srv.hosts, "/services", timeout=2) as reader:
+                    reader.snapshot()
+        finally:
+            srv.close()
+        assert time.monotonic() - started < 2 * 2 + 1, mode

@@ -50,7 +50,7 @@ from kazoo.retry import KazooRetry
 from regctl.errors import NotAuthorized, Unreachable
 from regctl.models import Instance
 from regctl.names import normalize_base_path
-from regctl.zk import INSTANCES, instance_from_node
+from regctl.zk import INSTANCES, _close, harden, instance_from_node, start as zk_start
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +170,9 @@ class RegistryWatcher:
                              connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0),
                              command_retry=KazooRetry(max_tries=0),
                              auth_data=self._auth or None, **self._kwargs)
+        harden(client, self.timeout)
         try:
-            client.start(timeout=self.timeout)
+            zk_start(client, self.timeout)
         except KazooTimeoutError:
             _close(client)
             raise Unreachable(f"ZooKeeper did not accept a session within {self.timeout:g}s", where=self.hosts,
@@ -455,17 +456,6 @@ class RegistryWatcher:
             changes = diff_instance(old, new)
             if changes:
                 self._pending.append(WatchEvent("changed", time.time(), name, iid, new, changes))
-
-
-def _close(client: KazooClient) -> None:
-    try:
-        client.stop()
-    except Exception:
-        log.debug("kazoo stop failed", exc_info=True)
-    try:
-        client.close()
-    except Exception:
-        log.debug("kazoo close failed", exc_info=True)
 
 
 __all__ = ["RegistryWatcher", "WatchEvent", "diff_snapshots", "diff_instance", "iso_time"]

@@ -25,7 +25,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import random
+import ssl
+import threading
 import time
+from collections import deque
 from typing import Any, Iterable
 
 from kazoo.client import KazooClient
@@ -122,6 +127,87 @@ def instance_from_node(service: str, instance_id: str, path: str, data: bytes | 
                     health_check_url=health, status=status, metadata=payload, stat=st, path=path), problems
 
 
+#: the largest frame regctl accepts from ZooKeeper: a bounded multi-read batch (:data:`MULTI_READ_BYTES`) or
+#: one node read alone (ZooKeeper's own jute.maxbuffer is 1 MiB by default) fits many times over; a length
+#: prefix beyond it (a hostile server's 0x7fffffff) drops the connection instead of allocating gigabytes
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+#: bytes asked of the socket at once while reading one frame
+_RECV_STEP = 1024 * 1024
+
+
+def harden(client: KazooClient, timeout: float) -> KazooClient:
+    """Bound what the server can make ``client`` do, whatever it says (private kazoo internals, pinned by
+    tests/test_compat_contracts.py):
+
+    * a frame longer than :data:`MAX_FRAME_BYTES` (or negative) drops the connection before any
+      allocation; a frame still arriving ``timeout`` seconds after it began drops it too (a
+      trickling server cannot hold kazoo's connection thread, hence ``close()``, forever);
+    * the negotiated session timeout is capped at the one asked for: kazoo derives its read
+      timeout and the wait for a close answer from it, so a server granting a 30 s session
+      and then falling silent would otherwise hold ``close()`` for 20 s.
+    """
+    from kazoo.protocol.serialization import Connect
+    from kazoo.protocol.connection import ConnectionDropped
+
+    conn = client._connection
+    handler = client.handler
+    asked_ms = int(client._session_timeout)
+
+    def read(length: int, read_timeout: float) -> bytes:
+        if length < 0 or length > MAX_FRAME_BYTES:
+            raise ConnectionDropped(f"ZooKeeper sent a frame of {length} bytes (regctl reads at most "
+                                    f"{MAX_FRAME_BYTES})")
+        deadline = time.monotonic() + max(timeout, 0.1)
+        parts: list[bytes] = []
+        remaining = length
+        sock = conn._socket
+        with conn._socket_error_handling():
+            while remaining > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise handler.timeout_exception(f"a ZooKeeper frame still arriving after {timeout:g}s")
+                if not (hasattr(sock, "pending") and sock.pending() > 0):
+                    if not handler.select([sock], [], [], min(read_timeout, left))[0]:
+                        raise handler.timeout_exception("socket time-out during read")
+                try:
+                    chunk = sock.recv(min(remaining, _RECV_STEP))
+                except ssl.SSLError as exc:
+                    if exc.errno in (ssl.SSL_ERROR_WANT_READ, ssl.SSL_ERROR_WANT_WRITE):
+                        continue
+                    raise
+                if chunk == b"":
+                    raise ConnectionDropped("socket connection broken")
+                parts.append(chunk)
+                remaining -= len(chunk)
+        return b"".join(parts)
+
+    invoke = conn._invoke
+
+    def capped_invoke(invoke_timeout: float, request: Any, xid: Any = None) -> Any:
+        result = invoke(invoke_timeout, request, xid)
+        if isinstance(request, Connect) and isinstance(result, tuple) and len(result) == 2 \
+                and isinstance(result[0], Connect) and result[0].time_out > asked_ms:
+            log.debug("ZooKeeper granted a %d ms session; kazoo's timers use the %d ms asked for",
+                      result[0].time_out, asked_ms)
+            return result[0]._replace(time_out=asked_ms), result[1]
+        return result
+
+    conn._read = read
+    conn._invoke = capped_invoke
+    return client
+
+
+def start(client: KazooClient, timeout: float) -> None:
+    """``client.start(timeout)`` without its blocking parts: kazoo's own ``start`` stops a client that timed
+    out by waiting for its connection thread (unbounded against a silent server) and, with a chroot,
+    checks the chroot with an ``exists`` that has no timeout. Raises ``KazooTimeoutError``; the caller
+    closes the client (:func:`_close`, bounded)."""
+    event = client.start_async()
+    event.wait(timeout=timeout)
+    if not client.connected:
+        raise client.handler.timeout_exception("Connection time-out")
+
+
 NOAUTH_HINT = ("the node has an ACL: pass ZooKeeper digest credentials with REGCTL_ZK_AUTH=digest:user:password, "
                "--zk-auth-file FILE or zk_auth in the context")
 
@@ -164,8 +250,11 @@ class ZkReader:
         self.client: KazooClient | None = None
         #: None: try multiRead (ZooKeeper >= 3.6) and remember; True: it works; False: fan out node by node
         self.use_multi_read: bool | None = None
-        #: paths per multiRead request
+        #: paths per multiRead request, at most
         self.multi_read_batch = 1000
+        #: bytes of answers ZooKeeper may be made to hold at once (:class:`regctl.zk_multi.ByteBudget`);
+        #: None reads as regctl did before the bound (fixed batches, every one in flight: bench/zk_list.py)
+        self.in_flight_bytes: int | None = _default_in_flight()
 
     # -- session -----------------------------------------------------------
     def __enter__(self) -> "ZkReader":
@@ -185,8 +274,9 @@ class ZkReader:
                              connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0),
                              command_retry=KazooRetry(max_tries=0),
                              auth_data=self._auth or None, logger=kazoo_log, **self._kwargs)
+        harden(client, self.timeout)
         try:
-            client.start(timeout=self.timeout)
+            start(client, self.timeout)
         except KazooTimeoutError:
             _close(client)
             tls_error = kazoo_log.tls_error
@@ -309,14 +399,36 @@ class ZkReader:
 
     def _bulk_multi(self, client: KazooClient, paths: list[str], method: str,
                     deadline: float) -> dict[str, Any] | None:
-        """Read ``paths`` with multiRead requests (all batches in flight); None when the server has none."""
+        """Read ``paths`` with multiRead requests sized by :class:`regctl.zk_multi.ByteBudget` (what the
+        server may be made to hold at once is bounded), a few in flight; None when the server has none."""
         from regctl import zk_multi
 
         op = zk_multi.GET_CHILDREN if method == "get_children_async" else zk_multi.GET_DATA
-        groups = zk_multi.batches(paths, self.multi_read_batch)
-        pending = [(group, zk_multi.multi_read_async(client, [(op, p) for p in group])) for group in groups]
+        order = list(paths)
+        if self.in_flight_bytes is not None:
+            _shuffle(order)  # which nodes share an answer is regctl's draw, not the names' order
+        if self.in_flight_bytes is None:  # unbounded: fixed batches, all in flight
+            budget = zk_multi.ByteBudget(budget=1 << 62, node_max=1, max_batch=self.multi_read_batch)
+            most = len(order)
+        else:
+            budget = zk_multi.ByteBudget(budget=self.in_flight_bytes, max_batch=self.multi_read_batch)
+            most = zk_multi.MAX_IN_FLIGHT
+        pending: deque = deque()  # (group, async result, estimated bytes)
+        held = 0.0
+        at = 0
         out: dict[str, Any] = {}
-        for group, res in pending:
+        while at < len(order) or pending:
+            while at < len(order) and len(pending) < most:
+                size = budget.batch_size()
+                estimate = size * budget.per_node()
+                if pending and held + estimate > budget.budget:
+                    break
+                group = _take(order, at, size)
+                at += len(group)
+                pending.append((group, zk_multi.multi_read_async(client, [(op, p) for p in group]), estimate))
+                held += estimate
+            group, res, estimate = pending.popleft()
+            held -= estimate
             where = f"{group[0]} (+{len(group) - 1} more)" if len(group) > 1 else group[0]
             try:
                 results = self._wait(res, where, deadline)
@@ -333,6 +445,7 @@ class ZkReader:
                 raise Unreachable(f"ZooKeeper answered {len(results)} of {len(group)} reads in a multi-read",
                                   where=f"{self.hosts} {where}", hint="run: regctl doctor zookeeper")
             for path, value in zip(group, results):
+                budget.observe(zk_multi.answer_size(value))
                 if not isinstance(value, Exception):
                     out[path] = value
                 elif isinstance(value, NoNodeError):
@@ -435,13 +548,43 @@ class ZkReader:
         return svc
 
 
+def _default_in_flight() -> int:
+    from regctl.zk_multi import IN_FLIGHT_BYTES
+
+    return IN_FLIGHT_BYTES
+
+
+def _shuffle(paths: list[str]) -> None:
+    """Shuffle in place with a generator seeded from the OS (an attacker cannot predict the order)."""
+    random.Random(os.urandom(16)).shuffle(paths)
+
+
+def _take(order: list[str], at: int, size: int) -> list[str]:
+    """Up to ``size`` paths from ``order[at:]``, within the request size ZooKeeper accepts."""
+    from regctl.zk_multi import MAX_REQUEST_BYTES
+
+    group: list[str] = []
+    cost = 0
+    for path in order[at:at + size]:
+        step = len(path) * 4 + 14  # header 9 + length 4 + watch 1 + the path (at most 4 bytes a character)
+        if group and cost + step > MAX_REQUEST_BYTES:
+            break
+        group.append(path)
+        cost += step
+    return group
+
+
 def _exc_text(exc: Exception) -> str:
     if isinstance(exc, NotAuthorized):
         return exc.message
     return f"{type(exc).__name__}: {exc}".strip().rstrip(":")
 
 
-def _close(client: KazooClient) -> None:
+#: how long closing a session may wait for the server's answer before regctl goes on without it
+CLOSE_WAIT = 2.0
+
+
+def _stop_and_close(client: KazooClient) -> None:
     try:
         client.stop()
     except Exception:  # closing must never raise
@@ -450,3 +593,14 @@ def _close(client: KazooClient) -> None:
         client.close()
     except Exception:
         log.debug("kazoo close failed", exc_info=True)
+
+
+def _close(client: KazooClient, wait: float = CLOSE_WAIT) -> None:
+    """Close the session, waiting at most ``wait`` seconds: kazoo's ``stop()`` waits for the server's
+    answer to the close request, and a silent server would hold it for the whole read timeout. A
+    read-only session left open expires on the server by itself."""
+    closer = threading.Thread(target=_stop_and_close, args=(client,), name="regctl-zk-close", daemon=True)
+    closer.start()
+    closer.join(wait)
+    if closer.is_alive():
+        log.debug("ZooKeeper did not answer the close within %gs; leaving the session to expire", wait)

@@ -35,6 +35,7 @@ No watches are set through a multi-read (ZooKeeper does not support them there).
 
 from __future__ import annotations
 
+import math
 import struct
 from collections import namedtuple
 from typing import Any, Iterable, Sequence
@@ -174,3 +175,80 @@ def batches(paths: Sequence[str], size: int = DEFAULT_BATCH,
     if cur:
         out.append(cur)
     return out
+
+
+# --------------------------------------------------------------------------- what the server may be made to hold
+
+#: bytes of answers regctl lets ZooKeeper hold for it at once (every multi-read in flight): ZooKeeper builds
+#: each answer whole in its heap (MultiResponse.serialize, plus copies), so 45 nodes of 900 KB in one answer
+#: kill a server with a 256 MB heap
+IN_FLIGHT_BYTES = 16 * 1024 * 1024
+#: the largest node a default ZooKeeper holds (jute.maxbuffer, 1 MiB): a node nobody has read yet may be this big
+NODE_MAX_BYTES = 1024 * 1024
+#: multi-reads in flight at once, whatever their estimated size
+MAX_IN_FLIGHT = 4
+#: ln(1/delta) of the upper confidence bound on the mean node size (delta = 1/1000)
+_CONFIDENCE = math.log(1000)
+
+
+class ByteBudget:
+    """How many nodes the next multi-read may carry so that the answers in flight stay near
+    :data:`IN_FLIGHT_BYTES`, whatever the nodes hold.
+
+    Sizes are unknown until read: ZooKeeper has no "stat many" in a multi-read, and one
+    ``exists`` per node costs more than the reads themselves (about 50 us of server time and
+    0.1 ms of kazoo per request). So regctl reads the paths in a random order it draws
+    itself (an attacker naming nodes cannot choose which ones share an answer) and sizes
+    each batch from the sizes seen so far:
+
+    * the first batch is ``IN_FLIGHT_BYTES / NODE_MAX_BYTES`` (16) nodes: at most 16 MiB
+      even if every one is as large as ZooKeeper allows, and alone in flight;
+    * after ``n`` nodes, a node is taken to be as large as an empirical-Bernstein upper
+      bound on the mean (mean + sqrt(2 var L / n) + NODE_MAX L / n, L = ln 1000): large
+      nodes seen push it up at once, a registry of small nodes earns larger batches
+      (about half of the nodes seen so far each time, up to ``max_batch``);
+    * a batch is sized to a quarter of the budget at that estimate, and batches go out
+      while the estimates of those in flight add up to the budget (at most
+      :data:`MAX_IN_FLIGHT`).
+
+    10,000 nodes of 250 bytes take about 20 requests instead of 10; 45 nodes of 900 KB
+    are read 16 at a time, one request in flight.
+    """
+
+    def __init__(self, budget: int = IN_FLIGHT_BYTES, node_max: int = NODE_MAX_BYTES,
+                 max_batch: int = DEFAULT_BATCH) -> None:
+        self.budget = budget
+        self.node_max = node_max
+        self.max_batch = max(1, max_batch)
+        self.floor = max(1, min(self.max_batch, budget // node_max))
+        self.n = 0
+        self.total = 0
+        self.squares = 0
+        self.largest = 0
+
+    def observe(self, size: int) -> None:
+        self.n += 1
+        self.total += size
+        self.squares += size * size
+        self.largest = max(self.largest, size)
+
+    def per_node(self) -> float:
+        """The size to assume for a node not read yet."""
+        if self.n == 0:
+            return float(self.node_max)
+        mean = self.total / self.n
+        var = max(self.squares / self.n - mean * mean, 0.0)
+        bound = mean + math.sqrt(2 * var * _CONFIDENCE / self.n) + self.node_max * _CONFIDENCE / self.n
+        return max(1.0, min(float(self.node_max), bound))
+
+    def batch_size(self) -> int:
+        return max(self.floor, min(self.max_batch, int(self.budget / 4 / self.per_node())))
+
+
+def answer_size(value: Any) -> int:
+    """Bytes an answer of a multi-read took in ZooKeeper's reply (data, or the children's names)."""
+    if isinstance(value, tuple) and len(value) == 2:
+        return len(value[0] or b"")
+    if isinstance(value, list):
+        return sum(len(k) + 4 for k in value)
+    return 0
