@@ -10,7 +10,7 @@ from regctl.sandbox.proc import free_port
 from tests.helpers import assert_one_line_error, run_cli
 
 LIST_KEYS = {"name", "live_instances", "healthy_status_instances", "answering_instances", "db_status",
-             "registered_at", "service_url", "api_live_instances", "flags", "discovery"}
+             "registered_at", "service_url", "api_live_instances", "flags", "discovery", "seeded"}
 INSTANCE_KEYS = {"service_name", "instance_id", "service_url", "health_check_url", "status", "discoverable",
                  "metadata", "node", "in_zookeeper", "in_api"}
 NODE_KEYS = {"path", "created", "modified", "age_seconds", "ephemeral_owner", "version", "data_length"}

@@ -147,13 +147,21 @@ def test_a_restart_while_the_old_sessions_nodes_linger_and_after_they_vanish(mak
 
 def test_a_stale_cache(registry, kazoo_client, app):
     register(registry, "cached", "cached-1", app.url)
+    register(registry, "cached", "cached-2", app.url)
     httpx.get(registry.api + "/services/cached", timeout=5)  # fill the 60 s cache
     kazoo_client.delete(f"{registry.base_path}/cached/instances/cached-1")
     res = doctor("--service", "cached", "-o", "json", env=registry.env, )
-    row = assert_only_cause(res, "cause.stale-cache", exit_code=0)  # a warning: it heals within 60 s
+    row = assert_only_cause(res, "cause.stale-cache", exit_code=0)  # a warning: another instance serves
     assert "only in the API: cached-1" in row["finding"] and "/url may hand out" in row["finding"]
-    assert {"service.api-view", "service.registered"} <= {r["name"] for r in explained(res, "cause.stale-cache")}
+    assert "service.api-view" in {r["name"] for r in explained(res, "cause.stale-cache")}
     assert doctor("--service", "cached", "--strict", "-o", "json", env=registry.env).exit_code == 1
+    # the last instance gone too: the service has none, and the cause explaining that failure fails with it
+    kazoo_client.delete(f"{registry.base_path}/cached/instances/cached-2")
+    res = doctor("--service", "cached", "-o", "json", env=registry.env, )
+    row = assert_only_cause(res, "cause.stale-cache", exit_code=1)
+    assert row["status"] == "fail" and row["details"]["raised_from"] == "warn"
+    assert "service.registered cached" in row["details"]["fails_for"]
+    assert {"service.api-view", "service.registered"} <= {r["name"] for r in explained(res, "cause.stale-cache")}
 
 
 def test_a_healthy_registry_names_no_cause(registry, app):

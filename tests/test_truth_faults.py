@@ -39,7 +39,8 @@ def node_exists(kazoo_client, registry, name, iid):
 def test_redis_down_every_service_is_api_500_with_the_cause(two):
     two.server.faults.add("redis")
     res = run_cli("list", "-o", "json", env=two.env)
-    assert res.exit_code == 0, res
+    assert res.exit_code == 3, res  # shown what was read, then "could not check" naming the failed call
+    assert "GET /services/NAME" in res.stderr
     v = verdicts(res)
     assert v["asr-service"] == (False, "api-500") and v["nmt-service"] == (False, "api-500")
     assert res.json["sources"]["api"]["services_list"]["read"] is True
@@ -55,21 +56,22 @@ def test_redis_down_every_service_is_api_500_with_the_cause(two):
 def test_postgres_down_lookups_still_work(two):
     two.server.faults.add("postgres")
     res = run_cli("list", "-o", "json", env=two.env)
-    assert res.exit_code == 0, res
+    assert res.exit_code == 3, res  # the services list (rows) unread: exit 3 naming it
+    assert "GET /services (the services list" in res.stderr
     assert verdicts(res)["asr-service"] == (True, None)
     api = res.json["sources"]["api"]
     assert api["read"] is True and api["services_list"]["read"] is False and "500" in api["error"]
     assert all(s["db_status"] is None for s in res.json["services"])  # not read, not "no row"
     assert "the services list could not be read" in run_cli("list", env=two.env).stderr
-    assert run_cli("list", "--fail-undiscoverable", env=two.env).exit_code == 0
+    assert run_cli("list", "--fail-undiscoverable", env=two.env).exit_code == 3  # rows unread: not all checked
     ins = run_cli("inspect", "asr-service", "-o", "json", env=two.env)
-    assert ins.exit_code == 0 and ins.json["registered"] is True and ins.json["row"] is None
+    assert ins.exit_code == 3 and ins.json["registered"] is True and ins.json["row"] is None
 
 
 def test_lost_own_zookeeper_client(two):
     two.server.lose_zk_client()
     res = run_cli("list", "-o", "json", env=two.env)
-    assert res.exit_code == 0, res
+    assert res.exit_code == 3, res
     assert verdicts(res)["asr-service"][0] is False
     assert "restart the Config Service" in res.stderr
 
@@ -157,7 +159,7 @@ def test_restart_with_lingering_nodes_is_ok_on_borrowed_time(make_registry):
 def test_inspect_under_redis_shows_zookeeper_and_the_failed_lookup(two):
     two.server.faults.add("redis")
     res = run_cli("inspect", "asr-service", "-o", "json", env=two.env)
-    assert res.exit_code == 0, res
+    assert res.exit_code == 3, res  # ZooKeeper's instances shown; the API's read failed: could not check
     assert [i["instance_id"] for i in res.json["instances"]] == ["asr-1"]
     assert res.json["instances"][0]["in_api"] is None  # not read, not "absent from the API"
     assert res.json["discovery"]["reason"] == "api-500"

@@ -95,6 +95,29 @@ def api_reason(err: RegctlError) -> tuple[bool | None, str]:
     return None, "api-bad-answer"
 
 
+#: metadata keys a registration through the API writes into the service's row (the guide's client sends both)
+REGISTRATION_KEYS = ("instance_id", "status")
+
+
+def is_seeded(row: ServiceRow, zk_dir: bool | None = None) -> bool:
+    """Whether a database row was seeded by the deployment and never had an instance here.
+
+    The later generation's migrations insert rows with status ``healthy``, no
+    ``registered_at`` and metadata of their own (``version``, ``environment``). A
+    registration leaves marks a seeded row does not have: ``registered_at`` on a new
+    name, the metadata it sent (``instance_id``, ``status``) over an existing row, and
+    the service's directory in ZooKeeper (``{base}/{name}``, created on the first
+    registration and never removed). ``zk_dir``: whether that directory exists (None:
+    ZooKeeper not read, so the row alone decides).
+    """
+    if (row.registered_at or "").strip():
+        return False
+    meta = row.metadata if isinstance(row.metadata, Mapping) else {}
+    if any(k in meta for k in REGISTRATION_KEYS):
+        return False
+    return not zk_dir
+
+
 def bad_statuses(instances: Iterable[Instance]) -> list[Instance]:
     return [i for i in instances if i.status not in VALID_STATUSES]
 
@@ -231,6 +254,18 @@ class RegistryRead:
         return self.rows is not None or any(isinstance(v, list) for v in self.instances.values())
 
     @property
+    def api_answered(self) -> bool:
+        """Whether the Config Service answered any call over HTTP (a list, or an HTTP error status);
+        False when it is down as a whole (unreachable, or a gateway's 502/503/504 to the services list)."""
+        if self.instances_skipped is not None:
+            return False
+
+        def http(v: Any) -> bool:
+            return isinstance(v, list) or isinstance(getattr(v, "status_code", None), int)
+
+        return self.rows is not None or http(self.rows_error) or any(http(v) for v in self.instances.values())
+
+    @property
     def any_read(self) -> bool:
         return self.api_read or self.snapshot is not None
 
@@ -269,6 +304,54 @@ class RegistryRead:
             api = Unreachable(f"not asked, the Config Service is down ({api.message})", where=api.where)
         return judge(name, zk=zk, zk_error=zk_error, api=api, probes=probes, owners=self.config_owners())
 
+    def row(self, name: str) -> ServiceRow | None:
+        return next((r for r in self.rows or [] if r.service_name == name), None)
+
+    def seeded(self, name: str) -> bool:
+        """A seeded database row (:func:`is_seeded`) whose service shows no live instance in what was read."""
+        row = self.row(name)
+        if row is None:
+            return False
+        zk_dir = None
+        if self.snapshot is not None:
+            svc = self.snapshot.service(name)
+            zk_dir = svc is not None and svc.exists
+        if not is_seeded(row, zk_dir):
+            return False
+        api = self.instances.get(name)
+        return not (isinstance(api, list) and api)
+
+    def failed_reads(self, explained: Iterable[str] = ()) -> dict[str, RegctlError]:
+        """Per-service API reads that failed, less those ``explained`` (e.g. by a status seen in ZooKeeper)."""
+        skip = set(explained)
+        return {n: e for n, e in self.instances.items() if isinstance(e, RegctlError) and n not in skip}
+
+    def api_unread(self, explained: Iterable[str] = (), cause: str | None = None) -> RegctlError | None:
+        """The could-not-check error when an API read failed (exit 3), naming each call; None when all answered.
+
+        ``explained``: services whose failed read is itself the answer (a bad status
+        seen in ZooKeeper). ``cause``: what broke, when known (:func:`api_failure_cause`).
+        """
+        if not self.want_api or not self.api_answered:
+            return None  # not asked, or not reachable at all: --source auto shows ZooKeeper's view and warns
+        parts = []
+        where = None
+        if self.rows_error is not None:
+            parts.append(f"GET /services (the services list, read from the database) failed: "
+                         f"{short_error(self.rows_error)}")
+            where = self.rows_error.where
+        failed = self.failed_reads(explained)
+        if failed:
+            total = len(self.instances)
+            parts.append(f"GET /services/NAME (a service's instance list) failed for {len(failed)} of {total} "
+                         f"service(s) ({failure_counts(failed.values())}): {_names_of(sorted(failed))}")
+            where = where or next(iter(failed.values())).where
+        if not parts:
+            return None
+        hint = (f"{cause}; see: regctl doctor cause" if cause else
+                "what was read is shown above; find what broke with: regctl doctor cause")
+        return Unreachable("could not read everything from the API: " + "; ".join(parts), where=where, hint=hint)
+
     def config_owners(self) -> "frozenset[int] | None":
         """The sessions owning the Config Service's own nodes (``config-service``), None when unseen."""
         if self.snapshot is None:
@@ -295,6 +378,29 @@ class RegistryRead:
             zk = {"hosts": zk_hosts, "base_path": zk_base, "read": self.snapshot is not None,
                   "error": str(self.zk_error) if self.zk_error else None, "error_code": _code(self.zk_error)}
         return {"api": api, "zookeeper": zk}
+
+
+def short_error(err: RegctlError) -> str:
+    """``HTTP 500`` for an HTTP error, else the error's text without the call's name."""
+    code = getattr(err, "status_code", None)
+    if isinstance(code, int):
+        return f"HTTP {code}"
+    text = err.message
+    return text.split(": ", 1)[1] if ": " in text else text
+
+
+def failure_counts(errors: Iterable[RegctlError]) -> str:
+    """``HTTP 500 for 12, [Errno 104] Connection reset by peer for 2``."""
+    counts: dict[str, int] = {}
+    for e in errors:
+        key = short_error(e)
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{k} for {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _names_of(names: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _code(err: RegctlError | None) -> int | None:
@@ -398,6 +504,44 @@ def health_cause(health: Mapping[str, Any] | None) -> str | None:
     if not down:
         return None
     return "; ".join(COMPONENT_EFFECTS[name] for name in down)
+
+
+def api_failure_cause(rows_ok: bool | None, reads: Mapping[str, Any], health: Mapping[str, Any] | None = None
+                      ) -> str | None:
+    """What broke, from the API's own answers (the contract's "How it fails"), or None when they do not say.
+
+    ``rows_ok``: whether ``GET /services`` answered (None: not asked); ``reads``:
+    name -> what ``GET /services/{name}`` answered (a list or the error); ``health``:
+    ``GET /health``'s document when asked. The real ``/health`` answers a bare 503
+    for Redis *or* PostgreSQL, so the two are told apart by which reads fail: the
+    services list comes from the database, a service's instance list through Redis.
+    """
+    named = health_cause(health)
+    if named:
+        return named
+    ok = [n for n, v in reads.items() if isinstance(v, list)]
+    failed_500 = [n for n, v in reads.items() if isinstance(v, RegctlError) and getattr(v, "status_code", None) == 500]
+    bare_503 = isinstance(health, Mapping) and health.get("http_status") == 503 and "redis" not in health
+    also = "; /health answers a bare 503 (Redis or PostgreSQL)" if bare_503 else ""
+    if rows_ok is False and ok:
+        return ("PostgreSQL is down: GET /services (the database) answers 500 while GET /services/NAME answers"
+                + also)
+    if rows_ok and failed_500 and not ok:
+        if isinstance(health, Mapping) and str(health.get("zookeeper", "")).lower() == "unhealthy":
+            return COMPONENT_EFFECTS["zookeeper"]
+        reported = isinstance(health, Mapping) and "redis" in health  # a report saying redis healthy
+        if bare_503 or (len(failed_500) >= 2 and not reported):
+            return ("Redis is down: every GET /services/NAME answers 500 while GET /services (the database) "
+                    "answers" + also)
+    return None
+
+
+def fetch_health(api: Any) -> Mapping[str, Any] | None:
+    """``GET /health``'s document (a bare 503 included), or None when it answers nothing usable."""
+    try:
+        return api.config_health()
+    except RegctlError:
+        return None
 
 
 def fetch_health_cause(api: Any) -> str | None:

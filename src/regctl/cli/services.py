@@ -159,10 +159,14 @@ def list_services(rc, names: NamesArg = None, source: SourceOpt = "auto",
     stale-cache, api-differs, not-answering with --probe) or why that could not be checked
     (api-unreachable, zk-unreadable, unreachable-from-here). STATUS-HEALTHY counts the status
     each instance registered, not whether it answers: use --probe (ANSWERING) for that.
-    Flags: no-live-instance, not-in-api, api-differs, none-discoverable, layout-problem,
-    instances-unread; with -o wide/json/yaml on the later Config Service generation also
-    the server's health monitor (MONITOR, CHECKED, MON OK) and monitor-unhealthy /
-    monitor-degraded where /url still hands out instances the monitor found failing.
+    Flags: no-live-instance, seeded (a row the deployment's migrations put there, for a
+    service that never registered: not counted by --fail-undiscoverable unless named),
+    not-in-api, api-differs, none-discoverable, layout-problem, instances-unread; with
+    -o wide/json/yaml on the later Config Service generation also the server's health
+    monitor (MONITOR, CHECKED, MON OK) and monitor-unhealthy / monitor-degraded where
+    /url still hands out instances the monitor found failing. When a read of the API
+    fails (the services list, or a service's instance list), list prints what it read
+    and exits 3 naming the call.
 
     Example: regctl list asr-service nmt-service --fail-undiscoverable
     """
@@ -185,17 +189,25 @@ def list_services(rc, names: NamesArg = None, source: SourceOpt = "auto",
                           answering, unread)
     if wanted:
         summaries = [s for s in summaries if s.name in wanted]
+    seeded = {x.name for x in summaries if read.seeded(x.name)}
     problems = read.snapshot.all_problems() if read.snapshot else []
     s = rc.settings
+    docs = []
+    for x in summaries:
+        doc = x.to_dict()
+        doc["seeded"] = x.name in seeded
+        if doc["seeded"]:
+            doc["flags"] = seeded_flags(doc["flags"])
+        docs.append(doc)
     data = {
-        "services": [x.to_dict() for x in summaries],
+        "services": docs,
         "sources": read.sources(s.config_url, s.zk_hosts if read.want_zk else None, s.zk_base),
         "problems": [p.to_dict() for p in problems],
         "probed": probe,
     }
     rows = []
-    for x in summaries:
-        d = x.to_dict()
+    for x, doc in zip(summaries, docs):
+        d = dict(doc)
         d["registered"] = short_time(x.registered_at)
         d["discovery_label"] = x.discovery.label if x.discovery else None
         d["discovery_detail"] = x.discovery.detail if x.discovery else None
@@ -208,8 +220,10 @@ def list_services(rc, names: NamesArg = None, source: SourceOpt = "auto",
         columns = [c for c in columns if not c.key.startswith("monitor_")]
     result.tables.append(Table(columns, rows, empty=empty))
     result.notes.append(source_note(rc, read))
+    explained = explained_failures(read, verdicts)
+    cause = read_failure_cause(rc, read, explained)
     result.warnings.extend(source_warnings(read))
-    result.warnings.extend(_instance_read_warnings(rc, read))
+    result.warnings.extend(_instance_read_warnings(read, cause))
     for x in summaries:
         if wanted and read.rows is not None and read.snapshot is not None and x.live == 0 and x.db_status is None \
                 and x.api_live in (None, 0):
@@ -218,8 +232,44 @@ def list_services(rc, names: NamesArg = None, source: SourceOpt = "auto",
     noauth, problems = _noauth_error(rc, problems)
     for p in problems:
         result.warnings.append(f"{p.path}: {p.detail}")
-    result.error = noauth or (_gate_error(summaries) if fail_undiscoverable else None)
+    gate = _gate_error(summaries, not_counted=seeded - set(wanted)) if fail_undiscoverable else None
+    unread = read.api_unread(explained, cause)
+    if noauth is not None:
+        result.error = noauth
+    elif isinstance(gate, NotFound):  # a service observed undiscoverable: the gate's "no" stands
+        result.error = gate
+    else:
+        result.error = unread or gate
     return result
+
+
+def explained_failures(read, verdicts: dict) -> list:
+    """Services whose failed API read is itself the answer, seen in ZooKeeper: a status the Config Service
+    cannot parse, or nodes that do not fit the layout (both are shown; neither is "could not check")."""
+    out = []
+    for name, verdict in verdicts.items():
+        svc = read.snapshot.service(name) if read.snapshot is not None else None
+        if verdict.reason == "bad-status" or (svc is not None and svc.problems):
+            out.append(name)
+    return out
+
+
+def seeded_flags(flags: list) -> list:
+    """A seeded row's flags: ``seeded`` in place of ``no-live-instance`` (it never had one)."""
+    out = [f for f in flags if f != "no-live-instance"]
+    return ["seeded", *out]
+
+
+def read_failure_cause(rc, read, explained=()) -> "str | None":
+    """What broke, when an API read failed: from which reads failed, and ``GET /health`` (asked only then)."""
+    from regctl.discovery import api_failure_cause, fetch_health
+
+    if not read.want_api or read.instances_skipped is not None:
+        return None
+    if read.rows_error is None and not read.failed_reads(explained):
+        return None
+    return api_failure_cause(read.rows_error is None, {n: v for n, v in read.instances.items() if n not in set(explained)},
+                             fetch_health(rc.api()))
 
 
 def _probe_services(rc, read, names: list) -> dict:
@@ -241,41 +291,45 @@ def _probe_services(rc, read, names: list) -> dict:
     return out
 
 
-def _instance_read_warnings(rc, read) -> list:
-    """Per-service read failures: one line when they all failed alike (with the cause), else one each."""
-    failed = {n: v for n, v in read.instances.items() if isinstance(v, RegctlError)}
+def _instance_read_warnings(read, cause: "str | None" = None) -> list:
+    """Per-service read failures: one line when they all failed (with the cause), else one each."""
+    from regctl.discovery import failure_counts
+
+    failed = read.failed_reads()
     if read.instances_skipped is not None and read.any_read:
         return [f"the per-service instance lists were not read (the API is down): {read.instances_skipped.message}"]
     if not failed:
         return []
-    codes = {getattr(e, "status_code", None) for e in failed.values()}
-    if len(failed) >= 2 and len(failed) == len(read.instances) and len(codes) == 1:
-        from regctl.discovery import fetch_health_cause
-
-        first = next(iter(failed.values()))
-        cause = fetch_health_cause(rc.api()) if next(iter(codes)) else None
-        return [f"every service's instance list failed ({first.message})"
-                + (f"; the Config Service's /health says: {cause}" if cause else "")]
+    if len(failed) >= 2 and len(failed) == len(read.instances):
+        return [f"every service's instance list failed ({failure_counts(failed.values())})"
+                + (f": {cause}" if cause else "")]
     out = [f"instances of {n}: {e}" for n, e in sorted(failed.items())[:5]]
     if len(failed) > 5:
         out.append(f"... and {len(failed) - 5} more services whose instance list failed")
     return out
 
 
-def _gate_error(summaries: list) -> "RegctlError | None":
-    """``--fail-undiscoverable``: NotFound (1) for any not discoverable, else Unreachable (3) for unchecked."""
+def _gate_error(summaries: list, not_counted: "set | frozenset" = frozenset()) -> "RegctlError | None":
+    """``--fail-undiscoverable``: NotFound (1) for any not discoverable, else Unreachable (3) for unchecked.
+
+    ``not_counted``: services left out of the gate (seeded rows that were not named).
+    """
+    left_out = [x for x in summaries if x.name in not_counted]
+    summaries = [x for x in summaries if x.name not in not_counted]
     no = [x for x in summaries if x.discovery is not None and x.discovery.discoverable is False]
     unknown = [x for x in summaries if x.discovery is not None and x.discovery.discoverable is None]
+    aside = f" ({len(left_out)} seeded row(s) not counted)" if left_out else ""
 
     def shown(items: list) -> str:
         text = ", ".join(f"{x.name} ({x.discovery.reason})" for x in items[:5])
         return text + (f" and {len(items) - 5} more" if len(items) > 5 else "")
 
     if no:
-        return NotFound(f"{len(no)} of {len(summaries)} service(s) not discoverable: {shown(no)}",
+        return NotFound(f"{len(no)} of {len(summaries)} service(s) not discoverable{aside}: {shown(no)}",
                         hint=f"see why with: regctl inspect {no[0].name}")
     if unknown:
-        return Unreachable(f"could not check whether {len(unknown)} service(s) are discoverable: {shown(unknown)}",
+        return Unreachable(f"could not check whether {len(unknown)} service(s) are discoverable{aside}: "
+                           f"{shown(unknown)}",
                            hint="fix the connection to the source named, then run again")
     return None
 
@@ -322,8 +376,9 @@ def inspect_service(rc, name: NameArg, source: SourceOpt = "auto") -> Result:
     Warns about instances /url can never return (status not 'healthy') and when
     the API's cached view differs from ZooKeeper; shows the discovery verdict
     (as ``list``). When a source cannot be read it says so and shows the other;
-    exit 3 when the instances (or whether the service is registered) could not
-    be read at all, 1 when both sources were read and neither knows the service.
+    exit 3 when a read of either source failed (after showing what was read,
+    naming the call that failed), 1 when both sources were read and neither
+    knows the service.
     On the later Config Service generation the title also shows its health
     monitor's verdict, with a warning when /url still hands out instances the
     monitor found failing.
@@ -399,6 +454,9 @@ def inspect_service(rc, name: NameArg, source: SourceOpt = "auto") -> Result:
     result.warnings.extend(f"{p.path}: {p.detail}" for p in problems)
     if result.error is None:
         result.error = _inspect_unknown(name, read, d, answer)
+    if result.error is None:
+        explained = explained_failures(read, {name: verdict})
+        result.error = read.api_unread(explained, read_failure_cause(rc, read, explained))
     return result
 
 

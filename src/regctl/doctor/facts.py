@@ -132,9 +132,21 @@ def docker_hint(host: str, url: str | None = None) -> str:
             "outside Docker need it, register a reachable URL with SERVICE_PUBLIC_URL")
 
 
-def is_seeded(row) -> bool:
-    """A database row the deployment seeded: no ``registered_at`` (a registration always sets it)."""
-    return not (row.registered_at or "").strip()
+def is_seeded(row, zk_dir: bool | None = None) -> bool:
+    """A database row the deployment seeded, never registered here (:func:`regctl.discovery.is_seeded`):
+    no ``registered_at``, no metadata a registration writes, and no ZooKeeper directory (``zk_dir``;
+    None when ZooKeeper was not read)."""
+    from regctl.discovery import is_seeded as seeded
+
+    return seeded(row, zk_dir)
+
+
+def zk_dir(snapshot, name: str) -> bool | None:
+    """Whether ZooKeeper has ``{base}/{name}`` (None: ZooKeeper not read)."""
+    if snapshot is None:
+        return None
+    svc = snapshot.service(name)
+    return svc is not None and svc.exists
 
 
 def config_where(run: CheckRun) -> str:

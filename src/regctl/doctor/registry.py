@@ -217,6 +217,10 @@ def attribute(results: list[CheckResult]) -> list[CheckResult]:
     found: one row names the cause, not one per symptom. A cause row is itself
     explained only by a selector naming its check exactly (a restart explains the
     stale cache it leaves behind).
+
+    A cause carries the severity of what it explains: a warning cause that explains
+    a failing row becomes a failure itself (``details["fails_for"]`` names those
+    rows), so explaining a failure never turns the run's exit code to 0.
     """
     def is_cause(r: CheckResult) -> bool:
         return r.area == "cause" and r.status in (FAIL, WARN) and bool(r.details.get("explains"))
@@ -241,14 +245,24 @@ def attribute(results: list[CheckResult]) -> list[CheckResult]:
 
     causes = [c for c in candidates if root(c) is c]
     out = []
+    fails_for: dict[int, list[str]] = {}
     for row in results:
         if row.status in (FAIL, WARN) and not any(row is c for c in causes):
             claimant = next((c for c in candidates if claims(c, row)), None)
             cause = root(claimant) if claimant is not None else None
             if cause is not None and cause is not row:
+                if row.status == FAIL:
+                    fails_for.setdefault(id(cause), []).append(row.name + (f" {row.target}" if row.target else ""))
                 row = CheckResult(row.name, row.area, SKIP, f"explained by {cause.name}: {row.finding}",
                                   f"see {cause.name}", row.target,
                                   {**row.details, "explained_by": cause.name, "status_before": row.status},
                                   row.duration_ms)
         out.append(row)
-    return out
+    return [_raised(r, fails_for[id(r)]) if id(r) in fails_for and r.status != FAIL else r for r in out]
+
+
+def _raised(cause: CheckResult, failed: list[str]) -> CheckResult:
+    """``cause`` as a failure: it explains rows that failed."""
+    return CheckResult(cause.name, cause.area, FAIL, cause.finding, cause.hint, cause.target,
+                       {**cause.details, "raised_from": cause.status, "fails_for": failed[:50]},
+                       cause.duration_ms)

@@ -238,9 +238,12 @@ def check_config_health(run: CheckRun) -> CheckResult:
         return row
     assert doc is not None
     if "detail" in doc and "status" not in doc:
-        return run.fail(f"/health answered 503 {doc.get('detail')!r}: its own health check broke",
-                        "read the Config Service's logs (docker compose logs config-service): it cannot reach "
-                        "one of its dependencies (PostgreSQL, Redis, ZooKeeper)", detail=doc.get("detail"))
+        # its handler pings Redis, then runs SELECT 1: either failing gives this bare 503 (ZooKeeper and Kafka
+        # are reported in a 200); cause.redis / cause.postgres tell which from the API's answers and claim this row
+        return run.fail(f"/health answered 503 {doc.get('detail')!r} with no component report: Redis or PostgreSQL "
+                        "is unreachable from the Config Service (it cannot say which)",
+                        "see cause.redis / cause.postgres for which one; the Config Service's logs say it too "
+                        "(docker compose logs config-service)", detail=doc.get("detail"), bare_503=True)
     overall = doc.get("status")
     bad = {c: doc.get(c) for c in COMPONENTS if c in doc and doc.get(c) != "healthy"}
     if overall == "healthy" and not bad:

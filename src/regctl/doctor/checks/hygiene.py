@@ -21,8 +21,11 @@ from regctl.doctor.facts import (
     probe,
     registry_view,
     url_parts,
+    zk_dir,
 )
 from regctl.errors import RegctlError
+
+CONFIG_SERVICE = "config-service"
 
 
 def hygiene_applies(run: CheckRun) -> tuple[RegistryView | None, CheckResult | None]:
@@ -67,15 +70,24 @@ def check_zombies(run: CheckRun, view: RegistryView) -> list[CheckResult] | Chec
     results = probe(run, "probe:all", targets_for(instances))
     rows = []
     unverifiable = []
+    own_checked = False
     for inst, res in zip(instances, results):
         if res.healthy:
             continue
         target = f"{inst.service_name}/{inst.instance_id}"
         host = url_parts(res.url)[1] if res.url else ""
         details = {"probe": res.to_dict(), "instance_status": inst.status}
+        if inst.service_name == CONFIG_SERVICE:
+            # its own node: never a zombie to deregister (it writes it only at start-up); checked at --config-url
+            if config_answers(run):
+                own_checked = True
+                continue
+            rows.append(run.warn(f"the Config Service's own node: {res.url or 'no URL'} does not answer from here "
+                                 f"({res.error or res.status_code}), nor does --config-url",
+                                 "see config.*; never deregister this node: the Config Service registers itself "
+                                 "only when it starts", target=target, own_node=True, **details))
+            continue
         if res.error == "DNS" and is_docker_name(host) and not run.ctx.in_container:
-            if inst.service_name == "config-service" and config_answers(run):
-                continue  # the Config Service's own node: it answers here at --config-url (config.http)
             unverifiable.append(target)
             rows.append(run.warn(f"cannot check from here: {host!r} resolves only inside the Docker network "
                                  "(not a sign that it is dead)", docker_hint(host, res.url), target=target,
@@ -102,7 +114,9 @@ def check_zombies(run: CheckRun, view: RegistryView) -> list[CheckResult] | Chec
             rows.append(run.warn(f"{finding} (status {inst.status!r}: /url does not return it)", hint,
                                  target=target, **details))
     if not rows:
-        return run.passed(f"all {len(instances)} instances answer their health check",
+        own = (" (the Config Service's own node through --config-url: its registered URL is its Docker name)"
+               if own_checked else "")
+        return run.passed(f"all {len(instances)} instances answer their health check{own}",
                           instances=len(instances), source=view.source)
     return rows
 
@@ -175,7 +189,7 @@ def check_stale_rows(run: CheckRun, view: RegistryView) -> list[CheckResult] | C
             continue
         if view.instances.get(name):
             continue
-        if is_seeded(r):
+        if is_seeded(r, zk_dir(view.snapshot, name)):
             seeded.append(name)
             continue
         rows.append(run.warn(
@@ -184,7 +198,8 @@ def check_stale_rows(run: CheckRun, view: RegistryView) -> list[CheckResult] | C
             "should run, restart it so it registers again; if it is retired, nothing to do (the API cannot delete "
             "rows; delete it in PostgreSQL if it bothers you)", target=name, row=r.to_dict()))
     if seeded:
-        rows.append(run.passed(f"seeded: {len(seeded)} row(s) without registered_at that never had an instance "
+        rows.append(run.passed(f"seeded: {len(seeded)} row(s) without registered_at or a registration's metadata "
+                               "that never had an instance "
                                f"({', '.join(seeded[:8])}{' ...' if len(seeded) > 8 else ''}): put there by the "
                                "deployment's database migrations, not stale registrations", target="seeded",
                                seeded=seeded))
@@ -235,10 +250,15 @@ def check_sessions(run: CheckRun, view: RegistryView) -> CheckResult:
     if not owners:
         return run.skip("no ephemeral instance nodes to look at", "nothing to do")
     details = {"owners": {k: len(v) for k, v in owners.items()}}
-    own = next((i.stat.owner_hex for i in view.instances.get("config-service", []) if i.stat is not None), None)
+    own_nodes = [i for i in view.instances.get(CONFIG_SERVICE, []) if i.stat is not None]
+    own = next((i.stat.owner_hex for i in own_nodes), None)
+    rewritten = any(i.stat.version > 0 for i in own_nodes)
     if len(owners) == 1:
         sid = next(iter(owners))
         whose = ", the Config Service's" if own == sid else ""
+        if own == sid and rewritten:  # rewritten in place at a restart: the node keeps the previous session
+            whose = (", its own node's, which it rewrote in place when it restarted: its previous session, doomed "
+                     "(see cause.restart)")
         return run.passed(
             f"all {total} instances are owned by one ZooKeeper session ({sid}{whose}): if it "
             "restarts or loses its session the registry empties at once",
