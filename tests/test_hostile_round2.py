@@ -323,3 +323,237 @@ def test_the_frame_cap_and_session_cap_are_in_place_on_the_library_reader():
         finally:
             srv.close()
         assert time.monotonic() - started < 2 * 2 + 1, mode
+
+
+# --------------------------------------------------------------------------- ZooKeeper held to a byte budget
+
+@pytest.fixture(scope="module")
+def small_heap_zk(tmp_path_factory):
+    """A ZooKeeper of its own, 256 MB heap as the sandbox starts it (an OOM here must not take the shared one)."""
+    from regctl.sandbox import zookeeper as zk
+    from regctl.sandbox.proc import free_port
+
+    assert "-Xmx256m" in zk.JVM_OPTIONS
+    members = zk.start_zookeeper(tmp_path_factory.mktemp("zk-256m"), free_port(), 1)
+    try:
+        zk.wait_for(members, timeout=60)
+        yield members[0]
+    finally:
+        zk.stop_zookeeper(members)
+
+
+def zk_alive(member) -> bool:
+    from regctl.sandbox import zookeeper as zk
+
+    try:
+        return os.path.exists(f"/proc/{member.pid}") and "Mode:" in zk.four_letter_word(
+            member.host, member.client_port, "srvr")
+    except OSError:
+        return False
+
+
+def test_fat_nodes_do_not_kill_a_256mb_zookeeper(small_heap_zk):
+    """45 instances of ~900 KB: one multi-read of all of them made ZooKeeper die of OutOfMemoryError."""
+    from kazoo.client import KazooClient
+
+    hosts = small_heap_zk.hosts
+    writer = KazooClient(hosts=hosts, timeout=15)
+    writer.start(timeout=15)
+    try:
+        pad = "x" * (900 * 1024 - 200)
+        for i in range(45):
+            body = {"instance_id": f"fat-{i}", "service_url": f"http://10.1.0.{i}:80", "status": "healthy", "pad": pad}
+            writer.create(f"/services/fat3-svc/instances/fat-{i}", json.dumps(body).encode(), makepath=True,
+                          ephemeral=True)
+        writer.create("/services/thin-svc/instances/thin-1",
+                      json.dumps({"service_url": "http://10.1.1.1:80", "status": "healthy"}).encode(),
+                      makepath=True, ephemeral=True)
+        env = {"ZOOKEEPER_HOSTS": hosts, "ZOOKEEPER_BASE_PATH": "/services", "CONFIG_SERVICE_URL": "http://127.0.0.1:9"}
+        for args in (["inspect", "fat3-svc", "--source", "zk", "-o", "json"], ["list", "--source", "zk", "-o", "json"],
+                     ["export", "--source", "zk", "-o", "json"]):
+            r = run_measured([*args, "--timeout", "10"], env)
+            assert r["code"] in (0, 1, 2, 3), r
+            assert "Traceback" not in r["stderr"], r
+            if args[0] != "export":  # export carries every node whole (40 MB of them here), by design
+                assert r["rss_mb"] < PEAK_RSS_MB, r
+            assert zk_alive(small_heap_zk), (args, r)
+        inspected = run_cli("inspect", "fat3-svc", "--source", "zk", "-o", "json", env=env)
+        assert "too-large" in inspected.stdout, inspected  # reported, not parsed
+        # the session that wrote them is still there: ZooKeeper never restarted
+        assert writer.connected and writer.exists("/services/fat3-svc/instances/fat-44") is not None
+    finally:
+        writer.stop()
+        writer.close()
+    assert zk_alive(small_heap_zk)
+
+
+def test_the_byte_budget_sizes_batches_from_what_it_has_seen():
+    from regctl import zk_multi
+
+    budget = zk_multi.ByteBudget()
+    assert budget.batch_size() == 16  # nothing seen: 16 nodes of at most 1 MiB each
+    for _ in range(2000):
+        budget.observe(250)
+    assert budget.batch_size() == zk_multi.DEFAULT_BATCH  # a registry of small nodes earns full batches
+    fat = zk_multi.ByteBudget()
+    for _ in range(16):
+        fat.observe(900 * 1024)
+    assert fat.batch_size() == 16 and fat.batch_size() * fat.per_node() >= fat.budget  # alone in flight
+    mixed = zk_multi.ByteBudget()
+    for i in range(1000):
+        mixed.observe(900 * 1024 if i % 100 == 0 else 250)
+    assert mixed.batch_size() * mixed.per_node() <= mixed.budget / 4 + 1
+
+
+def test_bulk_reads_come_back_whole_whatever_the_batches(kazoo_client, registry):
+    """Random order and budgeted batches: every path answered, in any mix of sizes, as single reads say."""
+    from regctl.zk import ZkReader
+
+    base = registry.base_path
+    paths = []
+    for i in range(60):
+        size = 300_000 if i % 7 == 0 else 40
+        path = f"{base}/mix/instances/m-{i:02d}"
+        kazoo_client.create(path, b"y" * size, makepath=True, ephemeral=True)
+        paths.append(path)
+    with ZkReader(registry.zk_hosts, base, timeout=10) as reader:
+        got = reader.bulk_get(paths + [f"{base}/mix/instances/gone"])
+        assert reader.use_multi_read is True
+    assert got[f"{base}/mix/instances/gone"] is None
+    for i, path in enumerate(paths):
+        assert len(got[path][0]) == (300_000 if i % 7 == 0 else 40), path
+
+
+# --------------------------------------------------------------------------- depth and strict JSON
+
+def nested(depth: int) -> dict:
+    value: dict = {"leaf": True}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+@pytest.fixture
+def deep_node(registry, kazoo_client):
+    put_instance(kazoo_client, registry, "deep-svc", "deep-1", service_url="http://127.0.0.1:9/",
+                 service_metadata=nested(480), deep=nested(480), score=float("nan"), big=float("inf"),
+                 small=float("-inf"))
+    return registry
+
+
+def strict_json(text: str):
+    def refuse(name):
+        raise ValueError(f"not JSON: {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("args", [
+    ["inspect", "deep-svc", "-o", "json"], ["inspect", "deep-svc", "-o", "yaml"], ["inspect", "deep-svc", "-o", "wide"],
+    ["inspect", "deep-svc"], ["inspect", "deep-svc", "--source", "zk", "-o", "json"], ["list", "-o", "json"],
+    ["discover", "deep-svc", "-o", "json"], ["export", "--source", "zk", "-o", "json"], ["list", "-o", "wide"],
+])
+def test_deep_metadata_renders_in_every_format(args, deep_node):
+    r = run_cli(*args, "--timeout", str(TIMEOUT), env=deep_node.env)
+    assert r.exit_code in (0, 1, 2, 3), r
+    assert "internal error" not in r.stderr and "RecursionError" not in r.stderr, r
+    if "json" in args:
+        strict_json(r.stdout)  # strict JSON: no NaN, no Infinity
+    if args[:3] == ["inspect", "deep-svc", "-o"] and args[3] == "json":
+        text = r.stdout
+        assert '"NaN"' in text and '"Infinity"' in text and '"-Infinity"' in text, text[:2000]
+        assert "nested deeper than" in text
+
+
+def test_machine_data_is_iterative_and_strict():
+    from regctl.cli.render import DEPTH_MARKER, MAX_DEPTH, machine_data, to_json, to_yaml
+
+    deep = nested(5000)  # deeper than any recursion could walk
+    doc = machine_data({"d": deep, "n": float("nan"), 1: (1, 2), None: "x"})
+    assert doc["n"] == "NaN" and doc["1"] == [1, 2] and doc["null"] == "x"
+    depth, node = 0, doc["d"]
+    while isinstance(node, dict):
+        node, depth = node["a"], depth + 1
+    assert node == DEPTH_MARKER and depth == MAX_DEPTH - 1
+    strict_json(to_json({"d": deep}))
+    import yaml
+
+    node = yaml.safe_load(to_yaml({"d": deep}))["d"]
+    while isinstance(node, dict):
+        node = node["a"]
+    assert node == DEPTH_MARKER
+
+
+# --------------------------------------------------------------------------- display
+
+def test_one_huge_name_does_not_pad_every_row(registry, kazoo_client):
+    long_name = "l" * 100_000
+    put_instance(kazoo_client, registry, long_name, "long-1", service_url="http://127.0.0.1:9/")
+    put_instance(kazoo_client, registry, "short-svc", "short-1", service_url="http://127.0.0.1:9/")
+    r = run_cli("list", "--source", "zk", "-o", "wide", env=registry.env)
+    assert r.exit_code in (0, 1), r
+    from regctl.cli.render import MAX_CELL_WIDTH
+
+    widest = max(len(line) for line in r.stdout.splitlines())
+    assert widest < 20 * MAX_CELL_WIDTH, widest
+    assert "short-svc" in r.stdout and "..." in r.stdout
+    whole = run_cli("list", "--source", "zk", "-o", "json", env=registry.env)
+    assert long_name in [s["name"] for s in whole.json["services"]]  # full value in JSON
+
+
+LOOKALIKES = ["asr-service", "asr-service\u200b", "asr-service\u2060", "asr-ser\u00advice", "asr-serv\u0456ce",
+              "asr\u2010service"]
+
+
+def test_lookalike_names_are_flagged_where_listed_and_in_prompts(registry, kazoo_client):
+    for i, name in enumerate(LOOKALIKES):
+        put_instance(kazoo_client, registry, name, f"inst-{i}", service_url=f"http://127.0.0.1:9/{i}")
+    for fmt in ("table", "json"):
+        r = run_cli("list", "--source", "zk", "-o", fmt, env=registry.env)
+        assert r.exit_code in (0, 1), r
+        assert "6 names look alike" in r.stderr, r
+        for shown in ("asr-service\\u200b", "asr-service\\u2060", "asr-ser\\xadvice", "asr-serv\\u0456ce",
+                      "asr\\u2010service"):
+            assert shown in r.stderr, (shown, r.stderr)
+            if fmt == "table":
+                assert shown in r.stdout, (shown, r.stdout)
+        if fmt == "table":
+            rows = [line.split()[0] for line in r.stdout.splitlines()[1:] if line.startswith("asr")]
+            assert len(rows) == 6 and len(set(rows)) == 6, rows  # six rows, six different looks
+    dry = run_cli("deregister", "asr-serv\u0456ce", "inst-4", "--dry-run", "--force", env=registry.env)
+    assert "asr-serv\\u0456ce" in dry.stderr + dry.stdout, dry
+    prompt = run_cli("deregister", "asr-service\u200b", "inst-1", input="n\n", tty_stdin=True, env=registry.env)
+    assert "asr-service\\u200b" in prompt.stderr, prompt  # the note and the question name it escaped
+    assert "asr-service\u200b" not in prompt.stderr
+
+
+def test_the_safety_rule_finds_lookalikes():
+    from regctl.safety import lookalike_groups, safe_text
+
+    assert lookalike_groups(LOOKALIKES + ["other"]) == [LOOKALIKES]
+    assert lookalike_groups(["ASR-service", "asr-service"]) == []  # case is visible
+    assert safe_text("сервис") == "сервис"  # a word in one script is left alone
+    assert safe_text("a \u2014 b") == "a \u2014 b"
+
+
+# --------------------------------------------------------------------------- redaction alters nothing but secrets
+
+def test_an_ordinary_header_value_is_not_redacted_from_data(registry, kazoo_client):
+    url = "http://platform-ops.internal:8080/"
+    put_instance(kazoo_client, registry, "team-svc", "team-1", service_url=url, owner="platform-ops",
+                 note="Basic plan")
+    env = {**registry.env, "REGCTL_TOKEN": "tok-SECRET-5d6e7f"}
+    r = run_cli("url", "team-svc", "-H", "X-Team: platform-ops", env=env)
+    assert r.exit_code == 0 and r.stdout.strip() == url, r
+    for fmt in ("json", "yaml"):
+        r = run_cli("inspect", "team-svc", "-o", fmt, "-H", "X-Team: platform-ops", env=env)
+        assert "platform-ops.internal" in r.stdout and "***" not in r.stdout, r
+        assert "Basic plan" in r.stdout
+    r = run_cli("discover", "team-svc", "-o", "json", "-H", "X-Team: platform-ops", env=env)
+    assert "platform-ops.internal" in r.stdout, r
+
+
+def test_a_real_secret_in_data_is_still_redacted(registry, kazoo_client):
+    token = "tok-SECRET-a1b2c3d4"
+    put_instance(kazoo_client, registry, "leaky-svc", "leaky-1", service_url="http://127.0.0.1:9/", echo=token)
+    r = run_cli("inspect", "leaky-svc", "-o", "json", env={**registry.env, "REGCTL_TOKEN": token})
+    assert token not in r.stdout and "***" in r.stdout, r

@@ -6,7 +6,13 @@ Commands return a :class:`Result`; :class:`Output` renders it.
   notes, warnings and errors go to stderr.
 * Colour and box drawing only when the stream is a terminal and neither
   ``--no-color`` nor ``NO_COLOR`` is set. Off a terminal, tables are plain
-  space-aligned columns that ``awk`` and ``cut`` can read, never truncated.
+  space-aligned columns that ``awk`` and ``cut`` can read.
+* A table cell shows at most :data:`MAX_CELL_WIDTH` characters, the rest cut with an
+  ellipsis (``...`` off a terminal): one 100,000-character name cannot pad every row.
+  ``-o json|yaml`` carry every value whole.
+* Names that differ only by invisible or lookalike characters (:func:`regctl.safety.lookalike_groups`)
+  are flagged wherever a table lists them, in every output mode: the cells show them
+  escaped (``asr-service\\u200b``) and a warning names the group.
 * With ``-o json|yaml`` a failure still prints an error document on stdout
   (``{"error": {...}}``) besides the line on stderr.
 """
@@ -119,45 +125,144 @@ def safe_text(text: Any) -> str:
     return human_text(text)
 
 
-def machine_data(data: Any, raw: bool = False) -> Any:
-    """``data`` as plain JSON values with every string (keys too) redacted unless ``raw``."""
-    from regctl.redaction import redact_text
+#: JSON/YAML documents show nesting down to this depth; anything deeper is replaced by :data:`DEPTH_MARKER`
+#: (every nesting the JSON parser accepts still renders, in every format: YAML's emitter recurses per level)
+MAX_DEPTH = 100
+DEPTH_MARKER = f"<nested deeper than {MAX_DEPTH} levels: not shown>"
+#: non-finite floats (Python's json reads NaN/Infinity from registry data) as strict JSON spells them: strings
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
-    data = json.loads(json.dumps(data, default=str))
-    if raw:
-        return data
+
+def _json_key(key: Any) -> str:
+    """A mapping key as ``json.dumps`` would write it."""
+    if isinstance(key, str):
+        return key
+    if key is True or key is False or key is None:
+        return {True: "true", False: "false", None: "null"}[key]
+    if isinstance(key, float):
+        return _NON_FINITE.get(repr(key), repr(key))
+    if isinstance(key, int):
+        return str(int(key))
+    return str(key)
+
+
+def machine_data(data: Any, raw: bool = False) -> Any:
+    """``data`` as plain, strict JSON values with every string (keys too) redacted unless ``raw``.
+
+    Walked iteratively (no recursion): nesting deeper than :data:`MAX_DEPTH` becomes
+    :data:`DEPTH_MARKER`; NaN and +/-Infinity become the strings ``"NaN"``, ``"Infinity"``,
+    ``"-Infinity"``; tuples are lists; any other object is its ``str()``.
+    """
+    from regctl.redaction import redact_text
 
     redacted: dict = {}  # the same strings recur (keys, verdicts, names): redact each once
 
-    def walk(v: Any) -> Any:
-        if isinstance(v, str):
-            if v not in redacted:
-                redacted[v] = redact_text(v)
-            return redacted[v]
-        if isinstance(v, list):
-            return [walk(x) for x in v]
+    def text(v: str) -> str:
+        if raw:
+            return v
+        out = redacted.get(v)
+        if out is None:
+            out = redacted[v] = redact_text(v)
+        return out
+
+    root: list = [None]
+    stack: list = [(root, 0, data, 0)]
+    while stack:
+        parent, key, v, depth = stack.pop()
         if isinstance(v, dict):
-            return {walk(k): walk(x) for k, x in v.items()}
-        return v
+            if depth >= MAX_DEPTH:
+                parent[key] = DEPTH_MARKER
+                continue
+            out: Any = {}
+            parent[key] = out
+            for k, x in v.items():
+                name = text(_json_key(k))
+                out[name] = None  # the slot keeps the order; filled when popped
+                stack.append((out, name, x, depth + 1))
+        elif isinstance(v, (list, tuple)):
+            if depth >= MAX_DEPTH:
+                parent[key] = DEPTH_MARKER
+                continue
+            out = [None] * len(v)
+            parent[key] = out
+            for i, x in enumerate(v):
+                stack.append((out, i, x, depth + 1))
+        elif isinstance(v, str):
+            parent[key] = text(v)
+        elif v is None or isinstance(v, bool):
+            parent[key] = v
+        elif isinstance(v, int):
+            parent[key] = int(v)
+        elif isinstance(v, float):
+            parent[key] = v if v == v and v not in (float("inf"), float("-inf")) else _NON_FINITE[repr(v)]
+        else:
+            parent[key] = text(str(v))
+    return root[0]
 
-    return walk(data)
+
+#: the widest a table cell is printed (characters after escaping); longer values end in an ellipsis
+MAX_CELL_WIDTH = 96
+#: table columns that hold names: lookalikes among their values are flagged
+NAME_KEYS = ("name", "service", "service_name", "instance_id")
 
 
-def cell_text(value: Any, raw: bool = False) -> str:
-    return human_text(_cell_text(value), raw=raw)
+def cell_text(value: Any, raw: bool = False, fancy: bool = False) -> str:
+    return cap_cell(human_text(_cell_text(value), raw=raw), fancy)
 
 
-def _cell_text(value: Any) -> str:
+def cap_cell(text: str, fancy: bool = False) -> str:
+    """``text`` cut to :data:`MAX_CELL_WIDTH` characters, the cut marked by an ellipsis."""
+    if len(text) <= MAX_CELL_WIDTH:
+        return text
+    mark = "\u2026" if fancy else "..."
+    return text[:MAX_CELL_WIDTH - len(mark)] + mark
+
+
+def lookalikes(tables: list) -> "tuple[set, list]":
+    """(names to show escaped, warning lines) for names in ``tables`` that differ only by invisible or
+    lookalike characters (per table and column)."""
+    from regctl.safety import escape_non_ascii, lookalike_groups
+
+    flagged: set = set()
+    warnings: list = []
+    for table in tables:
+        for key in NAME_KEYS:
+            values = [row.get(key) for row in table.rows if isinstance(row.get(key), str)]
+            if len(values) < 2 or all(v.isascii() and v.isprintable() for v in values):
+                continue
+            for group in lookalike_groups(values):
+                flagged.update(group)
+                shown = ", ".join(cap_cell(escape_non_ascii(n)) for n in group)
+                warnings.append(f"{len(group)} names look alike (they differ only by invisible or lookalike "
+                                f"characters): {shown}; check which one is meant")
+    return flagged, warnings
+
+
+def _name_cell(value: Any, flagged: set, raw: bool, fancy: bool) -> str:
+    from regctl.safety import escape_non_ascii
+
+    if isinstance(value, str) and value in flagged:
+        return cap_cell(escape_non_ascii(value), fancy)
+    return cell_text(value, raw, fancy)
+
+
+#: a table cell spells nested lists and mappings out to this depth, then "..."
+CELL_DEPTH = 8
+
+
+def _cell_text(value: Any, depth: int = 0) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, (list, tuple, dict)) and depth >= CELL_DEPTH:
+        return "..."
     if isinstance(value, (list, tuple)):
-        return ",".join(_cell_text(v) for v in value) if value else "-"
+        return ",".join(_cell_text(v, depth + 1) for v in value) if value else "-"
     if isinstance(value, dict):
-        return ",".join(f"{k}={_cell_text(v)}" for k, v in value.items()) if value else "-"
+        return ",".join(f"{k}={_cell_text(v, depth + 1)}" for k, v in value.items()) if value else "-"
     return str(value)
 
 
@@ -185,6 +290,8 @@ class Output:
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
         self._color_setting = color
+        #: names flagged as lookalikes in the result being rendered (shown escaped)
+        self._flagged: set = set()
 
     # -- terminal capabilities -------------------------------------------
     def is_tty(self, stream: TextIO) -> bool:
@@ -250,6 +357,7 @@ class Output:
     def render(self, result: Result) -> int:
         """Print ``result`` in the chosen format; return the exit code."""
         raw = result.raw
+        self._flagged, alike = lookalikes(result.tables)
         if self.output in ("json", "yaml"):
             if result.data is not None:
                 self.write_document(result.data, raw)
@@ -264,7 +372,7 @@ class Output:
             for line in result.notes:
                 self.note(line)
             self.stdout.flush()
-        for w in result.warnings:
+        for w in [*alike, *result.warnings]:
             self.warn(w)
         if result.error is not None:
             self._message("error: ", str(result.error), "bold red", lines=False)
@@ -289,7 +397,10 @@ class Output:
             out.write(human_text(table.empty, raw=raw) + "\n")
             return
         grid = [[human_text(c.header.upper()) for c in cols]]
-        grid += [[status_mark(row.get(c.key), False) if c.mark else cell_text(row.get(c.key), raw) for c in cols]
+        flagged = getattr(self, "_flagged", set())
+        grid += [[status_mark(row.get(c.key), False) if c.mark else
+                  _name_cell(row.get(c.key), flagged, raw, False) if c.key in NAME_KEYS else
+                  cell_text(row.get(c.key), raw) for c in cols]
                  for row in table.rows]
         widths = [max(len(r[i]) for r in grid) for i in range(len(cols))]
         indent = 0
@@ -325,11 +436,13 @@ class Output:
             rt.add_column(Text(human_text(c.header.upper())), justify=c.justify, no_wrap=True)
         keys = [c.key for c in cols]
         at = keys.index(table.details_column) if table.details_column in keys else len(cols) - 1
+        flagged = getattr(self, "_flagged", set())
         for row in table.rows:
             cells = []
             for c in cols:
                 value = row.get(c.key)
-                text = status_mark(value, True) if c.mark else cell_text(value, raw)
+                text = (status_mark(value, True) if c.mark else
+                        _name_cell(value, flagged, raw, True) if c.key in NAME_KEYS else cell_text(value, raw, True))
                 style = (c.style(value) if c.style else None) or (status_style(value) if c.mark else None)
                 cells.append(Text(text, style=style or ""))
             for item in (row.get(table.details_key) or []) if table.details_key else []:
