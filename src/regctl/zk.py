@@ -10,8 +10,9 @@ naming the hosts, the timeout and the phase. Every wait is bounded by the
 reader's timeout.
 
 Bulk reads (``bulk_children``/``bulk_get``, hence ``snapshot``) go through
-ZooKeeper's multiRead (3.6+, :mod:`regctl.zk_multi`): 1,000 paths per request,
-every batch in flight at once. Reading 11,000 nodes this way takes about a tenth
+ZooKeeper's multiRead (3.6+, :mod:`regctl.zk_multi`): up to 1,000 paths per request,
+batches sized by :class:`regctl.zk_multi.ByteBudget` so that the answers ZooKeeper builds
+in its heap for regctl stay near 16 MiB at once (a few requests in flight). Reading 11,000 nodes this way takes about a tenth
 of the time kazoo needs with all ``*_async`` calls in flight, because kazoo's cost
 is per request (queue, wake its connection thread, one reply and one AsyncResult
 each), not ZooKeeper's. Per path the answers are the same as single reads: None
