@@ -493,11 +493,18 @@ class RegistryApi(_Base):
         log.debug("%s %s -> %s in %.0f ms", call.method, url, ans.status_code, (time.monotonic() - started) * 1000)
         return call.parse(ans)
 
-    def _fetch(self, call: Call, url: str, deadline: float) -> Answer:
+    def _fetch(self, call: Call, url: str, deadline: float, tries: int = 3) -> Answer:
         try:
             with self._client.stream(call.method, url, **self._request_kwargs(call)) as resp:
                 body = read_body(resp, MAX_BODY_BYTES, deadline)
                 return Answer(resp.status_code, resp.headers.get("content-type", ""), body.data, url)
+        except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
+            # a kept-alive connection the server had closed (uvicorn closes it after an unhandled 500, so the
+            # real Config Service does whenever Redis or PostgreSQL is down): a read is sent again
+            if call.method == "GET" and tries > 1 and time.monotonic() < deadline - 0.05:
+                log.debug("%s %s: %s on a kept-alive connection; sending it again", call.method, url, exc)
+                return self._fetch(call, url, deadline, tries - 1)
+            raise self._translate(exc, call, url) from exc
         except (BodyTooLarge, BodyTooSlow, BadEncoding) as exc:
             raise self._body_error(exc, call, url) from None
         except RegctlError:

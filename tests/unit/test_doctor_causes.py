@@ -9,7 +9,7 @@ from regctl.doctor.base import CheckRun, DoctorContext
 from regctl.doctor.checks import cause
 from regctl.doctor.registry import attribute
 from regctl.errors import BadResponse
-from regctl.models import Instance, NodeStat, ServiceRow, ZkService, ZkSnapshot
+from regctl.models import Instance, NodeStat, Problem, ServiceRow, ZkService, ZkSnapshot
 
 HEALTHY = {"status": "healthy", "redis": "healthy", "postgres": "healthy", "kafka": "healthy",
            "zookeeper": "healthy"}
@@ -35,20 +35,30 @@ def decide(check, ev: cause.Evidence, **cfg) -> list[CheckResult]:
     return out if isinstance(out, list) else [out]
 
 
-def inst(name, iid, owner=NEW, created=T0 + 10, status="healthy"):
+def inst(name, iid, owner=NEW, created=T0 + 10, status="healthy", version=0, modified=None):
     return Instance(name, iid, f"http://{name}:80", None, status, {"status": status},
-                    NodeStat(created, created, owner, 0, 10), f"/services/{name}/instances/{iid}")
+                    NodeStat(created, modified or created, owner, version, 10), f"/services/{name}/instances/{iid}")
 
 
-def snap(*instances):
+def snap(*instances, empty=()):
+    """A snapshot of ``instances``; ``empty``: service directories that exist with no instance left."""
     by: dict = {}
     for i in instances:
         by.setdefault(i.service_name, []).append(i)
-    return ZkSnapshot("/services", tuple(ZkService(n, tuple(v)) for n, v in by.items()))
+    return ZkSnapshot("/services", tuple(ZkService(n, tuple(v)) for n, v in by.items())
+                      + tuple(ZkService(n) for n in empty))
 
 
-def row(name, status="healthy", at="2027-01-15 08:00:00+00:00"):
-    return ServiceRow(name, f"http://{name}:80", None, status, {}, at)
+def row(name, status="healthy", at="2027-01-15 08:00:00+00:00", meta=None):
+    return ServiceRow(name, f"http://{name}:80", None, status, {} if meta is None else meta, at)
+
+
+#: what the later generation's migrations seed: no registered_at, metadata of their own
+def seeded(name):
+    return row(name, at=None, meta={"version": "1.0.0", "environment": "development"})
+
+
+BARE_503 = {"detail": "Service unhealthy"}  # the real /health when Redis or PostgreSQL is down
 
 
 # --------------------------------------------------------------------------- Redis / PostgreSQL / ZK client
@@ -98,6 +108,40 @@ def test_no_health_answer_means_cannot_tell():
     assert r.status == SKIP
 
 
+def test_redis_down_behind_a_bare_503_is_told_by_the_reads():
+    ev = cause.Evidence(health=BARE_503, rows=[row("a")],
+                        reads={"a": err500("/services/a"), "config-service": err500("/services/config-service")})
+    (r,) = decide(cause.check_redis, ev)
+    assert r.status == FAIL and "Redis is down" in r.finding and "bare 503" in r.finding
+    assert "GET /services (the database) answers" in r.finding
+    (p,) = decide(cause.check_postgres, ev)
+    assert p.status == PASS and "GET /services" in p.finding  # observed: the database answered
+    (z,) = decide(cause.check_zk_client, ev)
+    assert z.status == SKIP and "could not check" in z.finding  # /health said nothing about ZooKeeper
+
+
+def test_postgres_down_behind_a_bare_503_is_a_failure():
+    ev = cause.Evidence(health=BARE_503, rows_error=err500("/services"),
+                        reads={"a": [inst("a", "a-1")], "config-service": []})
+    (p,) = decide(cause.check_postgres, ev)
+    assert p.status == FAIL and "PostgreSQL is down" in p.finding and "GET /services answers 500" in p.finding
+    (r,) = decide(cause.check_redis, ev)
+    assert r.status == PASS and "GET /services/a answers" in r.finding
+
+
+def test_a_bare_503_without_answered_reads_is_could_not_check_never_a_pass():
+    reset = BadResponse("instances of a: [Errno 104] Connection reset by peer")
+    ev = cause.Evidence(health=BARE_503, rows_error=BadResponse("list services: timed out"), reads={"a": reset})
+    for check in (cause.check_redis, cause.check_postgres, cause.check_zk_client):
+        (r,) = decide(check, ev)
+        assert r.status == SKIP and r.finding.startswith("could not check"), (check, r)
+    # both down: Redis is seen (every read 500); PostgreSQL cannot be told apart then
+    both = cause.Evidence(health=BARE_503, rows_error=err500("/services"), reads={"a": err500("/services/a")})
+    (r,) = decide(cause.check_redis, both)
+    (p,) = decide(cause.check_postgres, both)
+    assert r.status == FAIL and p.status == SKIP and "cause.redis" in p.finding
+
+
 # --------------------------------------------------------------------------- restart
 
 def test_restart_with_lingering_nodes_of_the_old_session():
@@ -122,6 +166,66 @@ def test_nodes_written_after_the_config_service_started_are_no_restart():
         inst("config-service", "cs-1", NEW, T0), inst("direct", "d-1", OLD, T0 + 50)))
     (r,) = decide(cause.check_restart, ev, zk_hosts="zk")
     assert r.status == PASS
+
+
+def test_a_crash_restart_rewrites_the_own_node_in_place_and_everything_it_holds_is_doomed():
+    # the real service after kill -9 and a start: its own node set in place (version 1), still the old session
+    own = inst("config-service", "config-service-1", OLD, T0, version=1, modified=T0 + 100)
+    ev = cause.Evidence(zk_configured=True, rows=[row("a"), row("b")], snapshot=snap(
+        own, inst("a", "a-1", OLD, T0 + 5), inst("b", "b-1", OLD, T0 + 6), inst("c", "c-1", NEW, T0 + 120)))
+    (r,) = decide(cause.check_restart, ev, zk_hosts="zk")
+    assert r.status == FAIL and "rewritten in place (version 1)" in r.finding
+    assert "2 instance(s) of 2 service(s)" in r.finding and "vanish when that session expires" in r.finding
+    assert "import now" in r.hint and r.details["lingering"] == ["a/a-1", "b/b-1"]  # not c, made since
+    alone = cause.Evidence(zk_configured=True, rows=[], snapshot=snap(own))
+    (r,) = decide(cause.check_restart, alone, zk_hosts="zk")
+    assert r.status == WARN and "no other instance" in r.finding
+
+
+def test_a_session_known_dead_dooms_its_nodes():
+    class Session:
+        owner, known, how, node = None, False, "owner 0x100 has no connection", None
+        dead = frozenset({OLD})
+
+    ev = cause.Evidence(zk_configured=True, rows=[row("a")], session=Session(),
+                        snapshot=snap(inst("config-service", "cs-1", OLD, T0), inst("a", "a-1", OLD, T0 + 5)))
+    (r,) = decide(cause.check_restart, ev, zk_hosts="zk")
+    assert r.status == FAIL and "which is gone" in r.finding and r.details["lingering"] == ["a/a-1"]
+
+
+def test_after_the_expiry_every_instance_is_gone_and_its_own_node_too():
+    ev = cause.Evidence(zk_configured=True, answers=True, snapshot=snap(empty=("config-service", "a", "b", "d")),
+                        rows=[row("a"), row("b"), row("d", status="unknown"), seeded("nmt-service"),
+                              row("asr-service", at=None, meta={"instance_id": "asr-1", "status": "healthy"})])
+    (r,) = decide(cause.check_restart, ev, zk_hosts="zk")
+    assert r.status == FAIL and "every instance is gone" in r.finding and "its own node is gone" in r.finding
+    # a row rewritten by a registration over a seeded one (no registered_at) was lost too; the seeded one was not
+    assert r.details["lost"] == ["a", "b", "asr-service"] and r.details["unknown"] == ["d"]
+    assert "regctl import FILE" in r.hint and "--zk-base" not in r.hint
+    sels = r.details["explains"]
+    assert any(s.get("check") == "cause.stale-cache" and "config-service" in s["target"] for s in sels)
+
+
+def test_a_lost_session_with_nothing_registered_is_a_warning_and_a_fresh_deployment_passes():
+    lost = cause.Evidence(zk_configured=True, answers=True, snapshot=snap(empty=("config-service",)),
+                          rows=[seeded("nmt-service"), seeded("config-service")])
+    (r,) = decide(cause.check_restart, lost, zk_hosts="zk")
+    assert r.status == WARN and "no registered service had instances to lose" in r.finding
+    assert "1 seeded row(s)" in r.finding
+    fresh = cause.Evidence(zk_configured=True, answers=True, rows=[seeded("nmt-service"), seeded("config-service")],
+                           snapshot=snap(inst("config-service", "config-service-1", NEW, T0)))
+    (r,) = decide(cause.check_restart, fresh, zk_hosts="zk")
+    assert r.status == PASS
+
+
+def test_the_base_path_hint_only_when_the_base_path_is_missing():
+    missing = ZkSnapshot("/services", (), (Problem("/services", "base-missing", "the base path does not exist"),))
+    (r,) = decide(cause.check_restart, cause.Evidence(zk_configured=True, snapshot=missing), zk_hosts="zk")
+    assert r.status == SKIP and "--zk-base" in r.hint
+    down = cause.Evidence(zk_configured=True, answers=False, snapshot=snap(empty=("config-service", "a")),
+                          rows=None)
+    (r,) = decide(cause.check_restart, down, zk_hosts="zk")
+    assert r.status == SKIP and "does not answer" in r.finding and "--zk-base" not in r.hint
 
 
 def test_parse_time_reads_the_contracts_registered_at():
@@ -175,6 +279,19 @@ def test_a_found_cause_turns_its_symptoms_into_explained_skips():
     assert by["service.reachable"].status == FAIL  # a refused instance is its own problem
     assert by["cause.redis"].status == FAIL and by["config.kafka"].status == PASS
     assert [r.name for r in out] == [r.name for r in rows]
+
+
+def test_a_warning_cause_that_explains_a_failure_fails_with_it():
+    stale = CheckResult("cause.stale-cache", "cause", WARN, "stale", "wait", "a",
+                        details={"explains": [{"check": ["service.api-view", "service.registered"], "target": "a"}]})
+    view = CheckResult("service.api-view", "service", WARN, "differs", "wait", "a")
+    out = {r.name: r for r in attribute([stale, view])}
+    assert out["cause.stale-cache"].status == WARN  # it explains only a warning
+    gone = CheckResult("service.registered", "service", FAIL, "no live instance", "restart it", "a")
+    out = {r.name: r for r in attribute([stale, view, gone])}
+    assert out["cause.stale-cache"].status == FAIL and out["cause.stale-cache"].details["raised_from"] == WARN
+    assert out["cause.stale-cache"].details["fails_for"] == ["service.registered a"]
+    assert out["service.registered"].status == SKIP
 
 
 def test_no_cause_no_change():

@@ -415,7 +415,8 @@ def restart_finding(ev: Evidence) -> dict | None:
                 "live": others, "owners": sorted({hex(i.stat.ephemeral_owner) for i in others}),
                 "seeded": sum(1 for r in ev.rows or [] if r not in every_row and r.service_name != CONFIG_SERVICE),
                 "lingering": [], "old_owners": []}
-    rewritten = [i for i in own if i.stat.version > 0]
+    # rewritten in place at a start (only its start-up writes that node), or owned by a session known gone
+    rewritten = [i for i in own if i.stat.version > 0 or i.stat.ephemeral_owner in dead]
     dead |= {i.stat.ephemeral_owner for i in rewritten}
     owners = {i.stat.ephemeral_owner for i in own} - dead
     since_zk = max(i.stat.created for i in own)
@@ -476,9 +477,14 @@ def check_restart(run: CheckRun, ev: Evidence) -> CheckResult:
     if kind == "rewritten":
         node = found["rewritten"][0]
         old = ", ".join(found["old_owners"])
-        finding = (f"the Config Service restarted at {since} while its previous ZooKeeper session {old} was still "
-                   f"open: its own node {node.path or inst_dir} was rewritten in place (version {node.stat.version}) "
-                   "and keeps that session")
+        if node.stat.version > 0:
+            finding = (f"the Config Service restarted at {since} while its previous ZooKeeper session {old} was "
+                       f"still open: its own node {node.path or inst_dir} was rewritten in place (version "
+                       f"{node.stat.version}) and keeps that session")
+        else:
+            finding = (f"the Config Service restarted or lost its ZooKeeper session: its own node "
+                       f"{node.path or inst_dir} is owned by session {old}, which is gone "
+                       f"({getattr(ev.session, 'how', None) or 'known dead'})")
         if lingering:
             finding += (f"; {len(lingering)} instance(s) of {len(services)} service(s) ({_names(services)}) are "
                         "still owned by that session too, and all vanish when that session expires "
