@@ -159,14 +159,10 @@ def list_services(rc, names: NamesArg = None, source: SourceOpt = "auto",
     stale-cache, api-differs, not-answering with --probe) or why that could not be checked
     (api-unreachable, zk-unreadable, unreachable-from-here). STATUS-HEALTHY counts the status
     each instance registered, not whether it answers: use --probe (ANSWERING) for that.
-    Flags: no-live-instance, seeded (a row the deployment's migrations put there, for a
-    service that never registered: not counted by --fail-undiscoverable unless named),
-    not-in-api, api-differs, none-discoverable, layout-problem, instances-unread; with
-    -o wide/json/yaml on the later Config Service generation also the server's health
-    monitor (MONITOR, CHECKED, MON OK) and monitor-unhealthy / monitor-degraded where
-    /url still hands out instances the monitor found failing. When a read of the API
-    fails (the services list, or a service's instance list), list prints what it read
-    and exits 3 naming the call.
+    Flags: no-live-instance, seeded (not gated unless named), not-in-api, api-differs,
+    none-discoverable, layout-problem, instances-unread; with -o wide/json/yaml on the
+    later generation also its health monitor's view (MONITOR, CHECKED, MON OK, flags
+    monitor-unhealthy / -degraded). A failed read of the API exits 3 naming the call.
 
     Example: regctl list asr-service nmt-service --fail-undiscoverable
     """
