@@ -540,7 +540,8 @@ def _self_lost(run: CheckRun, ev: Evidence, found: dict, inst_dir: str, details:
             head = (f"the Config Service lost its ZooKeeper session: {gone}, and so is every instance registered "
                     f"before; {len(live)} instance(s) registered since are owned by {', '.join(found['owners'])}")
         else:
-            head = (f"the Config Service restarted or lost its ZooKeeper session: every instance is gone, {gone}")
+            head = (f"the registry emptied: the Config Service restarted or lost its ZooKeeper session, and every "
+                    f"instance is gone; {gone}")
         return run.fail(head + "; " + "; ".join(what), LOST_FIX, **details, explains=explains)
     seeded = (f" ({found['seeded']} seeded row(s) never had any)" if found["seeded"] else "")
     return run.warn(f"the Config Service restarted or lost its ZooKeeper session: {gone}; no registered service had "
