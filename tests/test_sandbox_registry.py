@@ -1,6 +1,8 @@
 """Contract tests of the sandbox registry: real ZooKeeper, real HTTP (httpx), kazoo to look underneath.
 
-Each test names the line of ``registry-contract.md`` it pins down.
+Each test names the line of ``registry-contract.md`` it pins down; where the contract and the
+real service's code differ, the code wins (``tests/test_real_parity.py`` holds the sandbox
+against the real service itself).
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ def dereg(registry, name, instance_id):
 
 def get(registry, path, **kw):
     return httpx.get(registry.url + path, timeout=10, **kw)
+
+
+def assert_plain_500(resp, what=""):
+    """Starlette's answer to an unhandled exception: text, not JSON."""
+    assert resp.status_code == 500, (what, resp.status_code, resp.text)
+    assert resp.headers["content-type"].startswith("text/plain"), what
+    assert resp.text == "Internal Server Error", what
 
 
 def node_path(registry, name, instance_id):
@@ -103,9 +112,12 @@ def test_broken_health_check_answers_503_detail(registry):
 def test_registers_itself_owned_by_its_session(registry, kazoo_client):
     path = node_path(registry, "config-service", "config-service-1")
     data, stat = kazoo_client.get(path)
-    payload = json.loads(data)
-    assert payload["service_url"] == registry.url
+    assert json.loads(data) == {"instance_id": "config-service-1", "health_check_url": registry.url + "/health",
+                                "status": "healthy", "service_url": registry.url}
     assert stat.ephemeralOwner == registry.server.session_id != 0
+    assert stat.version == 0  # created, not rewritten
+    # straight into ZooKeeper, as the real start-up does: no database row
+    assert get(registry, "/api/v1/registry/services").json() == []
 
 
 def test_register_creates_ephemeral_node_owned_by_the_registry_session(registry, kazoo_client):
@@ -213,14 +225,38 @@ def test_services_are_database_rows_last_registration_wins_nulls_omitted(registr
     reg(registry, "svc", "http://one:1", meta={"instance_id": "svc-1", "status": "healthy"})
     reg(registry, "svc", "http://two:2", health=None, meta={"instance_id": "svc-2"})
     rows = get(registry, "/api/v1/registry/services").json()
-    names = [r["service_name"] for r in rows]
-    assert names.count("svc") == 1 and "config-service" in names
-    row = next(r for r in rows if r["service_name"] == "svc")
+    assert [r["service_name"] for r in rows] == ["svc"]
+    row = rows[0]
     assert row["service_url"] == "http://two:2"
-    assert row["status"] == "unknown"  # no status in the last registration's metadata
+    assert row["status"] == "healthy"  # every registration writes healthy, whatever its metadata says
     assert "health_check_url" not in row  # null fields are left out
     assert row["service_metadata"] == {"instance_id": "svc-2"}
     assert REGISTERED_AT.match(row["registered_at"]), row["registered_at"]
+    first = row["registered_at"]
+    reg(registry, "svc", "http://three:3", meta=None)
+    row = get(registry, "/api/v1/registry/services").json()[0]
+    assert row["registered_at"] == first  # the first registration's, kept by every update
+    assert row["service_metadata"] == {}  # no metadata: an empty object, never left out
+
+
+def test_concurrent_first_registrations_of_a_new_service_race_on_the_row(registry, kazoo_client):
+    """Select-then-insert: a registration that loses the race gets a 500 after its node was written."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    registry.server.insert_window = 0.5  # the real window is a round trip; wide here, so all four meet in it
+
+    def one(i):
+        return reg(registry, "racer", meta={"instance_id": f"r-{i}", "status": "healthy"})
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(one, range(4)))
+    codes = sorted(r.status_code for r in answers)
+    assert 201 in codes and 500 in codes, codes
+    for r in answers:
+        if r.status_code == 500:
+            assert_plain_500(r)
+    assert sorted(kazoo_client.get_children(f"{registry.base_path}/racer/instances")) == [f"r-{i}" for i in range(4)]
+    assert [r["service_name"] for r in get(registry, "/api/v1/registry/services").json()] == ["racer"]
 
 
 def test_rows_survive_a_restart_with_the_same_db_but_instances_do_not(make_registry, tmp_path, kazoo_client):
@@ -281,25 +317,32 @@ def test_invalid_status_breaks_every_read_of_that_service_with_500(registry):
     reg(registry, "weird", meta={"instance_id": "w-1", "status": "healthy"})
     reg(registry, "weird", meta={"instance_id": "w-2", "status": "degraded"})
     reg(registry, "fine", meta={"instance_id": "f-1", "status": "healthy"})
-    for path in ("/api/v1/registry/services/weird", "/api/v1/registry/discover/weird",
-                 "/api/v1/registry/services/weird/url"):
-        resp = get(registry, path)
-        assert resp.status_code == 500, path
-        assert "degraded" in resp.json()["detail"]
+    reg(registry, "null", meta={"instance_id": "n-1", "status": None})  # present but null: no enum value either
+    for name in ("weird", "null"):
+        for path in (f"/api/v1/registry/services/{name}", f"/api/v1/registry/discover/{name}",
+                     f"/api/v1/registry/services/{name}/url"):
+            assert_plain_500(get(registry, path), path)
+        assert_plain_500(httpx.post(registry.api + f"/services/{name}/health", timeout=10), name)
     assert get(registry, "/api/v1/registry/services/fine").status_code == 200
-    # the database row is still listed
-    assert "weird" in [r["service_name"] for r in get(registry, "/api/v1/registry/services").json()]
+    # the database row is still listed, and says healthy (what every registration writes)
+    rows = {r["service_name"]: r for r in get(registry, "/api/v1/registry/services").json()}
+    assert rows["weird"]["status"] == "healthy"
 
 
-def test_nodes_that_are_not_json_objects_are_skipped(registry, kazoo_client):
+def test_nodes_that_are_not_json_are_skipped_json_that_is_no_object_breaks_the_service(registry, kazoo_client):
     reg(registry, "mixed", meta={"instance_id": "ok-1", "status": "healthy"})
     parent = f"{registry.base_path}/mixed/instances"
     kazoo_client.create(parent + "/garbage", b"\xff\xfe not utf8")
-    kazoo_client.create(parent + "/array", b"[1, 2]")
     kazoo_client.create(parent + "/empty", b"")
+    kazoo_client.create(parent + "/text", b"not json")
     registry.server.clear_cache()
     ids = [i["instance_id"] for i in get(registry, "/api/v1/registry/services/mixed").json()]
     assert ids == ["ok-1"]
+    kazoo_client.create(parent + "/array", b"[1, 2]")
+    registry.server.clear_cache()
+    assert_plain_500(get(registry, "/api/v1/registry/services/mixed"))
+    kazoo_client.set(parent + "/array", b'{"instance_id": "x", "status": "healthy"}')  # no service_url
+    assert_plain_500(get(registry, "/api/v1/registry/services/mixed"))
 
 
 def test_cache_serves_vanished_instances_until_ttl_or_api_write(make_registry, kazoo_client):
@@ -325,23 +368,35 @@ def test_default_cache_is_60_seconds(registry):
 
 # --------------------------------------------------------------------------- health probes
 
-def test_health_probe_healthy_if_any_instance_answers_2xx(make_registry):
-    registry = make_registry(detailed_health=True)
+def test_earlier_health_probe_healthy_if_any_instance_answers_below_500_else_unknown(registry):
+    with health_server(200) as good, health_server(500) as bad, health_server(404) as missing:
+        reg(registry, "svc", bad, meta={"instance_id": "svc-1", "status": "healthy"})
+        reg(registry, "svc", good, meta={"instance_id": "svc-2", "status": "healthy"})
+        reg(registry, "zombie", bad, meta={"instance_id": "z-1", "status": "healthy"})
+        reg(registry, "nohealth", missing, meta={"instance_id": "n-1", "status": "healthy"})
+        reg(registry, "gone", "http://127.0.0.1:9", meta={"instance_id": "g-1", "status": "healthy"})
+        call = {name: httpx.post(registry.api + f"/services/{name}/health", timeout=20).json()
+                for name in ("svc", "zombie", "nohealth", "gone", "nobody")}
+    assert call == {"svc": {"status": "healthy"}, "zombie": {"status": "unknown"},  # never "unhealthy"
+                    "nohealth": {"status": "healthy"},  # a 404 is below 500
+                    "gone": {"status": "unknown"}, "nobody": {"status": "unknown"}}
+    rows = {r["service_name"]: r["status"] for r in get(registry, "/api/v1/registry/services").json()}
+    assert rows == {"svc": "healthy", "zombie": "unknown", "nohealth": "healthy", "gone": "unknown"}
+
+
+def test_forced_detailed_health_lists_every_endpoint_tried(make_registry):
+    registry = make_registry(detailed_health=True, retry_delays=(0.05, 0.05))
     with health_server(200) as good, health_server(500) as bad:
         reg(registry, "svc", good, meta={"instance_id": "svc-1", "status": "healthy"})
         reg(registry, "svc", bad, meta={"instance_id": "svc-2", "status": "healthy"})
-        reg(registry, "zombie", bad, meta={"instance_id": "z-1", "status": "healthy"})
-        assert httpx.post(registry.api + "/services/svc/health", timeout=10).json() == {"status": "healthy"}
-        assert httpx.post(registry.api + "/services/zombie/health", timeout=10).json() == {"status": "unhealthy"}
-        detailed = httpx.post(registry.api + "/services/svc/health/detailed", timeout=10).json()
-    assert httpx.post(registry.api + "/services/nobody/health", timeout=10).json() == {"status": "unknown"}
+        detailed = httpx.post(registry.api + "/services/svc/health/detailed", timeout=20).json()
     assert detailed["overall_status"] == "healthy"
     assert (detailed["total_instances"], detailed["healthy_instances"], detailed["unhealthy_instances"]) == (2, 1, 1)
     results = {r["endpoint_url"]: r for r in detailed["check_results"]}
     assert results[good + "/health"]["is_healthy"] is True
     assert results[good + "/health"]["status_code"] == 200
     assert results[bad + "/health"]["status_code"] == 500
-    assert results[bad + "/health"]["error_message"]
+    assert results[bad + "/health"]["error_message"] == "HTTP 500"
     for r in detailed["check_results"]:
         assert set(r) == {"endpoint_url", "is_healthy", "response_time_ms", "status_code", "error_message",
                           "timestamp"}
@@ -349,14 +404,14 @@ def test_health_probe_healthy_if_any_instance_answers_2xx(make_registry):
 
 
 def test_health_probe_of_unreachable_instance_is_bounded(make_registry):
-    registry = make_registry(detailed_health=True)
+    registry = make_registry(detailed_health=True, retry_delays=(0.05, 0.05))
     reg(registry, "gone", "http://127.0.0.1:9", meta={"instance_id": "g-1", "status": "healthy"})
     started = time.monotonic()
     detailed = httpx.post(registry.api + "/services/gone/health/detailed", timeout=10).json()
     assert time.monotonic() - started < 5
     assert detailed["check_results"][0]["is_healthy"] is False
     assert detailed["check_results"][0]["status_code"] is None
-    assert detailed["check_results"][0]["error_message"]
+    assert detailed["check_results"][0]["error_message"].startswith("Client error")
 
 
 def test_old_versions_have_no_detailed_health(make_registry):
@@ -371,6 +426,10 @@ def test_old_versions_have_no_detailed_health(make_registry):
 def test_unknown_paths_404_and_wrong_methods_405(registry):
     resp = get(registry, "/api/v1/registry/nothing")
     assert resp.status_code == 404 and resp.json() == {"detail": "Not Found"}
+    resp = get(registry, "/api/v1/registry/services/")  # Starlette's redirect_slashes: absolute, no body
+    assert resp.status_code == 307 and resp.content == b""
+    assert resp.headers["location"] == registry.api + "/services"
+    assert get(registry, "/").json()["service"] == "Configuration Management Service"
     resp = httpx.get(registry.api + "/register", timeout=10)
     assert resp.status_code == 405 and resp.json() == {"detail": "Method Not Allowed"}
     assert httpx.delete(registry.api + "/services/x", timeout=10).status_code == 405
@@ -420,11 +479,11 @@ def test_zookeeper_down_answers_errors_quickly_never_hangs(tmp_path):
                 kwargs = {"json": {"service_name": "x", "service_url": "http://x:1"}} if path.endswith("register") else {}
                 resp = httpx.request(method, server.url + path, timeout=15, **kwargs)
                 assert time.monotonic() - started < 6, path
-                assert resp.status_code in (500, 503), (path, resp.status_code)
-                assert isinstance(resp.json()["detail"], str)
+                assert_plain_500(resp, path)
             health = httpx.get(server.url + "/health", timeout=10).json()
             assert health["zookeeper"] == "unhealthy" and health["status"] == "unhealthy"
-            assert httpx.get(server.url + "/ready", timeout=10).status_code == 503
+            # the real /ready only checks that its clients were made at start-up
+            assert httpx.get(server.url + "/ready", timeout=10).json() == {"status": "ready"}
         finally:
             started = time.monotonic()
             server.stop()
@@ -465,25 +524,22 @@ def test_redis_fault_fails_every_instance_read_and_fails_writes_after_doing_them
     reg(registry, "svc", meta={"instance_id": "svc-1", "status": "healthy"})
     assert len(get(registry, f"{API}/services/svc").json()) == 1  # cached
     registry.server.faults.add("redis")
-    health = get(registry, "/health").json()
-    assert health["redis"] == "unhealthy" and health["status"] == "unhealthy"
-    assert health["postgres"] == health["zookeeper"] == "healthy"
+    health = get(registry, "/health")  # Redis is pinged first: a bare 503 that names no component
+    assert health.status_code == 503 and health.json() == {"detail": "Service unhealthy"}
     for name in ("svc", "config-service", "never-registered"):  # every service, not one
         for call, resp in per_service_reads(registry, name).items():
-            assert resp.status_code == 500, (name, call)
-            assert "redis" in resp.json()["detail"], (name, call)
+            assert_plain_500(resp, (name, call))
     assert get(registry, f"{API}/services").status_code == 200  # the database still answers
     # register: the node and the row are written, THEN the cache eviction fails
     resp = reg(registry, "svc", "http://new:2", meta={"instance_id": "svc-2", "status": "healthy"})
-    assert resp.status_code == 500 and resp.json()["detail"].startswith("Failed to register service")
+    assert_plain_500(resp)
     data, stat = kazoo_client.get(node_path(registry, "svc", "svc-2"))
     assert json.loads(data)["service_url"] == "http://new:2"
     assert stat.ephemeralOwner == registry.server.session_id
     rows = {r["service_name"]: r for r in get(registry, f"{API}/services").json()}
     assert rows["svc"]["service_url"] == "http://new:2"
     # deregister: the node is deleted and the row marked, THEN 500
-    resp = dereg(registry, "svc", "svc-1")
-    assert resp.status_code == 500 and resp.json()["detail"].startswith("Failed to deregister service")
+    assert_plain_500(dereg(registry, "svc", "svc-1"))
     assert kazoo_client.exists(node_path(registry, "svc", "svc-1")) is None
     assert {r["service_name"]: r for r in get(registry, f"{API}/services").json()}["svc"]["status"] == "unknown"
     # Redis back: it restarted empty, so reads show ZooKeeper's truth at once
@@ -495,27 +551,36 @@ def test_redis_fault_fails_every_instance_read_and_fails_writes_after_doing_them
 def test_postgres_fault_fails_the_services_list_and_fails_writes_after_the_node(registry, kazoo_client):
     reg(registry, "svc", meta={"instance_id": "svc-1", "status": "healthy"})
     registry.server.faults.add("postgres")
-    health = get(registry, "/health").json()
-    assert health["postgres"] == "unhealthy" and health["status"] == "unhealthy"
-    assert health["redis"] == health["zookeeper"] == "healthy"
-    resp = get(registry, f"{API}/services")
-    assert resp.status_code == 500 and "postgres" in resp.json()["detail"]
+    health = get(registry, "/health")
+    assert health.status_code == 503 and health.json() == {"detail": "Service unhealthy"}
+    assert_plain_500(get(registry, f"{API}/services"))
     reads = per_service_reads(registry, "svc")
+    # the health call probes, then fails writing its verdict to the row
     assert {call: r.status_code for call, r in reads.items()} == {
-        "instances": 200, "url": 200, "discover": 200, "health": 200}
+        "instances": 200, "url": 200, "discover": 200, "health": 500}
     # register: the node is created (live), then the row fails: 500
-    resp = reg(registry, "new", meta={"instance_id": "new-1", "status": "healthy"})
-    assert resp.status_code == 500 and resp.json()["detail"].startswith("Failed to register service")
+    assert_plain_500(reg(registry, "new", meta={"instance_id": "new-1", "status": "healthy"}))
     assert kazoo_client.exists(node_path(registry, "new", "new-1")).ephemeralOwner == registry.server.session_id
     assert [i["instance_id"] for i in get(registry, f"{API}/services/new").json()] == ["new-1"]
     # deregister: the node is deleted, then 500
-    resp = dereg(registry, "svc", "svc-1")
-    assert resp.status_code == 500 and resp.json()["detail"].startswith("Failed to deregister service")
+    assert_plain_500(dereg(registry, "svc", "svc-1"))
     assert kazoo_client.exists(node_path(registry, "svc", "svc-1")) is None
     registry.server.faults.discard("postgres")
     rows = {r["service_name"]: r for r in get(registry, f"{API}/services").json()}
     assert "new" not in rows  # the row was never written
     assert rows["svc"]["status"] == "healthy"  # nor was the deregistration
+
+
+def test_simulated_redis_or_postgres_trouble_is_the_bare_503_too(registry):
+    for component in ("redis", "postgres"):
+        registry.server.simulate = {component: "unhealthy"}
+        resp = get(registry, "/health")
+        assert resp.status_code == 503 and resp.json() == {"detail": "Service unhealthy"}, component
+    registry.server.simulate = {"kafka": "unhealthy"}
+    body = get(registry, "/health").json()
+    assert (body["status"], body["kafka"], body["redis"], body["postgres"]) == (
+        "unhealthy", "unhealthy", "healthy", "healthy")
+    assert isinstance(body["timestamp"], float)  # the real one's event-loop clock
 
 
 def test_lost_zk_client_fails_registry_calls_while_zookeeper_is_fine(make_registry, kazoo_client):
@@ -527,13 +592,12 @@ def test_lost_zk_client_fails_registry_calls_while_zookeeper_is_fine(make_regist
     assert health["zookeeper"] == "unhealthy" and health["status"] == "unhealthy"
     assert health["redis"] == health["postgres"] == "healthy"
     assert kazoo_client.get_children("/") is not None  # ZooKeeper itself answers
-    resp = reg(registry, "svc", meta={"instance_id": "svc-2", "status": "healthy"})
-    assert resp.status_code == 500 and "Connection has been closed" in resp.json()["detail"]
+    assert_plain_500(reg(registry, "svc", meta={"instance_id": "svc-2", "status": "healthy"}))
     assert kazoo_client.exists(node_path(registry, "svc", "svc-2")) is None
-    for name in ("svc", "config-service"):
-        assert get(registry, f"{API}/services/{name}").status_code == 500
-        assert get(registry, f"{API}/services/{name}/url").status_code == 500
-    assert dereg(registry, "svc", "svc-1").status_code == 500
+    for name in ("svc", "config-service"):  # not cached: read from ZooKeeper, which the client cannot
+        assert_plain_500(get(registry, f"{API}/services/{name}"))
+        assert_plain_500(get(registry, f"{API}/services/{name}/url"))
+    assert_plain_500(dereg(registry, "svc", "svc-1"))
     assert get(registry, f"{API}/services").status_code == 200  # the database is fine
     # the session was abandoned, not closed: its nodes linger until it times out
     assert kazoo_client.exists(node_path(registry, "svc", "svc-1")).ephemeralOwner == old_session
@@ -546,21 +610,27 @@ def test_lost_zk_client_fails_registry_calls_while_zookeeper_is_fine(make_regist
     assert reg(registry, "svc", meta={"instance_id": "svc-3", "status": "healthy"}).status_code == 201
 
 
-def test_restart_leaves_the_old_sessions_nodes_lingering_until_its_timeout(make_registry, kazoo_client):
+def test_crash_restart_rewrites_its_own_node_in_place_and_everything_vanishes_with_the_old_session(
+        make_registry, kazoo_client):
     registry = make_registry(zk_timeout=4.0)
     for i in range(3):
         reg(registry, "svc", meta={"instance_id": f"svc-{i}", "status": "healthy"})
     assert len(get(registry, f"{API}/services/svc").json()) == 3  # cached
+    own_path = node_path(registry, "config-service", "config-service-1")
+    before = kazoo_client.exists(own_path)
     old_session = registry.server.session_id
     registry.server.restart(linger=True)
     new_session = registry.server.session_id
     assert new_session not in (None, old_session)
     assert registry.server.abandoned_sessions == [old_session]
-    own = kazoo_client.exists(node_path(registry, "config-service", "config-service-1"))
-    assert own.ephemeralOwner == new_session  # it re-registered itself under the new session
+    own = kazoo_client.exists(own_path)
+    # exists-then-set: rewritten in place, still the old session's, so it goes with it
+    assert (own.version, own.ephemeralOwner) == (1, old_session) and own.mtime >= before.mtime
     owners = {c: kazoo_client.exists(f"{registry.base_path}/svc/instances/{c}").ephemeralOwner
               for c in kazoo_client.get_children(f"{registry.base_path}/svc/instances")}
     assert owners == {f"svc-{i}": old_session for i in range(3)}  # lingering, owned by a gone session
+    # the cache ("Redis", another process) outlived the restart
+    assert len(get(registry, f"{API}/services/svc").json()) == 3
     # the trap: registering an id again only updates the lingering node in place...
     assert reg(registry, "svc", "http://again:1", meta={"instance_id": "svc-0", "status": "healthy"}).status_code == 201
     assert kazoo_client.exists(node_path(registry, "svc", "svc-0")).ephemeralOwner == old_session
@@ -570,20 +640,24 @@ def test_restart_leaves_the_old_sessions_nodes_lingering_until_its_timeout(make_
     assert kazoo_client.exists(node_path(registry, "svc", "svc-1")).ephemeralOwner == new_session
     assert wait_until(lambda: kazoo_client.get_children(f"{registry.base_path}/svc/instances") == ["svc-1"])
     assert [i["instance_id"] for i in get(registry, f"{API}/services/svc").json()] == ["svc-1"]
-    assert kazoo_client.exists(node_path(registry, "config-service", "config-service-1")) is not None
-    rows = {r["service_name"] for r in get(registry, f"{API}/services").json()}
-    assert {"svc", "config-service"} <= rows  # the database rows remain
+    # its own node went with the old session: none until its next start
+    assert kazoo_client.exists(own_path) is None
+    assert get(registry, "/health").json()["zookeeper"] == "healthy"
+    registry.server.restart(linger=False)
+    own = kazoo_client.exists(own_path)
+    assert (own.version, own.ephemeralOwner) == (0, registry.server.session_id)
 
 
-def test_restart_without_linger_closes_the_old_session_at_once(make_registry, kazoo_client):
+def test_graceful_restart_closes_the_old_session_at_once(make_registry, kazoo_client):
     registry = make_registry()
     reg(registry, "svc", meta={"instance_id": "svc-1", "status": "healthy"})
     assert len(get(registry, f"{API}/services/svc").json()) == 1  # cached
     registry.server.restart(linger=False)
     assert kazoo_client.exists(node_path(registry, "svc", "svc-1")) is None
-    assert get(registry, f"{API}/services/svc").json() == []  # the cache went with the process
+    # the cache is Redis's, not the process's: the gone instance is served until it expires
+    assert [i["instance_id"] for i in get(registry, f"{API}/services/svc").json()] == ["svc-1"]
     own = kazoo_client.exists(node_path(registry, "config-service", "config-service-1"))
-    assert own.ephemeralOwner == registry.server.session_id
+    assert (own.version, own.ephemeralOwner) == (0, registry.server.session_id)
     assert registry.server.abandoned_sessions == []
 
 
@@ -598,14 +672,14 @@ def test_fault_flag_on_the_command_line(zk_server, tmp_path):
     try:
         def answers():
             try:
-                return httpx.get(url + "/health", timeout=2).status_code == 200
+                return httpx.get(url + "/live", timeout=2).status_code == 200
             except httpx.TransportError:
                 return False
         assert wait_until(answers), proc.tail(log, 20)
-        health = httpx.get(url + "/health", timeout=5).json()
-        assert (health["redis"], health["postgres"], health["zookeeper"]) == ("unhealthy", "unhealthy", "healthy")
-        assert httpx.get(url + API + "/services", timeout=5).status_code == 500
-        assert httpx.get(url + API + "/services/config-service", timeout=5).status_code == 500
+        health = httpx.get(url + "/health", timeout=5)
+        assert health.status_code == 503 and health.json() == {"detail": "Service unhealthy"}
+        assert_plain_500(httpx.get(url + API + "/services", timeout=5))
+        assert_plain_500(httpx.get(url + API + "/services/config-service", timeout=5))
     finally:
         proc.stop_process(pid, timeout=5)
     bad = subprocess.run([sys.executable, "-m", "regctl.sandbox.registry", "--fault", "kafka"],

@@ -6,12 +6,24 @@ import json
 from pathlib import Path
 
 
+def current_session(dir: Path) -> int | None:
+    """The registry's current ZooKeeper session id, as it wrote it at start (None when unknown)."""
+    from regctl.sandbox.stack import SESSION_FILE
+
+    try:
+        return int((dir / SESSION_FILE).read_text().strip(), 16)
+    except (OSError, ValueError):
+        return None
+
+
 def check_registrations(dir: Path, state: dict) -> list[str]:
     """After the registry came back: is every instance node owned by its current session?
 
-    The registry's own node tells which session that is. Demo instances that did
-    not come back, and other instances that belong to a session nobody holds any
-    more (they vanish when it times out), each give one warning.
+    The current session is the one the registry wrote to its session file at start
+    (its own node does not tell: after a crash the registry rewrites that node in
+    place, and it keeps the dead session). Demo instances that did not come back, and
+    other instances (its own node included) that belong to a session nobody holds
+    any more (they vanish when it times out), each give one warning.
     """
     from kazoo.client import KazooClient
 
@@ -23,16 +35,18 @@ def check_registrations(dir: Path, state: dict) -> list[str]:
         pass
     expected = {(p["service_name"], p["registered_id"]) for p in planted
                 if isinstance(p, dict) and not p.get("deregister") and "registered_id" in p}
+    owner = current_session(dir)
+    if owner is None:
+        return ["could not check the registrations: the registry's current session is not known "
+                f"(no {dir / 'registry-session'})"]
     zk = KazooClient(hosts=state["zk_hosts"], timeout=5.0)
     try:
         zk.start(timeout=10)
     except Exception as exc:
         return [f"could not check the registrations in ZooKeeper: {exc}"]
+    own_path = f"{base}/config-service/instances/config-service-1"
+    own_stale = False
     try:
-        own = zk.exists(f"{base}/config-service/instances/config-service-1")
-        if own is None:
-            return ["the registry's own node is missing from ZooKeeper"]
-        owner = own.ephemeralOwner
         found, foreign = set(), []
         for service in zk.get_children(base or "/"):
             try:
@@ -40,11 +54,14 @@ def check_registrations(dir: Path, state: dict) -> list[str]:
             except Exception:
                 continue
             for child in children:
-                stat = zk.exists(f"{base}/{service}/instances/{child}")
+                path = f"{base}/{service}/instances/{child}"
+                stat = zk.exists(path)
                 if stat is None:
                     continue
                 if stat.ephemeralOwner == owner:
                     found.add((service, child))
+                elif path == own_path:
+                    own_stale = True
                 else:
                     foreign.append(f"{service}/{child}")
     except Exception as exc:
@@ -56,6 +73,10 @@ def check_registrations(dir: Path, state: dict) -> list[str]:
     missing = sorted(f"{s}/{i}" for s, i in expected - found)
     if missing:
         out.append(f"demo instances did not register again: {', '.join(missing)}")
+    if own_stale:
+        out.append("the registry's own node was rewritten in place under its previous session (as the real "
+                   "Config Service does after a crash) and vanishes when that session times out; the registry "
+                   "has no node of its own until it is restarted")
     if foreign:
         out.append(f"{len(foreign)} instance(s) belong to the registry's previous session and vanish when it "
                    f"times out ({', '.join(sorted(foreign)[:5])}{', ...' if len(foreign) > 5 else ''}); "

@@ -1,35 +1,42 @@
 """A Config Service look-alike: the registry HTTP API over a real ZooKeeper.
 
-It follows ``registry-contract.md`` exactly, quirks included, so that regctl's
-tests mean something against it:
+It behaves as the real service's code does (``shared/config-service``, both
+generations; ``registry-contract.md`` describes it), quirks and failures included, so
+that regctl's tests mean something against it; ``tests/test_real_parity.py`` holds
+it against the real service scenario by scenario:
 
 * instances are EPHEMERAL nodes owned by *this server's* kazoo session (stop the
   server and they all vanish; a crashed microservice's instance stays: a zombie);
+  a node is written exists-then-``set``: registering an existing id rewrites it in
+  place, keeping the session that created it;
 * the "database" (PostgreSQL in production) keeps one row per service name, the
-  last registration wins, deregistration only sets ``status`` to ``unknown``; rows
-  are persisted to ``db_path`` (JSON) when given, so they survive a restart;
-* ``GET /services/{name}`` is served from an in-memory cache ("Redis") up to
-  ``cache_ttl`` seconds old; only register/deregister through the API clear it;
-* an instance's ``status`` is what it registered (``unknown`` when absent), and a
-  status the real service's enum cannot parse makes every read of that service
-  answer 500;
-* ``/services/{name}/url`` only returns instances whose status is ``healthy``.
+  last registration wins (status always ``healthy``, ``registered_at`` from the
+  first), deregistration only sets ``status`` to ``unknown``; rows are persisted to
+  ``db_path`` (JSON) when given, so they survive a restart;
+* instance lists are cached in "Redis" (:class:`regctl.sandbox.registry_db.Cache`,
+  kept in ``cache_path`` when given) for ``cache_ttl`` seconds; only register and
+  deregister through the API evict them, and a restart of the registry does not;
+* an instance's ``status`` is what it registered (``unknown`` when absent); a status
+  the real service's enum cannot parse (``UP``, ``null``) makes every read of that
+  service answer 500;
+* ``/services/{name}/url`` only returns instances whose status is ``healthy``;
+* at start it registers itself through the same exists-then-``set`` path (no row):
+  after a crash its own node still exists, so it is rewritten in place
+  (``stat.version`` 0 -> 1, ``ephemeralOwner`` the old session) and vanishes with the
+  old session; a graceful stop deregisters it and closes the session.
 
-It fails the way the contract's "How it fails" table says, on demand: the
-``faults`` set (``"redis"``, ``"postgres"``), :meth:`RegistryServer.lose_zk_client`
-and :meth:`RegistryServer.restart` (the old session abandoned, its nodes lingering
-until its timeout). The server reaches ZooKeeper through a loopback relay
-(:mod:`regctl.sandbox.zkrelay`) so that a session can be abandoned without closing it.
+It fails the way the real one does, on demand: the ``faults`` set (``"redis"``,
+``"postgres"``), :meth:`RegistryServer.lose_zk_client` and
+:meth:`RegistryServer.restart` (``linger=True``: a crash, the old session abandoned,
+its nodes lingering until its timeout). Anything the real service leaves unhandled
+answers Starlette's plain-text ``500 Internal Server Error``; ``/health`` answers a
+bare ``503 {"detail": "Service unhealthy"}`` while Redis or PostgreSQL is down. The
+server reaches ZooKeeper through a loopback relay (:mod:`regctl.sandbox.zkrelay`) so
+that a session can be abandoned without closing it.
 
 Two generations: ``earlier`` (the default) and ``later`` (a background health
 monitor, ``/internal/health-status``, ``/health/detailed``, the slow retrying health
 call, seeded rows; see :mod:`regctl.sandbox.registry_monitor`).
-
-Health probes of the earlier generation (``POST /services/{name}/health``): every
-instance's ``health_check_url`` is fetched (GET, ``health_timeout`` seconds, in
-parallel); the service is **healthy when at least one instance answers 2xx**,
-unhealthy when none does, unknown when it has no instances; the verdict is written
-to the service's row. An instance without a health URL counts as failed.
 
 The HTTP routing lives in :mod:`regctl.sandbox.registry_http`. Stdlib
 ``ThreadingHTTPServer`` + kazoo + httpx only. Runnable::
@@ -51,12 +58,9 @@ from typing import Any, Iterable
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import (
-    BadArgumentsError,
     ConnectionClosedError,
     ConnectionLoss,
-    NodeExistsError,
     NoNodeError,
-    NotEmptyError,
     OperationTimeoutError,
     SessionExpiredError,
 )
@@ -65,11 +69,12 @@ from kazoo.retry import KazooRetry
 
 from regctl.errors import SandboxError
 from regctl.names import VALID_STATUSES  # the real service's ServiceStatus enum
-from regctl.sandbox.registry_db import Database  # noqa: F401  (re-exported)
+from regctl.sandbox.registry_db import INSERT_WINDOW, Cache, Database, UniqueViolation  # noqa: F401
 from regctl.sandbox.registry_http import (  # noqa: F401  (re-exported)
     BackendDown,
     Handler,
     HTTPError,
+    InvalidNode,
     InvalidStatus,
     ZkUnavailable,
     iso_now,
@@ -81,34 +86,45 @@ log = logging.getLogger("regctl.sandbox.registry")
 
 PREFIX = "/api/v1/registry"
 COMPONENTS = ("redis", "postgres", "kafka", "zookeeper")
-VERSION = "sandbox"
 #: what ``faults`` may hold
 FAULTS = ("redis", "postgres")
 GENERATIONS = ("earlier", "later")
-#: what the real service's clients say when their backend is gone
-REDIS_DOWN = "Error 111 connecting to redis:6379. Connection refused."
-POSTGRES_DOWN = ('(psycopg2.OperationalError) connection to server at "postgres", port 5432 failed: '
-                 "Connection refused")
+#: what the real service's clients say when their backend is gone (logged, never sent)
+REDIS_DOWN = "Error 111 connecting to 127.0.0.1:6379. Connection refused."
+POSTGRES_DOWN = "[Errno 111] Connect call failed ('127.0.0.1', 5432)"
 ZK_CLIENT_CLOSED = "Connection has been closed"
 
 _ZK_DOWN = (KazooTimeoutError, ConnectionLoss, ConnectionClosedError, SessionExpiredError,
             OperationTimeoutError)
 
 
+def instances_key(name: str) -> str:
+    """The real service's Redis key for a service's cached instance list."""
+    return f"registry:instances:{name}"
+
+
 class RegistryServer:
     """The registry API on ``http://host:port``; see the module docstring for the behaviour.
 
-    ``self_url=None`` registers the server under its own real URL. ``simulate`` maps
-    components (``redis``, ``postgres``, ``kafka``, ``zookeeper``) to the status
-    ``/health`` reports; ``{"health_check": "broken"}`` makes ``/health`` answer 503;
-    ``{"delay": "1.5"}`` delays every answer by that many seconds. It is read on
-    every request, so tests may change ``server.simulate`` while it runs.
+    ``self_url`` is the URL it registers itself under (the real one uses
+    ``http://config-service:8082``); None registers its own real URL. ``simulate`` maps
+    ``kafka`` and ``zookeeper`` to the status ``/health`` reports (``redis`` or
+    ``postgres`` set to anything but ``healthy`` make ``/health`` answer the bare 503,
+    as the real one does for them); ``{"health_check": "broken"}`` makes ``/health``
+    answer 503; ``{"delay": "1.5"}`` delays every answer by that many seconds. It is
+    read on every request, so tests may change ``server.simulate`` while it runs.
 
-    Failures as the contract describes them (read on every request, change them at will):
+    Failures as the real service has them (read on every request, change them at will):
     ``faults`` is a set holding ``"redis"`` (the cache is unreachable: instance reads
     answer 500, writes happen and then answer 500) and/or ``"postgres"`` (the
     database is unreachable: ``GET /services`` 500, writes touch ZooKeeper and then
-    answer 500). See :meth:`lose_zk_client` and :meth:`restart` for the others.
+    answer 500, health calls probe and then answer 500). See :meth:`lose_zk_client` and
+    :meth:`restart` for the others.
+
+    ``db_path`` keeps the rows in a JSON file, ``cache_path`` the cache (both outlive
+    the process, as PostgreSQL and Redis do). ``session_file`` gets the current
+    ZooKeeper session id (hex) whenever one starts: the sandbox's own bookkeeping, the
+    real service tells nobody.
 
     ``generation``: ``"earlier"`` (no ``/health/detailed``, no monitor) or ``"later"``
     (see :mod:`regctl.sandbox.registry_monitor` for ``monitor_interval``,
@@ -128,12 +144,13 @@ class RegistryServer:
                  base_path: str = "/services", db_path: str | Path | None = None,
                  instance_id: str = "config-service-1", self_url: str | None = "http://config-service:8082",
                  cache_ttl: float = 60.0, zk_timeout: float = 5.0, *, detailed_health: bool | None = None,
-                 health_timeout: float = 2.0, simulate: dict | None = None, verbose: bool = False,
+                 health_timeout: float = 3.0, simulate: dict | None = None, verbose: bool = False,
                  required_headers: dict | None = None, ssl_context: Any = None,
                  certfile: str | Path | None = None, keyfile: str | Path | None = None,
                  faults: Iterable[str] = (), generation: str = "earlier", monitor_interval: float = 30.0,
-                 monitor_ttl: float = 60.0, retry_delays: tuple[float, ...] = (1.0, 2.0),
-                 probe_timeout: float = 3.0, seed_rows: bool = False) -> None:
+                 monitor_ttl: float | None = None, retry_delays: tuple[float, ...] = (1.0, 2.0),
+                 probe_timeout: float = 3.0, seed_rows: bool = False, cache_path: str | Path | None = None,
+                 session_file: str | Path | None = None) -> None:
         if generation not in GENERATIONS:
             raise ValueError(f"generation must be one of {GENERATIONS}, not {generation!r}")
         self.host = host
@@ -141,6 +158,8 @@ class RegistryServer:
         self.zk_hosts = zk_hosts
         self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else "/"
         self.db = Database(Path(db_path) if db_path else None)
+        self.cache = Cache(Path(cache_path) if cache_path else None)
+        self.session_file = Path(session_file) if session_file else None
         self.instance_id = instance_id
         self._self_url = self_url
         self.cache_ttl = cache_ttl
@@ -160,15 +179,15 @@ class RegistryServer:
             ssl_context.load_cert_chain(str(certfile), str(keyfile) if keyfile else None)
         self.ssl_context = ssl_context
         self.monitor_interval = monitor_interval
-        self.monitor_ttl = monitor_ttl
+        self._monitor_ttl = monitor_ttl
         self.retry_delays = tuple(retry_delays)
         self.probe_timeout = probe_timeout
         self.seed_rows = seed_rows
+        #: seconds between a first registration's SELECT and its INSERT (see Database.register)
+        self.insert_window = INSERT_WINDOW
         self.monitor = None  # a registry_monitor.Monitor in the later generation, once started
         #: session ids given up by lose_zk_client()/restart(), oldest first
         self.abandoned_sessions: list[int] = []
-        self._cache: dict[str, tuple[float, list[dict]]] = {}
-        self._cache_lock = threading.Lock()
         self._redis_was_down = False
         self._zk: KazooClient | None = None
         self._relay: Relay | None = None
@@ -195,6 +214,22 @@ class RegistryServer:
         return self._self_url or self.url
 
     @property
+    def own_node(self) -> str:
+        """Its own instance node: ``{base}/config-service/instances/{instance_id}``."""
+        return f"{self._instances_path('config-service')}/{self.instance_id}"
+
+    @property
+    def monitor_ttl(self) -> float:
+        """How long a monitor verdict lives: the real ``max(2 x interval, 30 s)`` unless set."""
+        if self._monitor_ttl is not None:
+            return self._monitor_ttl
+        return max(int(self.monitor_interval) * 2, 30)
+
+    @monitor_ttl.setter
+    def monitor_ttl(self, value: float | None) -> None:
+        self._monitor_ttl = value
+
+    @property
     def detailed_health(self) -> bool:
         """Whether ``POST /services/{name}/health/detailed`` exists."""
         if self._detailed_health is not None:
@@ -219,7 +254,7 @@ class RegistryServer:
         return zk is not None and not self._zk_lost and zk.state == KazooState.CONNECTED
 
     def start(self) -> "RegistryServer":
-        """Connect to ZooKeeper, register itself, serve HTTP in a background thread."""
+        """Connect to ZooKeeper, serve HTTP in a background thread, register itself."""
         self._connect()
         try:
             self._call("ensure_path", self.base_path)
@@ -250,7 +285,10 @@ class RegistryServer:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the ZooKeeper session (all its ephemeral nodes vanish). Idempotent."""
+        """A graceful stop: stop serving, deregister its own node, close the session. Idempotent.
+
+        Every ephemeral node of the session vanishes with it.
+        """
         if self._stopped.is_set():
             return
         self._stopped.set()
@@ -261,6 +299,7 @@ class RegistryServer:
             self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._deregister_self()
         self._disconnect(close=True)
 
     def __enter__(self) -> "RegistryServer":
@@ -275,31 +314,36 @@ class RegistryServer:
 
         Its session is abandoned, not closed (its nodes vanish when it times out);
         ``/health`` shows ``zookeeper`` unhealthy while ZooKeeper is fine; register,
-        deregister and per-service reads answer 500 until :meth:`restart`. The cache
-        is emptied (its entries would have expired during such an outage).
+        deregister and per-service reads that miss the cache answer 500 until
+        :meth:`restart`.
         """
         with self._zk_lock:
             self._zk_lost = True
             self._disconnect(close=False)
-            self.clear_cache()
         log.warning("the ZooKeeper client gave up (session abandoned)")
 
     def restart(self, linger: bool = True) -> None:
-        """A process restart on the same port and database: new session, cache emptied, itself re-registered.
+        """A process restart on the same port, database and cache; itself registered again.
 
-        ``linger=True`` abandons the old session without closing it, so its nodes stay
-        visible (owned by a session nobody holds) until ``zk_timeout`` and then vanish;
-        ``linger=False`` closes it (they vanish at once). Rows remain; nothing but
-        the server's own node is registered again.
+        ``linger=True`` is a crash (``kill -9``): the old session is abandoned without
+        being closed, so its nodes stay visible (owned by a session nobody holds)
+        until ``zk_timeout`` and then vanish, its own node included: the new process
+        finds that node and rewrites it in place (``stat.version`` 1, the old owner),
+        so from the expiry until the next start it has no node of its own.
+        ``linger=False`` is a graceful restart: its own node is deregistered and the
+        session closed (every node vanishes at once), then it registers itself anew.
+        Rows and the cache ("Redis", another process) remain; a later-generation
+        monitor starts a cycle at once, as the real one does at start-up.
         """
         with self._zk_lock:
+            if not linger:
+                self._deregister_self()
             self._disconnect(close=not linger)
-            self.clear_cache()
-            if self.monitor is not None:
-                self.monitor.reset()
             self._zk_lost = False
             self._connect()
         self._register_self()
+        if self.monitor is not None:
+            self.monitor.kick()
         log.info("restarted: new ZooKeeper session 0x%x", self.session_id or 0)
 
     def _connect(self) -> None:
@@ -316,6 +360,11 @@ class RegistryServer:
             raise SandboxError(f"registry could not connect to ZooKeeper at {self.zk_hosts}: {exc}",
                                where=self.zk_hosts, hint="start ZooKeeper first") from exc
         self._zk, self._relay = zk, relay
+        if self.session_file is not None and zk.client_id is not None:
+            try:
+                self.session_file.write_text(f"0x{zk.client_id[0]:x}\n")
+            except OSError as exc:
+                log.warning("could not write %s: %s", self.session_file, exc)
 
     def _disconnect(self, close: bool) -> None:
         """Close the session (``close``) or abandon it: cut the relay first so the goodbye never arrives."""
@@ -359,7 +408,7 @@ class RegistryServer:
             raise BackendDown("redis", REDIS_DOWN)
         if self._redis_was_down:
             self._redis_was_down = False
-            self.clear_cache()
+            self.cache.clear()
 
     def check_postgres(self) -> None:
         """BackendDown while the ``postgres`` fault is on."""
@@ -367,141 +416,145 @@ class RegistryServer:
             raise BackendDown("postgres", POSTGRES_DOWN)
 
     def clear_cache(self, name: str | None = None) -> None:
-        with self._cache_lock:
-            if name is None:
-                self._cache.clear()
-            else:
-                self._cache.pop(name, None)
+        """Forget cached instance lists (every one, or ``name``'s): a test's shortcut, not an API call."""
+        if name is None:
+            self.cache.clear()
+        else:
+            self.cache.delete(instances_key(name))
 
     def list_rows(self) -> list[dict]:
-        """``GET /services``: the database rows."""
+        """The database rows as stored (raises BackendDown while PostgreSQL is down)."""
         self.check_postgres()
         return self.db.rows()
 
-    def record_verdict(self, name: str, status: str, last_health_check: str | None = None) -> None:
-        """A health verdict written to the service's row; skipped (logged) while the database is down."""
-        if "postgres" in self.faults:
-            log.warning("could not write %s's health verdict %r: %s", name, status, POSTGRES_DOWN)
-            return
+    def list_services(self) -> list[dict]:
+        """``GET /services``: each row as the real ``ServiceInstance`` with nulls left out.
+
+        A status the enum cannot parse reads ``unknown``; ``service_metadata`` is at
+        least ``{}``; ``last_health_check`` and ``instance_id`` are never listed.
+        """
+        out = []
+        for row in self.list_rows():
+            item: dict[str, Any] = {"service_name": row.get("service_name"), "service_url": row.get("service_url"),
+                                    "health_check_url": row.get("health_check_url"),
+                                    "status": row.get("status") if row.get("status") in VALID_STATUSES else "unknown",
+                                    "service_metadata": row.get("service_metadata") or {},
+                                    "registered_at": row.get("registered_at") or None}
+            out.append({k: v for k, v in item.items() if v is not None})
+        return out
+
+    def record_status(self, name: str, status: str, last_health_check: str | None = None) -> None:
+        """A health verdict written to the service's row (raises BackendDown while PostgreSQL is down)."""
+        self.check_postgres()
         self.db.set_status(name, status, last_health_check)
 
-    def register(self, req: dict) -> str:
-        """Write the node (create, or ``set`` in place), then the row, then evict the cache."""
+    def register(self, req: dict) -> Any:
+        """Write the node (exists-then-create/set), then the row, then evict the cache; return the id."""
         name = req["service_name"]
-        meta = dict(req.get("service_metadata") or {})
-        instance_id = str(meta.get("instance_id") or uuid.uuid4())
-        path = f"{self._instances_path(name)}/{instance_id}"
-        self._write_node(path, self._payload(req, meta, instance_id), replace_foreign=False)
+        meta = req.get("service_metadata") or {}
+        payload = {"health_check_url": req.get("health_check_url"), **meta}
+        instance_id = payload.get("instance_id") or str(uuid.uuid4())
+        self._write_node(self._instances_path(name), instance_id,
+                         {**payload, "instance_id": instance_id, "service_url": req["service_url"]})
         self.check_postgres()
-        self.db.upsert(self._row(req, meta))
+        self.db.register({"service_name": name, "service_url": req["service_url"],
+                          "health_check_url": req.get("health_check_url"), "status": "healthy",
+                          "service_metadata": meta}, self.insert_window)
         self.check_redis()
-        self.clear_cache(name)
+        self.cache.delete(instances_key(name))
         log.debug("registered %s/%s at %s", name, instance_id, req["service_url"])
         return instance_id
 
     def deregister(self, name: str, instance_id: str) -> None:
         """Delete the node (absent is fine), then mark the row ``unknown``, then evict the cache."""
-        path = f"{self._instances_path(name)}/{instance_id}"
         try:
-            self._call("delete", path)
-        except (NoNodeError, BadArgumentsError, NotEmptyError):
+            self._call("delete", f"{self._instances_path(name)}/{instance_id}")
+        except NoNodeError:
             pass
         self.check_postgres()
         self.db.set_status(name, "unknown")
         self.check_redis()
-        self.clear_cache(name)
+        self.cache.delete(instances_key(name))
         log.debug("deregistered %s/%s", name, instance_id)
 
-    @staticmethod
-    def _payload(req: dict, meta: dict, instance_id: str) -> bytes:
-        payload = dict(meta)
-        payload.setdefault("health_check_url", req.get("health_check_url"))
-        payload["instance_id"] = instance_id
-        payload["service_url"] = req["service_url"]
-        return json.dumps(payload).encode("utf-8")
-
-    @staticmethod
-    def _row(req: dict, meta: dict) -> dict:
-        return {"service_name": req["service_name"], "service_url": req["service_url"],
-                "health_check_url": req.get("health_check_url"), "status": meta.get("status") or "unknown",
-                "service_metadata": req.get("service_metadata"), "registered_at": utc_now_str()}
-
-    def _write_node(self, path: str, data: bytes, replace_foreign: bool) -> None:
-        stat = self._call("exists", path)
-        if stat is not None and replace_foreign and stat.ephemeralOwner != self.session_id:
-            try:  # a node left by an earlier session of ours would vanish with it
-                self._call("delete", path)
-            except NoNodeError:
-                pass
-            stat = None
-        if stat is not None:
-            self._call("set", path, data)
-            return
-        try:
+    def _write_node(self, parent: str, instance_id: Any, payload: dict) -> None:
+        """The real client's write: ``exists``, then ``create`` (ephemeral) or ``set`` in place."""
+        data = json.dumps(payload).encode("utf-8")
+        self._call("ensure_path", parent)
+        path = f"{parent}/{instance_id}"
+        if self._call("exists", path) is None:
             self._call("create", path, data, ephemeral=True, makepath=True)
-        except NodeExistsError:
+        else:
             self._call("set", path, data)
 
     def _register_self(self) -> None:
-        """Its own node, always under the current session; its row when the database is there."""
-        req = {"service_name": "config-service", "service_url": self.self_url,
-               "health_check_url": self.self_url.rstrip("/") + "/health",
-               "service_metadata": {"instance_id": self.instance_id, "status": "healthy", "version": VERSION}}
-        path = f"{self._instances_path('config-service')}/{self.instance_id}"
-        self._write_node(path, self._payload(req, req["service_metadata"], self.instance_id), replace_foreign=True)
-        if "postgres" not in self.faults:
-            self.db.upsert(self._row(req, req["service_metadata"]))
-        self.clear_cache("config-service")
+        """Its own node, through the same exists-then-set path (no row), as the real start-up does.
+
+        Failures are logged, not raised: the real one starts without its node then.
+        """
+        url = self.self_url.rstrip("/")
+        meta = {"instance_id": self.instance_id, "health_check_url": url + "/health", "status": "healthy"}
+        try:
+            self._write_node(self._instances_path("config-service"), self.instance_id,
+                             {**meta, "instance_id": self.instance_id, "service_url": url})
+        except Exception as exc:
+            log.warning("Failed to register service in ZooKeeper: %s", exc)
+
+    def _deregister_self(self) -> None:
+        """What a graceful shutdown does before closing its session; errors are ignored there too."""
+        if self._zk is None or self._zk_lost:
+            return
+        try:
+            self._call("delete", self.own_node)
+        except Exception:
+            pass
 
     def instances(self, name: str) -> list[dict]:
-        """Live instances (cached up to ``cache_ttl``); raises InvalidStatus / ZkUnavailable / BackendDown."""
-        self.check_redis()
-        now = time.monotonic()
-        with self._cache_lock:
-            hit = self._cache.get(name)
-        if hit is not None and now - hit[0] < self.cache_ttl:
-            result = hit[1]
-        else:
-            result = self._read_instances(name)
-            if self.cache_ttl > 0:
-                with self._cache_lock:
-                    self._cache[name] = (now, result)
-        bad = next((i["status"] for i in result if i["status"] not in VALID_STATUSES), None)
-        if bad is not None:
-            raise InvalidStatus(f"{bad!r} is not a valid ServiceStatus")
-        return [dict(i) for i in result]
+        """``get_service_instances``: the cached list, else ZooKeeper's (validated, then cached).
 
-    def _read_instances(self, name: str) -> list[dict]:
-        parent = self._instances_path(name)
-        try:
-            children = self._call("get_children", parent)
-        except (NoNodeError, BadArgumentsError):
-            return []
-        result = []
-        for child in sorted(children):
-            try:
-                data, _stat = self._call("get", f"{parent}/{child}")
-            except NoNodeError:
-                continue
-            try:
-                payload = json.loads((data or b"").decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
-                payload = None
-            if not isinstance(payload, dict):
-                log.warning("skipping %s/%s: data is not a JSON object", parent, child)
-                continue
-            status = payload.get("status")
-            if status is None:
-                status = "unknown"
-            result.append({"instance_id": payload.get("instance_id", child), "service_name": name,
-                           "service_url": payload.get("service_url"),
-                           "health_check_url": payload.get("health_check_url"),
-                           "status": status, "service_metadata": payload})
+        Raises BackendDown (Redis), InvalidStatus / InvalidNode (a node the real models
+        reject: nothing is cached then), ZkUnavailable.
+        """
+        self.check_redis()
+        cached = self.cache.get(instances_key(name))
+        if cached is not None:
+            return cached
+        result = [self._instance(name, payload) for payload in self._read_instances(name)]
+        if self.cache_ttl > 0:
+            self.cache.set(instances_key(name), result, self.cache_ttl)
         return result
 
-    def read_raw_instances(self, name: str) -> list[dict]:
-        """Straight from ZooKeeper: no cache, no status check (the monitor's view)."""
-        return self._read_instances(name)
+    @staticmethod
+    def _instance(name: str, payload: Any) -> dict:
+        """One node's JSON as the real ``ServiceInstance`` (all fields, nulls included)."""
+        if not isinstance(payload, dict):
+            raise InvalidNode(f"'{type(payload).__name__}' object has no attribute 'get'")
+        status = payload.get("status", "unknown")
+        if status not in VALID_STATUSES or not isinstance(status, str):
+            raise InvalidStatus(f"{status!r} is not a valid ServiceStatus")
+        inst = {"instance_id": payload.get("instance_id"), "service_name": name,
+                "service_url": payload.get("service_url"), "health_check_url": payload.get("health_check_url"),
+                "status": status, "service_metadata": payload}
+        for field, optional in (("instance_id", True), ("service_url", False), ("health_check_url", True)):
+            value = inst[field]
+            if not isinstance(value, str) and not (optional and value is None):
+                raise InvalidStatus(f"1 validation error for ServiceInstance\n{field}\n  Input should be a "
+                                    "valid string")
+        return inst
+
+    def _read_instances(self, name: str) -> list[Any]:
+        """Every instance node's parsed JSON (nodes that are not UTF-8 JSON are skipped, as there)."""
+        parent = self._instances_path(name)
+        if self._call("exists", parent) is None:
+            return []
+        out = []
+        for child in self._call("get_children", parent):
+            data, _stat = self._call("get", f"{parent}/{child}")  # gone meanwhile: NoNodeError, a 500 there too
+            try:
+                out.append(json.loads((data or b"").decode("utf-8")))
+            except (UnicodeDecodeError, ValueError):
+                continue
+        return out
 
     def service_names(self) -> list[str]:
         """The service directories under the base path."""
@@ -510,12 +563,6 @@ class RegistryServer:
     @property
     def stopping(self) -> bool:
         return self._stopped.is_set()
-
-    def probe(self, instances: list[dict]) -> list[dict]:
-        """GET every instance's health URL once, in parallel; one check result per instance."""
-        from regctl.sandbox.registry_monitor import probe_parallel
-
-        return probe_parallel(self, instances)
 
     def health_check(self, name: str) -> str:
         """``POST /services/{name}/health`` in this server's generation (writes the row's status)."""
@@ -530,26 +577,32 @@ class RegistryServer:
         return detailed_call(self, name)
 
     def monitor_status(self, name: str) -> dict:
-        """``GET /internal/health-status?service_id=NAME`` (later generation)."""
-        if self.monitor is None:
-            raise HTTPError(404, "Not Found")
-        return self.monitor.status(name)
+        """``GET /internal/health-status?service_id=NAME`` (later generation): read from the cache only."""
+        from regctl.sandbox.registry_monitor import health_status_key
+
+        self.check_redis()
+        found = self.cache.get(health_status_key(name))
+        if not found:
+            raise HTTPError(404, "Health status not found")
+        if isinstance(found, dict) and "service_id" not in found:
+            found["service_id"] = name
+        return found
 
     def health_report(self) -> dict:
+        """``GET /health``: Redis and PostgreSQL are pinged first, and either failing is a bare 503."""
         sim = self.simulate
         if str(sim.get("health_check", "")).lower() in ("broken", "error", "fail", "503"):
             raise HTTPError(503, "Service unhealthy")
-        report: dict[str, Any] = {}
-        for comp in COMPONENTS:
-            if comp in self.faults:
-                report[comp] = "unhealthy"
-                continue
-            default = "healthy"
-            if comp == "zookeeper":
-                default = "healthy" if self.zk_connected else "unhealthy"
-            report[comp] = str(sim.get(comp, default))
-        overall = "healthy" if all(report[c] == "healthy" for c in COMPONENTS) else "unhealthy"
-        return {"status": overall, **report, "timestamp": iso_now()}
+        if self.faults & {"redis", "postgres"} or any(
+                str(sim.get(c, "healthy")) != "healthy" for c in ("redis", "postgres")):
+            raise HTTPError(503, "Service unhealthy")
+        report: dict[str, Any] = {"redis": "healthy", "postgres": "healthy",
+                                  "kafka": str(sim.get("kafka", "healthy")),
+                                  "zookeeper": str(sim.get("zookeeper", "healthy" if self.zk_connected
+                                                           else "unhealthy"))}
+        overall = "healthy" if all(v == "healthy" for v in report.values()) else "unhealthy"
+        # the real timestamp is the event loop's clock: a float of monotonic seconds
+        return {"status": overall, **report, "timestamp": time.monotonic()}
 
 
 # ---------------------------------------------------------------------- command line

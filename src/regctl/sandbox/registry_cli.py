@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zk", default=os.environ.get("ZOOKEEPER_HOSTS", "127.0.0.1:2181"))
     parser.add_argument("--base", default=os.environ.get("ZOOKEEPER_BASE_PATH", "/services"))
     parser.add_argument("--db", default=None, help="JSON file for the service rows (survives restarts)")
+    parser.add_argument("--cache", default=None,
+                        help="JSON file for the cache, Redis's stand-in (survives restarts, entries expire)")
+    parser.add_argument("--session-file", default=None,
+                        help="file that gets the current ZooKeeper session id (hex) at every start")
     parser.add_argument("--instance-id", default=os.environ.get("SERVICE_INSTANCE_ID", "config-service-1"))
     parser.add_argument("--self-url", default=None, help="URL it registers itself under (default: its own)")
     parser.add_argument("--cache-ttl", type=float, default=60.0)
@@ -64,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                             args.self_url, args.cache_ttl, args.zk_timeout,
                             detailed_health=False if args.no_detailed_health else None, simulate=simulate,
                             verbose=args.verbose, faults=args.fault, generation=args.generation,
-                            seed_rows=args.seed_rows, monitor_interval=args.monitor_interval)
+                            seed_rows=args.seed_rows, monitor_interval=args.monitor_interval,
+                            cache_path=args.cache, session_file=args.session_file)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: done.set())

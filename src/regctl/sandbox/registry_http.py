@@ -3,6 +3,12 @@
 Stdlib ``http.server`` only. :class:`Handler` is subclassed per server with a
 ``registry`` attribute (a :class:`regctl.sandbox.registry.RegistryServer`) that does
 the work; this module knows no ZooKeeper paths.
+
+Answers are what the real service's FastAPI/Starlette stack sends: ``{"detail": ...}``
+JSON for what its handlers raise (404, 405, 422, the 503 of ``/health``), and for
+anything unhandled (Redis or PostgreSQL down, a bad stored status, a ZooKeeper
+error) Starlette's **plain-text** ``500 Internal Server Error``; the cause goes to
+the sandbox's log only, as it goes to uvicorn's log.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from kazoo.exceptions import KazooException
+from regctl.sandbox.registry_db import utc_now_str  # noqa: F401  (re-exported)
 
 log = logging.getLogger("regctl.sandbox.registry")
 
@@ -38,8 +44,13 @@ class ZkUnavailable(Exception):
     """ZooKeeper is not connected or did not answer in time."""
 
 
-class InvalidStatus(Exception):
-    """An instance's status is outside the real service's ServiceStatus enum."""
+class InvalidStatus(ValueError):
+    """An instance the real service's models reject (a status outside its ServiceStatus enum,
+    a field of the wrong type): a ``ValueError`` there, so ``/health/detailed`` answers 400."""
+
+
+class InvalidNode(Exception):
+    """An instance node whose JSON is not an object (an ``AttributeError`` in the real service)."""
 
 
 class BackendDown(Exception):
@@ -50,23 +61,13 @@ class BackendDown(Exception):
         self.component = component
 
 
-#: the real service's 500 details, per route: "<what failed>: <the backend's error>"
-FAILED = {
-    "register": "Failed to register service", "deregister": "Failed to deregister service",
-    "list_services": "Failed to get services", "get_service": "Failed to get service instances",
-    "get_url": "Failed to get service URL", "discover": "Failed to discover service",
-    "health_check": "Failed to check service health", "health_detailed": "Failed to check service health",
-}
-
-
-def utc_now_str() -> str:
-    """``2026-11-29 03:46:59.109964+00:00``: how the real service prints registered_at."""
-    return str(datetime.now(timezone.utc))
+#: Starlette's answer to an unhandled exception (text/plain)
+INTERNAL_ERROR = "Internal Server Error"
 
 
 def iso_now() -> str:
-    """``2026-11-29T03:46:59.109964Z``: how pydantic serialises an aware UTC datetime."""
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    """``2026-11-29T03:46:59.109964+00:00``: ``datetime.isoformat()``, as the later generation writes it."""
+    return datetime.now(timezone.utc).isoformat()
 
 
 def _missing(loc: list, body: Any = None) -> dict:
@@ -123,10 +124,17 @@ class Handler(BaseHTTPRequestHandler):
         if self.registry.verbose:
             log.debug("%s %s", self.address_string(), fmt % args)
 
-    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode("utf-8")
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None, *,
+              content_type: str = "application/json") -> None:
+        if body is None:
+            data = b""
+        elif content_type == "application/json":
+            data = json.dumps(body, separators=(",", ":")).encode("utf-8")
+        else:
+            data = str(body).encode("utf-8")
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        if body is not None:
+            self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         keep_alive = getattr(self.registry, "keep_alive", False)  # as uvicorn does; off by default
         if not keep_alive:
@@ -139,10 +147,15 @@ class Handler(BaseHTTPRequestHandler):
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command != "HEAD" and data:
             self.wfile.write(data)
         if not keep_alive:
             self.close_connection = True
+
+    def _internal_error(self, exc: BaseException) -> None:
+        """Starlette's answer to an unhandled exception; the cause goes to the log only."""
+        log.warning("%s %s: 500 (%s: %s)", self.command, self.path, type(exc).__name__, exc)
+        self._send(500, INTERNAL_ERROR, content_type="text/plain; charset=utf-8")
 
     def _body(self) -> bytes:
         length = self.headers.get("Content-Length")
@@ -172,24 +185,18 @@ class Handler(BaseHTTPRequestHandler):
             body = self._body() if self.command in ("POST", "PUT", "PATCH") else b""
             status, answer = self._route(segments, query, body)
             self._send(status, answer)
-        except BackendDown as exc:
-            log.warning("%s %s: %s down: %s", self.command, self.path, exc.component, exc)
-            what = FAILED.get(getattr(self, "_route_name", ""), "Internal error")
-            self._send(500, {"detail": f"{what}: {exc}"})
         except HTTPError as exc:
-            self._send(exc.status, {"detail": exc.detail}, exc.headers)
-        except ZkUnavailable as exc:
-            log.warning("%s %s: %s", self.command, self.path, exc)
-            self._send(503, {"detail": f"ZooKeeper unavailable: {exc}"})
-        except InvalidStatus as exc:
-            log.warning("%s %s: %s", self.command, self.path, exc)
-            self._send(500, {"detail": f"Failed to get service instances: {exc}"})
+            if exc.status == 307:  # Starlette's redirect_slashes: no body
+                self._send(exc.status, None, exc.headers)
+            else:
+                self._send(exc.status, {"detail": exc.detail}, exc.headers)
         except (BrokenPipeError, ConnectionResetError):
             pass
-        except Exception as exc:  # never let a request kill the thread silently
-            log.exception("%s %s failed", self.command, self.path)
+        except Exception as exc:  # Redis/PostgreSQL/ZooKeeper failures, bad instances: unhandled there too
+            if not isinstance(exc, (BackendDown, ZkUnavailable, InvalidStatus, InvalidNode)):
+                log.debug("%s %s failed", self.command, self.path, exc_info=True)
             try:
-                self._send(500, {"detail": f"Internal error: {type(exc).__name__}: {exc}"})
+                self._internal_error(exc)
             except OSError:
                 pass
 
@@ -197,6 +204,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # routes: (method, pattern) where "{}" matches one non-empty segment
     ROUTES = (
+        ("GET", ("",), "root"),
         ("GET", ("health",), "health"),
         ("GET", ("ready",), "ready"),
         ("GET", ("live",), "live"),
@@ -237,8 +245,13 @@ class Handler(BaseHTTPRequestHandler):
         found, _ = self._match(parts)
         if not found and len(parts) > 1 and parts[-1] == "":
             again, _ = self._match(parts[:-1])
-            if again:  # FastAPI's redirect_slashes
-                location = urlsplit(self.path).path.rstrip("/") or "/"
+            if again:  # Starlette's redirect_slashes: an absolute URL without the slash
+                split = urlsplit(self.path)
+                host = self.headers.get("Host") or f"{self.registry.host}:{self.registry.port}"
+                scheme = "https" if self.registry.ssl_context is not None else "http"
+                location = f"{scheme}://{host}{split.path.rstrip('/') or '/'}"
+                if split.query:
+                    location += "?" + split.query
                 raise HTTPError(307, "Temporary Redirect", {"Location": location})
         if not found:
             raise HTTPError(404, "Not Found")
@@ -250,12 +263,16 @@ class Handler(BaseHTTPRequestHandler):
         raise HTTPError(405, "Method Not Allowed", {"Allow": allow})
 
     # ------------------------------------------------------------------ handlers
+    def _r_root(self, params, query, body):
+        what = "Centralized configuration" + (" and feature flags" if self.registry.generation == "earlier" else "")
+        return 200, {"service": "Configuration Management Service", "version": "1.0.0", "status": "running",
+                     "description": what + " for microservices"}
+
     def _r_health(self, params, query, body):
         return 200, self.registry.health_report()
 
     def _r_ready(self, params, query, body):
-        if not self.registry.zk_connected:
-            raise HTTPError(503, "Service not ready")
+        # the real one only checks that its Redis and database clients were created at start-up
         return 200, {"status": "ready"}
 
     def _r_live(self, params, query, body):
@@ -263,29 +280,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def _r_register(self, params, query, body):
         req = validate_registration(body)
-        try:
-            instance_id = self.registry.register(req)
-        except ZkUnavailable:
-            raise
-        except KazooException as exc:
-            raise HTTPError(500, f"Failed to register service: {type(exc).__name__} {exc}".strip()) from exc
-        return 201, {"instance_id": instance_id}
+        return 201, {"instance_id": self.registry.register(req)}
 
     def _r_deregister(self, params, query, body):
         errors = [{"type": "missing", "loc": ["query", k], "msg": "Field required", "input": None}
                   for k in ("service_name", "instance_id") if k not in query]
         if errors:
             raise HTTPError(422, errors)
-        try:
-            self.registry.deregister(query["service_name"][-1], query["instance_id"][-1])
-        except ZkUnavailable:
-            raise
-        except KazooException as exc:
-            raise HTTPError(500, f"Failed to deregister service: {type(exc).__name__} {exc}".strip()) from exc
+        self.registry.deregister(query["service_name"][-1], query["instance_id"][-1])
         return 200, {"status": "ok"}
 
     def _r_list_services(self, params, query, body):
-        return 200, [_drop_none(r) for r in self.registry.list_rows()]
+        return 200, self.registry.list_services()
 
     def _r_get_service(self, params, query, body):
         return 200, [_drop_none(i) for i in self.registry.instances(params[0])]
@@ -315,4 +321,9 @@ class Handler(BaseHTTPRequestHandler):
         if "service_id" not in query:
             raise HTTPError(422, [{"type": "missing", "loc": ["query", "service_id"], "msg": "Field required",
                                    "input": None}])
-        return 200, self.registry.monitor_status(query["service_id"][-1])
+        service_id = query["service_id"][-1]
+        if not service_id:
+            raise HTTPError(422, [{"type": "string_too_short", "loc": ["query", "service_id"],
+                                   "msg": "String should have at least 1 character", "input": "",
+                                   "ctx": {"min_length": 1}}])
+        return 200, self.registry.monitor_status(service_id)

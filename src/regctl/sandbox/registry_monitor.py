@@ -1,23 +1,35 @@
 """Health checks of the sandbox registry, in both generations, and the later one's monitor.
 
-Earlier generation: ``POST /services/{name}/health`` GETs every instance's
-``health_check_url`` once, in parallel (``health_timeout``); healthy when one answers 2xx.
+Earlier generation (``perform_health_check`` of the real one): ``POST
+/services/{name}/health`` GETs each instance's ``health_check_url`` (else its
+``service_url``) one after another, ``health_timeout`` seconds each (3), following
+redirects; the first answer **below 500** makes the service ``healthy`` (a 404 counts),
+and when none does it is ``unknown``, never ``unhealthy``. The verdict is written to
+the row (a 500 while PostgreSQL is down, after the probes).
 
-Later generation (``registry-contract.md``, "The later generation"):
+Later generation (the real ``HealthMonitorService``):
 
 * every endpoint is tried ``1 + len(retry_delays)`` times (default 3), ``probe_timeout``
   seconds each (default 3), sleeping ``retry_delays`` (default 1 s, 2 s) between tries:
-  about 3 s per refused endpoint and 12 s per hanging one; 2xx and 3xx are healthy;
-* an instance's endpoint is its ``health_check_url``, or ``/health`` then
-  ``/api/v1/health`` under its ``service_url`` when it has none; the health call
-  tries instances one after another (so it takes tens of seconds) and writes its
-  verdict into the service's row;
-* :class:`Monitor` runs every ``monitor_interval`` seconds: for each service with a
-  live instance it also accepts ``/ready`` and ``/live`` (any success counts),
-  rewrites the row's ``status`` and ``last_health_check``, and keeps a verdict for
-  ``GET /internal/health-status`` that expires after ``monitor_ttl`` seconds;
-* :func:`seed` adds the dozen rows a migration seeds (status healthy, no
-  ``registered_at``, never an instance).
+  about 3 s per refused endpoint and 12 s per hanging one; 2xx and 3xx are healthy
+  (redirects followed);
+* an instance's endpoints are its ``health_check_url``, or, without one,
+  ``/health``, ``/api/v1/health`` and ``/api/v1/{first word of the name}/health``
+  under its ``service_url``; the first healthy one ends that instance. The health
+  call and ``/health/detailed`` check instances one after another (tens of seconds)
+  and write the verdict (healthy if any instance is) into the row;
+  ``/health/detailed`` lists every endpoint tried; a bad stored status is 400 there;
+* :class:`Monitor` runs a cycle at start and then every ``monitor_interval`` seconds
+  over the **database rows**: each row's instances are read as the API reads them
+  (through the cache, so the monitor keeps cached lists fresh and a bad status makes
+  that service ``unknown``), also accepting ``/ready`` and ``/live``; rows with a live
+  instance get ``status`` and ``last_health_check`` rewritten, rows without one are
+  left alone; at the end of the cycle every row's verdict is put in the cache for
+  ``GET /internal/health-status`` (``max(2 x interval, 30)`` seconds), with
+  ``state`` ``unknown`` for a service without instances. Nothing is cached while
+  Redis is down, and nothing happens while PostgreSQL is;
+* :func:`seed` adds the rows the real migration seeds (13, ``config-service`` among
+  them; status healthy, no ``registered_at``; two with empty URLs).
 """
 
 from __future__ import annotations
@@ -25,7 +37,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -34,154 +45,158 @@ from regctl.sandbox.registry_http import BackendDown, HTTPError, InvalidStatus, 
 
 log = logging.getLogger("regctl.sandbox.registry")
 
-SEEDED_SERVICES = (
-    "auth-service", "user-service", "order-service", "payment-service", "inventory-service",
-    "notification-service", "search-service", "analytics-service", "report-service",
-    "scheduler-service", "email-service", "file-service",
+_SEED_META = {"version": "1.0.0", "environment": "development"}
+#: (name, service_url) of the rows the later generation's migration seeds (health URL: url + /health)
+SEED_ROWS = (
+    ("api-gateway-service", "http://api-gateway-service:8080"), ("auth-service", "http://auth-service:8081"),
+    ("config-service", "http://config-service:8082"), ("metrics-service", "http://metrics-service:8083"),
+    ("telemetry-service", "http://telemetry-service:8084"), ("alerting-service", "http://alerting-service:8085"),
+    ("dashboard-service", "http://dashboard-service:8086"), ("asr-service", ""), ("tts-service", ""),
+    ("nmt-service", "http://nmt-service:8003"), ("llm-service", "http://llm-service:8004"),
+    ("ocr-service", "http://ocr-service:8005"), ("ner-service", "http://ner-service:8006"),
 )
+SEEDED_SERVICES = tuple(name for name, _ in SEED_ROWS)
+#: what the real deployment's HEALTH_CHECK_ADDITIONAL_ENDPOINTS adds for the monitor
+MONITOR_ENDPOINTS = ("/ready", "/live")
 
 
 def seed(db) -> None:
-    """The migration's seed rows: one per name in :data:`SEEDED_SERVICES`, status healthy, no registered_at."""
-    db.seed([{"service_name": name, "service_url": f"http://{name}:8080",
-              "health_check_url": f"http://{name}:8080/health", "status": "healthy"}
-             for name in SEEDED_SERVICES])
+    """The migration's seed rows (``ON CONFLICT DO NOTHING``): status healthy, no registered_at."""
+    db.seed([{"service_name": name, "service_url": url, "health_check_url": url + "/health" if url else "",
+              "status": "healthy", "service_metadata": dict(_SEED_META)} for name, url in SEED_ROWS])
 
 
-def _result(url: str | None) -> dict:
-    return {"endpoint_url": url, "is_healthy": False, "response_time_ms": 0.0, "status_code": None,
-            "error_message": None, "timestamp": iso_now()}
+def health_status_key(name: str) -> str:
+    """The real service's Redis key for the monitor's verdict on ``name``."""
+    return f"internal:health-status:{name}"
 
 
-def _error(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+def health_state(total: int, healthy: int) -> str:
+    """``healthy`` (all), ``degraded`` (some), ``unhealthy`` (none), ``unknown`` (no instance)."""
+    if total <= 0:
+        return "unknown"
+    if healthy <= 0:
+        return "unhealthy"
+    return "healthy" if healthy >= total else "degraded"
+
+
+def _client() -> httpx.Client:
+    return httpx.Client(trust_env=False, follow_redirects=True)
 
 
 # --------------------------------------------------------------------------- earlier generation
 
-def probe_parallel(server, instances: list[dict]) -> list[dict]:
-    """GET every instance's health URL once, in parallel; one check result per instance."""
-    def one(inst: dict) -> dict:
-        url = inst.get("health_check_url")
-        started = time.monotonic()
-        result = _result(url)
-        if not url:
-            result["error_message"] = "no health_check_url registered"
-            return result
-        try:
-            resp = client.get(url)
-            result["status_code"] = resp.status_code
-            result["is_healthy"] = 200 <= resp.status_code < 300
-            if not result["is_healthy"]:
-                result["error_message"] = f"HTTP {resp.status_code}"
-        except Exception as exc:  # httpx errors, bad URLs
-            result["error_message"] = _error(exc)
-        result["response_time_ms"] = round((time.monotonic() - started) * 1000, 2)
-        return result
-
-    if not instances:
-        return []
-    with httpx.Client(timeout=server.health_timeout, trust_env=False) as client, \
-            ThreadPoolExecutor(max_workers=min(16, len(instances))) as pool:
-        return list(pool.map(one, instances))
+def _earlier_ok(server, client: httpx.Client, url: str | None) -> bool:
+    """The earlier generation's probe: a GET answered below 500 within ``health_timeout``."""
+    try:
+        return client.get(str(url), timeout=server.health_timeout).status_code < 500
+    except Exception:  # refused, timeout, a URL it cannot fetch
+        return False
 
 
 # --------------------------------------------------------------------------- later generation
 
 def check_endpoint(server, client: httpx.Client, url: str) -> dict:
     """One endpoint, retried with back-off like the later generation's monitor."""
-    result = _result(url)
-    started = time.monotonic()
-    delays = list(server.retry_delays)
-    while True:
+    tries = 1 + len(server.retry_delays)
+    error: str | None = None
+    status_code: int | None = None
+    elapsed = 0.0
+    for attempt in range(tries):
+        started = time.monotonic()
         try:
             resp = client.get(url, timeout=server.probe_timeout)
-            result["status_code"] = resp.status_code
+            elapsed = (time.monotonic() - started) * 1000
+            status_code = resp.status_code
             if 200 <= resp.status_code < 400:
-                result["is_healthy"] = True
-                result["error_message"] = None
-                break
-            result["error_message"] = f"HTTP {resp.status_code}"
-        except Exception as exc:  # httpx errors, bad URLs
-            result["status_code"] = None
-            result["error_message"] = _error(exc)
-        if not delays or server.stopping:
+                return {"endpoint_url": url, "is_healthy": True, "response_time_ms": elapsed,
+                        "status_code": status_code, "error_message": None, "timestamp": iso_now()}
+            error = f"HTTP {resp.status_code}"
+        except httpx.TimeoutException:
+            error, elapsed = "Timeout", server.probe_timeout * 1000
+        except httpx.HTTPError as exc:
+            error, elapsed = f"Client error: {exc}", 0.0
+        except Exception as exc:  # a URL httpx cannot even build
+            error, elapsed = f"Unexpected error: {exc}", 0.0
+        if attempt < tries - 1 and not server.stopping:
+            time.sleep(server.retry_delays[attempt])
+        elif server.stopping:
             break
-        time.sleep(delays.pop(0))
-    result["response_time_ms"] = round((time.monotonic() - started) * 1000, 2)
-    result["timestamp"] = iso_now()
-    return result
+    return {"endpoint_url": url, "is_healthy": False, "response_time_ms": elapsed, "status_code": status_code,
+            "error_message": error, "timestamp": iso_now()}
 
 
-def _health_urls(inst: dict) -> list[str]:
+def endpoints(name: str, inst: dict, additional: tuple[str, ...] = ()) -> list[str]:
+    """The URLs the later generation tries for one instance, in order."""
+    urls: list[str] = []
+    base = str(inst.get("service_url") or "").rstrip("/")
     if inst.get("health_check_url"):
-        return [inst["health_check_url"]]
-    base = str(inst.get("service_url") or "").rstrip("/")
-    return [base + "/health", base + "/api/v1/health"] if base else []
+        urls.append(inst["health_check_url"])
+    elif inst.get("service_url"):
+        urls += [f"{base}{path}" for path in ("/health", "/api/v1/health", f"/api/v1/{name.split('-')[0]}/health")]
+    if inst.get("service_url"):
+        urls += [f"{base}{path}" for path in additional]
+    return urls
 
 
-def check_instance(server, client: httpx.Client, inst: dict, *, extra: bool = False) -> dict:
-    """The instance's health endpoint(s), then (``extra``, the monitor) ``/ready`` and ``/live``."""
-    urls = _health_urls(inst)
-    base = str(inst.get("service_url") or "").rstrip("/")
-    if extra and base:
-        urls += [base + "/ready", base + "/live"]
-    last = _result(urls[0] if urls else None)
-    if not urls:
-        last["error_message"] = "no health_check_url or service_url registered"
-    for url in urls:
-        last = check_endpoint(server, client, url)
-        if last["is_healthy"]:
-            break
-    return last
-
-
-def _client() -> httpx.Client:
-    return httpx.Client(trust_env=False, follow_redirects=False)
-
-
-def check_results(server, instances: list[dict]) -> list[dict]:
-    """The later generation's check of each instance, one after another."""
+def check_service(server, name: str, instances: list[dict], additional: tuple[str, ...] = ()) -> dict:
+    """The later generation's ``check_service_health``: instances one after another."""
+    results: list[dict] = []
+    healthy = 0
     with _client() as client:
-        return [check_instance(server, client, inst) for inst in instances]
+        for inst in instances:
+            ok = False
+            for url in endpoints(name, inst, additional):
+                if server.stopping:
+                    break
+                result = check_endpoint(server, client, url)
+                results.append(result)
+                if result["is_healthy"]:
+                    ok = True
+                    break
+            healthy += ok
+    total = len(instances)
+    overall = "healthy" if healthy else ("unhealthy" if total else "unknown")
+    return {"service_name": name, "overall_status": overall, "total_instances": total,
+            "healthy_instances": healthy, "unhealthy_instances": total - healthy, "check_results": results,
+            "timestamp": iso_now()}
 
 
 # --------------------------------------------------------------------------- the HTTP calls
 
 def health_call(server, name: str) -> str:
-    """``POST /services/{name}/health``: healthy/unhealthy/unknown, written to the row."""
+    """``POST /services/{name}/health``: the verdict, written to the row."""
     instances = server.instances(name)
-    if not instances:
-        return "unknown"
     if server.generation == "later":
-        results = check_results(server, instances)
+        status = check_service(server, name, instances)["overall_status"]
     else:
-        results = probe_parallel(server, instances)
-    status = "healthy" if any(r["is_healthy"] for r in results) else "unhealthy"
-    server.record_verdict(name, status, iso_now() if server.generation == "later" else None)
+        status = "unknown"
+        with _client() as client:
+            for inst in instances:
+                if _earlier_ok(server, client, inst.get("health_check_url") or inst.get("service_url")):
+                    status = "healthy"
+                    break
+    server.record_status(name, status)
     return status
 
 
 def detailed_call(server, name: str) -> dict:
-    """``POST /services/{name}/health/detailed``; a bad instance status is 400 in the later generation."""
+    """``POST /services/{name}/health/detailed``; a bad stored status is 400 (a ValueError there)."""
     try:
         instances = server.instances(name)
     except InvalidStatus as exc:
-        if server.generation == "later":
-            raise HTTPError(400, str(exc)) from exc
-        raise
-    if server.generation == "later":
-        results = check_results(server, instances)
-    else:
-        results = probe_parallel(server, instances)
-    healthy = sum(1 for r in results if r["is_healthy"])
-    overall = "unknown" if not results else ("healthy" if healthy else "unhealthy")
-    return {"service_name": name, "overall_status": overall, "total_instances": len(results),
-            "healthy_instances": healthy, "unhealthy_instances": len(results) - healthy,
-            "check_results": results, "timestamp": iso_now()}
+        raise HTTPError(400, str(exc)) from exc
+    result = check_service(server, name, instances)
+    server.record_status(name, result["overall_status"])
+    return result
 
 
 # --------------------------------------------------------------------------- the monitor
+
+def _unknown(name: str) -> dict:
+    return {"service_name": name, "overall_status": "unknown", "total_instances": 0, "healthy_instances": 0,
+            "unhealthy_instances": 0, "check_results": []}
+
 
 class Monitor:
     """The later generation's background health monitor (one daemon thread)."""
@@ -189,9 +204,8 @@ class Monitor:
     def __init__(self, server) -> None:
         self.server = server
         self.cycles = 0  # finished cycles
-        self._verdicts: dict[str, tuple[float, dict]] = {}
-        self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> "Monitor":
@@ -201,73 +215,64 @@ class Monitor:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
 
-    def reset(self) -> None:
-        """Forget every verdict (the cache they live in was emptied)."""
-        with self._lock:
-            self._verdicts.clear()
-
-    def status(self, name: str) -> dict:
-        """``GET /internal/health-status``: the verdict, or HTTPError 404 (none yet, expired) / 503 (no Redis)."""
-        try:
-            self.server.check_redis()
-        except BackendDown as exc:
-            raise HTTPError(503, f"Health status unavailable: {exc}") from exc
-        with self._lock:
-            hit = self._verdicts.get(name)
-        if hit is None or time.monotonic() - hit[0] >= self.server.monitor_ttl:
-            raise HTTPError(404, "Health status not found")
-        return dict(hit[1])
+    def kick(self) -> None:
+        """Start a cycle now (the real monitor starts one when the process starts)."""
+        self._wake.set()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.server.monitor_interval):
+        while not self._stop.is_set():
             try:
                 self.cycle()
             except Exception:  # a cycle must never kill the monitor
                 log.exception("health monitor cycle failed")
+            self._wake.wait(self.server.monitor_interval)
+            self._wake.clear()
 
     def cycle(self) -> None:
-        """Probe every live instance of every service once; rewrite rows; store verdicts."""
+        """One pass over the database rows; rewrite rows; cache the verdicts."""
         server = self.server
         try:
-            names = server.service_names()
-        except Exception as exc:  # ZooKeeper unusable: nothing to monitor this time
-            log.warning("health monitor: cannot list services: %s", exc)
+            rows = server.list_rows()
+        except Exception as exc:  # PostgreSQL down: the real cycle fails as a whole
+            log.warning("Error in periodic health check: %s", exc)
+            self.cycles += 1
             return
-        with _client() as client:
-            for name in names:
-                if self._stop.is_set():
-                    return
-                self._one(client, name)
-        self.cycles += 1
-
-    def _one(self, client: httpx.Client, name: str) -> None:
-        server = self.server
-        try:
-            instances = server.read_raw_instances(name)
-        except Exception as exc:
-            log.warning("health monitor: cannot read %s: %s", name, exc)
-            return
-        healthy = 0
-        for inst in instances:
+        results: list[dict] = []
+        for row in rows:
             if self._stop.is_set():
                 return
-            if check_instance(server, client, inst, extra=True)["is_healthy"]:
-                healthy += 1
-        total = len(instances)
+            name = row.get("service_name")
+            try:
+                instances = server.instances(name)
+                if not instances:
+                    results.append(_unknown(name))
+                    continue
+                result = check_service(server, name, instances, MONITOR_ENDPOINTS)
+                results.append(result)
+                server.record_status(name, result["overall_status"], iso_now())
+            except Exception as exc:
+                log.warning("Error checking health for %s: %s", name, exc)
+                results.append(_unknown(name))
+        self._cache(results)
+        self.cycles += 1
+
+    def _cache(self, results: list[dict]) -> None:
+        server = self.server
+        try:
+            server.check_redis()
+        except BackendDown:
+            return  # every write fails (and is only logged at debug level there)
         now = iso_now()
-        if total == 0:
-            state = "unknown"
-        elif healthy == total:
-            state = "healthy"
-        else:
-            state = "degraded" if healthy else "unhealthy"
-        verdict: dict[str, Any] = {"service_id": name, "state": state, "last_check": now,
-                                   "total_instances": total, "healthy_instances": healthy}
-        if total:  # services without a live instance are skipped: their row keeps its status
-            server.record_verdict(name, "healthy" if healthy else "unhealthy", now)
-        if "redis" not in server.faults:
-            with self._lock:
-                self._verdicts[name] = (time.monotonic(), verdict)
+        ttl = server.monitor_ttl
+        for r in results:
+            if not r["service_name"]:
+                continue
+            verdict: dict[str, Any] = {"service_id": r["service_name"],
+                                       "state": health_state(r["total_instances"], r["healthy_instances"]),
+                                       "last_check": now, "total_instances": r["total_instances"],
+                                       "healthy_instances": r["healthy_instances"]}
+            server.cache.set(health_status_key(r["service_name"]), verdict, ttl)

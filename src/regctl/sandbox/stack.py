@@ -7,6 +7,8 @@ started them). One directory holds it all::
     zookeeper/            zoo.cfg, data/, zookeeper.log (an ensemble: member-1..3/ each with its own)
     registry.log          the registry's log
     registry-db.json      the registry's "PostgreSQL" rows (kept across restarts and down)
+    registry-cache.json   the registry's "Redis" cache (kept across registry restarts; entries expire)
+    registry-session      the registry's current ZooKeeper session id (the sandbox's bookkeeping)
     demo.log, demo.json   the demo services (with --demo)
 
 The CLI layer calls :func:`up`, :func:`status`, :func:`down` and
@@ -37,6 +39,8 @@ from regctl.sandbox import zookeeper as zkmod
 
 STATE_FILE = "state.json"
 DB_FILE = "registry-db.json"
+CACHE_FILE = "registry-cache.json"
+SESSION_FILE = "registry-session"
 HOST = "127.0.0.1"
 BASE_PATH = "/services"
 REGISTRY_MODULE = "regctl.sandbox.registry"
@@ -86,6 +90,8 @@ class SandboxInfo:
     generation: str = "earlier"
     #: what the last ``up`` could not put right (e.g. registrations that did not come back)
     warnings: tuple[str, ...] = ()
+    #: ZooKeeper's ``4lw.commands.whitelist``: ``srvr`` alone unless opened with ``--four-letter-words``
+    four_letter_words: str = zkmod.FOUR_LETTER_WORDS
 
     def env_line(self) -> str:
         """``export CONFIG_SERVICE_URL=... ZOOKEEPER_HOSTS=...`` for ``eval``."""
@@ -102,7 +108,8 @@ class SandboxInfo:
     def to_dict(self) -> dict:
         return {"dir": self.dir, "api_url": self.api_url, "zk_hosts": self.zk_hosts,
                 "base_path": self.base_path, "demo": self.demo, "ensemble": self.ensemble,
-                "generation": self.generation, "running": self.running, "warnings": list(self.warnings),
+                "generation": self.generation, "four_letter_words": self.four_letter_words,
+                "running": self.running, "warnings": list(self.warnings),
                 "env": {"CONFIG_SERVICE_URL": self.api_url, "ZOOKEEPER_HOSTS": self.zk_hosts},
                 "components": [asdict(c) for c in self.components]}
 
@@ -169,6 +176,10 @@ def _generation(state: dict) -> str:
     return "later" if state.get("generation") == "later" else "earlier"
 
 
+def _words(state: dict) -> str:
+    return str(state.get("four_letter_words") or zkmod.FOUR_LETTER_WORDS)
+
+
 def _info(dir: Path, state: dict, warnings: tuple[str, ...] = ()) -> SandboxInfo:
     comps = []
     for name in (*_zk_names(state), "registry", "demo"):
@@ -177,7 +188,7 @@ def _info(dir: Path, state: dict, warnings: tuple[str, ...] = ()) -> SandboxInfo
             comps.append(Component(name, c.get("pid"), c.get("port"), _alive(c), c.get("log", "")))
     return SandboxInfo(str(dir), state["api_url"], state["zk_hosts"], state.get("base_path", BASE_PATH),
                        tuple(comps), bool(state.get("demo")), _ensemble(state), _generation(state),
-                       tuple(warnings))
+                       tuple(warnings), _words(state))
 
 
 @contextlib.contextmanager
@@ -248,7 +259,7 @@ def _start_zookeeper(dir: Path, state: dict, deadline: float, progress: Progress
     started = time.monotonic()
     with _no_interrupts():
         members = zkmod.start_zookeeper(dir / "zookeeper", ports[0], n, host=HOST, install=install,
-                                        client_ports=ports if n > 1 else None)
+                                        client_ports=ports if n > 1 else None, words=_words(state))
         for name, m in zip(_zk_names(state), members):
             state["components"][name] = {"pid": m.pid, "port": m.client_port, "log": m.log, "token": m.config,
                                          "config": m.config}
@@ -294,11 +305,13 @@ def _start_registry(dir: Path, state: dict, deadline: float, progress: Progress)
     log = dir / "registry.log"
     cmd = [PYTHON, "-m", REGISTRY_MODULE, "--host", HOST, "--port", str(port),
            "--zk", state["zk_hosts"], "--base", state["base_path"], "--db", str(dir / DB_FILE),
+           "--cache", str(dir / CACHE_FILE), "--session-file", str(dir / SESSION_FILE),
            "--self-url", state["api_url"]]
     if _generation(state) == "later":
         cmd += ["--generation", "later", "--seed-rows",
                 "--monitor-interval", str(state.get("monitor_interval") or 30.0)]
     _say(progress, f"starting the registry ({_generation(state)} generation) on {state['api_url']}")
+    (dir / SESSION_FILE).unlink(missing_ok=True)  # the new process writes its own
     with _no_interrupts():
         pid = proc.spawn(cmd, log, cwd=dir, env=_child_env())
         state["components"]["registry"] = {"pid": pid, "port": port, "log": str(log),
@@ -357,7 +370,8 @@ def _stop(comp: dict | None) -> bool:
 
 def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = False,
        timeout: float = 60.0, progress: Progress = None, ensemble: int | None = None,
-       generation: str | None = None, monitor_interval: float | None = None) -> SandboxInfo:
+       generation: str | None = None, monitor_interval: float | None = None,
+       four_letter_words: str | None = None) -> SandboxInfo:
     """Start ZooKeeper and the registry (and the demo services) under ``dir``; return when they answer.
 
     ``ensemble`` is the number of ZooKeeper members: 1 (standalone, the default for
@@ -368,7 +382,10 @@ def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = Fal
     ``"earlier"`` (the default for a new sandbox) or ``"later"`` (health monitor,
     ``/internal/health-status``, ``/health/detailed``, a dozen seeded rows). None
     keeps what runs. ``monitor_interval`` (seconds, default the contract's 30) sets
-    the later generation's monitor period for a new sandbox.
+    the later generation's monitor period for a new sandbox. ``four_letter_words`` is
+    ZooKeeper's whitelist (see :func:`regctl.sandbox.zookeeper.parse_four_letter_words`):
+    ``srvr`` alone, as deployments run, for a new sandbox; ``"all"`` or a list opens
+    more. None keeps what runs.
 
     Already running there: returns the running sandbox (restarting any part that
     died, on the ports recorded the first time). When the registry had to be
@@ -380,12 +397,19 @@ def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = Fal
     fails or is interrupted (Ctrl-C), what it started is stopped again and the
     state left behind is one :func:`down` can use. Raises :class:`SandboxError` for
     a port in use, missing ZooKeeper/Java, a running sandbox with another ensemble
-    size or generation, or a component that does not come up within ``timeout`` seconds.
+    size, generation or four-letter-word whitelist, or a component that does not come
+    up within ``timeout`` seconds.
     """
     if ensemble is not None and ensemble not in (1, 3):
         raise SandboxError(f"an ensemble of {ensemble} members is not supported", hint="use --ensemble 1 or 3")
     if generation is not None and generation not in GENERATIONS:
         raise SandboxError(f"unknown generation {generation!r}", hint="use --generation earlier or later")
+    words: str | None = None
+    if four_letter_words is not None:
+        try:
+            words = zkmod.parse_four_letter_words(four_letter_words)
+        except ValueError as exc:
+            raise SandboxError(f"--four-letter-words: {exc}", hint="use all, or a list such as srvr,ruok,mntr") from exc
     dir = Path(dir).expanduser().resolve()
     deadline = time.monotonic() + timeout
     with _locked(dir):
@@ -394,7 +418,7 @@ def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = Fal
             state = None  # nothing survived (a reboot, kill -9): start afresh on the ports asked for
         fresh = state is None
         if state is not None:
-            _refuse_other_shape(dir, state, ensemble, generation)
+            _refuse_other_shape(dir, state, ensemble, generation, words)
             comps = state.get("components", {})
             if all(_alive(comps.get(n)) for n in (*_zk_names(state), "registry")) and (
                     not (demo or state.get("demo")) or _alive(comps.get("demo"))):
@@ -403,6 +427,7 @@ def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = Fal
             _say(progress, f"sandbox in {dir} is partly down; restarting what stopped")
         else:
             state = _new_state(api_port, zk_port, ensemble or 1, generation or "earlier")
+            state["four_letter_words"] = words or zkmod.FOUR_LETTER_WORDS
             if monitor_interval:
                 state["monitor_interval"] = float(monitor_interval)
         comps = state.setdefault("components", {})
@@ -451,13 +476,17 @@ def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = Fal
         return info
 
 
-def _refuse_other_shape(dir: Path, state: dict, ensemble: int | None, generation: str | None) -> None:
+def _refuse_other_shape(dir: Path, state: dict, ensemble: int | None, generation: str | None,
+                        words: str | None = None) -> None:
     if ensemble is not None and ensemble != _ensemble(state):
         raise SandboxError(f"the sandbox in {dir} runs {_ensemble(state)} ZooKeeper member(s), "
                            f"not {ensemble}", where=str(dir), hint="stop it first with: regctl sandbox down")
     if generation is not None and generation != _generation(state):
         raise SandboxError(f"the sandbox in {dir} runs the {_generation(state)} generation, not {generation}",
                            where=str(dir), hint="stop it first with: regctl sandbox down")
+    if words is not None and words != _words(state):
+        raise SandboxError(f"the sandbox in {dir} runs ZooKeeper with the four-letter words {_words(state)}, "
+                           f"not {words}", where=str(dir), hint="stop it first with: regctl sandbox down")
 
 
 def _new_state(api_port: int, zk_port: int, n: int, generation: str) -> dict:
@@ -540,11 +569,14 @@ def restart_registry(dir: Path, *, timeout: float = 30.0, progress: Progress = N
                      linger: bool = False) -> SandboxInfo:
     """Stop the registry (its ZooKeeper session closes: every instance vanishes) and start it again.
 
-    Same port, same database file: ``GET /services`` rows survive, live instances do
-    not, and the demo services do not re-register (like real services).
-    ``linger=True`` kills it instead (SIGKILL): its session is never closed, so its
-    nodes stay visible, owned by a session nobody holds, until that session times
-    out (5 s), as after a crash of the real Config Service.
+    Same port, same database and cache files: ``GET /services`` rows survive, live
+    instances do not, and the demo services do not re-register (like real services).
+    A graceful stop deregisters the registry's own node and closes its session; the
+    new process registers itself anew. ``linger=True`` kills it instead (SIGKILL): its
+    session is never closed, so its nodes stay visible, owned by a session nobody
+    holds, until that session times out (5 s), as after a crash of the real Config
+    Service; the new process finds its own node still there and rewrites it in place
+    (``stat.version`` 1, the old owner), so that node vanishes with the others.
     """
     dir = Path(dir).expanduser().resolve()
     deadline = time.monotonic() + timeout
@@ -585,6 +617,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo", action="store_true")
     parser.add_argument("--ensemble", type=int, default=None, choices=(1, 3))
     parser.add_argument("--generation", default=None, choices=GENERATIONS)
+    parser.add_argument("--four-letter-words", default=None, metavar="all|LIST",
+                        help="ZooKeeper's 4lw.commands.whitelist (default srvr, as deployments run)")
     parser.add_argument("--linger", action="store_true",
                         help="restart-registry: kill it, leaving its session's nodes until they time out")
     parser.add_argument("--timeout", type=float, default=60.0)
@@ -598,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "up":
             result = up(dir, api_port=args.api_port, zk_port=args.zk_port, demo=args.demo,
                         timeout=args.timeout, progress=progress, ensemble=args.ensemble,
-                        generation=args.generation).to_dict()
+                        generation=args.generation, four_letter_words=args.four_letter_words).to_dict()
         elif args.action == "restart-registry":
             result = restart_registry(dir, timeout=args.timeout, progress=progress, linger=args.linger).to_dict()
         elif args.action == "down":

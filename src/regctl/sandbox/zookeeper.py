@@ -35,8 +35,36 @@ DEBIAN_SLF4J_BINDING = Path("/usr/share/java/slf4j-simple.jar")
 MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 #: what a deployment's ZooKeeper allows (cp-zookeeper, and ZooKeeper's own default): ``srvr`` alone
 FOUR_LETTER_WORDS = "srvr"
-#: the words the sandbox allows with ``--four-letter-words all`` (regctl uses ruok, srvr, mntr, cons)
+#: the words the sandbox allows with ``--four-letter-words all`` (regctl asks srvr, and mntr or ruok
+#: only where srvr is refused)
 ALL_FOUR_LETTER_WORDS = "ruok,srvr,mntr,stat,cons,conf,isro,dump"
+#: every word ZooKeeper 3.5+ knows (what a whitelist may name)
+KNOWN_FOUR_LETTER_WORDS = ("conf", "cons", "crst", "dump", "envi", "ruok", "srst", "srvr", "stat", "wchs",
+                           "wchc", "wchp", "mntr", "isro", "hash", "gtmk", "stmk", "dirs")
+
+
+def parse_four_letter_words(value: str | None) -> str:
+    """A ``4lw.commands.whitelist`` from ``--four-letter-words``: ``srvr`` (None), ``all``, or a list.
+
+    A list is comma-separated known words and must hold ``srvr``: the sandbox
+    tells that ZooKeeper serves by asking it. Raises ValueError saying what is wrong.
+    """
+    if value is None or not value.strip():
+        return FOUR_LETTER_WORDS
+    if value.strip().lower() == "all":
+        return ALL_FOUR_LETTER_WORDS
+    words: list[str] = []
+    for word in (w.strip().lower() for w in value.split(",")):
+        if not word:
+            continue
+        if word not in KNOWN_FOUR_LETTER_WORDS:
+            raise ValueError(f"{word!r} is not a ZooKeeper four-letter word (known: "
+                             f"{', '.join(KNOWN_FOUR_LETTER_WORDS)})")
+        if word not in words:
+            words.append(word)
+    if "srvr" not in words:
+        raise ValueError("the list must include srvr: the sandbox asks it whether ZooKeeper serves")
+    return ",".join(words)
 INSTALL_HINT = "apt-get install zookeeper, or set ZOOKEEPER_HOME to an unpacked Apache ZooKeeper"
 JAVA_HINT = "apt-get install default-jre-headless, or set JAVA_HOME"
 JVM_OPTIONS = ("-Xms16m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
