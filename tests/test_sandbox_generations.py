@@ -26,6 +26,7 @@ FAST = {"retry_delays": (0.05, 0.05), "probe_timeout": 0.5}
 
 class _Counting(BaseHTTPRequestHandler):
     status = 200
+    location = "/elsewhere"
     hits: list
 
     def log_message(self, *a):
@@ -36,7 +37,7 @@ class _Counting(BaseHTTPRequestHandler):
         code = self.status
         self.send_response(code)
         if 300 <= code < 400:
-            self.send_header("Location", "/elsewhere")
+            self.send_header("Location", self.location)
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"{}")
@@ -44,12 +45,13 @@ class _Counting(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def endpoints():
-    """Base URLs: ok (200), bad (500), redirect (302), refused, hang (accepts, never answers); and hit lists."""
+    """Base URLs: ok (200), bad (500), redirect (302 to ok), loop (302 to itself), refused, hang (accepts, never
+    answers); and hit lists."""
     servers, hits = [], {}
 
-    def serve(kind, status):
+    def serve(kind, status, location="/elsewhere"):
         hits[kind] = []
-        handler = type("H", (_Counting,), {"status": status, "hits": hits[kind]})
+        handler = type("H", (_Counting,), {"status": status, "hits": hits[kind], "location": location})
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         httpd.daemon_threads = True
         threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
@@ -59,7 +61,9 @@ def endpoints():
     hang = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     hang.bind(("127.0.0.1", 0))
     hang.listen(64)
-    urls = {"ok": serve("ok", 200), "bad": serve("bad", 500), "redirect": serve("redirect", 302),
+    ok = serve("ok", 200)
+    urls = {"ok": ok, "bad": serve("bad", 500), "redirect": serve("redirect", 302, ok + "/health"),
+            "loop": serve("loop", 302),
             "refused": f"http://127.0.0.1:{proc.free_port()}", "hang": f"http://127.0.0.1:{hang.getsockname()[1]}"}
     urls["hits"] = hits
     try:
@@ -87,6 +91,11 @@ def rows(registry):
     return {r["service_name"]: r for r in httpx.get(registry.api + "/services", timeout=10).json()}
 
 
+def stored(registry, name):
+    """The row as the database holds it (``last_health_check`` is never listed by the API)."""
+    return next(r for r in registry.server.db.rows() if r["service_name"] == name)
+
+
 def wait_until(predicate, timeout=30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -98,8 +107,11 @@ def wait_until(predicate, timeout=30.0):
 
 @pytest.fixture
 def later(make_registry):
-    """A later-generation registry whose monitor only runs when the test says (``server.monitor.cycle()``)."""
-    return make_registry(generation="later", monitor_interval=3600, **FAST)
+    """A later-generation registry whose monitor runs only at start (done on return), then when the test says
+    (``server.monitor.cycle()``)."""
+    registry = make_registry(generation="later", monitor_interval=3600, **FAST)
+    assert wait_until(lambda: registry.server.monitor.cycles >= 1)
+    return registry
 
 
 # --------------------------------------------------------------------------- the monitor
@@ -109,9 +121,9 @@ def test_monitor_verdicts_and_row_rewrites(later, endpoints):
     reg(later, "mixed", "m-1", endpoints["ok"])
     reg(later, "mixed", "m-2", endpoints["refused"])
     reg(later, "dead", "d-1", endpoints["bad"])
-    assert status_of(later, "dead").status_code == 404  # before the first cycle: not known yet
+    assert status_of(later, "dead").status_code == 404  # before its first cycle: not known yet
     assert status_of(later, "dead").json() == {"detail": "Health status not found"}
-    assert "last_health_check" not in rows(later)["dead"]
+    assert "last_health_check" not in stored(later, "dead")
     later.server.monitor.cycle()
     got = {name: status_of(later, name).json() for name in ("all-ok", "mixed", "dead")}
     assert {n: (v["state"], v["healthy_instances"], v["total_instances"]) for n, v in got.items()} == {
@@ -120,7 +132,8 @@ def test_monitor_verdicts_and_row_rewrites(later, endpoints):
     assert got["dead"]["service_id"] == "dead"
     # the monitor rewrites the row, not the node: /url still hands the dead instance out
     row = rows(later)["dead"]
-    assert row["status"] == "unhealthy" and row["last_health_check"]
+    assert row["status"] == "unhealthy" and "last_health_check" not in row  # written, never listed
+    assert stored(later, "dead")["last_health_check"]
     assert rows(later)["mixed"]["status"] == "healthy"
     assert httpx.get(later.api + "/services/dead", timeout=10).json()[0]["status"] == "healthy"
     assert httpx.get(later.api + "/services/dead/url", timeout=10).json() == {"url": endpoints["bad"]}
@@ -135,20 +148,23 @@ def test_monitor_skips_services_without_a_live_instance(later, endpoints):
     assert rows(later)["gone"]["status"] == "unknown"
     later.server.monitor.cycle()
     assert rows(later)["gone"]["status"] == "unknown"  # kept as it was
-    assert "last_health_check" not in rows(later)["gone"]
+    assert "last_health_check" not in stored(later, "gone")
     assert status_of(later, "gone").json()["state"] == "unknown"
     assert status_of(later, "gone").json()["total_instances"] == 0
 
 
-def test_health_status_errors_422_503_and_expiry(make_registry, endpoints):
+def test_health_status_errors_422_500_and_expiry(make_registry, endpoints):
     registry = make_registry(generation="later", monitor_interval=3600, monitor_ttl=1.0, **FAST)
     reg(registry, "svc", "s-1", endpoints["ok"])
     resp = httpx.get(f"{registry.url}/internal/health-status", timeout=10)
     assert resp.status_code == 422 and resp.json()["detail"][0]["loc"] == ["query", "service_id"]
+    resp = status_of(registry, "")
+    assert resp.status_code == 422 and resp.json()["detail"][0]["type"] == "string_too_short"
     registry.server.monitor.cycle()
     assert status_of(registry, "svc").status_code == 200
     registry.server.faults.add("redis")
-    assert status_of(registry, "svc").status_code == 503
+    resp = status_of(registry, "svc")  # the Redis read is not guarded: a plain 500, not a 503
+    assert (resp.status_code, resp.text) == (500, "Internal Server Error")
     registry.server.faults.discard("redis")
     assert wait_until(lambda: status_of(registry, "svc").status_code == 404)  # expired after monitor_ttl
     assert status_of(registry, "never-seen").status_code == 404
@@ -171,7 +187,9 @@ def test_later_health_call_retries_each_failing_endpoint_and_writes_the_row(late
     assert resp.json() == {"status": "unhealthy"}
     assert endpoints["hits"]["bad"] == ["/health"] * 3  # 3 tries; no /ready or /live in the health call
     assert rows(later)["svc"]["status"] == "unhealthy"
-    reg(later, "svc", "s-ok", endpoints["redirect"])  # 3xx counts as healthy
+    reg(later, "svc", "s-loop", endpoints["loop"])  # redirects are followed: a loop is an error
+    assert httpx.post(later.api + "/services/svc/health", timeout=30).json() == {"status": "unhealthy"}
+    reg(later, "svc", "s-ok", endpoints["redirect"])  # followed to a 200
     assert httpx.post(later.api + "/services/svc/health", timeout=30).json() == {"status": "healthy"}
     assert rows(later)["svc"]["status"] == "healthy"
     assert httpx.post(later.api + "/services/nobody/health", timeout=30).json() == {"status": "unknown"}
@@ -180,7 +198,7 @@ def test_later_health_call_retries_each_failing_endpoint_and_writes_the_row(late
 def test_later_health_call_falls_back_to_health_paths_without_a_health_url(later, endpoints):
     reg(later, "bare", "b-1", endpoints["bad"], health=None)
     assert httpx.post(later.api + "/services/bare/health", timeout=30).json() == {"status": "unhealthy"}
-    assert endpoints["hits"]["bad"] == ["/health"] * 3 + ["/api/v1/health"] * 3
+    assert endpoints["hits"]["bad"] == ["/health"] * 3 + ["/api/v1/health"] * 3 + ["/api/v1/bare/health"] * 3
 
 
 def test_default_timings_are_the_contracts(make_registry):
@@ -226,14 +244,21 @@ def test_unknown_generation_is_refused():
 
 def test_seeded_rows_never_had_an_instance(make_registry, kazoo_client):
     registry = make_registry(generation="later", monitor_interval=3600, seed_rows=True)
+    assert wait_until(lambda: registry.server.monitor.cycles >= 1)  # the cycle it runs at start
     got = rows(registry)
-    seeded = {n: r for n, r in got.items() if n != "config-service"}
-    assert sorted(seeded) == sorted(SEEDED_SERVICES) and len(seeded) == 12
-    for name, row in seeded.items():
-        assert row["status"] == "healthy" and "registered_at" not in row
+    assert sorted(got) == sorted(SEEDED_SERVICES) and len(got) == 13  # the migration's, config-service's too
+    for name, row in got.items():
+        assert "registered_at" not in row and row["service_metadata"] == {"version": "1.0.0",
+                                                                         "environment": "development"}
+        if name == "config-service":  # its own node is a live instance: the monitor checked it
+            assert status_of(registry, name).json()["total_instances"] == 1
+            continue
+        assert row["status"] == "healthy"
         assert httpx.get(registry.api + f"/services/{name}", timeout=10).json() == []
         assert kazoo_client.exists(f"{registry.base_path}/{name}") is None
-    assert "registered_at" in got["config-service"]
+        verdict = status_of(registry, name).json()  # the start cycle's verdict on a row without instances
+        assert (verdict["state"], verdict["total_instances"]) == ("unknown", 0)
+    assert got["asr-service"]["service_url"] == "" == got["asr-service"]["health_check_url"]
     registry.server.monitor.cycle()
     assert rows(registry)["auth-service"]["status"] == "healthy"  # skipped: no live instance
 
@@ -251,13 +276,13 @@ def test_command_line_later_generation_with_seeded_rows_and_a_fault(zk_server, t
     try:
         def answers():
             try:
-                return httpx.get(url + "/health", timeout=2).status_code == 200
+                return httpx.get(url + "/live", timeout=2).status_code == 200
             except httpx.TransportError:
                 return False
         assert wait_until(answers), proc.tail(log, 20)
-        assert httpx.get(url + "/internal/health-status", params={"service_id": "x"}, timeout=5).status_code == 503
+        assert httpx.get(url + "/internal/health-status", params={"service_id": "x"}, timeout=5).status_code == 500
         assert len(httpx.get(url + API + "/services", timeout=5).json()) == 13
-        assert httpx.get(url + "/health", timeout=5).json()["redis"] == "unhealthy"
+        assert httpx.get(url + "/health", timeout=5).json() == {"detail": "Service unhealthy"}
     finally:
         proc.stop_process(pid, timeout=5)
     bad = subprocess.run([sys.executable, "-m", "regctl.sandbox.registry", "--generation", "middle"],
