@@ -58,7 +58,10 @@ def test_up_status_down_as_detached_subprocesses(tmp_path):
         health = httpx.get(info["api_url"] + "/health", timeout=10)
         assert health.status_code == 200 and health.json()["zookeeper"] == "healthy"
         host, port = info["zk_hosts"].split(":")
-        assert zkmod.four_letter_word(host, int(port), "ruok") == "imok"
+        # srvr alone, as a deployment's ZooKeeper allows
+        assert info["four_letter_words"] == "srvr"
+        assert zkmod.server_mode(zkmod.four_letter_word(host, int(port), "srvr")) == "standalone"
+        assert "not in the whitelist" in zkmod.four_letter_word(host, int(port), "ruok")
         assert info["env"] == {"CONFIG_SERVICE_URL": info["api_url"], "ZOOKEEPER_HOSTS": info["zk_hosts"]}
         assert (dir / "state.json").exists() and (dir / "registry.log").exists()
         assert (dir / "zookeeper" / "zookeeper.log").exists()
@@ -214,7 +217,7 @@ def test_demo_plants_the_documented_services(demo_sandbox):
     assert httpx.get(tts[0]["health_check_url"], timeout=5).status_code == 500  # a zombie
     assert api(info, "/services/tts-service/url").status_code == 200  # still handed out
     probe = httpx.post(info.api_url + "/api/v1/registry/services/tts-service/health", timeout=10)
-    assert probe.json() == {"status": "unhealthy"}
+    assert probe.json() == {"status": "unknown"}  # the earlier generation never says unhealthy
 
     audit = api(info, "/services/audit-service").json()
     assert [(i["instance_id"], i["status"]) for i in audit] == [("audit-service-1", "unknown")]
@@ -225,7 +228,8 @@ def test_demo_plants_the_documented_services(demo_sandbox):
     assert api(info, "/services/legacy-billing").json() == []
     rows = {r["service_name"]: r for r in api(info, "/services").json()}
     assert rows["legacy-billing"]["status"] == "unknown"
-    assert rows["config-service"]["service_url"] == info.api_url
+    assert rows["audit-service"]["status"] == "healthy"  # every registration writes healthy
+    assert "config-service" not in rows  # it registers itself in ZooKeeper only
 
     me = api(info, "/services/config-service").json()
     assert me[0]["instance_id"] == "config-service-1" and me[0]["service_url"] == info.api_url
@@ -260,8 +264,18 @@ def test_restart_registry_empties_instances_but_keeps_rows(tmp_path):
         assert messages
         assert after.api_url == info.api_url and after.component("registry").pid != old_pid
         assert after.component("demo").running  # the services still run ...
-        for name in ("asr-service", "nmt-service", "tts-service", "audit-service"):
-            assert api(after, f"/services/{name}").json() == []  # ... but nobody re-registered
+        zk = KazooClient(hosts=info.zk_hosts, timeout=10)
+        zk.start(timeout=15)
+        try:  # ... but their nodes went with the old session, and nobody re-registered
+            for name in ("asr-service", "nmt-service", "tts-service", "audit-service"):
+                assert zk.get_children(f"/services/{name}/instances") == [], name
+        finally:
+            zk.stop()
+            zk.close()
+        for name in ("nmt-service", "tts-service", "audit-service"):
+            assert api(after, f"/services/{name}").json() == []
+        # the list read before the restart is still cached ("Redis" outlived the registry): stale
+        assert len(api(after, "/services/asr-service").json()) == 2
         rows = {r["service_name"]: r for r in api(after, "/services").json()}
         assert set(rows) == set(before)
         assert rows["asr-service"]["status"] == "healthy"
@@ -297,12 +311,28 @@ def test_four_letter_word_on_a_closed_port_is_empty(tmp_path):
         zkmod.wait_until_serving("127.0.0.1", port, timeout=0.5)
 
 
-def test_four_letter_words_on_the_real_server(zk_server):
+def test_four_letter_words_on_the_real_server(zk_server, zk_srvr_only):
     assert zkmod.four_letter_word("127.0.0.1", zk_server.port, "ruok") == "imok"
     assert zkmod.server_mode(zkmod.four_letter_word("127.0.0.1", zk_server.port, "srvr")) == "standalone"
     mntr = zkmod.parse_mntr(zkmod.four_letter_word("127.0.0.1", zk_server.port, "mntr"))
     assert mntr["zk_server_state"] == "standalone"
-    assert "not in the whitelist" in zkmod.four_letter_word("127.0.0.1", zk_server.port, "dump")
+    assert "not in the whitelist" in zkmod.four_letter_word("127.0.0.1", zk_server.port, "envi")
+    # the deployment's whitelist: srvr and nothing else
+    assert zkmod.server_mode(zkmod.four_letter_word("127.0.0.1", zk_srvr_only.port, "srvr")) == "standalone"
+    for word in ("ruok", "mntr", "cons", "dump", "conf"):
+        assert "not in the whitelist" in zkmod.four_letter_word("127.0.0.1", zk_srvr_only.port, word), word
+
+
+@pytest.mark.parametrize("value, words", [
+    (None, "srvr"), ("all", zkmod.ALL_FOUR_LETTER_WORDS), ("SRVR, ruok,mntr,ruok", "srvr,ruok,mntr")])
+def test_four_letter_word_option_values(value, words):
+    assert zkmod.parse_four_letter_words(value) == words
+
+
+@pytest.mark.parametrize("value, says", [("ruok,mntr", "must include srvr"), ("srvr,nope", "not a ZooKeeper")])
+def test_four_letter_word_option_refuses(value, says):
+    with pytest.raises(ValueError, match=says):
+        zkmod.parse_four_letter_words(value)
 
 
 @pytest.mark.slow
@@ -337,9 +367,9 @@ def test_later_generation_sandbox_shows_the_monitor_and_seeded_rows(tmp_path):
         rows = {r["service_name"]: r for r in api(info, "/services").json()}
         assert set(SEEDED_SERVICES) <= set(rows) and "registered_at" not in rows["auth-service"]
 
-        def verdict(name):
+        def verdict(name):  # once a cycle has seen the demo's instances (the first one ran before them)
             resp = httpx.get(info.api_url + "/internal/health-status", params={"service_id": name}, timeout=10)
-            return resp.json() if resp.status_code == 200 else None
+            return resp.json() if resp.status_code == 200 and resp.json()["total_instances"] else None
         deadline = time.monotonic() + 60
         while (verdict("tts-service") is None or verdict("asr-service") is None) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -360,15 +390,24 @@ def test_regctl_sandbox_up_generation_later(tmp_path):
 
     dir = tmp_path / "sb"
     res = run_cli("sandbox", "up", "--generation", "later", "--dir", dir, "--api-port", "0", "--zk-port", "0",
-                  "-o", "json")
+                  "--four-letter-words", "all", "-o", "json")
     try:
         assert res.exit_code == 0, res
         assert res.json["generation"] == "later"
+        assert res.json["four_letter_words"] == zkmod.ALL_FOUR_LETTER_WORDS
+        host, port = res.json["zk_hosts"].split(":")
+        assert zkmod.four_letter_word(host, int(port), "ruok") == "imok"  # opened
         url = res.json["api_url"]
         assert httpx.get(url + "/internal/health-status", timeout=10).status_code == 422  # the later one's tell
         assert len(httpx.get(url + "/api/v1/registry/services", timeout=10).json()) == 13
         assert_one_line_error(run_cli("sandbox", "up", "--generation", "earlier", "--dir", dir), 3)
         assert_one_line_error(run_cli("sandbox", "up", "--generation", "middle", "--dir", dir), 2)
+        refused = run_cli("sandbox", "up", "--four-letter-words", "srvr", "--dir", dir)  # another whitelist
+        assert_one_line_error(refused, 3)
+        assert "four-letter words" in refused.stderr and "sandbox down" in refused.stderr
+        bad = run_cli("sandbox", "up", "--four-letter-words", "ruok", "--dir", dir)
+        assert_one_line_error(bad, 2)
+        assert "must include srvr" in bad.stderr
     finally:
         stack.down(dir)
 
@@ -389,12 +428,16 @@ def test_restart_registry_with_linger_leaves_the_old_sessions_nodes_until_they_t
         assert res.returncode == 0, res.stderr
         stat = zk.exists("/services/svc/instances/svc-1")
         assert stat is not None and stat.ephemeralOwner == old_owner  # lingering
-        assert zk.exists(own_path).ephemeralOwner != old_owner  # itself: under its new session
+        own = zk.exists(own_path)  # itself: rewritten in place, still the dead session's
+        assert (own.version, own.ephemeralOwner) == (1, old_owner)
+        new_session = int((dir / stack.SESSION_FILE).read_text(), 16)
+        assert new_session != old_owner
         deadline = time.monotonic() + 60
         while zk.exists("/services/svc/instances/svc-1") is not None and time.monotonic() < deadline:
             time.sleep(0.1)
         assert zk.exists("/services/svc/instances/svc-1") is None
-        assert zk.exists(own_path) is not None
+        assert zk.exists(own_path) is None  # gone with the old session: no node of its own until it starts again
+        assert httpx.get(info.api_url + "/health", timeout=10).json()["zookeeper"] == "healthy"
     finally:
         zk.stop()
         zk.close()

@@ -57,11 +57,17 @@ def sandbox_up(rc, dir: DirOpt = None,
                    help="Config Service generation to behave like: earlier, or later (health monitor, "
                         "/internal/health-status, /health/detailed, a dozen seeded rows) "
                         "[default: earlier, or what already runs].")] = None,
+               four_letter_words: Annotated[Optional[str], typer.Option(
+                   "--four-letter-words", metavar="all|LIST", show_default=False,
+                   help="ZooKeeper's four-letter-word whitelist: all, or a comma-separated list that "
+                        "includes srvr (e.g. srvr,ruok,mntr,cons) [default: srvr alone, as deployments run; "
+                        "or what already runs].")] = None,
                ) -> Result:
     """Start ZooKeeper and the registry in the background; print the export line to use them.
 
-    With --ensemble 3, ZooKeeper is a three-member ensemble and the export line
-    lists every member (stop one with 'kill' to rehearse a failover; 'sandbox up'
+    ZooKeeper allows only the srvr four-letter word, as a deployment's does;
+    --four-letter-words opens more. With --ensemble 3, ZooKeeper is a
+    three-member ensemble and the export line lists every member (stop one with 'kill' to rehearse a failover; 'sandbox up'
     brings it back). When the registry has to be started again (after it or
     ZooKeeper died), the demo services are restarted so that they register again;
     a warning names what did not come back.
@@ -81,11 +87,19 @@ def sandbox_up(rc, dir: DirOpt = None,
         raise UsageError(f"--ensemble {ensemble} is not supported", hint="use --ensemble 1 or --ensemble 3")
     if generation is not None and generation not in ("earlier", "later"):
         raise UsageError(f"--generation {generation!r} is not known", hint="use --generation earlier or later")
+    if four_letter_words is not None:
+        from regctl.sandbox.zookeeper import parse_four_letter_words
+
+        try:
+            parse_four_letter_words(four_letter_words)
+        except ValueError as exc:
+            raise UsageError(f"--four-letter-words {four_letter_words!r}: {exc}",
+                             hint="use --four-letter-words all, or a list such as srvr,ruok,mntr") from None
     if ensemble == 3 and zk_port and zk_port + 2 > 65535:
         raise UsageError(f"--zk-port {zk_port} leaves no room for three members", hint="use a lower port, or 0")
     info = up(_dir(dir), api_port=api_port, zk_port=zk_port, demo=demo,
               timeout=max(60.0, rc.settings.timeout), progress=rc.out.note, ensemble=ensemble,
-              generation=generation)
+              generation=generation, four_letter_words=four_letter_words)
     result = _info_result(info, lines=[info.env_line()])
     result.warnings.extend(info.warnings)
     result.notes.append(f"sandbox is up in {info.dir}; stop it with: regctl sandbox down"
