@@ -1,14 +1,21 @@
-"""ZooKeeper's four-letter words (``ruok``, ``srvr``, ``mntr``), one ensemble member at a time.
+"""ZooKeeper's four-letter words (``srvr``, and ``mntr``/``ruok`` where it is refused), one member at a time.
 
 Every member of a connection string is asked on its own, over a plain socket,
 under one deadline per member: a member that black-holes packets costs at most
 ``timeout`` seconds, never more. Nothing here raises for a network problem:
 the answer is a :class:`MemberReport` saying what was seen.
 
-ZooKeeper 3.5+ only answers the words listed in ``4lw.commands.whitelist``; any
-other word gets the sentence ``"<word> is not executed because it is not in the
-whitelist."``. :func:`check_member` detects it and, when asked, falls back to
-opening a ZooKeeper session to that member alone.
+ZooKeeper 3.5+ only answers the words listed in ``4lw.commands.whitelist``, whose
+default, and a typical deployment's, is ``srvr`` alone (``srvr`` is answered whatever
+the list says: ZooKeeper's own scripts use it); any other word gets the sentence
+``"<word> is not executed because it is not in the whitelist."``. So
+:func:`check_member` asks ``srvr`` and stops there when it answers; only a member
+that refuses it (four-letter words switched off, an old server, something that is
+not ZooKeeper) is asked ``mntr`` (the same facts) and ``ruok`` (is it running at
+all), and, when asked, a ZooKeeper session to that member alone tells whether it
+serves. What a member refused is
+reported (:attr:`MemberReport.refused`) as "not allowed by the server's
+four-letter-word whitelist", never as a failure of the member.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: The phrase ZooKeeper answers for a word that is not whitelisted.
 NOT_WHITELISTED = "not in the whitelist"
+#: How regctl says it.
+NOT_ALLOWED = "not allowed by the server's four-letter-word whitelist"
 #: What ``srvr``/``stat`` say when the member has no quorum (or is still starting).
 NOT_SERVING = "not currently serving requests"
 #: Modes that count as serving clients.
@@ -228,9 +237,10 @@ class MemberReport:
     port: int
     #: the first network failure (refused, timeout, DNS ...), None when the member answered
     error: str | None = None
-    #: "imok", another text, or None
+    #: "imok", another text, or None (not asked: only a member that refuses srvr is asked ruok)
     ruok: str | None = None
-    #: True: words answered; False: the member refused them (whitelist); None: not known
+    #: True: srvr or mntr answered; False: the member refused them (whitelist) or closed on them;
+    #: None: not known
     four_letter_words: bool | None = None
     srvr: SrvrInfo | None = None
     #: session fallback: True/False when tried, None when not tried
@@ -238,6 +248,8 @@ class MemberReport:
     session_error: str | None = None
     elapsed_ms: float = 0.0
     answers: tuple[WordAnswer, ...] = field(default=(), repr=False)
+    #: the words the member answered with its "not in the whitelist" sentence, in the order asked
+    refused: tuple[str, ...] = ()
 
     @property
     def address(self) -> str:
@@ -258,9 +270,19 @@ class MemberReport:
     def mode(self) -> str | None:
         return self.srvr.mode if self.srvr else None
 
+    def words_text(self) -> str:
+        """What the words told, in a few words: ``srvr and mntr not allowed by ...`` or why none answered."""
+        if self.refused:
+            words = self.refused
+            listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+            return f"{listed} {NOT_ALLOWED}"
+        if self.four_letter_words is False:
+            return "no four-letter-word answer (the member closed the connection)"
+        return "no four-letter-word answer"
+
     def to_dict(self) -> dict:
         return {"address": self.address, "host": self.host, "port": self.port, "error": self.error,
-                "ruok": self.ruok, "four_letter_words": self.four_letter_words,
+                "ruok": self.ruok, "four_letter_words": self.four_letter_words, "refused": list(self.refused),
                 "srvr": self.srvr.to_dict() if self.srvr else None, "serving": self.serving,
                 "session_ok": self.session_ok, "session_error": self.session_error,
                 "elapsed_ms": self.elapsed_ms}
@@ -297,10 +319,12 @@ def session_to(hosts: str, timeout: float, zk_options: Mapping[str, Any] | None 
 
 def check_member(host: str, port: int, timeout: float = 2.0, *, session_fallback: bool = True,
                  mntr: bool = True, zk_options: Mapping[str, Any] | None = None) -> MemberReport:
-    """Ask one member ``ruok`` and ``srvr`` (``mntr`` when ``srvr`` is refused), all within ``timeout``.
+    """Ask one member ``srvr``; only if it refuses that, ``mntr`` and ``ruok``; all within ``timeout``.
 
-    When the words are not whitelisted and ``session_fallback`` is set, a
-    session to this member alone tells whether it serves.
+    ``srvr`` is the word every ZooKeeper 3.5+ answers, whatever its whitelist (a
+    deployment's allows it alone): when it answers, nothing else is sent. When the words give no
+    mode and ``session_fallback`` is set, a session to this member alone tells
+    whether it serves. ``mntr=False`` skips ``mntr`` and ``ruok``.
     """
     started = time.monotonic()
     deadline = started + timeout
@@ -308,42 +332,42 @@ def check_member(host: str, port: int, timeout: float = 2.0, *, session_fallback
     def left() -> float:
         return max(0.05, deadline - time.monotonic())
 
-    answers = []
-    ruok = send_word(host, port, "ruok", left())
-    answers.append(ruok)
+    answers: list[WordAnswer] = []
 
     def done(**kw: Any) -> MemberReport:
         return MemberReport(host, port, elapsed_ms=round((time.monotonic() - started) * 1000, 1),
-                            answers=tuple(answers), **kw)
+                            answers=tuple(answers), refused=tuple(a.word for a in answers if a.whitelisted is False),
+                            **kw)
 
-    if ruok.error is not None and ruok.error != "closed":
-        return done(error=ruok.error)
-    ruok_text = ruok.text.strip() or None
     srvr = send_word(host, port, "srvr", left())
     answers.append(srvr)
+    if srvr.error is not None and srvr.error != "closed":
+        return done(error=srvr.error)
     info: SrvrInfo | None = None
     words: bool | None = None
+    ruok_text: str | None = None
     if srvr.ok:
         info, words = parse_srvr(srvr.text), True
-    elif srvr.whitelisted is False or ruok.whitelisted is False:
+    else:
+        # refused by the whitelist, or closed without a word (4lw disabled on old servers)
         words = False
         if mntr:
             m = send_word(host, port, "mntr", left())
             answers.append(m)
             if m.ok:
                 info, words = srvr_from_mntr(parse_mntr(m.text)), True
-    elif srvr.error is not None and ruok.error is not None:
-        # both closed without a word: 4lw disabled entirely on old servers, or not ZooKeeper
-        words = False
-    if ruok.whitelisted is True and ruok_text == "imok" and words is None:
-        words = True
+            else:
+                r = send_word(host, port, "ruok", left())
+                answers.append(r)
+                if r.ok:
+                    ruok_text = r.text.strip() or None
     session_ok: bool | None = None
     session_error: str | None = None
     if (info is None or not info.mode) and session_fallback and deadline - time.monotonic() > 0.1:
         session_ok, session_error = session_to(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}",
                                                left(), zk_options)
-    return done(ruok=ruok_text if ruok.whitelisted else None, four_letter_words=words, srvr=info,
-                session_ok=session_ok, session_error=session_error)
+    return done(ruok=ruok_text, four_letter_words=words, srvr=info, session_ok=session_ok,
+                session_error=session_error)
 
 
 def check_ensemble(hosts: str | ZkHosts, timeout: float = 2.0, *, session_fallback: bool = True,

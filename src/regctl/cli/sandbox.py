@@ -59,9 +59,9 @@ def sandbox_up(rc, dir: DirOpt = None,
                         "[default: earlier, or what already runs].")] = None,
                four_letter_words: Annotated[Optional[str], typer.Option(
                    "--four-letter-words", metavar="all|LIST", show_default=False,
-                   help="ZooKeeper's four-letter-word whitelist: all, or a comma-separated list that "
-                        "includes srvr (e.g. srvr,ruok,mntr,cons) [default: srvr alone, as deployments run; "
-                        "or what already runs].")] = None,
+                   help="ZooKeeper's four-letter-word whitelist: all, or a comma-separated list "
+                        "(e.g. ruok,mntr,cons; srvr is always allowed) [default: srvr alone, as deployments "
+                        "run; or what already runs].")] = None,
                ) -> Result:
     """Start ZooKeeper and the registry in the background; print the export line to use them.
 
@@ -94,7 +94,7 @@ def sandbox_up(rc, dir: DirOpt = None,
             parse_four_letter_words(four_letter_words)
         except ValueError as exc:
             raise UsageError(f"--four-letter-words {four_letter_words!r}: {exc}",
-                             hint="use --four-letter-words all, or a list such as srvr,ruok,mntr") from None
+                             hint="use --four-letter-words all, or a list such as ruok,mntr,cons") from None
     if ensemble == 3 and zk_port and zk_port + 2 > 65535:
         raise UsageError(f"--zk-port {zk_port} leaves no room for three members", hint="use a lower port, or 0")
     info = up(_dir(dir), api_port=api_port, zk_port=zk_port, demo=demo,

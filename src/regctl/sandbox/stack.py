@@ -409,7 +409,7 @@ def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = Fal
         try:
             words = zkmod.parse_four_letter_words(four_letter_words)
         except ValueError as exc:
-            raise SandboxError(f"--four-letter-words: {exc}", hint="use all, or a list such as srvr,ruok,mntr") from exc
+            raise SandboxError(f"--four-letter-words: {exc}", hint="use all, or a list such as ruok,mntr,cons") from exc
     dir = Path(dir).expanduser().resolve()
     deadline = time.monotonic() + timeout
     with _locked(dir):

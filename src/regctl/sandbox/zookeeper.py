@@ -34,6 +34,7 @@ DEBIAN_JAR = Path("/usr/share/java/zookeeper.jar")
 DEBIAN_SLF4J_BINDING = Path("/usr/share/java/slf4j-simple.jar")
 MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 #: what a deployment's ZooKeeper allows (cp-zookeeper, and ZooKeeper's own default): ``srvr`` alone
+#: (ZooKeeper 3.5+ answers ``srvr`` whatever its whitelist says: its own scripts use it)
 FOUR_LETTER_WORDS = "srvr"
 #: the words the sandbox allows with ``--four-letter-words all`` (regctl asks srvr, and mntr or ruok
 #: only where srvr is refused)
@@ -46,14 +47,15 @@ KNOWN_FOUR_LETTER_WORDS = ("conf", "cons", "crst", "dump", "envi", "ruok", "srst
 def parse_four_letter_words(value: str | None) -> str:
     """A ``4lw.commands.whitelist`` from ``--four-letter-words``: ``srvr`` (None), ``all``, or a list.
 
-    A list is comma-separated known words and must hold ``srvr``: the sandbox
-    tells that ZooKeeper serves by asking it. Raises ValueError saying what is wrong.
+    A list is comma-separated known words; ``srvr`` is put first when missing, as
+    ZooKeeper itself allows it whatever the whitelist says (its own scripts use it).
+    Raises ValueError naming a word that is not a four-letter word.
     """
     if value is None or not value.strip():
         return FOUR_LETTER_WORDS
     if value.strip().lower() == "all":
         return ALL_FOUR_LETTER_WORDS
-    words: list[str] = []
+    words: list[str] = ["srvr"]
     for word in (w.strip().lower() for w in value.split(",")):
         if not word:
             continue
@@ -62,8 +64,6 @@ def parse_four_letter_words(value: str | None) -> str:
                              f"{', '.join(KNOWN_FOUR_LETTER_WORDS)})")
         if word not in words:
             words.append(word)
-    if "srvr" not in words:
-        raise ValueError("the list must include srvr: the sandbox asks it whether ZooKeeper serves")
     return ",".join(words)
 INSTALL_HINT = "apt-get install zookeeper, or set ZOOKEEPER_HOME to an unpacked Apache ZooKeeper"
 JAVA_HINT = "apt-get install default-jre-headless, or set JAVA_HOME"

@@ -65,18 +65,17 @@ def check_zk_members(run: CheckRun) -> list[CheckResult] | CheckResult:
                                  "check that a majority of the ensemble runs and can reach each other (ports "
                                  "2888/3888); read ZooKeeper's log", target=rep.address, **d))
             continue
-        words = "four-letter words are disabled (not in 4lw.commands.whitelist)" if rep.four_letter_words is False \
-            else "no four-letter-word answer"
+        words = rep.words_text()
         if rep.session_ok:
             rows.append(run.passed(f"{words}; a session to this member works", target=rep.address, **d))
         elif rep.session_ok is False:
             rows.append(run.fail(f"{words}; no session to this member either ({rep.session_error})",
                                  "the member runs but does not serve: check ZooKeeper's log; to see mode and "
-                                 "latency here, add 'ruok,srvr,mntr' to 4lw.commands.whitelist",
+                                 "latency here, add srvr to 4lw.commands.whitelist",
                                  target=rep.address, **d))
         else:
             rows.append(run.warn(f"{words}; could not tell whether it serves",
-                                 "add 'ruok,srvr,mntr' to 4lw.commands.whitelist, or raise --timeout",
+                                 "add srvr to 4lw.commands.whitelist, or raise --timeout",
                                  target=rep.address, **d))
     return rows
 
@@ -150,8 +149,9 @@ def check_zk_base(run: CheckRun) -> CheckResult:
 
 
 CHECKS: tuple[Check, ...] = (
-    Check("zookeeper.members", "zookeeper", "an ensemble member down, not serving, or refusing four-letter "
-          "words (then a session is tried); shows mode, latency, node count", check_zk_members),
+    Check("zookeeper.members", "zookeeper", "an ensemble member down or not serving (asks srvr, the word "
+          "every ZooKeeper whitelist allows; a member refusing it gets a session instead); shows mode, latency, node count",
+          check_zk_members),
     Check("zookeeper.quorum", "zookeeper", "too few members serve (no quorum), or one failure from losing it",
           check_zk_quorum),
     Check("zookeeper.session", "zookeeper", "no ZooKeeper session can be opened with the connection string",
