@@ -81,12 +81,17 @@ def test_import_right_after_a_restart_restores_every_instance_and_they_survive_t
         assert items[(name, iid)]["action"] == "restore", items[(name, iid)]
         assert "not the Config Service's current session" in items[(name, iid)]["reason"]
         assert items[(name, iid)]["node_owner"] == hex(old)
-    assert items[("config-service", "config-service-1")]["action"] == "self"
+    # its own node was rewritten in place at the restart (version 1): it keeps the dead session, so it is
+    # restored too (else the Config Service has no node once that session expires)
+    assert items[("config-service", "config-service-1")]["action"] == "restore"
+    assert "rewritten in place" in res.json["plan"]["session"]["how"]
+    assert res.json["plan"]["session"]["dead"] == [hex(old)]
 
     res = run_cli("import", str(backup), "--yes", "-o", "json", env=reg.env)
     assert res.exit_code == 0, res
     assert {r["result"] for r in res.json["results"]} == {"restored"}
-    assert all(r["detail"] is None for r in res.json["results"]), res.json["results"]  # verified in ZooKeeper
+    details = [r["detail"] for r in res.json["results"] if r["detail"]]
+    assert len(details) <= 1 and all("the current session is" in d for d in details), details  # verified in ZooKeeper
 
     expire()
     after = nodes(kazoo_client, reg.base_path)
@@ -113,30 +118,95 @@ def test_registering_again_in_place_is_lost_when_the_old_session_ends(populated,
     assert after[("asr-service", "asr-2")][1] == reg.server.session_id
 
 
-def test_without_the_config_service_node_import_refuses_unless_told(populated, kazoo_client, tmp_path):
+@pytest.fixture
+def srvr_only(make_registry, zk_srvr_only):
+    """A populated registry on a ZooKeeper that allows only 'srvr' (no 'cons'), and a client on it."""
+    from kazoo.client import KazooClient
+
+    reg = make_registry(zk_timeout=4, zk_hosts=zk_srvr_only.hosts)
+    register_all(reg.url)
+    client = KazooClient(hosts=zk_srvr_only.hosts, timeout=10)
+    client.start(timeout=15)
+    try:
+        yield reg, client
+    finally:
+        client.stop()
+        client.close()
+
+
+def test_cons_tells_the_session_without_the_config_service_node(populated, kazoo_client, tmp_path):
+    backup = tmp_path / "b.json"
+    assert run_cli("export", "-f", str(backup), env=populated.env).exit_code == 0
+    kazoo_client.delete(f"{populated.base_path}/config-service/instances/config-service-1")
+    res = run_cli("import", str(backup), "--dry-run", "-o", "json", env=populated.env)
+    assert res.exit_code == 0, res
+    assert res.json["plan"]["session"]["connected"] >= 1
+    actions = {(i["service"], i["instance_id"]): i["action"] for i in res.json["plan"]["items"]}
+    assert actions.pop(("config-service", "config-service-1")) == "add"
+    assert set(actions.values()) == {"live"}, actions
+
+
+def test_without_the_config_service_node_the_first_write_tells_the_session(srvr_only, tmp_path):
+    """Nothing tells the current session: present nodes are planned 'restore' (the safe path, never 'live');
+    the first write (an add) shows which session is current, and nodes it owns are kept as they are."""
+    populated, kazoo_client = srvr_only
     backup = tmp_path / "b.json"
     assert run_cli("export", "-f", str(backup), env=populated.env).exit_code == 0
     kazoo_client.delete(f"{populated.base_path}/config-service/instances/config-service-1")
     with RegistryApi(populated.url, timeout=5) as api:
         api.deregister("tts-service", "tts-1")
-    line = assert_one_line_error(run_cli("import", str(backup), "--yes", env=populated.env), 1)
-    assert "current session" in line and "--config-instance" in line
-    assert ("tts-service", "tts-1") not in nodes(kazoo_client, populated.base_path)
-    # the registry's own node under another id: named, it is found
-    populated.server.register({"service_name": "config-service", "service_url": "http://cs:1",
-                               "health_check_url": None, "service_metadata": {"instance_id": "cs-a"}})
-    populated.server.register({"service_name": "config-service", "service_url": "http://cs:2",
-                               "health_check_url": None, "service_metadata": {"instance_id": "cs-b"}})
-    assert_one_line_error(run_cli("import", str(backup), "--yes", env=populated.env), 1)  # two, none named
-    res = run_cli("import", str(backup), "--yes", "--config-instance", "cs-a", "-o", "json", env=populated.env)
+    before = nodes(kazoo_client, populated.base_path)
+
+    res = run_cli("import", str(backup), "--dry-run", "-o", "json", env=populated.env)
+    assert res.exit_code == 0, res
+    assert "cannot tell the Config Service's current session" in res.stderr
+    assert "'cons' is not allowed" in res.json["plan"]["session"]["how"]
+    actions = {(i["service"], i["instance_id"]): i["action"] for i in res.json["plan"]["items"]}
+    assert actions.pop(("tts-service", "tts-1")) == "add"
+    assert actions.pop(("config-service", "config-service-1")) == "add"
+    assert set(actions.values()) == {"restore"}, actions  # never "live" on a guess
+
+    res = run_cli("import", str(backup), "--yes", "-o", "json", env=populated.env)
+    assert res.exit_code == 0, res
+    results = {(r["service"], r["instance_id"]): r["result"] for r in res.json["results"]}
+    assert results.pop(("tts-service", "tts-1")) == "registered"
+    assert results.pop(("config-service", "config-service-1")) == "registered"
+    assert set(results.values()) == {"kept"}, results
+    assert res.json["session"]["session"] == hex(populated.server.session_id)
+    after = nodes(kazoo_client, populated.base_path)
+    for key, (data, owner) in before.items():
+        assert after[key] == (data, owner)  # the kept ones were not rewritten
+    assert after[("tts-service", "tts-1")][1] == populated.server.session_id
+
+    # a second import: the own node (version 0, the current session's) tells; nothing to do
+    res = run_cli("import", str(backup), "--yes", "-o", "json", env=populated.env)
+    assert res.exit_code == 0 and res.json["results"] == [], res
+
+
+def test_a_named_config_instance_tells_the_session(populated, kazoo_client, tmp_path):
+    backup = tmp_path / "b.json"
+    assert run_cli("export", "-f", str(backup), env=populated.env).exit_code == 0
+    kazoo_client.delete(f"{populated.base_path}/config-service/instances/config-service-1")
+    for iid in ("cs-a", "cs-b"):
+        populated.server.register({"service_name": "config-service", "service_url": f"http://{iid}:1",
+                                   "health_check_url": None, "service_metadata": {"instance_id": iid}})
+    res = run_cli("import", str(backup), "--dry-run", "--config-instance", "cs-a", "-o", "json", env=populated.env)
     assert res.exit_code == 0, res
     assert res.json["plan"]["session"]["node"].endswith("/config-service/instances/cs-a")
-    assert sorted(r["instance_id"] for r in res.json["results"]) == ["config-service-1", "tts-1"]
-    for iid in ("cs-a", "cs-b", "config-service-1"):
-        kazoo_client.delete(f"{populated.base_path}/config-service/instances/{iid}")
-    res = run_cli("import", str(backup), "--yes", "--force", "-o", "json", env=populated.env)
+    actions = {(i["service"], i["instance_id"]): i["action"] for i in res.json["plan"]["items"]}
+    assert actions.pop(("config-service", "config-service-1")) == "add"
+    assert set(actions.values()) == {"live"}, actions
+
+
+def test_an_empty_registry_needs_no_session_every_line_is_an_add(populated, kazoo_client, tmp_path):
+    backup = tmp_path / "b.yaml"
+    assert run_cli("export", "-f", str(backup), env=populated.env).exit_code == 0
+    for (service, iid) in nodes(kazoo_client, populated.base_path):
+        kazoo_client.delete(f"{populated.base_path}/{service}/instances/{iid}")
+    res = run_cli("import", str(backup), "--yes", "-o", "json", env=populated.env)
     assert res.exit_code == 0, res
-    assert "ownership not checked" in res.stderr
+    assert {r["result"] for r in res.json["results"]} == {"registered"}
+    assert "cannot tell" not in res.stderr
 
 
 @pytest.mark.parametrize("base", ["/nowhere/services", "EMPTY"])

@@ -12,10 +12,20 @@ Planning (:func:`plan_import`) compares each file entry with its node now:
   a restore is **deregister, then register**: the new node belongs to the current
   session and stays. A lingering node whose data differs from the file is
   ``differs`` (the live data is newer than the backup) unless ``--force``.
+  When nothing tells the current session (see :mod:`regctl.transfer_live`), every
+  node present is planned ``restore`` too (``unsure``): the safe path. The first
+  write then tells it (the node the Config Service creates is its current
+  session's), and an unsure node that the current session turns out to own is
+  left as it is (result ``kept``).
 * ``self``: the Config Service's own node; it manages that itself.
 * ``down``: with ``--probe``, an entry to write whose health URL does not answer now.
 
-Applying (:func:`apply_plan`) re-reads each node right before writing it and
+Applying (:func:`apply_plan`) writes, in this order: one write alone when the
+current session is unknown (an ``add`` if there is one), to learn it; then the first
+instance of each service that has no node yet, alone for its service (two first
+registrations of a service at once make the Config Service fail one of them on its
+unique row, after writing its node); then the rest, ``concurrency`` at a time. It
+re-reads each node right before writing it and
 skips (and reports) any that changed since the plan: a registration made while
 the operator was reading the plan always survives. Progress is appended to a
 list the caller owns, so an interrupt or a failure midway can say exactly what
@@ -61,6 +71,8 @@ class PlanItem:
     reason: str | None = None
     differences: dict = field(default_factory=dict)
     observed: Observed | None = None
+    #: a restore planned only because the current session could not be told (the safe path)
+    unsure: bool = False
 
     @property
     def service(self) -> str:
@@ -76,6 +88,8 @@ class PlanItem:
              "service_url": reg.service_url, "health_check_url": reg.health_check_url, "reason": self.reason}
         if self.observed is not None and self.observed.owner:
             d["node_owner"] = hex(self.observed.owner)
+        if self.unsure:
+            d["unsure"] = True
         if self.differences:
             d["differences"] = self.differences
         if self.entry.warnings:
@@ -107,27 +121,34 @@ class ImportPlan:
 def plan_import(entries: Iterable[Entry], live: Mapping[tuple[str, str], Observed], live_source: str,
                 session: Session | None = None, *, force: bool = False,
                 own_key: tuple[str, str] | None = None) -> ImportPlan:
-    """Decide per entry (see the module docstring). ``session`` None: ownership not checked."""
-    current = session.owner if session is not None and session.known else None
+    """Decide per entry (see the module docstring). ``session`` None: ownership not checked (API only)."""
     items = []
     for e in entries:
         obs = live.get(e.key)
         if obs is None:
             items.append(PlanItem("add", e, "no node: will be registered"))
             continue
-        if own_key is not None and e.key == own_key:
+        verdict = session.judge(obs.owner) if session is not None else "current"
+        if own_key is not None and e.key == own_key and verdict != "dead":
             items.append(PlanItem("self", e, "the Config Service's own node: it registers itself", {}, obs))
             continue
         diff = (differences(expected_node(e.registration), obs.data) if obs.data is not None
                 else {"(node)": ["JSON object", "unreadable data"]})
-        old = current is not None and bool(obs.owner) and obs.owner != current
-        if old:
-            why = (f"node owned by session {hex(obs.owner or 0)}, not the Config Service's current session "
-                   f"{hex(current or 0)}: it vanishes when that session expires")
+        if verdict in ("dead", "unknown"):
+            if verdict == "dead":
+                current = f" current session {hex(session.owner)}" if session and session.owner else " current session"
+                why = (f"node owned by session {hex(obs.owner or 0)}, not the Config Service's{current}: it "
+                       "vanishes when that session expires")
+            else:
+                why = (f"node owned by session {hex(obs.owner or 0)}, and which session is current cannot be told "
+                       f"({session.how if session else 'not checked'}): the safe path")
+            unsure = verdict == "unknown"
             if not diff:
-                items.append(PlanItem("restore", e, why + "; deregister, then register", diff, obs))
+                tail = "; deregister, then register" + (" (left as it is if the first write shows the current "
+                                                         "session owns it)" if unsure else "")
+                items.append(PlanItem("restore", e, why + tail, diff, obs, unsure))
             elif force:
-                items.append(PlanItem("restore", e, why + "; --force: the file's data replaces it", diff, obs))
+                items.append(PlanItem("restore", e, why + "; --force: the file's data replaces it", diff, obs, unsure))
             else:
                 items.append(PlanItem("differs", e, why + "; its data differs from the file: not touched "
                                       "(export now to keep it, or --force to restore the file's data)", diff, obs))
@@ -168,7 +189,7 @@ def mark_down(plan: ImportPlan, probe: Callable[[list], list]) -> None:
 @dataclass
 class ApplyResult:
     item: PlanItem
-    result: str  # registered | restored | skipped | failed | interrupted | not-done
+    result: str  # registered | restored | kept | skipped | failed | interrupted | not-done
     detail: str | None = None
     error: RegctlError | None = None
 
@@ -205,13 +226,42 @@ class Live:
 CONCURRENCY = 8
 
 
+def write_order(plan: ImportPlan) -> list[list[PlanItem]]:
+    """The plan's writes in phases (see the module docstring): [learn], [first of new services], [the rest]."""
+    rest = list(plan.writes)
+    phases: list[list[PlanItem]] = []
+    started: set = set()
+    session = plan.session
+    if session is not None and not session.known and any(i.unsure for i in rest):
+        first = next((i for i in rest if i.action == "add"), None) or next(i for i in rest if i.unsure)
+        phases.append([first])
+        rest.remove(first)
+        started.add(first.service)
+    with_node = {i.service for i in plan.items if i.observed is not None}
+    firsts = []
+    for item in rest:
+        if item.service in with_node or item.service in started:
+            continue
+        started.add(item.service)
+        if sum(1 for j in rest if j.service == item.service) > 1:
+            firsts.append(item)
+    if firsts:
+        phases.append(firsts)
+        rest = [i for i in rest if not any(i is f for f in firsts)]
+    if rest:
+        phases.append(rest)
+    return phases
+
+
 def apply_plan(plan: ImportPlan, api: Any, live: Live, results: list[ApplyResult],
                on_result: Callable[[ApplyResult], None] | None = None,
                concurrency: "int | None" = None) -> list[ApplyResult]:
-    """Write every ``add``/``restore``/``overwrite`` item, ``concurrency`` at a time, appending to ``results``.
+    """Write every ``add``/``restore``/``overwrite`` item in :func:`write_order`, appending to ``results``.
 
-    On KeyboardInterrupt the writes in flight are recorded as ``interrupted``, the
-    ones not started get no result (see :func:`not_done`), and it is re-raised.
+    When the current session was unknown and the first write shows it, ``plan.session``
+    is replaced by the learned one. On KeyboardInterrupt the writes in flight are
+    recorded as ``interrupted``, the ones not started get no result (see
+    :func:`not_done`), and it is re-raised.
     """
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
@@ -225,15 +275,18 @@ def apply_plan(plan: ImportPlan, api: Any, live: Live, results: list[ApplyResult
         return results
     concurrency = CONCURRENCY if concurrency is None else concurrency
     pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(todo))), thread_name_prefix="regctl-import")
-    futures = {}
+    futures: dict = {}
     try:
-        for item in todo:
-            futures[pool.submit(_apply_one, item, api, live, plan.session)] = item
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            for f in sorted(done, key=lambda f: todo.index(futures[f])):
-                record(f.result())
+        for phase in write_order(plan):
+            batch = {pool.submit(_apply_one, item, api, live, plan.session): item for item in phase}
+            futures.update(batch)
+            pending = set(batch)
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                for f in sorted(done, key=lambda f: todo.index(futures[f])):
+                    record(f.result())
+            if plan.session is not None and not plan.session.known:
+                _learn(plan, phase, live, results)
     except KeyboardInterrupt:
         for f, item in futures.items():
             if any(r.item is item for r in results):
@@ -247,6 +300,26 @@ def apply_plan(plan: ImportPlan, api: Any, live: Live, results: list[ApplyResult
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return results
+
+
+def _learn(plan: ImportPlan, phase: list[PlanItem], live: Live, results: list[ApplyResult]) -> None:
+    """After a write, the node's owner is the Config Service's current session (it created the node just now)."""
+    if live.reader is None or plan.session is None:
+        return
+    for item in phase:
+        res = next((r for r in results if r.item is item), None)
+        if res is None or not res.ok:
+            continue
+        try:
+            now = live.observe(item.service, item.instance_id)
+        except RegctlError:
+            continue
+        if now is not None and now.owner:
+            plan.session = plan.session.learned(
+                now.owner, f"owner of {item.service}/{item.instance_id}, which the Config Service created just now")
+            res.detail = "; ".join(x for x in (res.detail, f"the current session is {hex(now.owner)}: it owns "
+                                               "the node this write created") if x)
+            return
 
 
 def not_done(plan: ImportPlan, results: list[ApplyResult]) -> list[PlanItem]:
@@ -277,6 +350,11 @@ def _apply_one(item: PlanItem, api: Any, live: Live, session: Session | None) ->
     except RegctlError as exc:
         return ApplyResult(item, "failed", "could not read the node again before writing; nothing written", exc)
     change = _changed(item.observed, now)
+    if (item.unsure and change is None and now is not None and session is not None and session.known
+            and now.owner == session.owner and now.data is not None
+            and not differences(expected_node(reg), now.data)):
+        return ApplyResult(item, "kept", f"owned by the current session {hex(session.owner or 0)} with the file's "
+                                         "data: nothing written")
     note = None
     if change is not None:
         if item.action == "restore" and now is None:

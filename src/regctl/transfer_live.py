@@ -6,10 +6,17 @@ a name with surrounding spaces or 250 characters is still a registration, and a
 node of 600 KiB is still an instance. Anything that cannot be exported comes
 back as a :class:`Skipped` with the reason, so the caller can list it and fail.
 
-Ownership: ``stat.ephemeralOwner`` of the Config Service's own node
-``{base}/config-service/instances/{id}`` is its *current* session
-(:func:`current_session`); an instance node owned by any other session was made
-before a restart and vanishes when that session expires.
+Ownership (:func:`current_session`): every instance node is owned by the Config
+Service's ZooKeeper session, so "which nodes survive" is "which nodes its *current*
+session owns". The owner of its own node ``{base}/config-service/instances/{id}``
+tells that only while the node's ``stat.version`` is 0: the Config Service registers
+itself at start-up with exists-then-``set``, so after a crash-restart that node is
+rewritten in place (version 1 or more) and keeps the **dead** session, and after that
+session expires it has no node at all until its next start. What else tells:
+ZooKeeper's ``cons`` word where the ensemble allows it (connected sessions), and a
+write (a node the Config Service creates now is its current session's; see
+:mod:`regctl.restore`). When nothing tells, :class:`Session` says so and never
+guesses "live".
 """
 
 from __future__ import annotations
@@ -153,26 +160,56 @@ def read_node(reader: Any, service: str, instance_id: str) -> LiveNode | None:
 
 @dataclass(frozen=True)
 class Session:
-    """Which ZooKeeper session the Config Service holds now, and how that was found."""
+    """Which ZooKeeper session the Config Service holds now, which are gone, and how that was found.
+
+    ``owner``: its current session, when something tells (else None). ``dead``:
+    sessions known gone or doomed (their nodes vanish when they expire).
+    ``connected``: the sessions ZooKeeper's ``cons`` listed on every member, or None
+    when the ensemble does not allow the word (the deployment's allows only ``srvr``).
+    """
 
     owner: int | None
     node: str | None
     how: str
+    dead: frozenset = frozenset()
+    connected: frozenset | None = None
 
     @property
     def known(self) -> bool:
         return self.owner is not None
 
+    def judge(self, owner: int | None) -> str:
+        """``current``, ``dead`` or ``unknown`` for a node owned by ``owner``."""
+        if not owner:
+            return "unknown"
+        if self.owner is not None and owner == self.owner:
+            return "current"
+        if owner in self.dead:
+            return "dead"
+        if self.connected is not None:
+            return "current" if owner in self.connected else "dead"
+        if self.owner is not None:
+            # one Config Service, one session: a node of any other session predates the current one
+            return "dead"
+        return "unknown"
+
+    def learned(self, owner: int, how: str) -> "Session":
+        """This session with ``owner`` known to be current (found by a write)."""
+        return Session(owner, self.node, how, self.dead - {owner}, self.connected)
+
     def to_dict(self) -> dict:
-        return {"session": hex(self.owner) if self.owner else None, "node": self.node, "how": self.how}
+        return {"session": hex(self.owner) if self.owner else None, "node": self.node, "how": self.how,
+                "dead": sorted(hex(o) for o in self.dead),
+                "connected": None if self.connected is None else len(self.connected)}
 
 
-def current_session(reader: Any, instance_id: str | None = None) -> Session:
-    """The owner of ``{base}/config-service/instances/{instance_id}``.
+def current_session(reader: Any, instance_id: str | None = None, *,
+                    connected: "frozenset | None" = None) -> Session:
+    """What tells the Config Service's current session (see the module docstring), without guessing.
 
-    Without an id: ``config-service-1`` when present, else the only node there is.
-    Unknown (``owner`` None) when the node is missing, or persistent, or there are
-    several and none was named.
+    The own node is ``{base}/config-service/instances/{instance_id}``; without an id,
+    ``config-service-1`` when present, else the only node there is. ``connected``
+    (optional) is what :func:`connected_sessions` found.
     """
     inst_dir = join(reader.base_path, CONFIG_SERVICE, "instances")
     if instance_id is not None:
@@ -184,18 +221,56 @@ def current_session(reader: Any, instance_id: str | None = None) -> Session:
         elif len(kids) == 1:
             candidates = kids
         elif not kids:
-            return Session(None, None, f"no Config Service node under {inst_dir}")
+            return Session(None, None, f"no Config Service node under {inst_dir} (after a restart it has none "
+                                       "once its old session expired)", connected=connected)
         else:
             return Session(None, None, f"{len(kids)} Config Service nodes under {inst_dir} and none is "
-                                       f"{DEFAULT_CONFIG_INSTANCE}")
+                                       f"{DEFAULT_CONFIG_INSTANCE}", connected=connected)
     path = join(inst_dir, candidates[0])
     res = reader.get(path)
     if res is None:
-        return Session(None, path, f"the Config Service's own node {path} does not exist")
-    owner = int(res[1].ephemeralOwner or 0)
+        return Session(None, path, f"the Config Service's own node {path} does not exist", connected=connected)
+    stat = res[1]
+    owner = int(stat.ephemeralOwner or 0)
     if not owner:
-        return Session(None, path, f"the Config Service's own node {path} is persistent (no session)")
-    return Session(owner, path, f"owner of {path}")
+        return Session(None, path, f"the Config Service's own node {path} is persistent (no session)",
+                       connected=connected)
+    version = int(getattr(stat, "version", 0) or 0)
+    if version > 0:
+        return Session(None, path, f"its own node {path} was rewritten in place (version {version}): it restarted "
+                                   f"while its previous session {hex(owner)} lived, which keeps that node and "
+                                   "vanishes with it", frozenset({owner}), connected)
+    if connected is not None and owner not in connected:
+        return Session(None, path, f"the owner {hex(owner)} of its own node {path} is not connected to ZooKeeper",
+                       frozenset({owner}), connected)
+    return Session(owner, path, f"owner of {path} (created at its start: version 0)", frozenset(), connected)
+
+
+def connected_sessions(hosts: str, timeout: float) -> tuple["frozenset | None", str]:
+    """Session ids connected to the ensemble, from ``cons`` on every member; (None, why) when it cannot tell.
+
+    A member that does not answer, or does not allow ``cons`` (a deployment's
+    ZooKeeper allows only ``srvr``), makes the whole answer unknown: a session
+    connected there would otherwise look gone.
+    """
+    import re
+
+    from regctl.names import parse_zk_hosts
+    from regctl.zk_admin import send_word
+
+    try:
+        members = parse_zk_hosts(hosts).members
+    except Exception as exc:  # the settings layer validated them; be safe anyway
+        return None, f"cannot parse ZooKeeper hosts ({exc})"
+    found: set[int] = set()
+    for host, port in members:
+        ans = send_word(host, port, "cons", timeout)
+        if ans.whitelisted is False:
+            return None, f"'cons' is not allowed by {host}:{port}'s four-letter-word whitelist"
+        if not ans.ok:
+            return None, f"'cons' got no answer from {host}:{port} ({ans.error or 'empty'})"
+        found.update(int(m, 16) for m in re.findall(r"sid=0x([0-9a-fA-F]+)", ans.text))
+    return frozenset(found), f"'cons' on {len(members)} member(s)"
 
 
 def _exc(exc: Exception) -> str:

@@ -3,6 +3,7 @@
 The format is documented in :mod:`regctl.transfer`, the import plan in :mod:`regctl.restore`.
 """
 
+import dataclasses
 import os
 import sys
 from typing import Annotated, Any, List, Optional
@@ -191,9 +192,8 @@ SkipInvalid = Annotated[bool, typer.Option(
 Probe = Annotated[bool, typer.Option(
     "--probe", help="Write only instances whose health URL answers (2xx) now; the others are planned 'down'.")]
 Force = Annotated[bool, typer.Option(
-    "--force", help="Overwrite live instances whose data differs; import into a base path that is missing or "
-                    "empty; import when the Config Service's current session cannot be found (every node "
-                    "present then counts as live).")]
+    "--force", help="Overwrite live instances whose data differs (and restore lingering ones whose data "
+                    "differs); import into a base path that does not exist or holds no services.")]
 ConfigInstance = Annotated[Optional[str], typer.Option(
     "--config-instance", metavar="ID", show_default=False,
     help="The Config Service's own instance id (its SERVICE_INSTANCE_ID) [default: config-service-1, "
@@ -219,15 +219,21 @@ def import_registry(
     expires, so it is deregistered, then registered under the current session),
     live (identical), differs (live with other data: never touched without
     --force), self (the Config Service's own node). The current session is the
-    owner of {base}/config-service/instances/ID in ZooKeeper; when that node
-    cannot be found import refuses (--config-instance ID, or --force).
+    owner of {base}/config-service/instances/ID only while that node was never
+    rewritten (version 0; a crash-restart rewrites it in place and it keeps the
+    dead session), or what ZooKeeper's 'cons' lists where allowed, or the owner of
+    the first node this import creates. When nothing tells, every node present is
+    restored (the safe path), and one the first write shows to be current is kept.
+    A new service's first instance is written alone before the rest.
 
     Right before each write the node is read again: one that changed since the
     plan (say, re-registered while you read the plan) is skipped and reported.
     Asks first (--yes skips the question and is required without a terminal).
     Without ZooKeeper, live state comes from the API and ownership is not checked.
     Exit 0 when done or nothing to do; 1 when a write failed or invalid entries
-    were skipped; 130 on Ctrl-C (what was done and what was not is printed first).
+    were skipped; 2 for a bad file or flag, or a base path that does not exist;
+    3 when what is live could not be read; 130 on Ctrl-C (what was done and what
+    was not is printed first).
 
     Example: regctl import registry-backup.yaml --dry-run
     """
@@ -327,6 +333,8 @@ def _summary(plan) -> str:
     text = ", ".join(parts) + f"; live state from {plan.live_source}"
     if plan.session is not None and plan.session.known:
         text += f", current session {hex(plan.session.owner)}"
+    elif plan.session is not None:
+        text += ", current session not known (found by the first write)"
     return text
 
 
@@ -344,9 +352,14 @@ def _report(data: dict, plan, results: list, tables: list, warnings: list, inter
     done = [r for r in results if r.ok]
     failed = [r for r in results if r.result in ("failed", "interrupted")]
     skipped = [r for r in results if r.result == "skipped"]
+    kept = [r for r in results if r.result == "kept"]
     result.warnings += [f"{r.item.service}/{r.item.instance_id}: skipped: {r.detail}" for r in skipped]
-    result.notes.append(f"written {len(done)} of {len(plan.writes)} instance(s); {len(skipped)} skipped, "
-                        f"{len(failed)} failed, {len(left)} not done")
+    data["session"] = plan.session.to_dict() if plan.session is not None else None
+    note = (f"written {len(done)} of {len(plan.writes)} instance(s); {len(skipped)} skipped, "
+            f"{len(failed)} failed, {len(left)} not done")
+    if kept:
+        note += f"; {len(kept)} kept (already owned by the current session {hex(plan.session.owner or 0)})"
+    result.notes.append(note)
     if interrupted:
         unsure = [f"{r.item.service}/{r.item.instance_id}" for r in results if r.result == "interrupted"]
         result.warnings.append(
@@ -407,30 +420,33 @@ def _live_state(rc, names: list, force: bool, config_instance: "str | None") -> 
     reader = rc.zk()
     exists, present = tl.base_state(reader)
     if not exists or not present:
+        # the Config Service creates its base path and its own directory there when it starts: a base
+        # without them is almost always a wrong --zk-base (an emptied registry still has both)
         what = "does not exist" if not exists else "holds no services"
         text = f"the base path {reader.base_path} {what} in ZooKeeper {s.zk_hosts}"
         if not force:
             raise UsageError(f"refusing to import: {text}", where=s.zk_hosts,
-                             hint="check --zk-base / ZOOKEEPER_BASE_PATH (the Config Service's base path); "
-                                  "pass --force to import into it anyway")
+                             hint="check --zk-base / ZOOKEEPER_BASE_PATH (the Config Service creates its base "
+                                  "path when it starts); pass --force to import into it anyway")
         warnings.append(text + "; importing anyway (--force)")
-    session = tl.current_session(reader, config_instance)
-    own_key = None
-    if session.known:
-        own_key = (tl.CONFIG_SERVICE, (session.node or "").rsplit("/", 1)[-1])
-    elif exists and present:
-        if not force:
-            raise NotFound(f"cannot tell which nodes belong to the Config Service's current session: {session.how}",
-                           where=s.zk_hosts,
-                           hint="pass --config-instance ID (the Config Service's SERVICE_INSTANCE_ID); or --force "
-                                "to count every node present as live (nodes a restart left then vanish later)")
-        warnings.append(f"ownership not checked ({session.how}); every node present counts as live (--force)")
+    if s.zk_client_kwargs.get("use_ssl"):
+        connected, why = None, "ZooKeeper over TLS: four-letter words not asked"
+    else:
+        connected, why = tl.connected_sessions(s.zk_hosts or "", min(2.0, s.timeout))
+    session = tl.current_session(reader, config_instance, connected=connected)
+    own_key = (tl.CONFIG_SERVICE, session.node.rsplit("/", 1)[-1]) if session.node else None
+    if not session.known:
+        session = dataclasses.replace(session, how=f"{session.how}; {why}")
     nodes, skipped = tl.read_zk(reader, [n for n in names if n in present])
     if skipped:
         raise BadResponse(f"could not read what is live: {skipped[0].reason}", where=skipped[0].path,
                           hint="nothing was imported; fix that first")
     live = {(n.service, n.instance_id): restore.Observed.from_node(n) for n in nodes}
-    return live, "zookeeper", session if session.known else None, own_key, warnings
+    if not session.known and any(session.judge(o.owner) == "unknown" for o in live.values()):
+        warnings.append(f"cannot tell the Config Service's current session ({session.how}): the file's instances "
+                        "that are present are restored (deregister, then register), unless the first write shows "
+                        "that the current session owns them")
+    return live, "zookeeper", session, own_key, warnings
 
 
 __all__ = ["register", "export_registry", "import_registry", "ExitCode"]
