@@ -21,6 +21,12 @@ node exactly. The text written is plain ASCII: every other character (lone
 surrogates, controls, bidi marks, non-Latin names) is a JSON or YAML escape, so
 any string survives the round trip and no terminal or display filter can alter it.
 
+JSON has no NaN or Infinity, but the Config Service stores them (Python's ``json``
+writes them). The JSON export stays strict JSON and loses nothing: each non-finite
+number is written as the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"`` and its
+place is listed (an RFC 6901 JSON pointer) under ``non_finite_numbers``; reading turns
+exactly those places back into numbers. YAML writes them as ``.nan`` / ``.inf``.
+
 Reading: a ``.json`` file (or text starting with ``{``) is parsed as JSON, anything
 else as YAML. Each instance is checked against what the Config Service itself
 accepts (:func:`check_entry`); regctl's stricter register rules (URL shape, known
@@ -87,10 +93,76 @@ def export_document(instances: Iterable[Instance], source: Mapping[str, Any], no
     }
 
 
+NON_FINITE_KEY = "non_finite_numbers"
+_NON_FINITE_TEXT = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+
+
+def _pointer_token(key: Any) -> str:
+    return str(key).replace("~", "~0").replace("/", "~1")
+
+
+def encode_non_finite(doc: Mapping[str, Any]) -> dict:
+    """A copy of ``doc`` with every NaN/Infinity a string, and their JSON pointers under ``non_finite_numbers``.
+
+    Iterative, so any depth the JSON parser accepted is walked.
+    """
+    pointers: list[str] = []
+    root: dict = {}
+    stack: list[tuple[Any, Any, str]] = [(doc, root, "")]
+    while stack:
+        src, dst, where = stack.pop()
+        items = src.items() if isinstance(src, Mapping) else enumerate(src)
+        for k, v in items:
+            at = f"{where}/{_pointer_token(k)}"
+            if isinstance(v, float) and not math.isfinite(v):
+                v = "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+                pointers.append(at)
+            elif isinstance(v, Mapping):
+                child: Any = {}
+                stack.append((v, child, at))
+                v = child
+            elif isinstance(v, (list, tuple)):
+                child = [None] * len(v)
+                stack.append((v, child, at))
+                v = child
+            dst[k] = v
+    if pointers:
+        root[NON_FINITE_KEY] = sorted(pointers)
+    return root
+
+
+def decode_non_finite(doc: dict, name: str) -> None:
+    """Turn the places ``non_finite_numbers`` lists back into NaN/Infinity (in place); bad entries are bad input."""
+    pointers = doc.pop(NON_FINITE_KEY, None)
+    if pointers is None:
+        return
+    if not isinstance(pointers, list):
+        raise UsageError(f"'{NON_FINITE_KEY}' is not a list", where=name, hint="give a file written by: regctl export")
+    for ptr in pointers:
+        parent: Any = None
+        key: Any = None
+        node: Any = doc
+        ok = isinstance(ptr, str) and ptr.startswith("/")
+        for token in (ptr.split("/")[1:] if ok else []):
+            token = token.replace("~1", "/").replace("~0", "~")
+            parent = node
+            if isinstance(node, dict) and token in node:
+                key, node = token, node[token]
+            elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+                key, node = int(token), node[int(token)]
+            else:
+                ok = False
+                break
+        if not ok or parent is None or not isinstance(node, str) or node not in _NON_FINITE_TEXT:
+            raise UsageError(f"'{NON_FINITE_KEY}' names {str(ptr)[:80]!r}, which is not a NaN/Infinity string there",
+                             where=name, hint="give a file written by: regctl export")
+        parent[key] = _NON_FINITE_TEXT[node]
+
+
 def dump_document(doc: Mapping[str, Any], fmt: str) -> str:
     """The document as ASCII-only JSON or YAML text (see the module docstring)."""
     if fmt == "json":
-        return json.dumps(doc, indent=2, ensure_ascii=True) + "\n"
+        return json.dumps(encode_non_finite(doc), indent=2, ensure_ascii=True, allow_nan=False) + "\n"
     import yaml
 
     return yaml.dump(dict(doc), Dumper=yaml.SafeDumper, sort_keys=False, allow_unicode=False,
@@ -191,6 +263,7 @@ def parse_document(text: str, name: str = "<input>") -> ExportFile:
     if not isinstance(doc, dict) or "services" not in doc:
         raise UsageError("not a regctl export (no 'services')", where=name,
                          hint="give a file written by: regctl export")
+    decode_non_finite(doc, name)
     version = doc.get("version")
     if version != EXPORT_VERSION or isinstance(version, bool):
         raise UsageError(f"export version {_plain(version)!r} is not supported", where=name,

@@ -121,3 +121,34 @@ def test_node_stat_token_changes_with_a_write():
         data, stat, owner = {"a": 1}, st, 7
 
     assert restore.Observed.from_node(Node).token == (1.0, 3, 7)
+
+
+def test_non_finite_numbers_round_trip_through_strict_json():
+    import json
+    import math
+
+    from regctl import transfer
+
+    doc = {"version": 1, "services": [{"name": "s", "instances": [{"instance_id": "i", "service_url": "http://s:1",
+           "service_metadata": {"a/b": float("nan"), "~x": [1.5, float("inf"), {"n": float("-inf")}], "t": "NaN"}}]}]}
+    text = transfer.dump_document(doc, "json")
+    strict = json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(AssertionError(c)))
+    assert strict["non_finite_numbers"] == ["/services/0/instances/0/service_metadata/a~1b",
+                                            "/services/0/instances/0/service_metadata/~0x/1",
+                                            "/services/0/instances/0/service_metadata/~0x/2/n"]
+    back = json.loads(text)
+    transfer.decode_non_finite(back, "f.json")
+    meta = back["services"][0]["instances"][0]["service_metadata"]
+    assert math.isnan(meta["a/b"]) and meta["~x"][1] == math.inf and meta["~x"][2]["n"] == -math.inf
+    assert meta["t"] == "NaN"  # a genuine string stays a string
+
+
+def test_a_bad_non_finite_pointer_is_bad_input():
+    import pytest
+
+    from regctl import transfer
+    from regctl.errors import UsageError
+
+    for bad in (["/services/0/nope"], "x", ["/version"]):
+        with pytest.raises(UsageError):
+            transfer.decode_non_finite({"version": 1, "services": [], "non_finite_numbers": bad}, "f.json")
