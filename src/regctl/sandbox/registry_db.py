@@ -21,7 +21,7 @@ log = logging.getLogger("regctl.sandbox.registry")
 
 #: the seconds the real service's row write takes between its SELECT and its INSERT's commit
 #: (a loopback round trip or two): the window in which a concurrent first registration collides
-INSERT_WINDOW = 0.02
+INSERT_WINDOW = 0.005
 
 
 class UniqueViolation(Exception):
