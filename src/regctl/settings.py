@@ -68,7 +68,7 @@ from regctl.names import normalize_base_path, parse_zk_hosts, validate_url
 DEFAULT_CONFIG_URL = "http://config-service:8082"
 DEFAULT_ZK_BASE = "/services"
 DEFAULT_TIMEOUT = 5.0
-OUTPUT_FORMATS = ("table", "wide", "json", "yaml")
+OUTPUT_FORMATS = ("table", "wide", "json", "yaml", "name")
 
 #: setting name -> environment variable
 ENV_VARS = {

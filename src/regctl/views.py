@@ -6,6 +6,7 @@ the results to these functions, which compute counts and disagreement flags.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -54,6 +55,18 @@ class ServiceSummary:
         }
 
 
+def natural_key(value: Any) -> tuple:
+    """Sort key reading digit runs as numbers: ``bulk-2`` before ``bulk-10``; None and ``-`` last."""
+    if value is None or value == "-":
+        return (1, ())
+    if isinstance(value, bool):
+        value = "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return (0, ((0, float(value), ""),))
+    parts = re.split(r"(\d+)", str(value))
+    return (0, tuple((0, float(p), "") if p.isdigit() else (1, 0.0, p.lower()) for p in parts if p))
+
+
 def summarize(rows: list[ServiceRow] | None, snapshot: ZkSnapshot | None,
               api_instances: dict[str, list[Instance]] | None = None,
               verdicts: Mapping[str, Any] | None = None,
@@ -69,7 +82,7 @@ def summarize(rows: list[ServiceRow] | None, snapshot: ZkSnapshot | None,
     by_row = {r.service_name: r for r in rows or []}
     zk = {s.name: s for s in snapshot.services} if snapshot else {}
     unread = set(unread)
-    names = sorted(set(by_row) | set(zk) | set(api_instances or {}) | unread)
+    names = sorted(set(by_row) | set(zk) | set(api_instances or {}) | unread, key=natural_key)
     out = []
     for name in names:
         row = by_row.get(name)

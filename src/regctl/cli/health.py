@@ -170,7 +170,7 @@ def health(
                    "server": server_rows if server else None,
                    **({"generation": server_generation} if server_generation else {})}
     columns = HEALTH_COLUMNS if server else [c for c in HEALTH_COLUMNS if c.key != "server"]
-    result.tables.append(Table(columns, rows, empty="no instances to probe"))
+    result.tables.append(Table(columns, rows, empty="no instances to probe", data_key="results"))
     if server:
         result.tables.append(Table(SERVER_COLUMNS, server_rows, title="Config Service's own check"
                                    + (f" ({result.data['generation']['generation']} generation)"

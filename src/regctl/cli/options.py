@@ -4,7 +4,7 @@ A command is a plain function ``fn(rc: RunContext, ...) -> Result``. The decorat
 appends the shared options (``--context``, ``--config-url``, ``--zk``, ``--zk-base``,
 ``--timeout``, the auth/TLS options ``--header``, ``--token-file``, ``--ca-bundle``,
 ``--insecure``, ``--zk-auth-file``, ``--zk-tls``, ``--zk-ca``, ``--zk-cert``, ``--zk-key``,
-``-o``, ``--no-color``, ``-v``, ``--traceback``) to its signature,
+``-o``, ``--no-headers``, ``--sort-by``, ``--filter``, ``--field``, ``--no-color``, ``-v``, ``--traceback``) to its signature,
 resolves :class:`~regctl.settings.Settings` from them (flag > env > context >
 default), runs it, renders the result and turns a :class:`RegctlError` into the
 documented exit code. The same options are accepted before the command name
@@ -74,8 +74,23 @@ COMMON_OPTIONS: dict = {
         help="Client private key for ZooKeeper TLS [env REGCTL_ZK_KEY; context zk_key].")],
     "output": Annotated[Optional[str], typer.Option(
         "--output", "-o", metavar="FORMAT", rich_help_panel=OUTPUT, show_default=False,
-        help="table, wide, json or yaml [env REGCTL_OUTPUT; default table].",
-        autocompletion=lambda: ["table", "wide", "json", "yaml"])],
+        help="table, wide, json, yaml or name (one name per line) [env REGCTL_OUTPUT; default table].",
+        autocompletion=lambda: ["table", "wide", "json", "yaml", "name"])],
+    "no_headers": Annotated[Optional[bool], typer.Option(
+        "--no-headers", rich_help_panel=OUTPUT, show_default=False,
+        help="Tables without their header line (and title), for scripts.")],
+    "sort_by": Annotated[Optional[str], typer.Option(
+        "--sort-by", metavar="COLUMN", rich_help_panel=OUTPUT, show_default=False,
+        help="Sort a table's rows by COLUMN (its header, e.g. live, db-status, age), in natural order "
+             "(bulk-2 before bulk-10); -o json/yaml lists the same order. Default: by name, natural order.")],
+    "filter": Annotated[Optional[List[str]], typer.Option(
+        "--filter", metavar="COLUMN=VALUE", rich_help_panel=OUTPUT, show_default=False,
+        help="Only rows whose COLUMN is VALUE (a list column: contains it; 'a,b': either; != negates), "
+             "repeatable (all must hold), e.g. --filter discovery=no --filter flags=seeded; -o json/yaml too.")],
+    "field": Annotated[Optional[List[str]], typer.Option(
+        "--field", metavar="COLUMN", rich_help_panel=OUTPUT, show_default=False,
+        help="Print only these values, tab-separated, one row per line, never cut (a column header or a "
+             "dotted path such as discovery.reason), repeatable.")],
     "no_color": Annotated[Optional[bool], typer.Option(
         "--no-color", rich_help_panel=OUTPUT, show_default=False,
         help="No colour or box drawing (also when NO_COLOR is set or stdout is not a terminal).")],

@@ -67,6 +67,10 @@ class Column:
     justify: str = "left"
     #: the cell holds a status (pass/warn/fail/skip) shown as a mark (see :func:`status_mark`)
     mark: bool = False
+    #: a shorter header used when the table does not fit the terminal
+    short: "str | None" = None
+    #: cut this column only after the other text columns
+    keep: bool = False
 
 
 @dataclass
@@ -81,6 +85,9 @@ class Table:
     details_column: "str | None" = None
     #: leave out columns whose cells are all empty
     hide_empty: bool = False
+    #: the key of the list in the result's data whose items are these rows, one for one:
+    #: ``--filter`` and ``--sort-by`` shape it too (``-o json`` shows the same rows as the table)
+    data_key: "str | None" = None
 
 
 @dataclass
@@ -284,8 +291,18 @@ class Output:
     """Renders results and messages for one run."""
 
     def __init__(self, output: str = "table", color: "bool | None" = None, verbose: int = 0,
-                 stdout: "TextIO | None" = None, stderr: "TextIO | None" = None) -> None:
+                 stdout: "TextIO | None" = None, stderr: "TextIO | None" = None, no_headers: bool = False,
+                 sort_by: "str | None" = None, filters: "list | None" = None,
+                 fields: "list | None" = None) -> None:
         self.output = output
+        #: --no-headers: tables without their header line (and title)
+        self.no_headers = no_headers
+        #: --sort-by COLUMN: rows in natural order of that column
+        self.sort_by = sort_by
+        #: --filter KEY=VALUE, parsed (see :func:`parse_filter`)
+        self.filters = [parse_filter(f) if isinstance(f, str) else f for f in filters or []]
+        #: --field KEY: tab-separated values instead of the table
+        self.fields = list(fields or [])
         self.verbose = verbose
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
@@ -357,17 +374,22 @@ class Output:
     def render(self, result: Result) -> int:
         """Print ``result`` in the chosen format; return the exit code."""
         raw = result.raw
+        self.shape(result)
         self._flagged, alike = lookalikes(result.tables)
         if self.output in ("json", "yaml"):
             if result.data is not None:
                 self.write_document(result.data, raw)
         else:
-            if result.lines is not None:
+            if result.lines is not None and not (self.fields and not result.tables):
                 for line in result.lines:
                     self.stdout.write(human_text(line, raw=raw) + "\n")
             for table in result.tables:
                 self.table(table, raw)
-            for line in result.footer:
+            script = self.output == "name" or bool(self.fields)
+            if script and not result.tables and self.fields and result.data is not None:
+                values = [_lookup(result.data, f) if isinstance(result.data, dict) else None for f in self.fields]
+                self.stdout.write("\t".join(human_text(_cell_text(v), raw=raw) for v in values) + "\n")
+            for line in [] if script else result.footer:
                 self.stdout.write(human_text(line, lines=True, raw=raw) + "\n")
             for line in result.notes:
                 self.note(line)
@@ -384,65 +406,189 @@ class Output:
         cols = [c for c in table.columns if wide or not c.wide]
         if table.hide_empty and table.rows:
             cols = [c for c in cols if c.mark or any(row.get(c.key) not in (None, "") for row in table.rows)]
-        if self.fancy():
+        if self.output == "name" or self.fields:
+            self._script_lines(table, raw)
+        elif self.fancy():
             self._rich_table(table, cols, raw)
         else:
             self._plain_table(table, cols, raw)
 
-    def _plain_table(self, table: Table, cols: list, raw: bool = False) -> None:
+    # -- shaping: filter, sort, fields (every mode; see docs/output.md) ----------
+    def shape(self, result: Result) -> None:
+        """Apply ``--filter`` and ``--sort-by`` to each table's rows (and the parallel list in the data)."""
+        if not (self.filters or self.sort_by):
+            return
+        for table in result.tables:
+            keep = list(range(len(table.rows)))
+            if self.filters:
+                keep = [i for i in keep if all(_row_matches(table, table.rows[i], f) for f in self.filters)]
+            if self.sort_by:
+                key = _column_key(table, self.sort_by)
+                if key is None:
+                    from regctl.errors import UsageError
+
+                    raise UsageError(f"--sort-by {self.sort_by!r}: no such column",
+                                     hint="use one of " + ", ".join(c.header.replace(" ", "-") for c in table.columns))
+                from regctl.views import natural_key
+
+                keep.sort(key=lambda i: natural_key(_lookup(table.rows[i], key)))
+            docs = _data_list(result.data, table)
+            table.rows = [table.rows[i] for i in keep]
+            if docs is not None:
+                docs[:] = [docs[i] for i in keep]
+
+    def _script_lines(self, table: Table, raw: bool) -> None:
+        """``-o name`` (the name column, one per line) or ``--field`` (tab-separated values): never cut."""
+        if self.fields:
+            keys = []
+            for f in self.fields:
+                key = _column_key(table, f) or f
+                keys.append(key)
+        else:
+            names = [c.key for c in table.columns if c.key in NAME_KEYS]
+            keys = names[:1] or [table.columns[0].key]
+        for row in table.rows:
+            values = [_lookup(row, k) for k in keys]
+            self.stdout.write("\t".join(human_text(_cell_text(v), raw=raw) for v in values) + "\n")
+
+    def width(self) -> "int | None":
+        """The width tables fit: ``COLUMNS`` when set, else the terminal's when stdout is one; None (no
+        limit) in a pipe without ``COLUMNS``, so ``awk`` and ``cut`` always get whole values."""
+        import shutil
+
+        if os.environ.get("COLUMNS", "").strip().isdigit():
+            return max(20, int(os.environ["COLUMNS"]))
+        if not self.is_tty(self.stdout):
+            return None
+        try:
+            return max(20, os.get_terminal_size(self.stdout.fileno()).columns)
+        except (AttributeError, ValueError, OSError):
+            return max(20, shutil.get_terminal_size((80, 24)).columns)
+
+    def _grid(self, table: Table, cols: list, raw: bool, fancy: bool) -> list:
+        flagged = getattr(self, "_flagged", set())
+        return [[status_mark(row.get(c.key), fancy) if c.mark else
+                 _name_cell(row.get(c.key), flagged, raw, fancy) if c.key in NAME_KEYS else
+                 cell_text(row.get(c.key), raw, fancy) for c in cols]
+                for row in table.rows]
+
+    def _narrow(self, cols: list, grid: list) -> "tuple[list, bool]":
+        """(headers, folded?) for a table that does not fit :meth:`width` as it is: timestamps become ages
+        and long headers their short form (``grid`` is changed in place); folded is True for ``-o wide``
+        when even then its columns would have to be cut below a readable width (see :meth:`_fold`)."""
+        limit = self.width()
+        headers = [human_text(c.header.upper()) for c in cols]
+        if limit is None or not grid or _total(_widths(headers, grid, self.no_headers)) <= limit:
+            return headers, False
+        for i, c in enumerate(cols):
+            if all(_TIMESTAMP.match(r[i]) or r[i] == "-" for r in grid) and any(r[i] != "-" for r in grid):
+                for r in grid:
+                    r[i] = _age_of(r[i])
+                headers[i] = "AGE" if c.short is None else headers[i]
+            if c.short:
+                headers[i] = human_text(c.short.upper())
+        ws = _widths(headers, grid, self.no_headers)
+        readable = [w if (c.mark or c.justify == "right") else min(w, max(len(h), 12))
+                    for c, h, w in zip(cols, headers, ws)]
+        return headers, self.output == "wide" and any(c.wide for c in cols) and _total(readable) > limit
+
+    def _fit(self, cols: list, grid: list, headers: list, fancy: bool) -> list:
+        """Cell widths that fit :meth:`width` (after :meth:`_narrow`): the widest text columns are cut,
+        first down to their header, then further, the names last; numbers and marks stay whole."""
+        limit = self.width()
+        ws = _widths(headers, grid, self.no_headers)
+        if limit is None:
+            return ws
+        for rank, least in ((0, None), (1, None), (0, 8), (1, 8), (2, 12)):
+            floor = [max(least or len(h), 1) for h in headers]
+            while _total(ws) > limit:
+                cand = [i for i, c in enumerate(cols) if ws[i] > floor[i] and not c.mark and c.justify != "right"
+                        and (2 if c.key in NAME_KEYS else 1 if c.keep else 0) == rank]
+                if not cand:
+                    break
+                i = max(cand, key=lambda j: ws[j])
+                others = sorted((ws[j] for j in cand if j != i), reverse=True)
+                target = max(floor[i], ws[i] - (_total(ws) - limit), (others[0] if others else 0))
+                ws[i] = target if target < ws[i] else ws[i] - 1
+        mark = "\u2026" if fancy else "..."
+        for r in grid:
+            for i, w in enumerate(ws):
+                r[i] = _cut(r[i], w, mark)
+        return ws
+
+    def _fold(self, cols: list, grid: list, headers: list) -> "tuple[list, list, list, list]":
+        """``-o wide`` in a narrow terminal: the wide-only columns as ``header: value`` lines under each row."""
+        keep = [i for i, c in enumerate(cols) if not c.wide]
+        moved = [i for i, c in enumerate(cols) if c.wide]
+        limit = self.width() or 80
+        extra = [[_cut(f"{human_text(cols[i].header)}: {r[i]}", limit - 2, "...") for i in moved if r[i] != "-"]
+                 for r in grid]
+        return [cols[i] for i in keep], [[r[i] for i in keep] for r in grid], [headers[i] for i in keep], extra
+
+    def _plain_table(self, table: Table, cols: list, raw: bool = False, fancy: bool = False) -> None:
         out = self.stdout
-        if table.title:
+        if table.title and not self.no_headers:
             out.write(human_text(table.title, raw=raw) + "\n")
         if not table.rows:
-            out.write(human_text(table.empty, raw=raw) + "\n")
+            if not self.no_headers:
+                out.write(human_text(table.empty, raw=raw) + "\n")
             return
-        grid = [[human_text(c.header.upper()) for c in cols]]
-        flagged = getattr(self, "_flagged", set())
-        grid += [[status_mark(row.get(c.key), False) if c.mark else
-                  _name_cell(row.get(c.key), flagged, raw, False) if c.key in NAME_KEYS else
-                  cell_text(row.get(c.key), raw) for c in cols]
-                 for row in table.rows]
-        widths = [max(len(r[i]) for r in grid) for i in range(len(cols))]
+        body = self._grid(table, cols, raw, fancy)
+        headers, folded = self._narrow(cols, body)
+        extra: list = [[] for _ in body]
+        if folded:
+            cols, body, headers, extra = self._fold(cols, body, headers)
+        widths = self._fit(cols, body, headers, fancy)
+        head = [] if self.no_headers else [[h[:w] for h, w in zip(headers, widths)]]
         indent = 0
         if table.details_key:
             keys = [c.key for c in cols]
             at = keys.index(table.details_column) if table.details_column in keys else len(cols) - 1
             indent = sum(w + 2 for w in widths[:at])
-        for n, r in enumerate(grid):
+        for r in head:
+            out.write("  ".join(v.rjust(w) if c.justify == "right" else v.ljust(w)
+                                for v, w, c in zip(r, widths, cols)).rstrip() + "\n")
+        for n, r in enumerate(body):
             cells = [(v.rjust(w) if c.justify == "right" else v.ljust(w)) for v, w, c in zip(r, widths, cols)]
             out.write("  ".join(cells).rstrip() + "\n")
-            if n and table.details_key:
-                for item in table.rows[n - 1].get(table.details_key) or []:
+            for line in extra[n]:
+                out.write("  " + line + "\n")
+            if table.details_key:
+                for item in table.rows[n].get(table.details_key) or []:
                     text = item[1] if isinstance(item, tuple) else item
                     out.write(" " * indent + human_text(text, raw=raw) + "\n")
 
     def _rich_table(self, table: Table, cols: list, raw: bool = False) -> None:
         # Cells are rich Text objects, never markup strings: "[red]" in registry data stays text.
-        from rich import box
         from rich.table import Table as RichTable
         from rich.text import Text
 
-        # As wide as the content needs: long lines wrap in the terminal rather than cells being folded.
+        # Cells are cut by _fit to the terminal's width; detail lines may run past it and wrap in the terminal.
         console = self._console(self.stdout, width=10000)
-        title = Text(human_text(table.title, raw=raw), style="bold") if table.title else None
+        title = Text(human_text(table.title, raw=raw), style="bold") if table.title and not self.no_headers else None
         if not table.rows:
             if title is not None:
                 console.print(title)
-            console.print(Text(human_text(table.empty, raw=raw), style="dim"))
+            if not self.no_headers:
+                console.print(Text(human_text(table.empty, raw=raw), style="dim"))
             return
-        rt = RichTable(box=box.SIMPLE_HEAD, title=title, title_justify="left", title_style="bold",
-                       pad_edge=False, show_edge=False)
-        for c in cols:
-            rt.add_column(Text(human_text(c.header.upper())), justify=c.justify, no_wrap=True)
+        texts = self._grid(table, cols, raw, True)
+        headers, folded = self._narrow(cols, texts)
+        if folded:  # lines under the rows: the plain layout (box drawing cannot hold them)
+            return self._plain_table(table, cols, raw, fancy=True)
+        widths = self._fit(cols, texts, headers, True)
+        # no box: two spaces between columns, the header set off by bold underlined text, not a full-width rule
+        rt = RichTable(box=None, title=title, title_justify="left", title_style="bold", pad_edge=False,
+                       show_edge=False, show_header=not self.no_headers, header_style="bold underline",
+                       padding=(0, 1), collapse_padding=True)
+        for c, w, h in zip(cols, widths, headers):
+            rt.add_column(Text(h[:w]), justify=c.justify, no_wrap=True)
         keys = [c.key for c in cols]
         at = keys.index(table.details_column) if table.details_column in keys else len(cols) - 1
-        flagged = getattr(self, "_flagged", set())
-        for row in table.rows:
+        for row, line in zip(table.rows, texts):
             cells = []
-            for c in cols:
+            for c, text in zip(cols, line):
                 value = row.get(c.key)
-                text = (status_mark(value, True) if c.mark else
-                        _name_cell(value, flagged, raw, True) if c.key in NAME_KEYS else cell_text(value, raw, True))
                 style = (c.style(value) if c.style else None) or (status_style(value) if c.mark else None)
                 cells.append(Text(text, style=style or ""))
             for item in (row.get(table.details_key) or []) if table.details_key else []:
@@ -451,6 +597,125 @@ class Output:
                 cells[at].append(human_text(text, raw=raw), style=style or None)
             rt.add_row(*cells)
         console.print(rt)
+
+
+def _widths(headers: list, grid: list, no_headers: bool = False) -> list:
+    return [max([0 if no_headers else len(h)] + [len(r[i]) for r in grid]) for i, h in enumerate(headers)]
+
+
+def _total(widths: list) -> int:
+    """A row's width: the cells and two spaces between each."""
+    return sum(widths) + 2 * (len(widths) - 1)
+
+
+def _cut(text: str, width: int, mark: str) -> str:
+    return text if len(text) <= width else text[:max(0, width - len(mark))] + mark
+
+
+_TIMESTAMP = __import__("re").compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?")
+
+
+def _age_of(text: str) -> str:
+    """``2026-11-29 03:46:59`` (UTC unless it says otherwise) -> ``3d04h``; other text unchanged."""
+    from datetime import datetime, timezone
+
+    if not _TIMESTAMP.match(text):
+        return text
+    try:
+        when = datetime.fromisoformat(text.replace(" ", "T", 1).replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    seconds = (datetime.now(timezone.utc) - when).total_seconds()
+    return age_text(seconds) if seconds >= 0 else text
+
+
+def age_text(seconds: float) -> str:
+    """``59s``, ``4m05s``, ``3h07m``, ``2d04h``."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+
+
+def _column_key(table: Table, name: str) -> "str | None":
+    """A column named by its key (``live_instances``) or its header (``live``, ``db-status``, ``DB STATUS``)."""
+    want = name.strip().lower().replace("-", " ").replace("_", " ")
+    for c in table.columns:
+        if want in (c.key.lower().replace("_", " "), c.header.lower().replace("-", " ")):
+            return c.key
+    if table.rows and "." in name:
+        return name  # a dotted path into the row (discovery.reason)
+    if table.rows and name in table.rows[0]:
+        return name
+    return None
+
+
+def _lookup(row: dict, key: str) -> Any:
+    """``row[key]``, or a dotted path into nested mappings (``discovery.reason``, ``metadata.version``)."""
+    if key in row:
+        return row[key]
+    value: Any = row
+    for part in key.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+def parse_filter(text: str) -> tuple:
+    """``KEY=VALUE`` / ``KEY!=VALUE`` -> (key, op, value); UsageError otherwise."""
+    from regctl.errors import UsageError
+
+    for op in ("!=", "="):
+        if op in text:
+            key, value = text.split(op, 1)
+            if key.strip():
+                return key.strip(), op, value.strip()
+    raise UsageError(f"--filter {text!r} is not KEY=VALUE or KEY!=VALUE",
+                     hint="e.g. --filter discovery=no-instances --filter flags=seeded")
+
+
+def _row_matches(table: Table, row: dict, spec: tuple) -> bool:
+    """A row matches ``KEY=VALUE`` when the cell is VALUE (case-insensitive) or, for a list, contains it.
+
+    A comma in VALUE means any of them; ``discovery=no`` matches every not-OK discovery verdict,
+    ``discovery=ok`` every OK one (see docs/output.md).
+    """
+    name, op, value = spec
+    key = _column_key(table, name)
+    if key is None:
+        from regctl.errors import UsageError
+
+        raise UsageError(f"--filter {name!r}: no such column",
+                         hint="use one of " + ", ".join(c.header.replace(" ", "-") for c in table.columns))
+    cell = _lookup(row, key)
+    items = [str(v).lower() for v in cell] if isinstance(cell, (list, tuple)) else [_cell_text(cell).lower()]
+    wanted = [v.lower() for v in value.split(",")]
+    hit = False
+    for w in wanted:
+        if key == "discovery_label" and w in ("yes", "no", "ok"):
+            ok = any(i.startswith("ok") for i in items)
+            hit = hit or (ok if w in ("yes", "ok") else not ok)
+        else:
+            hit = hit or w in items
+    return hit if op == "=" else not hit
+
+
+def _data_list(data: Any, table: Table) -> "list | None":
+    """The list in ``data`` whose items are the table's rows, one for one (filtered and sorted with it)."""
+    if not isinstance(data, dict) or not table.data_key:
+        return None
+    docs = data.get(table.data_key)
+    return docs if isinstance(docs, list) and len(docs) == len(table.rows) else None
 
 
 def stdin_is_tty() -> bool:

@@ -181,7 +181,13 @@ def run_command(fn: Callable, common: dict, kwargs: dict) -> Any:
         fallback.error(exc)
         raise typer.Exit(int(exc.exit_code))
     redaction.add_secrets(settings.secret_values())
-    out = Output(output=settings.output, color=settings.color, verbose=verbose)
+    try:
+        out = Output(output=settings.output, color=settings.color, verbose=verbose,
+                     no_headers=bool(common.get("no_headers")), sort_by=common.get("sort_by"),
+                     filters=common.get("filter"), fields=common.get("field"))
+    except RegctlError as exc:  # a --filter that is not COLUMN=VALUE
+        fallback.error(exc)
+        raise typer.Exit(int(exc.exit_code))
     for warning in getattr(settings, "warnings", ()):  # e.g. "TLS certificate verification is OFF"
         out.warn(warning)
     for note in getattr(settings, "notes", ()):  # an environment variable against the context's value

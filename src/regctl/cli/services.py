@@ -123,10 +123,10 @@ def discovery_style(value: Any) -> "str | None":
 LIST_COLUMNS = [
     Column("name", "name"),
     Column("live_instances", "live", justify="right"),
-    Column("healthy_status_instances", "status-healthy", justify="right"),
+    Column("healthy_status_instances", "status-healthy", justify="right", short="healthy"),
     Column("answering_instances", "answering", justify="right"),
-    Column("discovery_label", "discovery", style=discovery_style),
-    Column("db_status", "db status", style=status_style),
+    Column("discovery_label", "discovery", style=discovery_style, keep=True),
+    Column("db_status", "db status", style=status_style, short="db", keep=True),
     Column("registered", "registered"),
     Column("flags", "flags", style=flag_style),
     Column("api_live_instances", "api live", wide=True, justify="right"),
@@ -214,7 +214,7 @@ def list_services(rc, names: NamesArg = None, source: SourceOpt = "auto",
     shown = add_monitor_view(rc, read.api_read, summaries, rows, data, result)
     if not shown:
         columns = [c for c in columns if not c.key.startswith("monitor_")]
-    result.tables.append(Table(columns, rows, empty=empty))
+    result.tables.append(Table(columns, rows, empty=empty, data_key="services"))
     result.notes.append(source_note(rc, read))
     explained = explained_failures(read, verdicts)
     cause = read_failure_cause(rc, read, explained)
@@ -355,13 +355,13 @@ def _noauth_error(rc, problems: list) -> tuple:
 
 INSTANCE_COLUMNS = [
     Column("instance_id", "instance"),
-    Column("status", "status", style=status_style),
+    Column("status", "status", style=status_style, keep=True),
     Column("service_url", "url"),
     Column("age", "age", justify="right"),
     Column("owner", "owner"),
     Column("where", "seen in"),
     Column("health_check_url", "health url", wide=True),
-    Column("version", "node ver", wide=True, justify="right"),
+    Column("version", "node ver", wide=True, justify="right", short="ver"),
     Column("meta", "metadata", wide=True),
 ]
 
@@ -439,7 +439,7 @@ def inspect_service(rc, name: NameArg, source: SourceOpt = "auto") -> Result:
     discoverable = sum(1 for v in d.instances if v.instance.discoverable)
     title += inspect_monitor(rc, name, read.api_read, discoverable, data, result,
                              live=len(d.instances) if d.instances_known else None)
-    result.tables.append(Table(INSTANCE_COLUMNS, rows, title=title, empty=empty))
+    result.tables.append(Table(INSTANCE_COLUMNS, rows, title=title, empty=empty, data_key="instances"))
     result.notes.append(source_note(rc, read))
     result.notes.append(f"discovery: {verdict.label} -- {verdict.detail}")
     result.warnings.extend(source_warnings(read))
@@ -586,7 +586,7 @@ def discover_service(rc, name: NameArg) -> Result:
     validate_service_name(name)
     items = rc.api().discover(name)
     data: dict[str, Any] = {"service": name, "instances": items}
-    result = Result(data=data, tables=[Table(DISCOVER_COLUMNS, items, empty="no instances")])
+    result = Result(data=data, tables=[Table(DISCOVER_COLUMNS, items, empty="no instances", data_key="instances")])
     if not items:
         result.error = NotFound(f"no live instance of {name!r}",
                                 hint=suggest(rc, name) or "list what is registered with: regctl list")
