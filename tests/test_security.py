@@ -36,12 +36,19 @@ def certs(tmp_path_factory):
 
 @pytest.fixture
 def https_registry(make_registry, certs):
-    return make_registry(certfile=certs.cert, keyfile=certs.key)
+    return with_a_row(make_registry(certfile=certs.cert, keyfile=certs.key))
 
 
 @pytest.fixture
 def gateway(make_registry):
-    return make_registry(required_headers=dict(GATEWAY))
+    return with_a_row(make_registry(required_headers=dict(GATEWAY)))
+
+
+def with_a_row(reg):
+    """One registered service: the Config Service registers itself in ZooKeeper only, so it has no row."""
+    reg.server.register({"service_name": "asr-service", "service_url": "http://asr:8080", "health_check_url": None,
+                         "service_metadata": {"instance_id": "asr-1", "status": "healthy"}})
+    return reg
 
 
 def api_env(reg) -> dict:
@@ -86,7 +93,7 @@ def test_https_with_ca_bundle_works(https_registry, certs, tmp_path, how):
         write_config(Path(os.environ["REGCTL_CONFIG"]), {"dev": {"ca_bundle": str(certs.ca)}})
     res = run_cli(*args, env=env)
     assert res.exit_code == 0, res
-    assert any(r["name"] == "config-service" for r in res.json["services"]), res.json
+    assert any(r["name"] == "asr-service" for r in res.json["services"]), res.json
     assert "TLS certificate verification is OFF" not in res.stderr
 
 
