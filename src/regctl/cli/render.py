@@ -52,6 +52,15 @@ MARKS = {
 }
 
 
+def _encodes(stream: Any, text: str) -> bool:
+    """True when ``stream``'s encoding can write ``text`` (no encoding known: assume UTF-8)."""
+    try:
+        text.encode(getattr(stream, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
 def status_mark(status: Any, fancy: bool) -> str:
     """The mark for a pass/warn/fail/skip status: a glyph on a terminal, ASCII otherwise."""
     glyph, ascii_mark = MARKS.get(str(status).lower(), ("?", "[??]"))
@@ -325,8 +334,9 @@ class Output:
         return self.is_tty(stream)
 
     def fancy(self) -> bool:
-        """Box drawing and glyphs on stdout: only on a terminal, only with colour allowed."""
-        return self.color(self.stdout)
+        """Box drawing and glyphs on stdout: only on a terminal, only with colour allowed, only when its
+        encoding can write them (an ASCII terminal gets the ASCII marks)."""
+        return self.color(self.stdout) and _encodes(self.stdout, "\u2714\u2718\u2013\u2192\u2026")
 
     def _console(self, stream: TextIO, width: "int | None" = None, soft_wrap: bool = False):
         from rich.console import Console
