@@ -473,6 +473,39 @@ def health_consequence(health: Mapping[str, Any] | None) -> str | None:
     return "; ".join(WRITE_CONSEQUENCES[c] for c in down) or None
 
 
+def write_failure_consequence(api: Any, service: str) -> str | None:
+    """After a write answered 5xx: what broke and what it means, from ``/health`` and the API's own reads.
+
+    The real ``/health`` answers a bare 503 for Redis *or* PostgreSQL; then the
+    services list (the database) and the service's instance list (through Redis)
+    are asked, and whichever fails names the component. None when nothing says.
+    """
+    from regctl import transfer_live as tl
+    from regctl.discovery import api_failure_cause, fetch_health
+
+    health = fetch_health(api)
+    named = health_consequence(health)
+    if named:
+        return named
+    if not (isinstance(health, Mapping) and health.get("http_status") == 503):
+        return None
+    try:
+        api.list_services()
+        rows_ok = True
+    except RegctlError:
+        rows_ok = False
+    try:
+        read: Any = api.execute(tl.instances_call(service))
+    except RegctlError as exc:
+        read = exc
+    cause = api_failure_cause(rows_ok, {service: read}, health) or ""
+    if cause.startswith("Redis"):
+        return WRITE_CONSEQUENCES["redis"]
+    if cause.startswith("PostgreSQL"):
+        return WRITE_CONSEQUENCES["postgres"]
+    return None
+
+
 def registered_as_asked(instances: Iterable[Any], reg: Registration) -> Any:
     """The live instance (ZooKeeper's) that holds exactly what ``reg`` sent, or None.
 

@@ -182,7 +182,7 @@ def _verify_register(rc, reg, exc: RegctlError):
 
     if not regmod.write_unverified(exc) or not rc.settings.zk_configured:
         return None
-    consequence = _consequence(rc, exc)
+    consequence = _consequence(rc, exc, reg.service_name)
     try:
         svc = rc.zk().service(reg.service_name)
     except RegctlError as zk_exc:
@@ -192,14 +192,14 @@ def _verify_register(rc, reg, exc: RegctlError):
                              found is not None, exc, consequence)
 
 
-def _consequence(rc, exc: RegctlError) -> "str | None":
-    """What the Config Service's /health says broke (one call; None when it does not answer)."""
+def _consequence(rc, exc: RegctlError, service: str) -> "str | None":
+    """What broke, from /health and the API's own reads (None when they do not say)."""
     if isinstance(exc, Unreachable):
         return None
     from regctl import registration as regmod
 
     try:
-        return regmod.health_consequence(rc.api().config_health())
+        return regmod.write_failure_consequence(rc.api(), service)
     except RegctlError:
         return None
 
@@ -274,7 +274,7 @@ def deregister_service(
     instance_ids: Annotated[Optional[List[str]], typer.Argument(metavar="INSTANCE_ID...", show_default=False,
                                                                 autocompletion=complete_instance_ids,
                                                                 help="Instances to remove.")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="Every instance live now (and only those).")] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Every instance of NAME live now, and only those (instances of this one service, not all services).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Send even for ids that are not live.")] = False,
     yes: Yes = False,
     dry_run: DryRun = False,
@@ -376,7 +376,7 @@ def _deregister_checks(rc, run, name: str, source: str, result: Result) -> list:
                 **{i: e for i, e in run.errors.items() if regmod.write_unverified(e)}}
     if not suspects or source != "zookeeper":
         return []
-    consequence = _consequence(rc, next(iter(suspects.values())))
+    consequence = _consequence(rc, next(iter(suspects.values())), name)
     checks = []
     for iid, err in suspects.items():
         outcome = run.outcome.get(iid)
