@@ -20,7 +20,9 @@ def build_app():
     from regctl.cli import health
     from regctl.cli import doctor
     from regctl.cli import completion, config, transfer, watch
-    from regctl.cli.help import RegctlCommand, RegctlGroup, print_shared_options
+    from typing import List
+
+    from regctl.cli.help import RegctlCommand, RegctlGroup, print_command_help, print_shared_options
     from regctl.cli.options import with_common_options
 
     app = typer.Typer(
@@ -67,6 +69,19 @@ def build_app():
         print_shared_options(get_current_context())
 
     app.command("options", cls=type("OptionsCommand", (RegctlCommand,), {"regctl_shared_note": False}))(options)
+
+    def help_command(command: List[str] = typer.Argument(
+            None, metavar="[COMMAND...]", show_default=False,
+            help="The command (or group and command: config use-context) to show the help of.")) -> None:
+        """Show the help of a command, as 'regctl COMMAND --help' does; the options every command shares: regctl options.
+
+        Example: regctl help list
+        """
+        from regctl.cli.clickcompat import get_current_context
+
+        print_command_help(get_current_context(), list(command or []))
+
+    app.command("help", cls=type("HelpCommand", (RegctlCommand,), {"regctl_shared_note": False}))(help_command)
     _use_command_class(app, RegctlCommand)
     return app
 
@@ -79,6 +94,11 @@ def _use_command_class(app, cls) -> None:
         if info.cls is None or info.cls is typer.core.TyperCommand:  # typer's default (0.2x fills it in)
             info.cls = cls
     for group in app.registered_groups:
+        from regctl.cli.help import RegctlGroup
+
+        for info in (group, group.typer_instance.info):
+            if info.cls is None or info.cls is typer.core.TyperGroup or type(info.cls).__name__ == "DefaultPlaceholder":
+                info.cls = RegctlGroup  # its did-you-mean too
         _use_command_class(group.typer_instance, cls)
 
 
@@ -184,6 +204,10 @@ def _run(argv: "list[str] | None") -> int:
     except cx.ClickException as exc:
         if want_traceback:
             raise
+        if isinstance(exc, cx.NoSuchOption) and exc.possibilities:
+            from regctl.cli.help import close_matches
+
+            exc.possibilities = close_matches(exc.option_name, exc.possibilities)
         ctx = getattr(exc, "ctx", None)
         where = f"; try: {ctx.command_path} --help" if ctx is not None else "; try: regctl --help"
         _print_error(exc.format_message() + where)

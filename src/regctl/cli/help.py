@@ -132,8 +132,47 @@ class RegctlCommand(typer.core.TyperCommand):
         return results
 
 
+def close_matches(word: str, candidates: Any) -> List[str]:
+    """Did-you-mean candidates that are plausibly the same word mistyped, never a different one.
+
+    Stricter than difflib's default: the same first letter (after the dashes), a similarity of
+    at least 0.75, and never across a ``--no-`` prefix (``--no-headers`` is not ``--header``;
+    ``help`` is not ``health``).
+    """
+    import difflib
+
+    def core(text: str) -> str:
+        return text.lstrip("-").lower()
+
+    w = core(word)
+    if not w:
+        return []
+    out = []
+    for cand in sorted(set(candidates)):
+        c = core(cand)
+        if not c or c == w or c[0] != w[0] or c.startswith("no-") != w.startswith("no-"):
+            continue
+        if difflib.SequenceMatcher(None, w, c).ratio() >= 0.75:
+            out.append(cand)
+    return out[:3]
+
+
 class RegctlGroup(typer.core.TyperGroup):
     """A group whose help shows the panels of its options before its commands."""
+
+    def resolve_command(self, ctx: Any, args: List[str]) -> Any:
+        """An unknown command: a did-you-mean only for a close spelling of a real one (:func:`close_matches`)."""
+        from regctl.cli.clickcompat import click_exceptions as cx
+
+        try:
+            return self._click_resolve_command(ctx, args)
+        except cx.UsageError as exc:
+            if args and "No such command" in exc.message:
+                matches = close_matches(args[0], self.commands.keys())
+                if matches:
+                    exc.message = exc.message.rstrip(".") + ". Did you mean " + ", ".join(
+                        repr(m) for m in matches) + "?"
+            raise
 
     def format_options(self, ctx: Any, formatter: Any) -> None:
         format_sections(self, ctx, formatter, shared_note=False)
@@ -159,3 +198,22 @@ def print_shared_options(ctx: Any) -> None:
         with formatter.section(title):
             formatter.write_dl(records)
     typer.echo(formatter.getvalue().rstrip("\n"))
+
+
+def print_command_help(ctx: Any, words: List[str]) -> None:
+    """``regctl help [GROUP] [COMMAND]``: that command's help; a usage error naming a close command."""
+    from regctl.errors import UsageError
+
+    root = ctx.find_root()
+    current, cmd = root, root.command
+    for n, word in enumerate(words):
+        sub = cmd.get_command(current, word) if hasattr(cmd, "get_command") else None
+        if sub is None:
+            where = " ".join(["regctl", *words[:n]])
+            known = cmd.list_commands(current) if hasattr(cmd, "list_commands") else []
+            matches = close_matches(word, known)
+            raise UsageError(f"{where} has no command {word!r}",
+                             hint=f"did you mean: {', '.join(matches)}?" if matches else f"{where} --help")
+        current = sub.make_context(word, [], parent=current, resilient_parsing=True)
+        cmd = sub
+    typer.echo(current.get_help())
