@@ -125,14 +125,15 @@ def bad_statuses(instances: Iterable[Instance]) -> list[Instance]:
 def judge(service: str, *, zk: Sequence[Instance] | None = None, zk_error: str | None = None,
           api: "Sequence[Instance] | RegctlError | None" = None,
           probes: Mapping[str, Any] | None = None,
-          owners: "frozenset[int] | None" = None) -> DiscoveryVerdict:
+          owners: "frozenset[int] | None" = None, dead: "frozenset[int]" = frozenset()) -> DiscoveryVerdict:
     """The verdict for one service.
 
     ``zk``: the live instances ZooKeeper holds (None: not read; ``zk_error`` says why).
     ``api``: what ``GET /services/{name}`` answered (a list, the error, or None: not asked).
     ``probes``: instance id -> :class:`regctl.health.ProbeResult`, when probing was asked.
     ``owners``: the ZooKeeper sessions that own the Config Service's own nodes; a
-    candidate owned by another session is on borrowed time (``orphaned-session``).
+    candidate owned by another session is on borrowed time (``orphaned-session``), and so is one
+    owned by a session in ``dead`` (known gone: see :func:`regctl.transfer_live.current_session`).
     """
     zk_list = list(zk) if zk is not None else None
     if isinstance(api, RegctlError):
@@ -192,8 +193,9 @@ def judge(service: str, *, zk: Sequence[Instance] | None = None, zk_error: str |
         elif {i.instance_id for i in zk_healthy} - {i.instance_id for i in healthy}:
             caveat = "api-differs"
             detail += "; ZooKeeper holds more instances with status 'healthy' than the API lists"
-    if owners and caveat is None:
-        orphaned = [i for i in candidates if i.stat is not None and i.stat.ephemeral_owner not in owners]
+    if (owners or dead) and caveat is None:
+        orphaned = [i for i in candidates if i.stat is not None and (
+            i.stat.ephemeral_owner in dead or (owners and i.stat.ephemeral_owner not in owners))]
         if orphaned:
             caveat = "orphaned-session"
             detail += (f"; {_ids(orphaned)} {'is' if len(orphaned) == 1 else 'are'} owned by session "
@@ -302,7 +304,8 @@ class RegistryRead:
         api = self.api_answer(name)
         if api is not None and api is self.instances_skipped:  # not asked: could not check, not "no"
             api = Unreachable(f"not asked, the Config Service is down ({api.message})", where=api.where)
-        return judge(name, zk=zk, zk_error=zk_error, api=api, probes=probes, owners=self.config_owners())
+        current, dead = self.config_sessions()
+        return judge(name, zk=zk, zk_error=zk_error, api=api, probes=probes, owners=current, dead=dead)
 
     def row(self, name: str) -> ServiceRow | None:
         return next((r for r in self.rows or [] if r.service_name == name), None)
@@ -352,14 +355,21 @@ class RegistryRead:
                 "what was read is shown above; find what broke with: regctl doctor cause")
         return Unreachable("could not read everything from the API: " + "; ".join(parts), where=where, hint=hint)
 
-    def config_owners(self) -> "frozenset[int] | None":
-        """The sessions owning the Config Service's own nodes (``config-service``), None when unseen."""
+    def config_sessions(self) -> "tuple[frozenset[int] | None, frozenset[int]]":
+        """(current, dead) sessions, from the Config Service's own nodes (``config-service``).
+
+        A node never rewritten (``stat.version`` 0) is owned by the current session. One
+        rewritten in place was re-registered by a restart while its old session lived:
+        that owner is dead (it keeps the node and vanishes with it). Current is None
+        when no node tells.
+        """
         if self.snapshot is None:
-            return None
+            return None, frozenset()
         svc = self.snapshot.service(CONFIG_SERVICE)
-        owners = frozenset(i.stat.ephemeral_owner for i in (svc.instances if svc else ())
-                           if i.stat is not None and i.stat.ephemeral_owner)
-        return owners or None
+        nodes = [i for i in (svc.instances if svc else ()) if i.stat is not None and i.stat.ephemeral_owner]
+        dead = frozenset(i.stat.ephemeral_owner for i in nodes if i.stat.version > 0)
+        current = frozenset(i.stat.ephemeral_owner for i in nodes if i.stat.version == 0) - dead
+        return current or None, dead
 
     def sources(self, config_url: str, zk_hosts: str | None, zk_base: str) -> dict:
         """The ``sources`` object of ``-o json``: per source whether it was read, and the error."""
