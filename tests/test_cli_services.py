@@ -94,7 +94,7 @@ def test_list_source_api_counts_through_the_api(populated):
 
 def test_list_flags_instances_the_api_has_no_row_for(registry, kazoo_client):
     path = f"{registry.base_path}/ghost/instances/g-1"
-    kazoo_client.create(path, json.dumps({"service_url": "http://g:1", "status": "healthy"}).encode(),
+    kazoo_client.create(path, json.dumps({"service_url": "http://g:1", "status": "healthy", "instance_id": "g-1"}).encode(),
                         makepath=True, ephemeral=True)
     svc = by_name(run_cli("list", "-o", "json", env=registry.env).json)
     assert svc["ghost"]["flags"] == ["not-in-api"] and svc["ghost"]["live_instances"] == 1
