@@ -104,7 +104,7 @@ COMMANDS = [
     (["inspect", "evil"], True),
     (["inspect", EVIL_NAME, "--source", "zk"], True),
     (["url", "evil"], False),
-    (["discover", "evil"], True),
+    (["discover", "evil"], False),  # its status is not one the Config Service can parse: a plain 500, as the real one
     (["health", "evil", "--timeout", "1"], True),
     (["doctor", "--service", "evil", "--all", "--timeout", "2"], True),
     (["export", "--source", "zk"], True),
