@@ -47,3 +47,57 @@ def test_error_document_in_json_mode():
     assert doc["error"]["code"] == 3 and doc["error"]["hint"] == "start it"
     assert err.getvalue() == "regctl: error: down (http://x); try: start it\n"
 
+
+
+class Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def long_table():
+    cols = [Column("name", "name"), Column("n", "live", justify="right"), Column("registered", "registered"),
+            Column("flags", "flags"), Column("detail", "discovery detail", wide=True)]
+    rows = [{"name": f"bulk-service-{i}", "n": i, "registered": "2020-01-02 03:04:05",
+             "flags": ["no-live-instance", "api-differs"], "detail": "x" * 90} for i in range(3)]
+    return Result(data={"services": [dict(r) for r in rows]}, tables=[Table(cols, rows, data_key="services")])
+
+
+def test_on_a_terminal_the_table_fits_with_two_space_gaps_and_no_rule(monkeypatch):
+    import re
+
+    monkeypatch.setenv("COLUMNS", "50")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    out, err = Tty(), io.StringIO()
+    Output(output="table", stdout=out, stderr=err).render(long_table())
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue())
+    lines = text.splitlines()
+    assert "\x1b[" in out.getvalue()  # it is the rich path
+    assert all(len(line) <= 50 for line in lines), lines
+    assert not any(set(line.strip()) <= set("─━- ") for line in lines)  # no full-width rule
+    assert lines[0].split() == ["NAME", "LIVE", "AGE", "FLAGS"]
+    assert re.match(r"bulk-service-0 +0  \d+d\d\dh  ", lines[1]), lines[1]  # an age, two-space gaps
+    assert "…" in lines[1]
+
+
+def test_the_same_table_at_200_columns_is_whole(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = render(long_table())
+    assert "2020-01-02 03:04:05" in out and "no-live-instance,api-differs" in out and "REGISTERED" in out
+
+
+def test_wide_folds_its_columns_under_rows_when_narrow(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "50")
+    code, out, _ = render(long_table(), output="wide")
+    lines = out.splitlines()
+    assert all(len(line) <= 50 for line in lines)
+    assert lines[2].startswith("  discovery detail: xxx") and lines[2].endswith("...")
+
+
+def test_natural_sort_filter_and_data_follow(monkeypatch):
+    cols = [Column("name", "name"), Column("flags", "flags")]
+    rows = [{"name": n, "flags": f} for n, f in (("b-10", ["x"]), ("b-2", []), ("b-1", ["x", "y"]))]
+    result = Result(data={"services": [dict(r) for r in rows]}, tables=[Table(cols, rows, data_key="services")])
+    out, err = io.StringIO(), io.StringIO()
+    Output(output="json", stdout=out, stderr=err, sort_by="name", filters=["flags=x"]).render(result)
+    assert [s["name"] for s in json.loads(out.getvalue())["services"]] == ["b-1", "b-10"]

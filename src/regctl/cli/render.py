@@ -7,6 +7,10 @@ Commands return a :class:`Result`; :class:`Output` renders it.
 * Colour and box drawing only when the stream is a terminal and neither
   ``--no-color`` nor ``NO_COLOR`` is set. Off a terminal, tables are plain
   space-aligned columns that ``awk`` and ``cut`` can read.
+* Tables fit the terminal (``COLUMNS``, else the terminal's width; no limit in a pipe): two-space
+  gaps, no rule; when too wide, timestamps become ages, headers their short form, the widest text
+  cells are cut, and ``-o wide`` folds its extra columns under each row (:meth:`Output._narrow`).
+  ``--no-headers``, ``--sort-by``, ``--filter``, ``--field`` and ``-o name`` shape tables for scripts.
 * A table cell shows at most :data:`MAX_CELL_WIDTH` characters, the rest cut with an
   ellipsis (``...`` off a terminal): one 100,000-character name cannot pad every row.
   ``-o json|yaml`` carry every value whole.
@@ -589,10 +593,10 @@ class Output:
         widths = self._fit(cols, texts, headers, True)
         # no box: two spaces between columns, the header set off by bold underlined text, not a full-width rule
         rt = RichTable(box=None, title=title, title_justify="left", title_style="bold", pad_edge=False,
-                       show_edge=False, show_header=not self.no_headers, header_style="bold underline",
-                       padding=(0, 1), collapse_padding=True)
+                       show_edge=False, show_header=not self.no_headers, header_style="bold",
+                       padding=(0, 1))
         for c, w, h in zip(cols, widths, headers):
-            rt.add_column(Text(h[:w]), justify=c.justify, no_wrap=True)
+            rt.add_column(Text(h[:w], style="underline"), justify=c.justify, no_wrap=True)
         keys = [c.key for c in cols]
         at = keys.index(table.details_column) if table.details_column in keys else len(cols) - 1
         for row, line in zip(table.rows, texts):
