@@ -14,7 +14,8 @@ cached across runs: a deployment can be upgraded between two commands.
 
 A verdict missing from the monitor (404 "Health status not found": before its
 first cycle after registering, or after the 60 s entry expired) is
-*not known yet*, never *unhealthy*; 503 means Redis is unreachable, so the
+*not known yet*, never *unhealthy*; a plain-text 500 (Redis unreachable: the
+read raises and nothing handles it) or a 503 (no Redis client at all) means the
 monitor's view *could not be checked*.
 """
 
@@ -163,6 +164,9 @@ def verdict_from_answer(ans: "Answer") -> MonitorVerdict:
         return MonitorVerdict(COULD_NOT_CHECK, detail="HTTP 503: the monitor's verdicts live in Redis, "
                                                       "which the Config Service cannot reach")
     said = ans.detail()
+    if code == 500 and not said:
+        return MonitorVerdict(COULD_NOT_CHECK, detail="HTTP 500 with no detail: the monitor's verdicts live in "
+                                                      "Redis, which the Config Service could not read (Redis down?)")
     return MonitorVerdict(COULD_NOT_CHECK, detail=f"HTTP {code}" + (f": {_short(said)}" if said else ""))
 
 
