@@ -142,3 +142,21 @@ def test_the_server_health_call_for_every_service_at_once_only_when_named(later,
     assert "fails on the server's side" in got[0]["hint"]
     status = {r["service_name"]: r["status"] for r in httpx.get(later.api + "/services", timeout=10).json()}
     assert status["bad"] == "unhealthy"  # the call wrote its verdict, as documented
+
+
+def test_one_service_in_depth_never_writes_its_row_unless_the_server_health_check_is_named(later, endpoints):
+    reg(later, "bad", "bad-1", endpoints["refused"])
+
+    def row_status():
+        return {r["service_name"]: r["status"] for r in httpx.get(later.api + "/services", timeout=10).json()}["bad"]
+
+    before = row_status()
+    res = doctor("--service", "bad", "-o", "json", env=later.env)
+    row = one(res, "service.server-health")
+    assert row["status"] == "skip" and row["details"]["no_input"] is True and "WRITES" in row["finding"]
+    assert row["hint"] == "regctl doctor service.server-health --service bad"
+    assert row_status() == before != "unhealthy"  # the tour's step changed nothing
+    named = one(doctor("service.server-health", "--service", "bad", "-o", "json", env=later.env),
+                "service.server-health")
+    assert named["status"] == "fail"
+    assert row_status() == "unhealthy"  # named: it runs, and writes as documented

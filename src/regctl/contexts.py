@@ -64,6 +64,7 @@ CONTEXT_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "zk_cert": ((str,), "client certificate (PEM) for ZooKeeper TLS"),
     "zk_key": ((str,), "client private key (PEM) for ZooKeeper TLS"),
     "description": ((str,), "free text"),
+    "ignore": ((list,), "doctor findings acknowledged, each 'CHECK[:TARGET]' (regctl doctor --ignore)"),
 }
 ZK_AUTH_KEYS = ("scheme", "credential")
 
@@ -213,6 +214,9 @@ def validate_context(values: Any, context: str = "?") -> dict[str, Any]:
         if not ok:
             raise _KeyProblem(f"{key} in context {context!r} must be {_type_words(types)} ({what}), "
                               f"not {type(value).__name__}", key=key, hint=f"fix the value of {key}")
+        if key == "ignore" and not all(isinstance(v, str) and v.strip() for v in value):
+            raise _KeyProblem(f"ignore in context {context!r} must be a list of 'CHECK[:TARGET]' strings", key=key,
+                              hint="e.g. ignore: [hygiene.stale-rows:legacy-billing]")
         if key == "headers":
             from regctl.settings import check_header
 

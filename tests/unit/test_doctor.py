@@ -291,7 +291,7 @@ def test_results_keep_registry_order_and_counts():
 
     rep = doctor.run_checks(cfg(), [Check("a.slow", "config", "", slow), Check("b.fast", "config", "", fast)])
     assert [(r.name, r.target) for r in rep.results] == [("a.slow", "t1"), ("a.slow", "t2"), ("b.fast", None)]
-    assert rep.counts() == {PASS: 1, WARN: 1, FAIL: 0, SKIP: 1}
+    assert rep.counts() == {PASS: 1, WARN: 1, FAIL: 0, SKIP: 1, "acknowledged": 0}
     assert rep.exit_code() == 0 and rep.exit_code(strict=True) == 1
     assert rep.summary_line() == "1 passed, 1 warning, 0 failed, 1 skipped"
     doc = rep.to_dict()

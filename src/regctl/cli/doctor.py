@@ -50,11 +50,17 @@ def doctor(
     skip: Annotated[Optional[List[str]], typer.Option(
         "--skip", metavar="CHECK", rich_help_panel=SELECT, show_default=False,
         help="Leave a check (or area, or glob) out; repeatable.")] = None,
-    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")] = False,
+    ignore: Annotated[Optional[List[str]], typer.Option(
+        "--ignore", metavar="CHECK[:TARGET]", rich_help_panel=SELECT, show_default=False,
+        help="Acknowledge a known finding (a check name or glob, optionally one target, e.g. "
+             "hygiene.stale-rows:legacy-billing): still reported, counted apart, failing nothing; repeatable; "
+             "adds to the context's ignore: list.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1); acknowledged ones "
+                                         "do not.")] = False,
     server_timeout: Annotated[Optional[float], typer.Option(
         "--server-timeout", metavar="SECONDS", min=0.1, show_default=False,
         help="How long the Config Service's own health call (service.server-health, which WRITES the row's "
-             "status) may take [default: derived: --timeout + 12 s per instance on the later generation, "
+             "status and runs only when named) may take [default: derived: --timeout + 12 s per instance on the later generation, "
              "+ 5 s per instance on the earlier one; at most 600 s].")] = None,
     list_checks: Annotated[bool, typer.Option("--list-checks", help="List the checks and exit.")] = False,
 ) -> Result:
@@ -108,13 +114,79 @@ def doctor(
         headers=dict(s.headers), verify=s.extra.get("verify", True), env=env, env_source=env_source,
         zk_auth_data=s.extra.get("zk_auth_data"), zk_client_kwargs=s.extra.get("zk_client_kwargs") or {},
         service=service, all_services=all_, in_container=_container_override(),
-        config_url_source=_source_text(s, "config_url"), explicit=explicit, server_timeout=server_timeout)
+        config_url_source=_source_text(s, "config_url"), explicit=explicit, server_timeout=server_timeout,
+        ignore=core.parse_ignore([*_context_ignore(s), *(ignore or [])]))
     if s.verbose:
         rc.out.debug(f"doctor: {len(selected)} checks, Config Service {s.config_url}, ZooKeeper "
                      f"{s.zk_hosts or 'not configured'}, timeout {s.timeout:g}s")
-    report = core.run_checks(config, selected)
-    return _report_result(report, strict, rc.out.fancy(), bool(s.verbose), width=_wrap_width(rc),
-                          hide_no_input=bool(service) and not s.verbose)
+    with _Progress(rc, len(selected)) as progress:
+        report = core.run_checks(config, selected, on_result=progress.done)
+    return _report_result(report, strict, rc.out.fancy(), bool(s.verbose), width=_wrap_width(rc))
+
+
+def _context_ignore(settings) -> list:
+    """The selected context's ``ignore:`` list (empty without a context)."""
+    if not settings.context:
+        return []
+    from regctl import contexts
+
+    values = contexts.load(contexts.config_path()).contexts.get(settings.context) or {}
+    return list(values.get("ignore") or [])
+
+
+class _Progress:
+    """After one second, ``doctor: N of M checks done`` on stderr (a terminal only), rewritten in place
+    and erased at the end; never on a pipe, never with -o json/yaml."""
+
+    DELAY = 1.0
+
+    def __init__(self, rc, total: int) -> None:
+        import threading
+
+        self.rc, self.total, self.count = rc, total, 0
+        self.names: set = set()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.shown = False
+        self.enabled = rc.out.is_tty(rc.out.stderr) and rc.out.output not in ("json", "yaml")
+        self.thread = threading.Thread(target=self._loop, daemon=True, name="doctor-progress")
+
+    def done(self, row) -> None:
+        with self.lock:
+            if row.name not in self.names:
+                self.names.add(row.name)
+                self.count += 1
+
+    def _loop(self) -> None:
+        if self.stop.wait(self.DELAY):
+            return
+        while True:
+            with self.lock:
+                text = f"doctor: {self.count} of {self.total} checks done..."
+            try:
+                self.rc.out.stderr.write("\r" + text)
+                self.rc.out.stderr.flush()
+                self.shown = True
+            except (OSError, ValueError):
+                return
+            if self.stop.wait(0.25):
+                return
+
+    def __enter__(self) -> "_Progress":
+        if self.enabled:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        if self.enabled:
+            self.thread.join(1.0)
+        if self.shown:
+            try:
+                self.rc.out.stderr.write("\r\x1b[K")
+                self.rc.out.stderr.flush()
+            except (OSError, ValueError):
+                pass
 
 
 def _container_override() -> "bool | None":
@@ -188,46 +260,153 @@ def _finding_width(rows: list, width: "int | None") -> "int | None":
     return max(30, width - used - 1)
 
 
+#: check -> (roll-up phrase for N rows of one status, hint for all of them), for --all's many findings
+ROLLUPS = {
+    "hygiene.zombies": ("instances fail their health check",
+                        "read their logs; deregister the dead ones: regctl deregister SERVICE INSTANCE_ID"),
+    "hygiene.undiscoverable": ("services have no instance /url can return",
+                               "register their instances with status 'healthy'"),
+    "hygiene.duplicate-urls": ("URLs are registered under several instance ids",
+                               "give each service a stable SERVICE_INSTANCE_ID; deregister the stale ids"),
+    "hygiene.stale-rows": ("services have rows without instances",
+                           "restart the ones that should run; acknowledge the retired ones: "
+                           "--ignore hygiene.stale-rows:NAME or the context's ignore: list"),
+    "hygiene.layout": ("nodes do not fit the registry layout", "inspect them with zkCli.sh"),
+    "hygiene.monitor": ("services the monitor finds unhealthy or degraded", "see each with: regctl doctor "
+                        "--service NAME"),
+    "service.reachable": ("instances do not answer from here", "see each with -v"),
+}
+#: more rows than this of one check and status become one roll-up line
+ROLLUP_AT = 5
+#: names listed in a roll-up line
+ROLLUP_NAMES = 8
+
+
+def _block(mark: str, head: str, text: str, hint: "str | None", width: "int | None", arrow: str) -> list:
+    """One finding: ``mark  head: text`` then ``-> hint``, each wrapped at ``width`` under the text."""
+    pad = " " * 6
+    lines = _wrap(f"{mark:<4}  {head}: {text}" if head else f"{mark:<4}  {text}", width, pad)
+    if hint:
+        lines += _wrap(f"{pad}{arrow} {hint}", width, pad + "   ")
+    return lines
+
+
+def _rollup(check: str, status: str, rows: list, fancy: bool, width, arrow: str, kind: str = "") -> list:
+    from regctl.cli.render import status_mark
+
+    what, hint = ROLLUPS.get(check, ("findings", "see them all with -o json, or -v"))
+    what += f" ({kind})" if kind else ""
+    targets = [r.target or "-" for r in rows]
+    shown = ", ".join(targets[:ROLLUP_NAMES]) + (", ..." if len(targets) > ROLLUP_NAMES else "")
+    return _block(status_mark(status, fancy), check, f"{len(rows)} {what}: {shown} (-o json for all)", hint,
+                  width, arrow)
+
+
+def _merge_alike(rows: list) -> list:
+    """Rows of several checks saying the same thing (one cause, e.g. the registry unreadable) as one row
+    naming them all: (names, first row)."""
+    out: list = []
+    for r in rows:
+        same = next((m for m in out if m[1].status == r.status and m[1].finding == r.finding
+                     and m[1].hint == r.hint and not r.target and not m[1].target), None)
+        if same is not None:
+            same[0].append(r.name)
+        else:
+            out.append(([r.name], r))
+    return out
+
+
+def _problem_lines(rows: list, fancy: bool, width, arrow: str, verbose: bool) -> list:
+    """The rows that need action, failures first; many of one check rolled up, one finding of several
+    checks said once."""
+    from regctl.cli.render import status_mark
+
+    out, last_hint = [], None
+    for status in ("fail", "warn"):
+        groups: dict = {}
+        for r in rows:
+            if r.status == status:  # one kind of finding per group: the one zombie that refused among
+                # hundreds that hang is shown on its own row
+                groups.setdefault((r.name, str(r.details.get("kind") or "")), []).append(r)
+        singles = []
+        for (name, kind), group in groups.items():
+            if len(group) > ROLLUP_AT and not verbose:
+                out += _rollup(name, status, group, fancy, width, arrow, kind)
+                last_hint = None
+            else:
+                singles += group
+        for names, r in (_merge_alike(singles) if not verbose else [([r.name], r) for r in singles]):
+            hint = None if (r.hint == last_hint and not verbose) else r.hint
+            last_hint = r.hint
+            head = ", ".join(names) + (f" {r.target}" if r.target else "")
+            out += _block(status_mark(status, fancy), head, r.finding, hint, width, arrow)
+            if verbose:
+                out += [text for style, text in _detail_lines(r, fancy, True, width) if style == "dim"]
+    return out
+
+
+def _waits_on_a_failure(row) -> bool:
+    """A skip that only waits for another check to pass ("fix config.http first")."""
+    hint = (row.hint or "").strip()
+    return hint.startswith("fix ") and hint.endswith(" first")
+
+
 def _report_result(report, strict: bool, fancy: bool, verbose: bool, width: "int | None" = None,
-                   hide_no_input: bool = False) -> Result:
+                   hide_no_input: bool = True) -> Result:
+    """Problems first (failures, then warnings; many of one kind rolled up), then one line of what passed
+    per area, then the skips that found something to say; skips for lack of input, acknowledged rows and
+    passing rows' details only with -v."""
+    from regctl.cli.render import status_mark
     from regctl.doctor import AREAS
 
     data = report.to_dict(strict)
-    tables = []
-    hidden = 0
-    for area, title in AREAS.items():
-        rows = []
-        for r in report.results:
-            if r.area != area:
+    arrow = "\u2192" if fancy else "->"
+    results = report.results
+    problems = [r for r in results if r.problem]
+    lines = _problem_lines(problems, fancy, width, arrow, verbose)
+    hidden = sum(1 for r in results if r.status == "skip" and r.details.get("no_input"))
+    hide = hide_no_input and not verbose
+    waiting = 0
+    passed = {}
+    for r in results:
+        if r.status == "pass":
+            passed[r.area] = passed.get(r.area, 0) + 1
+    if verbose:
+        for area, title in AREAS.items():
+            rows = [r for r in results if r.area == area and not r.problem]
+            if not rows:
                 continue
-            if hide_no_input and r.status == "skip" and r.details.get("no_input"):
-                hidden += 1
+            lines.append(title)
+            for r in rows:
+                head = r.name + (f" {r.target}" if r.target else "")
+                text = r.finding + (f" (acknowledged: {r.details['acknowledged']})" if r.acknowledged else "")
+                lines += _block(status_mark(r.status, fancy), head, text, r.hint, width, arrow)
+                lines += [t for style, t in _detail_lines(r, fancy, True, width) if style == "dim"]
+    else:
+        if passed:
+            text = ", ".join(f"{AREAS.get(a, a)} {n}" for a, n in passed.items())
+            lines += _wrap(f"{status_mark('pass', fancy):<4}  passed: {text}", width, " " * 6)
+        for r in results:
+            if r.status != "skip" or (hide and r.details.get("no_input")):
                 continue
-            d = r.to_dict()
-            d["target"] = r.target or ""
-            rows.append((r, d))
-        if not rows:
-            continue
-        avail = _finding_width([d for _r, d in rows], width)
-        out, last_hint = [], None
-        for r, d in rows:
-            parts = _wrap(r.finding, avail, "")
-            d["finding"] = parts[0]
-            lines = [("", p) for p in parts[1:]]
-            hint_lines = _detail_lines(r, fancy, verbose, avail)
-            if r.hint and r.hint == last_hint and not verbose:  # the same hint as the row above: say it once
-                hint_lines = []
-            last_hint = r.hint
-            d["_lines"] = lines + hint_lines
-            out.append(d)
-        tables.append(Table(CHECK_COLUMNS, out, title=title, details_key="_lines",
-                            details_column="finding", hide_empty=True))
-    code = data["exit_code"]
-    footer = [""] if tables else []
+            if _waits_on_a_failure(r) and problems:
+                waiting += 1
+                continue
+            head = r.name + (f" {r.target}" if r.target else "")
+            lines += _block(status_mark("skip", fancy), head, r.finding,
+                            None if r.details.get("explained_by") else r.hint, width, arrow)
     text = report.summary_line()
     if strict and report.counts()["warn"]:
         text += " (--strict: warnings fail)"
-    if hidden:
-        text += f" ({hidden} skipped for lack of input not shown; -v shows them)"
-    footer.append(text)
-    return Result(data=data, tables=tables, footer=footer, exit_code=code)
+    notes = []
+    if hide and hidden:
+        notes.append(f"{hidden} without input")
+    acked = report.counts()["acknowledged"]
+    if waiting:
+        notes.append(f"{waiting} waiting on a failure")
+    if acked and not verbose:
+        notes.append(f"{acked} acknowledged")
+    if notes:
+        text += " (-v shows " + ", ".join(notes) + ")"
+    lines += _wrap(text, width, "")
+    return Result(data=data, lines=lines, exit_code=data["exit_code"])

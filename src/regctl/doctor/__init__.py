@@ -24,9 +24,10 @@ from regctl.doctor.base import (
     CheckRun,
     DoctorConfig,
     detect_container,
+    parse_ignore,
 )
 from regctl.doctor.registry import DoctorReport, check_names, list_checks, run_checks, select_checks
 
 __all__ = ["AREAS", "FAIL", "PASS", "SKIP", "STATUSES", "WARN", "Check", "CheckResult", "CheckRun",
-           "DoctorConfig", "DoctorReport", "check_names", "detect_container", "list_checks", "run_checks",
+           "DoctorConfig", "DoctorReport", "check_names", "detect_container", "list_checks", "parse_ignore", "run_checks",
            "select_checks"]

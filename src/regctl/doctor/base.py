@@ -52,10 +52,47 @@ class CheckResult:
     details: Mapping[str, Any] = field(default_factory=dict)
     duration_ms: float | None = None
 
+    @property
+    def acknowledged(self) -> bool:
+        """A warn/fail row matched by the ignore list: shown as acknowledged, failing nothing."""
+        return self.status in (WARN, FAIL) and bool(self.details.get("acknowledged"))
+
+    @property
+    def problem(self) -> bool:
+        return self.status in (WARN, FAIL) and not self.acknowledged
+
     def to_dict(self) -> dict:
-        return {"name": self.name, "area": self.area, "target": self.target, "status": self.status,
-                "finding": self.finding, "hint": self.hint, "duration_ms": self.duration_ms,
-                "details": dict(self.details)}
+        out = {"name": self.name, "area": self.area, "target": self.target, "status": self.status,
+               "finding": self.finding, "hint": self.hint, "duration_ms": self.duration_ms,
+               "details": dict(self.details)}
+        if self.acknowledged:
+            out["acknowledged"] = True
+        return out
+
+
+def parse_ignore(entries) -> tuple:
+    """``CHECK[:TARGET]`` strings -> ((check, target or None), ...); the target may contain ':' (URLs)."""
+    out = []
+    for entry in entries or ():
+        text = str(entry).strip()
+        if not text:
+            continue
+        check, sep, target = text.partition(":")
+        out.append((check.strip(), target.strip() or None if sep else None))
+    return tuple(out)
+
+
+def ignored_by(ignore: tuple, row: "CheckResult") -> "str | None":
+    """The ignore entry (as written) that acknowledges ``row``, or None."""
+    import fnmatch
+
+    for check, target in ignore:
+        if not (row.name == check or fnmatch.fnmatchcase(row.name, check)):
+            continue
+        if target is None or (row.target is not None and (row.target == target
+                                                           or fnmatch.fnmatchcase(row.target, target))):
+            return check + (f":{target}" if target else "")
+    return None
 
 
 @dataclass(frozen=True)
@@ -111,6 +148,9 @@ class DoctorConfig:
     explicit: frozenset = frozenset()
     #: --server-timeout: the Config Service's own health call's deadline; None: derived from the instance count
     server_timeout: float | None = None
+    #: acknowledged findings: (check name or glob, target or None for every target), from --ignore and the
+    #: context's ``ignore:`` list; a matching warn/fail row is kept but marked acknowledged and fails nothing
+    ignore: tuple = ()
 
     @property
     def deadline(self) -> float:

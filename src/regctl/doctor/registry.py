@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 from regctl.doctor.base import FAIL, PASS, SKIP, STATUSES, WARN, Check, CheckResult, CheckRun, DoctorConfig, \
-    DoctorContext, log
+    DoctorContext, ignored_by, log
 from regctl.doctor.checks import cause, config, env, hygiene, service, zookeeper
 from regctl.errors import RegctlError, UsageError
 
@@ -78,9 +78,11 @@ class DoctorReport:
     duration_ms: float = 0.0
 
     def counts(self) -> dict[str, int]:
+        """Rows per status; acknowledged warn/fail rows count under ``acknowledged``, not their status."""
         out = {s: 0 for s in STATUSES}
+        out["acknowledged"] = 0
         for r in self.results:
-            out[r.status] += 1
+            out["acknowledged" if r.acknowledged else r.status] += 1
         return out
 
     def exit_code(self, strict: bool = False) -> int:
@@ -94,6 +96,8 @@ class DoctorReport:
                  f"{c[WARN]} warning" + ("" if c[WARN] == 1 else "s"),
                  f"{c[FAIL]} failed",
                  f"{c[SKIP]} skipped"]
+        if c["acknowledged"]:
+            parts.append(f"{c['acknowledged']} acknowledged")
         return ", ".join(parts)
 
     def to_dict(self, strict: bool = False) -> dict:
@@ -102,7 +106,7 @@ class DoctorReport:
         return {
             "checks": [r.to_dict() for r in self.results],
             "summary": {"passed": c[PASS], "warnings": c[WARN], "failed": c[FAIL], "skipped": c[SKIP],
-                        "total": len(self.results), "strict": strict, "text": self.summary_line(),
+                        "acknowledged": c["acknowledged"], "total": len(self.results), "strict": strict, "text": self.summary_line(),
                         "duration_ms": round(self.duration_ms, 1)},
             "config": self.config.describe(),
             "selected": list(self.selected),
@@ -183,8 +187,23 @@ def run_checks(config: DoctorConfig, checks: Iterable[Check] | None = None, *,
                     details={"timed_out": True}, duration_ms=round(limit * 1000, 1)))
     finally:
         ctx.close()
-    results = attribute(results)
+    results = acknowledge(attribute(results), config.ignore)
     return DoctorReport(results, config, [c.name for c in selected], (time.monotonic() - started) * 1000)
+
+
+def acknowledge(results: list[CheckResult], ignore: tuple) -> list[CheckResult]:
+    """Mark each warn/fail row the ignore list matches as acknowledged (``details["acknowledged"]``: the
+    entry): it keeps its status and finding, is counted apart and fails nothing, not even with --strict."""
+    if not ignore:
+        return results
+    out = []
+    for r in results:
+        entry = ignored_by(ignore, r) if r.status in (WARN, FAIL) else None
+        if entry is not None:
+            r = CheckResult(r.name, r.area, r.status, r.finding, r.hint, r.target,
+                            {**r.details, "acknowledged": entry}, r.duration_ms)
+        out.append(r)
+    return out
 
 
 # ---------------------------------------------------------------------------

@@ -51,6 +51,14 @@ def _need_zk(run: CheckRun, view: RegistryView) -> CheckResult | None:
                     "fix zookeeper.session first")
 
 
+def _when(stamp) -> str:
+    """A row's registered_at to the second, without the fraction and time zone noise."""
+    if not stamp:
+        return "?"
+    text = str(stamp)
+    return text[:19] if len(text) >= 19 and text[10] in " T" else text
+
+
 def _src(view: RegistryView) -> str:
     return "ZooKeeper" if view.source == "zookeeper" else "the API"
 
@@ -95,11 +103,14 @@ def check_zombies(run: CheckRun, view: RegistryView) -> list[CheckResult] | Chec
             continue
         said = f"HTTP {res.status_code}" if res.status_code is not None else (res.error or "no answer")
         dereg = f"regctl deregister {inst.service_name} {inst.instance_id}"
+        kind = (f"HTTP {res.status_code}" if res.status_code is not None else res.error or "no answer") \
+            if res.url else "no URL"
+        details["kind"] = kind
         if res.url is None:
             finding, hint = "no health URL or service URL registered", f"re-register it with its URL, or: {dereg}"
         elif res.status_code is not None:
             finding = f"{res.url} answers {said}"
-            hint = (f"the service reports itself broken: read its logs and fix it; if it is gone for good: {dereg}")
+            hint = f"it reports itself broken: read its logs; if it is gone for good: {dereg}"
         elif res.error in ("refused", "DNS"):
             finding = f"{res.url}: {said}"
             hint = ("the process is gone but its instance stays registered (instances belong to the Config "
@@ -108,7 +119,7 @@ def check_zombies(run: CheckRun, view: RegistryView) -> list[CheckResult] | Chec
             finding = f"{res.url}: {said} within {run.config.timeout:g}s"
             hint = f"the service hangs or packets are dropped: check it runs; if it is dead: {dereg}"
         if inst.discoverable:
-            rows.append(run.fail(f"zombie: says 'healthy' (so /url hands it out) but {finding}", hint,
+            rows.append(run.fail(f"says 'healthy' (so /url hands it out) but {finding}", hint,
                                  target=target, **details))
         else:
             rows.append(run.warn(f"{finding} (status {inst.status!r}: /url does not return it)", hint,
@@ -133,14 +144,14 @@ def check_undiscoverable(run: CheckRun, view: RegistryView) -> list[CheckResult]
         if not bad:
             ok += 1
             continue
-        statuses = ", ".join(f"{i.instance_id}={i.status}" for i in bad)
-        unset = [i.instance_id for i in bad if view.source == "zookeeper" and "status" not in i.metadata]
-        why = f"; registered without a status: {', '.join(unset)}" if unset else ""
-        hint = ("the status is what the service registered: register with service_metadata {'status': 'healthy'} "
-                f"as the guide's client does, e.g. regctl register --name {name} --url URL --instance-id "
-                f"{bad[0].instance_id} --status healthy")
+        unset = {i.instance_id for i in bad if view.source == "zookeeper" and "status" not in i.metadata}
+        statuses = ", ".join(f"{i.instance_id}: {i.status}" + (", registered without a status"
+                                                              if i.instance_id in unset else "") for i in bad)
+        why = ""
+        hint = ("register it with status 'healthy': regctl register --name "
+                f"{name} --url URL --instance-id {bad[0].instance_id} --status healthy")
         if len(bad) == len(insts):
-            rows.append(run.fail(f"/url finds nothing: no instance has status 'healthy' ({statuses}){why}", hint,
+            rows.append(run.fail(f"/url finds nothing: no instance is 'healthy' ({statuses}){why}", hint,
                                  target=name, statuses={i.instance_id: i.status for i in insts}))
         else:
             rows.append(run.warn(f"/url skips {statuses}{why}; {len(insts) - len(bad)} healthy instance(s) "
@@ -193,10 +204,9 @@ def check_stale_rows(run: CheckRun, view: RegistryView) -> list[CheckResult] | C
             seeded.append(name)
             continue
         rows.append(run.warn(
-            f"database row (status {r.status or '?'!r}, registered {r.registered_at or '?'}) but no live instance",
-            f"deregistered, crashed before registering, or lost when the Config Service restarted: if {name} "
-            "should run, restart it so it registers again; if it is retired, nothing to do (the API cannot delete "
-            "rows; delete it in PostgreSQL if it bothers you)", target=name, row=r.to_dict()))
+            f"database row (status {r.status or '?'!r}, registered {_when(r.registered_at)}) but no live instance",
+            f"restart it if it should run; if retired: --ignore hygiene.stale-rows:{name} (the API cannot "
+            "delete rows)", target=name, row=r.to_dict()))
     if seeded:
         rows.append(run.passed(f"seeded: {len(seeded)} row(s) without registered_at or a registration's metadata "
                                "that never had an instance "

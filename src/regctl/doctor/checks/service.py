@@ -342,8 +342,8 @@ def _generation_skip(run: CheckRun):
 
     info = generation(run)
     if info.generation == "earlier":
-        return info, run.skip("the earlier generation has no health monitor (see config.generation)",
-                              "nothing to check")
+        return info, run.no_input("the earlier generation has no health monitor (see config.generation)",
+                                  "nothing to check")
     if info.generation != "later":
         return info, run.skip(f"cannot tell the generation ({info.evidence})", "see config.generation")
     return info, None
@@ -371,6 +371,9 @@ def check_service_server_health(run: CheckRun, name: str) -> CheckResult:
     from regctl.doctor.facts import config_answers, generation
     from regctl.monitor import run_server_checks
 
+    if run.check.name not in run.config.explicit:
+        return run.no_input("not run unless named: it WRITES the row's status",
+                            f"regctl doctor service.server-health --service {name}", target=name)
     if not config_answers(run):  # its long deadline is for a server that answers, not for a dead address
         return run.skip("not tried: the Config Service does not answer GET /health (see config.http)",
                         "fix config.* first", target=name)
@@ -425,6 +428,6 @@ CHECKS: tuple[Check, ...] = (
           "degraded (while /url may still hand it out); a missing verdict is 'not known yet'",
           check_service_monitor),
     Check("service.server-health", "service", "the Config Service's own health call (POST .../health, which "
-          "writes the row's status) says unhealthy, or is still running at its deadline",
+          "writes the row's status) says unhealthy, or is still running at its deadline (runs only when named)",
           check_service_server_health, deadline=server_deadline_cap),
 )
