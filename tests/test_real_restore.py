@@ -131,9 +131,15 @@ def test_import_at_mid_linger_after_the_expiry_and_after_a_graceful_restart(make
     backup = tmp_path / "b.yaml"
     assert run_cli("export", "-f", str(backup), env=cs.env).exit_code == 0
 
-    # mid-linger: half the old session's timeout after the restart
+    # crashed and not started yet: its own node (version 0) and its session linger; nothing is "live" on that
     old = zk.exists(cs.own_node).ephemeralOwner
     cs.kill9()
+    res = run_cli("import", str(backup), "--dry-run", "-o", "json", env=cs.env)
+    assert res.exit_code == 0, res
+    assert res.json["plan"]["counts"]["live"] == 0 and res.json["plan"]["counts"]["restore"] == len(wanted)
+    assert "no Config Service answers" in res.json["plan"]["session"]["how"]
+
+    # mid-linger: half the old session's timeout after the restart
     cs.start()
     time.sleep(SESSION / 2)
     res = import_file(cs, backup)
@@ -169,8 +175,11 @@ def test_import_at_mid_linger_after_the_expiry_and_after_a_graceful_restart(make
 
 
 @pytest.mark.parametrize("generation", ["earlier"])
-def test_a_new_services_first_instances_do_not_race_for_its_row(make_real_service, zk, tmp_path, generation):
-    """Twenty new services of eight instances each, imported into an empty registry: no write fails on the row."""
+def test_new_services_first_instances_do_not_race_and_5xx_writes_are_looked_up(make_real_service, zk, tmp_path,
+                                                                                generation):
+    """Twenty new services of eight instances each, imported into an empty registry: no write fails on the row.
+    Then a crash-restart with Redis down: every write answers 500 after doing its ZooKeeper part (and the
+    connection is closed); import looks in ZooKeeper and the instances survive the old session."""
     cs = make_real_service(generation, session_timeout=SESSION)
     wanted = [(f"new-{s}", f"new-{s}-{i}") for s in range(20) for i in range(8)]
     doc = {"version": 1, "services": [{"name": f"new-{s}", "instances": [
@@ -187,3 +196,17 @@ def test_a_new_services_first_instances_do_not_race_for_its_row(make_real_servic
     assert all(r["detail"] is None or "the current session is" in r["detail"] for r in res.json["results"])
     rows = {r["service_name"] for r in httpx.get(cs.api + "/services", timeout=10).json()}
     assert rows >= {s for s, _ in wanted}
+
+    old = zk.exists(cs.own_node).ephemeralOwner
+    cs.kill9()
+    cs.start()
+    cs.redis.stop()
+    try:
+        res = import_file(cs, path)
+    finally:
+        cs.redis.start()
+    assert res.exit_code == 0, res
+    assert {r["result"] for r in res.json["results"]} == {"restored"}, res.json["results"][:3]
+    assert all("HTTP 500" in r["detail"] and "node is in ZooKeeper" in r["detail"] for r in res.json["results"])
+    old_session_gone(zk, cs, old)
+    assert_all_live_under_one_new_session(zk, cs, wanted, old)

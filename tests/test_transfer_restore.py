@@ -183,6 +183,31 @@ def test_without_the_config_service_node_the_first_write_tells_the_session(srvr_
     assert res.exit_code == 0 and res.json["results"] == [], res
 
 
+def test_an_own_node_of_version_0_tells_nothing_while_no_config_service_answers(srvr_only, tmp_path):
+    """A crashed Config Service not started again leaves its own node (version 0) and its session lingering:
+    with no 'cons' and no Config Service answering, nothing is 'live' on that node's word."""
+    from tests.conftest import free_port
+
+    populated, kazoo_client = srvr_only
+    backup = tmp_path / "b.json"
+    assert run_cli("export", "-f", str(backup), env=populated.env).exit_code == 0
+    down = {**populated.env, "CONFIG_SERVICE_URL": f"http://127.0.0.1:{free_port()}"}
+    res = run_cli("import", str(backup), "--dry-run", "-o", "json", env=down)
+    assert res.exit_code == 0, res
+    assert "no Config Service answers" in res.json["plan"]["session"]["how"], res.json["plan"]["session"]
+    assert res.json["plan"]["session"]["session"] is None
+    assert "cannot tell the Config Service's current session" in res.stderr
+    items = {(i["service"], i["instance_id"]): i for i in res.json["plan"]["items"]}
+    assert items.pop(("config-service", "config-service-1"))["action"] == "self"  # left to it when it starts
+    assert {i["action"] for i in items.values()} == {"restore"}, items
+    assert all(i["unsure"] for i in items.values()), items
+
+    res = run_cli("import", str(backup), "--dry-run", "-o", "json", env=populated.env)  # answering: it tells
+    assert res.exit_code == 0, res
+    assert res.json["plan"]["session"]["session"] == hex(populated.server.session_id)
+    assert res.json["plan"]["counts"]["live"] == len(INSTANCES)
+
+
 def test_a_named_config_instance_tells_the_session(populated, kazoo_client, tmp_path):
     backup = tmp_path / "b.json"
     assert run_cli("export", "-f", str(backup), env=populated.env).exit_code == 0
@@ -286,3 +311,29 @@ def test_the_race_through_the_library_and_force(populated, kazoo_client, tmp_pat
     now = nodes(kazoo_client, populated.base_path)
     assert now[("asr-service", "asr-2")][0]["service_url"] == "http://newest:1"
     assert now[("asr-service", "asr-1")][0]["service_url"] == "http://self-registered:1"
+
+
+def test_after_a_5xx_only_zookeeper_says_what_the_write_did(populated, make_registry, kazoo_client, tmp_path):
+    """PostgreSQL down: deregister deletes the node, register creates it, both then answer 500.
+
+    The import looks in ZooKeeper after each error and counts what is there; a restore
+    whose deregistration left the node in place is a failure (exit 1), never registered on top.
+    """
+    backup = tmp_path / "b.yaml"
+    assert run_cli("export", "-f", str(backup), env=populated.env).exit_code == 0
+    reg, old, expire = restart_lingering(make_registry, populated, kazoo_client)
+    reg.server.faults.add("postgres")
+    try:
+        res = run_cli("import", str(backup), "--yes", "-o", "json", env=reg.env)
+    finally:
+        reg.server.faults.discard("postgres")
+    assert res.exit_code == 0, res
+    results = {(r["service"], r["instance_id"]): r for r in res.json["results"]}
+    for name, iid, _ in INSTANCES:
+        r = results[(name, iid)]
+        assert r["result"] == "restored", r
+        assert "error to the deregistration" in r["detail"] and "node is in ZooKeeper" in r["detail"], r
+    expire()
+    after = nodes(kazoo_client, reg.base_path)
+    assert {(s, i) for s, i, _ in INSTANCES} <= set(after)
+    assert {after[(s, i)][1] for s, i, _ in INSTANCES} == {reg.server.session_id}

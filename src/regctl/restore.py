@@ -27,9 +27,12 @@ registrations of a service at once make the Config Service fail one of them on i
 unique row, after writing its node); then the rest, ``concurrency`` at a time. It
 re-reads each node right before writing it and
 skips (and reports) any that changed since the plan: a registration made while
-the operator was reading the plan always survives. Progress is appended to a
-list the caller owns, so an interrupt or a failure midway can say exactly what
-was done and what was not.
+the operator was reading the plan always survives. Every write is read back from
+ZooKeeper (in batches, off the writers' path): one the API answered OK counts only
+when its node holds the file's data under the current session, and after an error
+answer (or a timeout) the node alone says whether the write happened. Progress is
+appended to a list the caller owns, so an interrupt or a failure midway can say
+exactly what was done and what was not.
 """
 
 from __future__ import annotations
@@ -84,8 +87,9 @@ class PlanItem:
 
     def to_dict(self) -> dict:
         reg = self.entry.registration
-        d = {"action": self.action, "service": reg.service_name, "instance_id": reg.instance_id,
-             "service_url": reg.service_url, "health_check_url": reg.health_check_url, "reason": self.reason}
+        d: dict[str, Any] = {"action": self.action, "service": reg.service_name, "instance_id": reg.instance_id,
+                             "service_url": reg.service_url, "health_check_url": reg.health_check_url,
+                             "reason": self.reason}
         if self.observed is not None and self.observed.owner:
             d["node_owner"] = hex(self.observed.owner)
         if self.unsure:
@@ -192,6 +196,8 @@ class ApplyResult:
     result: str  # registered | restored | kept | skipped | failed | interrupted | not-done
     detail: str | None = None
     error: RegctlError | None = None
+    #: written and answered OK; the read-back from ZooKeeper is still to come (see :func:`apply_plan`)
+    unverified: bool = field(default=False, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -221,8 +227,30 @@ class Live:
                 return Observed.from_instance(inst)
         return None
 
+    def observe_many(self, keys: list) -> dict:
+        """{(service, id): Observed, None when absent, or the RegctlError} read from ZooKeeper at once."""
+        from regctl import transfer_live as tl
+        from regctl.zk import node_stat
 
-#: writes in flight at once (each one: read again, [deregister,] register, read back)
+        paths = {tl.join(self.reader.base_path, s, "instances", i): (s, i) for s, i in keys}
+        try:
+            got = self.reader.bulk_get(list(paths))
+        except RegctlError as exc:
+            return {k: exc for k in keys}
+        out: dict = {}
+        for path, (s, i) in paths.items():
+            res = got.get(path)
+            if res is None:
+                out[(s, i)] = None
+            elif isinstance(res, Exception):
+                out[(s, i)] = res if isinstance(res, RegctlError) else RegctlError(f"{type(res).__name__}: {res}")
+            else:
+                data, problem = tl.decode(res[0])
+                out[(s, i)] = Observed.from_node(tl.LiveNode(s, i, path, data, node_stat(res[1]), problem))
+        return out
+
+
+#: writes in flight at once (each one: read again, [deregister,] register; the read-back is batched)
 CONCURRENCY = 8
 
 
@@ -281,9 +309,19 @@ def apply_plan(plan: ImportPlan, api: Any, live: Live, results: list[ApplyResult
     # place by list.index, were O(n) per completion: ~1.5 s of one CPU over 1,000 writes)
     position = {id(item): n for n, item in enumerate(todo)}
     finished: "queue.SimpleQueue" = queue.SimpleQueue()
+    # written, answered OK, not yet read back: read back here in batches (one multi-read), not by the writers
+    held: list[ApplyResult] = []
+    sender = _Sender(api)
+
+    def flush() -> None:
+        held.sort(key=lambda r: position[id(r.item)])
+        _read_back(held, live, plan.session)
+        while held:
+            record(held.pop(0))
+
     try:
         for phase in write_order(plan):
-            batch = {pool.submit(_apply_one, item, api, live, plan.session): item for item in phase}
+            batch = {pool.submit(_apply_one, item, api, live, plan.session, False, sender): item for item in phase}
             futures.update(batch)
             for f in batch:
                 f.add_done_callback(finished.put)
@@ -292,6 +330,8 @@ def apply_plan(plan: ImportPlan, api: Any, live: Live, results: list[ApplyResult
                 try:
                     done = [finished.get(timeout=0.2)]  # a short wait keeps Ctrl-C prompt
                 except queue.Empty:
+                    if held:
+                        flush()  # nothing finished for a while: read back what is held
                     continue
                 while True:
                     try:
@@ -300,22 +340,64 @@ def apply_plan(plan: ImportPlan, api: Any, live: Live, results: list[ApplyResult
                         break
                 left -= len(done)
                 for f in sorted(done, key=lambda f: position[id(futures[f])]):
-                    record(f.result())
+                    res = f.result()
+                    if res.unverified:
+                        held.append(res)
+                    else:
+                        record(res)
+                if len(held) >= READ_BACK_BATCH or (held and not left):
+                    flush()
             if plan.session is not None and not plan.session.known:
                 _learn(plan, phase, live, results)
     except KeyboardInterrupt:
+        while held:
+            res = held.pop(0)
+            if res.unverified:
+                res.unverified = False
+                res.detail = "; ".join(x for x in (res.detail, "not read back (Ctrl-C)") if x)
+            record(res)
         for f, item in futures.items():
             if any(r.item is item for r in results):
                 continue
             if f.done() and not f.cancelled() and f.exception() is None:
-                record(f.result())
+                res = f.result()
+                if res.unverified:
+                    res.unverified = False
+                    res.detail = "; ".join(x for x in (res.detail, "not read back (Ctrl-C)") if x)
+                record(res)
             elif not f.cancel():
                 record(ApplyResult(item, "interrupted", "Ctrl-C while writing it: it may or may not be "
                                    "registered; check with: regctl inspect " + item.service))
         raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+        if not futures or all(f.done() for f in futures):
+            sender.close()  # (after Ctrl-C, writes still running may need it: left to the garbage collector)
     return results
+
+
+#: writes read back from ZooKeeper at once (one multi-read) once they are done
+READ_BACK_BATCH = 32
+
+
+def _read_back(batch: list[ApplyResult], live: Live, session: Session | None) -> None:
+    """Read the nodes of written ``batch`` items at once; each one's detail says what differs, if anything."""
+    if not batch:
+        return
+    now = live.observe_many([(r.item.service, r.item.instance_id) for r in batch])
+    for r in batch:
+        _judge_read_back(r, _check(r.item, now.get((r.item.service, r.item.instance_id)), session))
+
+
+def _judge_read_back(res: ApplyResult, check: str | None) -> ApplyResult:
+    """A write the API answered OK counts only when ZooKeeper shows it (a Config Service whose own
+    ZooKeeper client gave up answers 201 and writes nothing)."""
+    res.unverified = False
+    if check is not None:
+        res.result = "failed"
+        check = f"the API answered OK, but {check}"
+    res.detail = "; ".join(x for x in (res.detail, check) if x) or None
+    return res
 
 
 def _learn(plan: ImportPlan, phase: list[PlanItem], live: Live, results: list[ApplyResult]) -> None:
@@ -323,6 +405,8 @@ def _learn(plan: ImportPlan, phase: list[PlanItem], live: Live, results: list[Ap
     if live.reader is None or plan.session is None:
         return
     for item in phase:
+        if item.action not in ("add", "restore"):
+            continue  # an overwrite sets a node in place: it keeps whatever session owned it
         res = next((r for r in results if r.item is item), None)
         if res is None or not res.ok:
             continue
@@ -356,10 +440,14 @@ def _changed(before: Observed | None, now: Observed | None) -> str | None:
     return None
 
 
-def _apply_one(item: PlanItem, api: Any, live: Live, session: Session | None) -> ApplyResult:
+def _apply_one(item: PlanItem, api: Any, live: Live, session: Session | None,
+               read_back: bool = True, sender: "_Sender | None" = None) -> ApplyResult:
+    """Read again, [deregister,] register; read back now, or leave that to the caller (``read_back`` False:
+    the result comes back ``unverified``, see :func:`_read_back`). ZooKeeper is read at once after an error."""
     from regctl import transfer_live as tl
     from regctl.api import register_call
 
+    sender = sender or _Sender(api)
     reg = item.entry.registration
     try:
         now = live.observe(item.service, item.instance_id)
@@ -384,37 +472,144 @@ def _apply_one(item: PlanItem, api: Any, live: Live, session: Session | None) ->
             return ApplyResult(item, "skipped", detail)
     if item.action == "restore" and now is not None:
         try:
-            api.execute(tl.deregister_call(item.service, item.instance_id))
+            sender.send(tl.deregister_call(item.service, item.instance_id))
         except RegctlError as exc:
-            return ApplyResult(item, "failed", "deregistering the old node failed; nothing registered "
-                                               "(the old node still vanishes when its session expires)", exc)
+            # the registry deletes the node first, then writes its row: after an error only the node tells
+            gone = _gone_after_error(item, live, now)
+            if gone is not True:
+                return ApplyResult(item, "failed", "deregistering the old node failed; nothing registered "
+                                                   "(the old node still vanishes when its session expires)"
+                                   + (f"; {gone}" if gone else ""), exc)
+            note = f"the API answered an error to the deregistration ({exc.message}) but the old node is gone"
     try:
-        api.execute(register_call(reg.payload()))
+        sender.send(register_call(reg.payload()))
     except RegctlError as exc:
         # the registry writes ZooKeeper first, so after an error only the node says what happened
         if live.reader is not None and _verify(item, live, session) is None:
             return ApplyResult(item, "restored" if item.action == "restore" else "registered",
-                               f"the API answered an error ({exc.message}) but the node is in ZooKeeper "
-                               "with the file's data")
+                               "; ".join(x for x in (note, f"the API answered an error ({exc.message}) but the "
+                                                     "node is in ZooKeeper with the file's data") if x))
         detail = "register failed"
         if item.action == "restore":
             detail = "the old node was deregistered but the registration failed: the instance is NOT live"
         return ApplyResult(item, "failed", detail, exc)
     verdict = "restored" if item.action == "restore" else "registered"
-    check = _verify(item, live, session)
-    return ApplyResult(item, verdict, "; ".join(x for x in (note, check) if x) or None)
+    if not read_back and live.reader is not None:
+        return ApplyResult(item, verdict, note, unverified=True)
+    return _judge_read_back(ApplyResult(item, verdict, note), _verify(item, live, session))
+
+
+class _Sender:
+    """Sends register/deregister calls; one the server never saw (a dropped kept-alive connection)
+    is sent again over a new connection.
+
+    uvicorn closes the connection right after an unhandled 500 (the Config Service's answer
+    when Redis or PostgreSQL is down, or when two first registrations of a service race),
+    and a request that took that connection from the pool before the close arrived fails
+    unsent ("connection reset"; with Redis down, most requests on a pooled connection do).
+    Register and deregister are idempotent (an existing id is overwritten in place, a
+    missing one is 200), so sending again is safe. The new connections come from a client
+    that keeps none alive, made on the first need and closed by :meth:`close`.
+    """
+
+    def __init__(self, api: Any) -> None:
+        import threading
+
+        self.api = api
+        self._fresh: Any = None
+        self._lock = threading.Lock()
+
+    def send(self, call: Any) -> Any:
+        import time
+
+        try:
+            return self.api.execute(call)
+        except RegctlError as exc:
+            if not _dropped_connection(exc):
+                raise
+        fresh = self._fresh_api()
+        for pause in SEND_PAUSES:
+            try:
+                return fresh.execute(call)
+            except RegctlError as exc:
+                if not _dropped_connection(exc):
+                    raise
+            time.sleep(pause)
+        return fresh.execute(call)
+
+    def _fresh_api(self) -> Any:
+        from regctl.api import RegistryApi
+
+        with self._lock:
+            if self._fresh is None:
+                if not isinstance(self.api, RegistryApi):
+                    self._fresh = self.api  # someone else's client: sent again through it
+                else:
+                    import httpx
+
+                    from regctl.httpconf import http_options
+
+                    a = self.api
+                    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=0)
+                    client = httpx.Client(**http_options(a.timeout, a.headers, a.verify), limits=limits)
+                    self._fresh = RegistryApi(a.base_url, timeout=a.timeout, headers=a.headers, verify=a.verify,
+                                              client=client)
+                    self._fresh_client = client
+            return self._fresh
+
+    def close(self) -> None:
+        client = getattr(self, "_fresh_client", None)
+        if client is not None:
+            client.close()
+
+
+#: pauses (seconds) between attempts over new connections (a reset there means the server dropped it)
+SEND_PAUSES = (0.05, 0.25)
+
+
+def _dropped_connection(exc: BaseException) -> bool:
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover - httpx is a dependency
+        return False
+    cause = exc.__cause__
+    return isinstance(cause, (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError))
+
+
+def _gone_after_error(item: PlanItem, live: Live, before: Observed) -> "bool | str":
+    """After a failed deregistration: True when the node is gone, else why not (or "" when nothing can tell)."""
+    if live.reader is None:
+        return ""  # the API's list is cached: it cannot say
+    try:
+        now = live.observe(item.service, item.instance_id)
+    except RegctlError as exc:
+        return f"whether the node is still there could not be read ({exc.message})"
+    if now is None:
+        return True
+    if now.token != before.token:
+        return "the node was written by someone else meanwhile: left as it is"
+    return "the old node is still there"
 
 
 def _verify(item: PlanItem, live: Live, session: Session | None) -> str | None:
     """None when the node now holds the file's data under the current session, else what differs."""
+    now: "Observed | RegctlError | None"
     try:
         now = live.observe(item.service, item.instance_id)
     except RegctlError as exc:
-        return f"not verified ({exc.message})"
+        now = exc
+    return _check(item, now, session)
+
+
+def _check(item: PlanItem, now: "Observed | RegctlError | None", session: Session | None) -> str | None:
+    """None when ``now`` (the node read back) holds the file's data under the current session, else what not."""
+    if isinstance(now, RegctlError):
+        return f"it could not be read back ({now.message})"
     if now is None:
-        return "not verified: the node is not there after registering"
+        return "the node is not there (does the Config Service's own ZooKeeper client work? regctl doctor)"
     if now.data is None or differences(expected_node(item.entry.registration), now.data):
-        return "not verified: the node holds other data (another write in between?)"
+        return "the node holds other data (another write in between?)"
     if session is not None and session.known and now.owner and now.owner != session.owner:
-        return f"not verified: the node is owned by session {hex(now.owner)}, not {hex(session.owner or 0)}"
+        return (f"the node is owned by session {hex(now.owner)}, not {hex(session.owner or 0)}, which the plan "
+                "took for the current one (did the Config Service restart meanwhile? import again)")
     return None

@@ -204,12 +204,15 @@ class Session:
 
 
 def current_session(reader: Any, instance_id: str | None = None, *,
-                    connected: "frozenset | None" = None) -> Session:
+                    connected: "frozenset | None" = None, answering: "tuple[bool, str] | None" = None) -> Session:
     """What tells the Config Service's current session (see the module docstring), without guessing.
 
     The own node is ``{base}/config-service/instances/{instance_id}``; without an id,
     ``config-service-1`` when present, else the only node there is. ``connected``
-    (optional) is what :func:`connected_sessions` found.
+    (optional) is what :func:`connected_sessions` found; ``answering`` (optional) is what
+    :func:`config_service_answers` found: a never-rewritten own node tells the current
+    session only while a Config Service answers (a crashed one leaves that node, and its
+    session, lingering until the expiry).
     """
     inst_dir = join(reader.base_path, CONFIG_SERVICE, "instances")
     if instance_id is not None:
@@ -243,7 +246,33 @@ def current_session(reader: Any, instance_id: str | None = None, *,
     if connected is not None and owner not in connected:
         return Session(None, path, f"the owner {hex(owner)} of its own node {path} is not connected to ZooKeeper",
                        frozenset({owner}), connected)
+    if connected is None and answering is not None and not answering[0]:
+        return Session(None, path, f"its own node {path} (version 0) is owned by session {hex(owner)}, but no "
+                                   f"Config Service answers ({answering[1]}): that session may be a crashed "
+                                   "one's, lingering until it expires", frozenset(), connected)
     return Session(owner, path, f"owner of {path} (created at its start: version 0)", frozenset(), connected)
+
+
+def config_service_answers(api: Any) -> tuple[bool, str]:
+    """(True, ...) when a Config Service process answers the API now, else (False, why not).
+
+    Asks ``GET /services/config-service``, a registry route any gateway in front passes on:
+    any answer but 502/503/504 comes from a running Config Service (it answers 500 when
+    Redis is down, never 502-504 on this route); a refused or timed-out connection, or
+    a gateway's 502-504, means none is running.
+    """
+    from regctl import api as api_mod
+    from regctl.names import url_segment
+
+    call = api_mod.Call("GET", f"/services/{url_segment(CONFIG_SERVICE)}", lambda ans: ans.status_code,
+                        "is the Config Service answering")
+    try:
+        status = api.execute(call)
+    except RegctlError as exc:  # refused, timed out, a TLS or proxy failure: nothing answered
+        return False, exc.message
+    if status in (502, 503, 504):
+        return False, f"HTTP {status} from a gateway in front of it"
+    return True, f"HTTP {status}"
 
 
 def connected_sessions(hosts: str, timeout: float) -> tuple["frozenset | None", str]:

@@ -221,19 +221,24 @@ def import_registry(
     --force), self (the Config Service's own node). The current session is the
     owner of {base}/config-service/instances/ID only while that node was never
     rewritten (version 0; a crash-restart rewrites it in place and it keeps the
-    dead session), or what ZooKeeper's 'cons' lists where allowed, or the owner of
-    the first node this import creates. When nothing tells, every node present is
-    restored (the safe path), and one the first write shows to be current is kept.
-    A new service's first instance is written alone before the rest.
+    dead session) and a Config Service answers, or what ZooKeeper's 'cons' lists
+    where allowed, or the owner of the first node this import creates. When
+    nothing tells, every node present is restored (the safe path; a warning says
+    why), and one the first write shows to be current is kept. An emptied
+    registry needs no session: every line is an add. A new service's first
+    instance is written alone before the rest.
 
     Right before each write the node is read again: one that changed since the
     plan (say, re-registered while you read the plan) is skipped and reported.
+    After each write ZooKeeper is read back: it, not the API's answer, says
+    whether the write happened (the API can answer 500 after writing).
     Asks first (--yes skips the question and is required without a terminal).
     Without ZooKeeper, live state comes from the API and ownership is not checked.
-    Exit 0 when done or nothing to do; 1 when a write failed or invalid entries
-    were skipped; 2 for a bad file or flag, or a base path that does not exist;
-    3 when what is live could not be read; 130 on Ctrl-C (what was done and what
-    was not is printed first).
+    Exit 0 when done or nothing to do; 1 when a write failed (ZooKeeper does not
+    show it) or invalid entries were skipped; 2 for a bad file or flag, or a base
+    path that does not exist (unless --force); 3 when what is live could not be
+    read (nothing written); 130 on Ctrl-C (what was done and what was not is
+    printed first).
 
     Example: regctl import registry-backup.yaml --dry-run
     """
@@ -433,7 +438,10 @@ def _live_state(rc, names: list, force: bool, config_instance: "str | None") -> 
         connected, why = None, "ZooKeeper over TLS: four-letter words not asked"
     else:
         connected, why = tl.connected_sessions(s.zk_hosts or "", min(2.0, s.timeout))
-    session = tl.current_session(reader, config_instance, connected=connected)
+    # a never-rewritten own node tells the current session only while a Config Service answers (asked first:
+    # a Config Service that answers has already rewritten its own node at its start)
+    answering = tl.config_service_answers(rc.api()) if connected is None else None
+    session = tl.current_session(reader, config_instance, connected=connected, answering=answering)
     own_key = (tl.CONFIG_SERVICE, session.node.rsplit("/", 1)[-1]) if session.node else None
     if not session.known:
         session = dataclasses.replace(session, how=f"{session.how}; {why}")
