@@ -165,7 +165,12 @@ class RegctlGroup(typer.core.TyperGroup):
         from regctl.cli.clickcompat import click_exceptions as cx
 
         try:
-            return self._click_resolve_command(ctx, args)
+            # skip TyperGroup's own did-you-mean (it proposes unrelated commands): newer typer keeps
+            # click's plain lookup as _click_resolve_command, older typer inherits it from click.Group
+            plain = getattr(self, "_click_resolve_command", None)
+            if plain is not None:
+                return plain(ctx, args)
+            return super(typer.core.TyperGroup, self).resolve_command(ctx, args)
         except cx.UsageError as exc:
             if args and "No such command" in exc.message:
                 matches = close_matches(args[0], self.commands.keys())
