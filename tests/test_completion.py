@@ -317,9 +317,9 @@ def test_completion_requests_do_not_import_network_libraries(names_registry):
     ("'a:b", "'a:b", "a:bc", "a:bc"),    # quoted: bash did not split the word
 ])
 def test_bash_gets_the_part_after_its_word_breaks(incomplete, cur, value, expected):
-    from regctl.cli.completion import _bash_word
+    from regctl.cli.completion_tree import bash_word
 
-    assert _bash_word(value, incomplete, cur) == expected
+    assert bash_word(value, incomplete, cur) == expected
 
 
 # --------------------------------------------------------------------------- the quick path agrees

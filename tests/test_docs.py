@@ -131,6 +131,25 @@ def test_no_tracker_wording(page):
     assert not found, f"{page.name}: tracker wording: {found}"
 
 
+def test_no_tracker_wording_in_code_tests_scripts_or_completions():
+    here = pathlib.Path(__file__).resolve()
+    files = [p for top in ("src", "tests", "scripts", "bench", "completions", ".ci")
+             for p in sorted((ROOT / top).rglob("*")) if p.is_file() and p.suffix != ".pyc" and p != here]
+    assert len(files) > 50
+    found = []
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        found += [f"{path.relative_to(ROOT)}: {m}" for m in NO_TRACKER.findall(text)]
+    assert not found, f"tracker wording: {found}"
+
+
+def test_tracker_wording_is_recognised():
+    assert NO_TRACKER.findall("Auth and TLS (issue 7, points 4 and 6)") == ["issue 7"]
+
+
 # ---------------------------------------------------------------------------
 # commands and options
 # ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Auth and TLS for the Config Service (issue 7, points 4 and 6), against real servers.
+"""Auth and TLS for the Config Service, against real servers.
 
 * HTTPS: the sandbox registry serves TLS with a certificate from a CA made at test
   time (``openssl``); regctl must refuse it without the CA (exit 3, one line naming

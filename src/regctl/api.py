@@ -558,12 +558,6 @@ class RegistryApi(_Base):
     def discover(self, service: str) -> list[dict]:
         return self.execute(discover_call(service))
 
-    def server_health(self, service: str) -> str:
-        return self.execute(server_health_call(service))
-
-    def server_health_detailed(self, service: str) -> dict | None:
-        return self.execute(server_health_detailed_call(service))
-
     def config_health(self) -> dict:
         return self.execute(config_health_call())
 

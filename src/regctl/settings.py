@@ -201,13 +201,6 @@ class Settings:
         return f"Settings({self.redacted()!r})"
 
 
-def is_secret_header(name: str) -> bool:
-    """Whether a header's value may be a secret (see :func:`regctl.redaction.is_secret_name`)."""
-    from regctl.redaction import is_secret_name
-
-    return is_secret_name(name)
-
-
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Every header value replaced with ``***``: regctl cannot tell which one a gateway treats as a secret."""
     return {k: "***" for k in headers}

@@ -251,12 +251,6 @@ def answer(get_app: Callable[[], Any], shell: str, line: str, cur: "str | None" 
     return tree.render(triples, shell, incomplete, cur)
 
 
-def _bash_word(value: str, incomplete: str, cur: "str | None") -> str:
-    from regctl.cli.completion_tree import bash_word
-
-    return bash_word(value, incomplete, cur)
-
-
 _FILE_PARAMS = {"token_file", "ca_bundle", "zk_auth_file", "zk_ca", "zk_cert", "zk_key", "env_file", "file"}
 
 

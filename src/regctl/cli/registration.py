@@ -1,4 +1,4 @@
-"""Commands that change the registry: ``register``, ``deregister`` (issue 3)."""
+"""Commands that change the registry: ``register``, ``deregister``."""
 
 import json
 import sys

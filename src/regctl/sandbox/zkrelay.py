@@ -64,10 +64,6 @@ class Relay:
         """The connection string kazoo should use (the relay's ports, the original chroot)."""
         return ",".join(f"127.0.0.1:{s.getsockname()[1]}" for s in self._listeners) + self.chroot
 
-    @property
-    def is_cut(self) -> bool:
-        return self._cut.is_set()
-
     def cut(self) -> None:
         """Drop every connection and stop listening, for good. Idempotent."""
         self._cut.set()

@@ -118,11 +118,6 @@ class ZkMember:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "ZkMember":
-        fields = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in data.items() if k in fields})
-
 
 def connection_string(members: Sequence[ZkMember]) -> str:
     """``127.0.0.1:2181,127.0.0.1:2182`` for kazoo and ZOOKEEPER_HOSTS."""

@@ -137,7 +137,7 @@ def gather(run: CheckRun) -> Evidence:
         ev.rows, ev.rows_error = settled(rows)
         ev.snapshot, ev.zk_error = settled(snap)
         if ev.snapshot is not None:
-            ev.session = _current_session(run)
+            ev.session = _current_session(run, answers)
         known = list(dict.fromkeys([*(r.service_name for r in ev.rows or []),
                                     *(s.name for s in (ev.snapshot.services if ev.snapshot else ()))]))
         if run.config.selected_service:
@@ -153,12 +153,17 @@ def gather(run: CheckRun) -> Evidence:
     return run.fact("cause_evidence", compute)
 
 
-def _current_session(run: CheckRun) -> Any:
-    """Which session the Config Service holds, as :mod:`regctl.transfer_live` tells it (None when unreadable)."""
+def _current_session(run: CheckRun, answers: bool) -> Any:
+    """Which session the Config Service holds, as :mod:`regctl.transfer_live` tells it (None when unreadable).
+
+    ``answers``: whether its ``/health`` answered this run; a never-rewritten own node tells the
+    current session only while a Config Service answers.
+    """
     from regctl.transfer_live import current_session
 
+    answering = (True, "GET /health answered") if answers else (False, "GET /health did not answer")
     try:
-        return current_session(zk_reader(run))
+        return current_session(zk_reader(run), answering=answering)
     except Exception:  # extra evidence only: the snapshot already holds the own node's stat
         log.debug("could not tell the Config Service's session", exc_info=True)
         return None
