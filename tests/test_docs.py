@@ -320,3 +320,32 @@ def test_the_man_page_is_generated_from_the_cli_and_renders():
         render = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z"], input=page, capture_output=True,
                                 text=True, timeout=60)
         assert render.returncode == 0 and render.stderr == "", render.stderr
+
+
+# --------------------------------------------------------------------------- the design map
+
+def _design_map() -> set:
+    """The paths docs/design.md's module map names, relative to src/regctl (``cli/app.py``, ``doctor/checks/``)."""
+    text = _text(DOCS / "design.md")
+    block = re.search(r"^```\nsrc/regctl/\n(.*?)^```", text, re.S | re.M).group(1)
+    named, stack = set(), []
+    for line in block.splitlines():
+        m = re.match(r"^( +)(\S+)", line)
+        if not m or not re.fullmatch(r"[\w.]+\.py|\w+/", m.group(2)):
+            continue
+        depth = len(m.group(1)) // 2 - 1
+        stack = stack[:depth] + [m.group(2)]
+        named.add("".join(stack))
+    return named
+
+
+def test_design_map_names_every_module_and_only_real_ones():
+    src = ROOT / "src" / "regctl"
+    named = _design_map()
+    assert "cli/app.py" in named and "doctor/checks/" in named
+    missing = sorted(n for n in named if not (src / n).exists())
+    assert not missing, f"docs/design.md names what does not exist: {missing}"
+    real = {str(p.relative_to(src)) for p in src.rglob("*.py") if "__pycache__" not in p.parts}
+    covered = lambda path: path in named or any(path.startswith(n) for n in named if n.endswith("/") and n.count("/") > 1)
+    unnamed = sorted(p for p in real if not covered(p))
+    assert not unnamed, f"docs/design.md does not name: {unnamed}"
