@@ -7,6 +7,7 @@ need it instead of skipping them. Helpers other than fixtures live in
 
 from __future__ import annotations
 
+import pathlib
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,3 +250,11 @@ def make_real_service(real_equipment, pg_cluster, zk_srvr_only, tmp_path):
 def real_service(request, make_real_service):
     """The real Config Service, each generation in turn, with an 8 s ZooKeeper session."""
     return make_real_service(request.param, session_timeout=8)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every unit test is a compatibility test too: the markers alone say what each CI leg runs."""
+    unit = pathlib.Path(__file__).resolve().parent / "unit"
+    for item in items:
+        if unit in pathlib.Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.compat)

@@ -19,6 +19,8 @@ import pytest
 from regctl import health
 from tests.helpers import LoopbackServer
 
+pytestmark = pytest.mark.compat  # also run on the oldest and newest Python (.ci/run)
+
 
 class RawServer(LoopbackServer):
     def __init__(self, answer: bytes) -> None:

@@ -9,6 +9,8 @@ import pytest
 from regctl.sandbox.proc import free_port
 from tests.helpers import assert_one_line_error, run_cli
 
+pytestmark = pytest.mark.compat  # also run on the oldest and newest Python (.ci/run)
+
 LIST_KEYS = {"name", "live_instances", "healthy_status_instances", "answering_instances", "db_status",
              "registered_at", "service_url", "api_live_instances", "flags", "discovery", "seeded"}
 INSTANCE_KEYS = {"service_name", "instance_id", "service_url", "health_check_url", "status", "discoverable",

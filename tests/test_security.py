@@ -25,6 +25,8 @@ import yaml
 from tests.helpers import assert_one_line_error, run_cli
 from tests.tlsutil import make_certs
 
+pytestmark = pytest.mark.compat  # also run on the oldest and newest Python (.ci/run)
+
 SECRET = "s3cret-TOKEN-7f3a9c"
 GATEWAY = {"Authorization": f"Bearer {SECRET}"}
 

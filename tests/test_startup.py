@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.compat  # also run on the oldest and newest Python (.ci/run)
+
 NETWORK = ("httpx", "httpcore", "kazoo", "anyio", "h11")
 
 

@@ -11,6 +11,8 @@ from regctl import zk_multi
 from regctl.errors import NotAuthorized
 from regctl.zk import ZkReader
 
+pytestmark = pytest.mark.compat  # also run on the oldest and newest Python (.ci/run)
+
 
 @pytest.fixture
 def base(kazoo_client):
