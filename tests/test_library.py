@@ -10,12 +10,17 @@ import httpx
 import pytest
 
 from regctl.client import (
+    InvalidRequest,
+    NoHealthyInstance,
+    RegistryError,
+    RegistryUnavailable,
     ServiceRegistryClient,
     ServiceRegistryHttpClient,
     registered_service,
     registered_service_sync,
 )
 from regctl.sandbox.proc import free_port
+from tests.helpers import run_cli
 
 
 def zk_node(kazoo_client, registry, name, iid):
@@ -336,7 +341,8 @@ from typing import Optional
 
 import httpx
 
-from regctl.client import RegisteredService, ServiceRegistryClient, ServiceRegistryHttpClient, registered_service
+from regctl.client import (NoHealthyInstance, RegisteredService, RegistryError, RegistryUnavailable,
+                           ServiceRegistryClient, ServiceRegistryHttpClient, registered_service)
 
 
 async def main() -> Optional[str]:
@@ -345,11 +351,23 @@ async def main() -> Optional[str]:
             url: Optional[str] = await c.discover_url("asr-service", request_timeout_s=1.0)
             iid: Optional[str] = await c.register("a", "http://a:1", None, {"k": 1})
             ok: bool = await c.deregister("a", iid or "")
+            try:
+                typed: str = await c.require_url("asr-service", request_timeout_s=1.0)
+            except NoHealthyInstance as none:
+                name: str = none.service_name
+                why: Optional[str] = none.reason
+            except RegistryUnavailable as down:
+                code: Optional[int] = down.status_code
+                slow: bool = down.timed_out
+            except RegistryError as other:
+                hint: Optional[str] = other.hint
     async with registered_service({"SERVICE_NAME": "a"}) as reg:
         r: RegisteredService = reg
         e: Optional[str] = r.error
     with ServiceRegistryClient(transport=httpx.MockTransport(lambda req: httpx.Response(404))) as s:
         u: Optional[str] = s.discover_url("x")
+        t: str = s.require_url("x")
+        f: Optional[RegistryError] = reg.failure
     return url
 '''
 
@@ -376,3 +394,257 @@ def test_library_is_typed_for_mypy_strict_users(tmp_path):
     assert ok.returncode == 0, ok.stdout + ok.stderr
     wrong = mypy(bad)  # the types are real, not Any: a wrong annotation is caught
     assert wrong.returncode == 1 and 'has type "str | None", variable has type "int"' in wrong.stdout, wrong.stdout
+
+
+# --------------------------------------------------------------------------- typed outcomes: none healthy / could not ask
+
+def both(base_url, method, *args, transport=None, **kw):
+    """``method`` on the async and the sync client: [(outcome, log messages)] for each, in that order.
+
+    The outcome is the value returned or the exception raised.
+    """
+    records = []
+
+    class Grab(logging.Handler):
+        def emit(self, record):
+            records.append((record.levelname, record.getMessage()))
+
+    handler = Grab(logging.DEBUG)
+    log = logging.getLogger("regctl.client")
+    old_level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    results = []
+    try:
+        async def run_async():
+            async with ServiceRegistryHttpClient(base_url=base_url, transport=transport, **kw) as client:
+                return await getattr(client, method)(*args)
+
+        for run in (lambda: asyncio.run(run_async()),
+                    lambda: getattr(ServiceRegistryClient(base_url=base_url, transport=transport, **kw), method)(*args)):
+            records.clear()
+            try:
+                outcome = run()
+            except Exception as exc:
+                outcome = exc
+            results.append((outcome, list(records)))
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(old_level)
+    return results
+
+
+def assert_twins(results):
+    """The async and the sync client: the same outcome type, the same text, the same log records."""
+    (a, a_logs), (s, s_logs) = results
+    assert type(a) is type(s), (a, s)
+    if isinstance(a, BaseException):
+        assert str(a) == str(s)
+    assert a_logs == s_logs
+    return a, a_logs
+
+
+def assert_library_worded(err):
+    text = str(err)
+    assert "--" not in text and "regctl " not in text, text  # no CLI flag, no CLI command
+    assert err.hint and "--" not in err.hint, err.hint
+
+
+def test_none_healthy_is_its_own_outcome(registry):
+    with ServiceRegistryClient(base_url=registry.url) as c:
+        assert c.register("typed-svc", "http://t:1", None, {"instance_id": "t-1", "status": "unhealthy"})
+    for name in ("typed-svc", "never-registered"):  # registered but not healthy; never registered
+        err, logs = assert_twins(both(registry.url, "require_url", name))
+        assert isinstance(err, NoHealthyInstance) and isinstance(err, RegistryError)
+        assert not isinstance(err, RegistryUnavailable)
+        assert err.service_name == name and err.reason and "healthy" in err.reason
+        assert err.where == f"{registry.api}/services/{name}/url"
+        assert_library_worded(err)
+        assert f"/api/v1/registry/services/{name}" in err.hint  # where to look, as an HTTP call
+        assert logs == []  # the outcome is the caller's: nothing logged by require_url
+        url, logs = assert_twins(both(registry.url, "discover_url", name))
+        assert url is None
+        assert [lvl for lvl, _ in logs] == ["DEBUG"]  # no warning: an answer, as in the guide
+
+
+def test_a_healthy_instance_is_returned_by_both(registry):
+    healthy(registry, "typed-ok", n=1)
+    url, logs = assert_twins(both(registry.url, "require_url", "typed-ok"))
+    assert url == "http://p0:1" and logs == []
+
+
+def test_stopped_registry_is_could_not_ask(registry):
+    registry.server.stop()
+    err, logs = assert_twins(both(registry.url, "require_url", "asr-service", 2.0))
+    assert isinstance(err, RegistryUnavailable) and isinstance(err, RegistryError)
+    assert not isinstance(err, NoHealthyInstance)
+    assert "connection refused" in err.message and err.status_code is None and not err.timed_out
+    assert err.cause is not None and err.__cause__ is err.cause
+    assert "base_url=" in err.hint and "CONFIG_SERVICE_URL" in err.hint
+    assert_library_worded(err)
+    assert logs == []
+    url, logs = assert_twins(both(registry.url, "discover_url", "asr-service", 2.0))
+    assert url is None and len(logs) == 1 and logs[0][0] == "WARNING"
+    assert logs[0][1] == f"Service discovery failed for asr-service: {err}"
+
+
+def test_unreachable_host_is_could_not_ask():
+    err, _ = assert_twins(both(f"http://127.0.0.1:{free_port()}", "require_url", "asr-service", 1.0))
+    assert isinstance(err, RegistryUnavailable) and "connection refused" in str(err)
+
+
+def test_registry_that_cannot_read_its_store_is_could_not_ask(registry):
+    """The real service's 500 when its cache (Redis) is down: the registry is up but cannot answer."""
+    healthy(registry, "cache-svc", n=1)
+    registry.server.faults.add("redis")
+    err, _ = assert_twins(both(registry.url, "require_url", "cache-svc"))
+    assert isinstance(err, RegistryUnavailable) and err.status_code == 500
+    assert_library_worded(err)
+    registry.server.faults.clear()
+    url, _ = assert_twins(both(registry.url, "require_url", "cache-svc"))
+    assert url == "http://p0:1"
+
+
+def test_a_registry_that_never_answers_times_out_with_a_library_hint():
+    import socket
+
+    silent = socket.socket()  # accepts connections (the kernel's backlog) and never says a word
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        err, _ = assert_twins(both(url, "require_url", "asr-service", 0.5))
+    finally:
+        silent.close()
+    assert isinstance(err, RegistryUnavailable) and err.timed_out and err.status_code is None
+    assert "0.5s" in err.message and "request_timeout_s=" in err.hint
+    assert_library_worded(err)
+
+
+@pytest.mark.parametrize("status,headers,body,words,code", [
+    (502, {"content-type": "text/html"}, b"<html><body>Bad Gateway</body></html>", "gateway", 502),
+    (503, {"content-type": "application/json"}, b'{"detail": "Service unhealthy"}', "503", 503),
+    (200, {"content-type": "text/html"}, b"<html>login</html>", "HTML", 200),  # a proxy's login page
+    (401, {"content-type": "application/json"}, b'{"detail": "Not authenticated"}', "headers=", 401),
+    (200, {"content-type": "application/json"}, b'{"no": "url"}', "no url", None),
+    (404, {"content-type": "application/json"}, b'{"detail": "Not Found"}', "base_url=", 404),  # no such endpoint
+])
+def test_answers_that_are_not_the_registrys_are_could_not_ask(status, headers, body, words, code):
+    transport = httpx.MockTransport(lambda request: httpx.Response(status, headers=headers, content=body))
+    err, logs = assert_twins(both("http://registry.test", "require_url", "asr-service", transport=transport))
+    assert isinstance(err, RegistryUnavailable) and not isinstance(err, NoHealthyInstance), err
+    assert words in str(err) and err.status_code == code and not err.timed_out
+    assert_library_worded(err)
+    url, logs = assert_twins(both("http://registry.test", "discover_url", "asr-service", transport=transport))
+    assert url is None and [lvl for lvl, _ in logs] == ["WARNING"]
+
+
+def test_a_question_that_cannot_be_asked_is_invalid_request():
+    transport = httpx.MockTransport(lambda request: httpx.Response(422, json={"detail": [
+        {"loc": ["path", "service_name"], "msg": "bad name"}]}))
+    err, _ = assert_twins(both("http://registry.test", "require_url", "x", transport=transport))
+    assert isinstance(err, InvalidRequest) and "rejected" in err.message and "--" not in str(err)
+    err, _ = assert_twins(both("http://registry.test", "require_url", ""))  # checked before asking
+    assert isinstance(err, InvalidRequest) and "empty" in err.message
+
+
+def test_registration_failures_are_typed_too(registry):
+    down = f"http://127.0.0.1:{free_port()}"
+
+    async def main(env):
+        async with registered_service(env, request_timeout_s=1) as reg:
+            return reg
+
+    env = {"SERVICE_NAME": "x", "SERVICE_PORT": "1", "CONFIG_SERVICE_URL": down}
+    for reg in (asyncio.run(main(env)), registered_service_sync(env, request_timeout_s=1).__enter__()):
+        assert isinstance(reg.failure, RegistryUnavailable) and reg.error == f"registration failed: {reg.failure}"
+        assert_library_worded(reg.failure)
+    for reg in (asyncio.run(main({"SERVICE_NAME": "x"})), registered_service_sync({"SERVICE_NAME": "x"}).__enter__()):
+        assert isinstance(reg.failure, InvalidRequest) and "SERVICE_PORT" in str(reg.failure)
+    with registered_service_sync(guide_env(registry, SERVICE_INSTANCE_ID="ok-1")) as reg:
+        assert reg and reg.failure is None and reg.error is None
+
+
+def test_sync_and_async_registered_service_log_the_same(registry, caplog):
+    caplog.set_level(logging.INFO, logger="regctl.client")
+
+    async def main():
+        async with registered_service(guide_env(registry, SERVICE_INSTANCE_ID="twin-1")):
+            pass
+
+    asyncio.run(main())
+    async_logs = [r.getMessage() for r in caplog.records if r.name == "regctl.client"]
+    caplog.clear()
+    with registered_service_sync(guide_env(registry, SERVICE_INSTANCE_ID="twin-1")):
+        pass
+    sync_logs = [r.getMessage() for r in caplog.records if r.name == "regctl.client"]
+    assert async_logs == sync_logs and any("Deregistered lib-service" in m for m in sync_logs), sync_logs
+
+
+def test_the_cli_says_its_flags_and_the_library_its_parameters(registry):
+    down = f"http://127.0.0.1:{free_port()}"
+    res = run_cli("discover", "asr-service", env={"CONFIG_SERVICE_URL": down, "ZOOKEEPER_HOSTS": ""})
+    assert res.exit_code == 3 and "--config-url" in res.stderr, res.stderr
+    err, _ = assert_twins(both(down, "require_url", "asr-service", 1.0))  # after the CLI ran: still the library's
+    assert "base_url=" in err.hint and "--config-url" not in str(err)
+    miss = run_cli("url", "never-registered", env=registry.env)
+    assert miss.exit_code == 1 and "see why with: regctl inspect never-registered" in miss.stderr, miss.stderr
+    none, _ = assert_twins(both(registry.url, "require_url", "never-registered"))
+    assert "see why with: GET /api/v1/registry/services/never-registered" in str(none)
+
+
+def test_hints_that_reach_the_library_name_no_cli_flag():
+    """Every string the modules behind regctl.client can put in an error, placeholders rendered in the
+    library's words: no ``--flag``. (The CLI's words live in regctl.cli.runtime.)"""
+    import ast
+    import pathlib
+
+    import regctl
+    from regctl.errors import LIBRARY_HINT_WORDS, render_hint
+
+    assert not any("--" in v for v in LIBRARY_HINT_WORDS.values())
+    pkg = pathlib.Path(regctl.__file__).parent
+    found = []
+    for module in ("client.py", "api.py", "httpconf.py", "guide.py", "errors.py", "bounded.py"):
+        tree = ast.parse((pkg / module).read_text())
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                      and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                import re
+
+                if re.search(r"(^|[\s(])--[a-z]", render_hint(node.value)):
+                    found.append(f"{module}:{node.lineno}: {node.value}")
+    assert not found, found
+
+
+def test_library_md_documents_every_public_parameter_and_outcome():
+    import inspect
+    import pathlib
+    import re
+
+    import regctl.client as lib
+
+    text = (pathlib.Path(__file__).parent.parent / "docs" / "library.md").read_text()
+    missing = []
+    for obj in (lib.ServiceRegistryHttpClient, lib.ServiceRegistryClient, lib.registered_service,
+                lib.registered_service_sync):
+        fn = obj.__init__ if inspect.isclass(obj) else obj
+        for name in inspect.signature(fn).parameters:
+            if name != "self" and not re.search(rf"`{name}`|[(,\s]{name}=", text):
+                missing.append(f"{obj.__name__}({name})")
+    for cls in (lib.ServiceRegistryHttpClient, lib.ServiceRegistryClient):
+        for meth in ("register", "deregister", "discover_url", "require_url"):
+            if f"`{meth}(" not in text and f".{meth}(" not in text:
+                missing.append(f"{cls.__name__}.{meth}")
+    for name in lib.__all__:
+        if f"`{name}`" not in text and f"`{name}(" not in text:
+            missing.append(name)
+    for attr in ("status_code", "timed_out", "cause", "service_name", "reason", "failure"):
+        if f"`{attr}`" not in text and f".{attr}" not in text:
+            missing.append(attr)
+    assert not missing, f"docs/library.md does not document: {missing}"
+    cli_flag = re.search(r"--(config-url|timeout|header|token-file|ca-bundle|insecure|zk|dry-run|server-timeout)\b",
+                         text)
+    assert not cli_flag, f"library.md names a CLI flag: {cli_flag}"

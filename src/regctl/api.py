@@ -54,7 +54,8 @@ class Answer:
         if "html" in self.content_type.lower() or self.body.lstrip()[:1] == b"<":
             raise BadResponse(f"HTTP {self.status_code} answered HTML, not JSON", where=self.url,
                               status_code=self.status_code, detail=_excerpt(self.body),
-                              hint="a proxy or gateway answered; check --config-url and any gateway headers")
+                              hint="a proxy or gateway answered; "
+                                   "check {config_url} and any gateway headers ({headers})")
         try:
             return json.loads(self.body)
         except (ValueError, RecursionError) as exc:
@@ -117,15 +118,16 @@ def check_status(ans: Answer, what: str, ok: Iterable[int] = (200,)) -> None:
     if ans.status_code in (401, 403):
         raise NotAuthorized(f"{what} was refused with HTTP {ans.status_code}{said}", where=ans.url,
                             status_code=ans.status_code,
-                            hint="the gateway wants credentials: pass --header 'Authorization: Bearer ...', "
-                                 "--token-file FILE or REGCTL_TOKEN (or token_file/token_env in the context)")
+                            hint="the gateway wants credentials: {credentials}")
     if ans.status_code == 422:
-        raise UsageError(f"the Config Service rejected the request{said}", where=ans.url,
-                         hint="check the values sent (see --dry-run)")
+        rejected = UsageError(f"the Config Service rejected the request{said}", where=ans.url,
+                              hint="check the values sent{see_dry_run}")
+        rejected.status_code = 422  # type: ignore[attr-defined]  # the server said so: not a local check
+        raise rejected
     if ans.status_code == 404 and detail in (None, "Not Found"):
         raise BadResponse(f"{what}: HTTP 404, the endpoint does not exist", where=ans.url,
                           status_code=404, detail=_excerpt(ans.body),
-                          hint="check that --config-url is the Config Service's base URL, without a path")
+                          hint="check that {config_url} is the Config Service's base URL, without a path")
     if ans.status_code in (502, 503, 504):
         raise BadResponse(f"{what}: HTTP {ans.status_code} from the Config Service or a gateway{said}",
                           where=ans.url, status_code=ans.status_code, detail=_excerpt(ans.body),
@@ -223,8 +225,10 @@ def _parse_instances(service: str) -> Callable[[Answer], list[Instance]]:
 def _parse_url(service: str) -> Callable[[Answer], str]:
     def parse(ans: Answer) -> str:
         if ans.status_code == 404 and ans.detail() not in (None, "Not Found"):
-            raise NotFound(f"no healthy instance of {service!r} ({ans.detail()})", where=ans.url,
-                           hint=f"see why with: regctl inspect {service}")
+            none = NotFound(f"no healthy instance of {service!r} ({ans.detail()})", where=ans.url,
+                            hint="see why with: {inspect}" + service)
+            none.reason = ans.detail()  # type: ignore[attr-defined]  # the registry's words
+            raise none
         check_status(ans, f"URL of {service}")
         data = _expect(ans.json(), dict, f"URL of {service}", ans)
         url = data.get("url")
@@ -394,7 +398,7 @@ class _Base:
                                where=url, hint="check that the URL points at the Config Service")
         if isinstance(exc, BodyTooSlow):
             err = Unreachable(f"{call.what}: answer still arriving after {self.limit_for(call):g}s", where=url,
-                              hint="the server or a proxy is stalling; raise --timeout")
+                              hint="the server or a proxy is stalling; raise {timeout}")
             err.out_of_time = True  # type: ignore[attr-defined]
             return err
         return BadResponse(f"{call.what}: {exc}", where=url, hint="check the Config Service or the proxy before it")
@@ -410,7 +414,7 @@ def still_running_error(call: Call, url: str) -> Unreachable:
     err = Unreachable(f"{call.what}: {call.still_running} is still running after {call.timeout:g}s",
                       where=url,
                       hint="the Config Service retries each failing endpoint and still finishes (and writes "
-                           "the row's status); raise --server-timeout to wait for its verdict")
+                           "the row's status); raise {server_timeout} to wait for its verdict")
     err.still_running_after = call.timeout  # type: ignore[attr-defined]
     return err
 
@@ -482,7 +486,7 @@ class RegistryApi(_Base):
             if call.still_running:
                 raise still_running_error(call, url)
             self._stalled = Unreachable(f"{call.what}: no complete answer within {limit:g}s", where=url,
-                                        hint="the server or a proxy is stalling; raise --timeout")
+                                        hint="the server or a proxy is stalling; raise {timeout}")
             raise self._stalled
         if "error" in box:
             err = box["error"]
@@ -590,24 +594,38 @@ class AsyncRegistryApi(_Base):
 
         url = self.url_for(call)
 
-        async def fetch() -> Answer:
-            async with self._client.stream(call.method, url, **self._request_kwargs(call)) as resp:
-                body = await read_body_async(resp, MAX_BODY_BYTES)
-                return Answer(resp.status_code, resp.headers.get("content-type", ""), body.data, url)
+        async def fetch(tries: int = 3) -> Answer:
+            while True:
+                try:
+                    async with self._client.stream(call.method, url, **self._request_kwargs(call)) as resp:
+                        body = await read_body_async(resp, MAX_BODY_BYTES)
+                        return Answer(resp.status_code, resp.headers.get("content-type", ""), body.data, url)
+                except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
+                    # as the synchronous twin: a read on a kept-alive connection the server had closed is
+                    # sent again (within the same overall deadline)
+                    tries -= 1
+                    if call.method != "GET" or tries < 1:
+                        raise
+                    log.debug("%s %s: %s on a kept-alive connection; sending it again", call.method, url, exc)
 
+        started = time.monotonic()
         try:
-            ans = await asyncio.wait_for(fetch(), self.limit_for(call))
+            # the same slack as the synchronous twin: httpx's own timeout, when it is the one, speaks first
+            ans = await asyncio.wait_for(fetch(), self.limit_for(call) + 0.25)
         except (BodyTooLarge, BodyTooSlow, BadEncoding) as exc:
             raise self._body_error(exc, call, url) from None
         except asyncio.TimeoutError as exc:
             if call.still_running:
                 raise still_running_error(call, url) from exc
-            raise Unreachable(f"{call.what}: no complete answer within {self.limit_for(call):g}s", where=url,
-                              hint="the server or a proxy is stalling; raise the timeout") from exc
+            err = Unreachable(f"{call.what}: no complete answer within {self.limit_for(call):g}s", where=url,
+                              hint="the server or a proxy is stalling; raise {timeout}")
+            err.out_of_time = True  # type: ignore[attr-defined]
+            raise err from exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._translate(exc, call, url) from exc
         except OSError as exc:
             raise self._translate(exc, call, url) from exc
+        log.debug("%s %s -> %s in %.0f ms", call.method, url, ans.status_code, (time.monotonic() - started) * 1000)
         return call.parse(ans)
 
     async def register(self, payload: Mapping[str, Any]) -> str:

@@ -4,11 +4,15 @@ Three pieces, all going through :mod:`regctl.api` (the same calls the CLI makes)
 
 * :class:`ServiceRegistryHttpClient`: the guide's async client, same method names,
   signatures and semantics: ``register`` returns the instance id or None,
-  ``deregister`` True or False, ``discover_url`` a URL or None. It never raises;
-  a failure is a logged warning. One pooled ``httpx.AsyncClient`` serves all its
+  ``deregister`` True or False, ``discover_url`` a URL or None. They never raise;
+  a failure is a logged warning. ``require_url`` is ``discover_url`` with typed
+  outcomes: a URL, or :class:`NoHealthyInstance` (the registry answered: nothing
+  healthy) or :class:`RegistryUnavailable` (it could not be asked), both
+  :class:`RegistryError`. One pooled ``httpx.AsyncClient`` serves all its
   calls (``async with`` or ``aclose()`` closes it); your own client or transport
   can be passed in.
-* :class:`ServiceRegistryClient`: its synchronous twin (same method names).
+* :class:`ServiceRegistryClient`: its synchronous twin (same methods, same outcomes,
+  same log records).
 * :func:`registered_service`: an async context manager that registers from the
   guide's environment variables on enter and deregisters on exit, never raising,
   so a FastAPI lifespan needs two lines::
@@ -21,7 +25,9 @@ Three pieces, all going through :mod:`regctl.api` (the same calls the CLI makes)
   (:func:`registered_service_sync` does the same for synchronous programs.)
 
 The package is typed (``py.typed``). The Config Service URL is ``base_url=...`` when given, else ``CONFIG_SERVICE_URL``,
-else ``http://config-service:8082`` (the guide's default).
+else ``http://config-service:8082`` (the guide's default). Error texts name this
+module's parameters (``base_url=``, ``request_timeout_s=``, ``verify=``), never the
+command line's flags.
 """
 
 from __future__ import annotations
@@ -31,25 +37,135 @@ import contextlib
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Dict, Iterator, Mapping, Optional
+from typing import Any, AsyncIterator, Callable, Dict, Iterator, Mapping, NoReturn, Optional
 
 import httpx
 
 from regctl.api import (
     AsyncRegistryApi,
+    Call,
     RegistryApi,
     deregister_call,
     register_call,
     ssl_verify,
     url_call,
 )
-from regctl.errors import NotFound, RegctlError
+from regctl.errors import BadResponse, ExitCode, NotFound, RegctlError, UsageError
 from regctl.guide import DEFAULT_CONFIG_SERVICE_URL, Registration, config_service_url_from_env, registration_from_env
 
 __all__ = ["ServiceRegistryHttpClient", "ServiceRegistryClient", "RegisteredService", "registered_service",
-           "registered_service_sync"]
+           "registered_service_sync", "RegistryError", "NoHealthyInstance", "RegistryUnavailable",
+           "InvalidRequest"]
 
 logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- typed outcomes
+
+class RegistryError(RegctlError):
+    """Base of what the library's typed methods raise (:meth:`ServiceRegistryHttpClient.require_url`).
+
+    ``str(err)`` is one line: ``<message> (<url>); try: <hint>``, the hint in this
+    library's words (``base_url=``, ``request_timeout_s=``). ``err.message``,
+    ``err.where`` (the URL asked) and ``err.hint`` are there separately.
+    """
+
+
+class NoHealthyInstance(RegistryError):
+    """The registry answered: the service has no healthy instance (none registered, or none ``healthy``).
+
+    An answer, not a failure: the registry is up. ``service_name`` is the service
+    asked about, ``reason`` the registry's own words (``"No healthy instances found"``).
+    """
+
+    exit_code = ExitCode.NO
+
+    def __init__(self, service_name: str, *, reason: Optional[str] = None, where: Optional[str] = None,
+                 hint: Optional[str] = None) -> None:
+        super().__init__(f"no healthy instance of {service_name!r}" + (f" ({reason})" if reason else ""),
+                         where=where, hint=hint)
+        self.service_name = service_name
+        self.reason = reason
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry could not be asked, so nothing is known about the service.
+
+    Refused or unreachable, timed out, or an answer that is not the registry's
+    (5xx, an HTML page from a proxy, a gateway's 401/403, a body of the wrong
+    shape). ``status_code`` is the HTTP status when something answered (None when
+    nothing did), ``timed_out`` whether ``request_timeout_s`` ran out, ``cause`` the
+    underlying error (also ``__cause__``).
+    """
+
+    exit_code = ExitCode.UNAVAILABLE
+
+    def __init__(self, message: str, *, where: Optional[str] = None, hint: Optional[str] = None,
+                 detail: Optional[str] = None, status_code: Optional[int] = None, timed_out: bool = False,
+                 cause: Optional[BaseException] = None) -> None:
+        super().__init__(message, where=where, hint=hint, detail=detail)
+        self.status_code = status_code
+        self.timed_out = timed_out
+        self.cause = cause
+
+
+class InvalidRequest(RegistryError):
+    """The question itself is wrong: a service name or instance id that cannot be one, or a request the
+    registry rejected as invalid (HTTP 422). Asking again will not help; fix the arguments."""
+
+    exit_code = ExitCode.USAGE
+
+
+def _outcome(exc: BaseException, service_name: Optional[str] = None) -> RegistryError:
+    """The typed outcome of a call that raised ``exc`` while being sent (the same for both clients).
+
+    A 404 naming no healthy instance is :class:`NoHealthyInstance`; a request the
+    registry rejected (422) is :class:`InvalidRequest`; anything else, a base URL or
+    CA bundle that cannot be used included, is :class:`RegistryUnavailable`.
+    """
+    if isinstance(exc, RegistryError):
+        return exc
+    if isinstance(exc, NotFound) and service_name is not None:
+        return NoHealthyInstance(service_name, reason=getattr(exc, "reason", None), where=exc.where,
+                                 hint=exc.hint_template)
+    if isinstance(exc, UsageError) and getattr(exc, "status_code", None) == 422:
+        return InvalidRequest(exc.message, where=exc.where, hint=exc.hint_template, detail=exc.detail)
+    if isinstance(exc, RegctlError):
+        return RegistryUnavailable(exc.message, where=exc.where, hint=exc.hint_template, detail=exc.detail,
+                                   status_code=getattr(exc, "status_code", None) if isinstance(exc, BadResponse)
+                                   else None,
+                                   timed_out=bool(getattr(exc, "out_of_time", False)
+                                                  or getattr(exc, "still_running_after", None)),
+                                   cause=exc)
+    # not one of regctl's errors (e.g. a closed client passed in as client=): still "could not ask"
+    return RegistryUnavailable(f"{type(exc).__name__}: {str(exc).strip() or 'no detail'}", cause=exc)
+
+
+def _invalid(exc: BaseException) -> RegistryError:
+    """An argument that cannot be sent (a bad service name or instance id): checked before asking."""
+    if isinstance(exc, RegctlError):
+        return InvalidRequest(exc.message, where=exc.where, hint=exc.hint_template, detail=exc.detail)
+    return InvalidRequest(f"{type(exc).__name__}: {str(exc).strip() or 'no detail'}")
+
+
+def _call(make: Callable[..., Call], *args: Any) -> Call:
+    """``make(*args)``, its refusal of an argument as :class:`InvalidRequest`."""
+    try:
+        return make(*args)
+    except Exception as exc:
+        raise _invalid(exc) from exc
+
+
+def _raise(exc: BaseException, service_name: Optional[str] = None) -> NoReturn:
+    err = _outcome(exc, service_name)
+    if err is exc:
+        raise err
+    raise err from exc
+
+
+def _none_healthy(err: NoHealthyInstance) -> None:
+    # the guide logs nothing when nothing is healthy (an answer, not a failure); a debug record says so
+    logger.debug("No healthy instance of %s: %s", err.service_name, err)
 
 
 def _payload(service_name: str, service_url: str, health_check_url: Optional[str],
@@ -154,33 +270,57 @@ class ServiceRegistryHttpClient(_Common):
 
     async def _register(self, service_name: str, service_url: str, health_check_url: Optional[str],
                         service_metadata: Optional[Dict[str, Any]],
-                        request_timeout_s: float) -> "tuple[Optional[str], Optional[str]]":
+                        request_timeout_s: float) -> "tuple[Optional[str], Optional[RegistryError]]":
         """(instance id, None) or (None, why it failed)."""
         try:
-            return await self._api(request_timeout_s).execute(
-                register_call(_payload(service_name, service_url, health_check_url, service_metadata))), None
+            call = _call(register_call, _payload(service_name, service_url, health_check_url, service_metadata))
+            iid: str = await self._api(request_timeout_s).execute(call)
+            return iid, None
         except Exception as e:  # never raise: the guide's contract
-            logger.warning("Service registry registration failed: %s", e)
-            return None, _reason(e)
+            err = _outcome(e)
+            logger.warning("Service registry registration failed: %s", err)
+            return None, err
 
     async def deregister(self, service_name: str, instance_id: str, request_timeout_s: float = 5.0) -> bool:
         """Deregister an instance; True when the registry said ok, else False and a logged warning."""
         try:
-            return bool(await self._api(request_timeout_s).execute(deregister_call(service_name, instance_id)))
+            call = _call(deregister_call, service_name, instance_id)
+            return bool(await self._api(request_timeout_s).execute(call))
         except Exception as e:
-            logger.warning("Service registry deregistration failed: %s", e)
+            logger.warning("Service registry deregistration failed: %s", _outcome(e))
             return False
 
     async def discover_url(self, service_name: str, request_timeout_s: float = 3.0) -> Optional[str]:
-        """A random healthy instance's URL, or None (no healthy instance, or a failure: logged)."""
+        """A random healthy instance's URL, or None: the guide's method, which never raises.
+
+        None means either outcome of :meth:`require_url`: no healthy instance (no
+        warning, as in the guide) or the registry could not be asked (a logged
+        warning). Use :meth:`require_url` to tell them apart.
+        """
         try:
-            url: str = await self._api(request_timeout_s).execute(url_call(service_name))
-            return url
-        except NotFound:
-            return None  # 404: nothing healthy, as in the guide (no warning)
-        except Exception as e:
+            return await self.require_url(service_name, request_timeout_s)
+        except NoHealthyInstance as e:
+            _none_healthy(e)
+            return None
+        except RegistryError as e:
             logger.warning("Service discovery failed for %s: %s", service_name, e)
             return None
+
+    async def require_url(self, service_name: str, request_timeout_s: float = 3.0) -> str:
+        """A random healthy instance's URL (``GET .../services/{name}/url``), or a typed outcome raised.
+
+        Raises :class:`NoHealthyInstance` when the registry answered that the service
+        has no healthy instance, :class:`RegistryUnavailable` when it could not be
+        asked (refused, timed out after ``request_timeout_s``, 5xx, a proxy's HTML),
+        :class:`InvalidRequest` when the question itself is wrong. All are
+        :class:`RegistryError`. Nothing is logged: the outcome is yours.
+        """
+        call = _call(url_call, service_name)
+        try:
+            url: str = await self._api(request_timeout_s).execute(call)
+            return url
+        except Exception as e:
+            _raise(e, service_name)
 
 
 class ServiceRegistryClient(_Common):
@@ -233,38 +373,46 @@ class ServiceRegistryClient(_Common):
 
     def _register(self, service_name: str, service_url: str, health_check_url: Optional[str],
                   service_metadata: Optional[Dict[str, Any]],
-                  request_timeout_s: float) -> "tuple[Optional[str], Optional[str]]":
+                  request_timeout_s: float) -> "tuple[Optional[str], Optional[RegistryError]]":
+        """(instance id, None) or (None, why it failed)."""
         try:
-            return self._api(request_timeout_s).execute(
-                register_call(_payload(service_name, service_url, health_check_url, service_metadata))), None
-        except Exception as e:
-            logger.warning("Service registry registration failed: %s", e)
-            return None, _reason(e)
+            call = _call(register_call, _payload(service_name, service_url, health_check_url, service_metadata))
+            iid: str = self._api(request_timeout_s).execute(call)
+            return iid, None
+        except Exception as e:  # never raise: the guide's contract
+            err = _outcome(e)
+            logger.warning("Service registry registration failed: %s", err)
+            return None, err
 
     def deregister(self, service_name: str, instance_id: str, request_timeout_s: float = 5.0) -> bool:
         """Deregister an instance; True when the registry said ok, else False and a logged warning."""
         try:
-            return bool(self._api(request_timeout_s).execute(deregister_call(service_name, instance_id)))
+            call = _call(deregister_call, service_name, instance_id)
+            return bool(self._api(request_timeout_s).execute(call))
         except Exception as e:
-            logger.warning("Service registry deregistration failed: %s", e)
+            logger.warning("Service registry deregistration failed: %s", _outcome(e))
             return False
 
     def discover_url(self, service_name: str, request_timeout_s: float = 3.0) -> Optional[str]:
-        """A random healthy instance's URL, or None (no healthy instance, or a failure: logged)."""
+        """A random healthy instance's URL, or None (see :meth:`ServiceRegistryHttpClient.discover_url`)."""
         try:
-            url: str = self._api(request_timeout_s).execute(url_call(service_name))
-            return url
-        except NotFound:
+            return self.require_url(service_name, request_timeout_s)
+        except NoHealthyInstance as e:
+            _none_healthy(e)
             return None
-        except Exception as e:
+        except RegistryError as e:
             logger.warning("Service discovery failed for %s: %s", service_name, e)
             return None
 
-
-def _reason(exc: BaseException) -> str:
-    """One line saying why a call failed (regctl's errors already name the URL and a hint)."""
-    text = str(exc).strip()
-    return text if isinstance(exc, RegctlError) and text else f"{type(exc).__name__}: {text or 'no detail'}"
+    def require_url(self, service_name: str, request_timeout_s: float = 3.0) -> str:
+        """A random healthy instance's URL, or :class:`NoHealthyInstance` / :class:`RegistryUnavailable` /
+        :class:`InvalidRequest` raised (see :meth:`ServiceRegistryHttpClient.require_url`)."""
+        call = _call(url_call, service_name)
+        try:
+            url: str = self._api(request_timeout_s).execute(call)
+            return url
+        except Exception as e:
+            _raise(e, service_name)
 
 
 @dataclass
@@ -275,9 +423,12 @@ class RegisteredService:
     instance_id: Optional[str]
     registration: Optional[Registration]
     base_url: str = DEFAULT_CONFIG_SERVICE_URL
-    #: why registration did not happen (None when it did)
+    #: why registration did not happen, as one line (None when it did)
     error: Optional[str] = None
     deregistered: bool = False
+    #: the same, typed: :class:`RegistryUnavailable` (the registry could not be asked) or
+    #: :class:`InvalidRequest` (a guide variable is missing or bad, or the registry rejected the values)
+    failure: Optional[RegistryError] = None
 
     def __bool__(self) -> bool:
         return self.instance_id is not None
@@ -290,18 +441,27 @@ def _prepare(env: Optional[Mapping[str, str]], metadata: Optional[Mapping[str, A
     try:
         reg = registration_from_env(environ, extra_metadata=metadata).validate()
     except RegctlError as exc:
-        logger.warning("Service registry registration skipped: %s", exc)
-        return RegisteredService(environ.get("SERVICE_NAME") or None, None, None, url, error=str(exc)), None
+        err = _invalid(exc)
+        logger.warning("Service registry registration skipped: %s", err)
+        return RegisteredService(environ.get("SERVICE_NAME") or None, None, None, url, error=str(err),
+                                 failure=err), None
     return RegisteredService(reg.service_name, None, reg, url), reg
 
 
-def _registered(state: "RegisteredService", reg: Any, instance_id: Optional[str], why: Optional[str]) -> None:
+def _registered(state: "RegisteredService", reg: Any, instance_id: Optional[str],
+                why: Optional[RegistryError]) -> None:
     """Record the outcome of the startup registration on ``state`` (and log it)."""
     state.instance_id = instance_id
     if instance_id:
         logger.info("Registered %s with service registry as instance %s", reg.service_name, instance_id)
     else:
         state.error = f"registration failed: {why}"
+        state.failure = why
+
+
+def _deregistered(state: "RegisteredService") -> None:
+    if state.deregistered:
+        logger.info("Deregistered %s from service registry", state.service_name)
 
 
 @contextlib.asynccontextmanager
@@ -338,8 +498,7 @@ async def registered_service(env: Optional[Mapping[str, str]] = None,
             if state.instance_id and state.service_name:
                 state.deregistered = await api.deregister(state.service_name, state.instance_id,
                                                           request_timeout_s=request_timeout_s)
-                if state.deregistered:
-                    logger.info("Deregistered %s from service registry", state.service_name)
+                _deregistered(state)
     finally:
         if own:
             await api.aclose()
@@ -366,6 +525,7 @@ def registered_service_sync(env: Optional[Mapping[str, str]] = None,
             if state.instance_id and state.service_name:
                 state.deregistered = api.deregister(state.service_name, state.instance_id,
                                                     request_timeout_s=request_timeout_s)
+                _deregistered(state)
     finally:
         if own:
             api.close()

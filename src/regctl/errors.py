@@ -8,7 +8,10 @@ exit code: :func:`regctl.cli.app.main`.
 
 from __future__ import annotations
 
+import contextlib
+import re
 from enum import IntEnum
+from typing import Iterator, Mapping
 
 
 class ExitCode(IntEnum):
@@ -27,11 +30,51 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
+#: What a hint calls a setting, in the words of the library (:mod:`regctl.client`'s parameters).
+#: Core code writes hints with these ``{placeholders}``; a library user reads them as below, and the
+#: command line installs its own flags for the time it runs (:data:`regctl.cli.runtime.CLI_HINT_WORDS`).
+LIBRARY_HINT_WORDS: Mapping[str, str] = {
+    "config_url": "base_url=",
+    "config_url_sources": "base_url= or CONFIG_SERVICE_URL",
+    "localhost_url": "base_url='http://localhost:8082'",
+    "timeout": "request_timeout_s=",
+    "server_timeout": "the call's timeout",
+    "headers": "headers=",
+    "credentials": "pass headers={'Authorization': 'Bearer ...'}",
+    "ca_bundle": "verify='/path/to/ca.pem'",
+    "insecure": "verify=False",
+    "see_dry_run": "",
+    "inspect": "GET /api/v1/registry/services/",
+    "instance_id": "the metadata's instance_id",
+    "status_example": "\"status\": \"healthy\" in the metadata",
+}
+_hint_words: Mapping[str, str] = LIBRARY_HINT_WORDS
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(LIBRARY_HINT_WORDS) + r")\}")
+
+
+def render_hint(template: str) -> str:
+    """``template`` with its ``{setting}`` placeholders in the words now in use (the library's by default)."""
+    return _PLACEHOLDER.sub(lambda m: _hint_words.get(m.group(1), LIBRARY_HINT_WORDS[m.group(1)]), template)
+
+
+@contextlib.contextmanager
+def hint_words(words: Mapping[str, str]) -> Iterator[None]:
+    """Render every hint with ``words`` inside the block (the CLI: its flags while a command runs)."""
+    global _hint_words
+    previous, _hint_words = _hint_words, {**LIBRARY_HINT_WORDS, **words}
+    try:
+        yield
+    finally:
+        _hint_words = previous
+
+
 class RegctlError(Exception):
     """Base error: a message, where it happened, and what to try.
 
     ``str(err)`` is the one line regctl prints:
-    ``<message> (<where>); try: <hint>``.
+    ``<message> (<where>); try: <hint>``. A hint may name a setting as a
+    ``{placeholder}`` (see :data:`LIBRARY_HINT_WORDS`): ``err.hint`` reads it in the
+    words in use, so a library user is told ``base_url=`` where the CLI says ``--config-url``.
     """
 
     exit_code: ExitCode = ExitCode.INTERNAL
@@ -44,6 +87,20 @@ class RegctlError(Exception):
         self.hint = hint
         #: Extra text shown only with -v (the underlying exception, a body excerpt).
         self.detail = detail
+
+    @property
+    def hint(self) -> str | None:
+        """What to try, in the words in use (the library's parameters, or the CLI's flags while it runs)."""
+        return render_hint(self._hint) if self._hint else self._hint
+
+    @hint.setter
+    def hint(self, value: str | None) -> None:
+        self._hint = value
+
+    @property
+    def hint_template(self) -> str | None:
+        """The hint as written, ``{placeholders}`` and all (to hand on to another error)."""
+        return self._hint
 
     def __str__(self) -> str:
         line = self.message

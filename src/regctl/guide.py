@@ -62,11 +62,11 @@ class Registration:
         if self.instance_id is not None:
             validate_instance_id(self.instance_id)
         elif "instance_id" in self.metadata:
-            raise UsageError("metadata instance_id is not a string", hint="give --instance-id as text")
+            raise UsageError("metadata instance_id is not a string", hint="give {instance_id} as text")
         if "status" in self.metadata:
             status = self.metadata["status"]
             if not isinstance(status, str):
-                raise UsageError(f"status {status!r} is not a string", hint="use e.g. --status healthy")
+                raise UsageError(f"status {status!r} is not a string", hint="use e.g. {status_example}")
             validate_status(status)
         return self
 

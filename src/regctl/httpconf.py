@@ -28,7 +28,7 @@ def ssl_verify(verify: "bool | str | ssl.SSLContext") -> "bool | ssl.SSLContext"
             return ssl.create_default_context(cafile=verify)
         except (OSError, ssl.SSLError) as exc:
             raise UsageError(f"cannot load the CA bundle ({type(exc).__name__}: {exc})", where=verify,
-                             hint="give a PEM file of CA certificates (--ca-bundle)") from None
+                             hint="give a PEM file of CA certificates: {ca_bundle}") from None
     return verify
 
 
@@ -45,9 +45,9 @@ def http_options(timeout: float, headers: Mapping[str, str], verify: "bool | str
 
 def translate_http_error(exc: Exception, url: str, timeout: float, what: str = "request") -> RegctlError:
     """Turn an httpx/OS exception into a one-line :class:`RegctlError`."""
-    if isinstance(exc, httpx.InvalidURL):  # the URL is built from --config-url: the operator's value
+    if isinstance(exc, httpx.InvalidURL):  # the URL is built from the configured base URL: the operator's value
         return UsageError(f"{what}: the URL is not valid ({_short(exc)})", where=url,
-                          hint="check --config-url (CONFIG_SERVICE_URL, the context's config_url)")
+                          hint="check {config_url_sources}")
     try:
         host = httpx.URL(url).host if url else "?"
     except httpx.InvalidURL:
@@ -56,9 +56,11 @@ def translate_http_error(exc: Exception, url: str, timeout: float, what: str = "
     if isinstance(exc, httpx.TimeoutException):
         phase = {"ConnectTimeout": "connecting", "ReadTimeout": "waiting for the answer",
                  "WriteTimeout": "sending", "PoolTimeout": "waiting for a connection"}.get(type(exc).__name__, "")
-        return Unreachable(f"{what}: no answer within {timeout:g}s" + (f" while {phase}" if phase else ""),
-                           where=url, detail=detail,
-                           hint="check that the host and port are right and reachable; raise --timeout if it is slow")
+        err = Unreachable(f"{what}: no answer within {timeout:g}s" + (f" while {phase}" if phase else ""),
+                          where=url, detail=detail,
+                          hint="check that the host and port are right and reachable; raise {timeout} if it is slow")
+        err.out_of_time = True  # type: ignore[attr-defined]
+        return err
     if isinstance(exc, httpx.ConnectError) or isinstance(exc, OSError):
         text = str(exc).lower()
         cause = exc.__cause__ or exc.__context__
@@ -68,20 +70,20 @@ def translate_http_error(exc: Exception, url: str, timeout: float, what: str = "
             hint = "check the host name"
             if host == "config-service":
                 hint = ("'config-service' only resolves inside the Docker network; from the host use "
-                        "--config-url http://localhost:8082")
+                        "{localhost_url}")
             return Unreachable(f"{what}: cannot resolve host {host!r}", where=url, detail=detail, hint=hint)
         if _in_chain(exc, ssl.SSLCertVerificationError) or "certificate verify failed" in text:
             reason = _cert_reason(exc)
             return Unreachable(f"{what}: TLS certificate verification failed ({reason})", where=url,
                                detail=detail,
-                               hint="pass the CA that signed the server's certificate with --ca-bundle PEM "
-                                    "(or REGCTL_CA_BUNDLE, context ca_bundle); --insecure skips the check")
+                               hint="pass the CA that signed the server's certificate with {ca_bundle}; "
+                                    "{insecure} skips the check")
         if isinstance(cause, ssl.SSLError) or "ssl" in text or "certificate" in text:
             return Unreachable(f"{what}: TLS handshake failed ({_short(exc)})", where=url, detail=detail,
-                               hint="use http:// if the server has no TLS; for a private CA pass --ca-bundle PEM")
+                               hint="use http:// if the server has no TLS; for a private CA pass {ca_bundle}")
         if "refused" in text or _in_chain(exc, ConnectionRefusedError):
             return Unreachable(f"{what}: connection refused", where=url, detail=detail,
-                               hint="is the Config Service running on that port? check --config-url or CONFIG_SERVICE_URL")
+                               hint="is the Config Service running on that port? check {config_url_sources}")
         return Unreachable(f"{what}: cannot connect ({_short(exc)})", where=url, detail=detail,
                            hint="check the host, port and network")
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.DecodingError)):

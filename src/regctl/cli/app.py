@@ -184,9 +184,12 @@ def _run(argv: "list[str] | None") -> int:
         import typer
 
         from regctl.cli.clickcompat import click_exceptions as cx
+        from regctl.cli.runtime import cli_hint_words
         from regctl.errors import RegctlError
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
+    words = cli_hint_words()  # hints name the CLI's flags, not the library's parameters
+    words.__enter__()
     try:
         rc = get_app()(args=args, prog_name="regctl", standalone_mode=False)
         # typer turns a KeyboardInterrupt inside a command into exit code 130
@@ -229,6 +232,8 @@ def _run(argv: "list[str] | None") -> int:
         _print_error(f"internal error: {type(exc).__name__}: {exc}; try: run again with --traceback "
                      f"and report it")
         return ExitCode.INTERNAL
+    finally:
+        words.__exit__(None, None, None)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,33 @@ import typer
 
 from regctl.cli.clickcompat import get_current_context
 from regctl.cli.render import Output, Result
-from regctl.errors import RegctlError, UsageError
+from regctl.errors import RegctlError, UsageError, hint_words
 
 log = logging.getLogger("regctl")
+
+#: The command line's words for the settings core hints name (``{config_url}`` ...): its flags, where the
+#: library says its parameters (:data:`regctl.errors.LIBRARY_HINT_WORDS`). Installed while regctl runs.
+CLI_HINT_WORDS = {
+    "config_url": "--config-url",
+    "config_url_sources": "--config-url (CONFIG_SERVICE_URL, the context's config_url)",
+    "localhost_url": "--config-url http://localhost:8082",
+    "timeout": "--timeout",
+    "server_timeout": "--server-timeout",
+    "headers": "--header",
+    "credentials": "pass --header 'Authorization: Bearer ...', --token-file FILE or REGCTL_TOKEN "
+                   "(or token_file/token_env in the context)",
+    "ca_bundle": "--ca-bundle PEM (or REGCTL_CA_BUNDLE, context ca_bundle)",
+    "insecure": "--insecure",
+    "see_dry_run": " (see --dry-run)",
+    "inspect": "regctl inspect ",
+    "instance_id": "--instance-id",
+    "status_example": "--status healthy",
+}
+
+
+def cli_hint_words():
+    """While a command runs, hints name the CLI's flags (``--config-url``), not the library's parameters."""
+    return hint_words(CLI_HINT_WORDS)
 
 
 class RunContext:
@@ -165,6 +189,11 @@ def load_context(common: dict) -> tuple:
 
 def run_command(fn: Callable, common: dict, kwargs: dict) -> Any:
     """Resolve settings, run ``fn``, render its result, exit with its code."""
+    with cli_hint_words():
+        return _run_command(fn, common, kwargs)
+
+
+def _run_command(fn: Callable, common: dict, kwargs: dict) -> Any:
     common = merged_common(common)
     verbose = int(common.get("verbose") or 0)
     from regctl import redaction
