@@ -648,3 +648,26 @@ def test_library_md_documents_every_public_parameter_and_outcome():
     cli_flag = re.search(r"--(config-url|timeout|header|token-file|ca-bundle|insecure|zk|dry-run|server-timeout)\b",
                          text)
     assert not cli_flag, f"library.md names a CLI flag: {cli_flag}"
+
+
+def test_the_outcomes_example_in_library_md_runs(registry, monkeypatch):
+    """The example under "Outcomes and errors", run as written against the sandbox registry."""
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parent.parent / "docs" / "library.md").read_text()
+    code = re.search(r"## Outcomes and errors.*?```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.setenv("CONFIG_SERVICE_URL", registry.url)
+    ns: dict = {}
+    exec(compile(code, "library.md", "exec"), ns)
+
+    async def main():
+        none = await ns["asr_url"]()  # nothing registered: the registry said so
+        healthy(registry, "asr-service", n=1)
+        url = await ns["asr_url"]()
+        registry.server.stop()
+        cached = await ns["asr_url"]()  # could not ask: the last known URL
+        await ns["registry"].aclose()
+        return none, url, cached
+
+    assert asyncio.run(main()) == (None, "http://p0:1", "http://p0:1")

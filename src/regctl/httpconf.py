@@ -83,7 +83,7 @@ def translate_http_error(exc: Exception, url: str, timeout: float, what: str = "
                                hint="use http:// if the server has no TLS; for a private CA pass {ca_bundle}")
         if "refused" in text or _in_chain(exc, ConnectionRefusedError):
             return Unreachable(f"{what}: connection refused", where=url, detail=detail,
-                               hint="is the Config Service running on that port? check {config_url_sources}")
+                               hint="is the Config Service running on that port? check {config_url} or CONFIG_SERVICE_URL")
         return Unreachable(f"{what}: cannot connect ({_short(exc)})", where=url, detail=detail,
                            hint="check the host, port and network")
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.DecodingError)):
