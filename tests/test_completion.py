@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -420,3 +421,42 @@ def test_printing_the_script_prepares_the_quick_path(cache_home):
     from regctl.cli import completion_tree as tree
 
     assert tree.load_tree() is not None
+
+
+@pytest.mark.parametrize("mode", ["huge", "silent"])
+def test_a_hostile_zookeeper_costs_completion_its_budget_and_bounded_memory(mode, cache_home):
+    """A 0x7fffffff frame or a 30 s session then silence: no candidates, nothing else printed, the
+    lookup's budget (twice it plus a second at most) and bounded memory, as for the main reader."""
+    from tests.test_bounds_http import PEAK_RSS_MB, run_measured
+    from tests.test_hostile_round2 import FakeZooKeeper
+
+    budget = 2.0
+    srv = FakeZooKeeper(mode)
+    try:
+        r = run_measured([], {"_REGCTL_COMPLETE": "bash", "_REGCTL_LINE": "regctl inspect a",
+                              "REGCTL_COMPLETION_BUDGET": str(budget), "ZOOKEEPER_HOSTS": srv.hosts,
+                              "CONFIG_SERVICE_URL": "http://127.0.0.1:9"})
+    finally:
+        srv.close()
+    assert r["code"] == 0, r
+    assert r["stdout"].splitlines() == ["plain"] and r["stderr"] == "", r
+    assert r["rss_mb"] < PEAK_RSS_MB, r
+    assert r["wall"] < 2 * budget + 1, r
+
+
+@pytest.mark.parametrize("mode", ["huge", "silent"])
+def test_the_completion_zookeeper_client_is_hardened_itself(mode):
+    """Not only abandoned when the budget runs out: the ZooKeeper lookup itself ends within it."""
+    from regctl.cli.completion_lookup import _from_zookeeper
+    from regctl.settings import resolve
+    from tests.test_hostile_round2 import FakeZooKeeper
+
+    srv = FakeZooKeeper(mode)
+    settings = resolve({"zk_hosts": srv.hosts, "config_url": "http://127.0.0.1:9"})
+    started = time.monotonic()
+    try:
+        with pytest.raises(Exception):
+            _from_zookeeper(settings, None, 2.0)
+    finally:
+        srv.close()
+    assert time.monotonic() - started < 2 * 2 + 1, mode

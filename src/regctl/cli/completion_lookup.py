@@ -222,26 +222,26 @@ def _from_zookeeper(settings, service: "str | None", budget: float) -> list:
     from kazoo.retry import KazooRetry
 
     from regctl.names import zk_join
+    from regctl.zk import _close, harden, start
 
     quiet = logging.getLogger("regctl.completion.kazoo")
     quiet.addHandler(logging.NullHandler())
     quiet.propagate = False
     path = settings.zk_base if service is None else zk_join(settings.zk_base, service, "instances")
+    # the main reader's bounds (regctl.zk.harden): a frame cap, a deadline per frame, the granted
+    # session timeout capped at the one asked for, a bounded close
     client = KazooClient(hosts=settings.zk_hosts, timeout=4.0, logger=quiet,
                          connection_retry=KazooRetry(max_tries=1, delay=0.05),
                          command_retry=KazooRetry(max_tries=0),
                          auth_data=settings.zk_auth_data or None, **settings.zk_client_kwargs)
+    harden(client, budget)
     started = time.monotonic()
     try:
-        client.start(timeout=budget * 0.8)
+        start(client, budget * 0.8)
         left = max(0.05, budget - (time.monotonic() - started))
         names = client.get_children_async(path).get(timeout=left)
     finally:
-        try:
-            client.stop()
-            client.close()
-        except Exception:
-            pass
+        _close(client, wait=max(0.05, budget - (time.monotonic() - started)))
     if service is None and settings.zk_base == "/":
         names = [n for n in names if n != "zookeeper"]
     return list(names)
