@@ -126,11 +126,18 @@ def sandbox_status(rc, dir: DirOpt = None) -> Result:
 
 
 def sandbox_down(rc, dir: DirOpt = None) -> Result:
-    """Stop every sandbox process (logs are kept). Safe to run twice."""
+    """Stop every sandbox process (logs are kept). Safe to run twice.
+
+    Only processes this sandbox started are signalled (each carries a random token and
+    its start time is recorded); any other process its state names is left alone, with
+    a warning.
+    """
     from regctl.sandbox.stack import down
 
     d = _dir(dir)
-    stopped = down(d)
-    result = Result(data={"dir": str(d), "stopped": stopped})
+    refused: list = []
+    stopped = down(d, refused)
+    result = Result(data={"dir": str(d), "stopped": stopped, "refused": refused})
+    result.warnings.extend(refused)
     result.notes.append(f"stopped: {', '.join(stopped)}" if stopped else f"nothing was running in {d}")
     return result

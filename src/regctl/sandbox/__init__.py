@@ -17,6 +17,8 @@
   background processes with state and logs under one directory;
   :mod:`regctl.sandbox.recovery` checks what came back after a restart.
 * :mod:`regctl.sandbox.proc` holds the small process and port helpers they share.
+* :mod:`regctl.sandbox.statedir` creates or checks the state directory and writes its files
+  without ever following a symlink.
 
 Core code: stdlib, kazoo and httpx only (no typer, no rich).
 """

@@ -213,12 +213,12 @@ def main(argv: list[str] | None = None) -> int:
         log.error("demo failed: %s", exc)
         demo.stop(deregister=False)
         return 3
-    args.state_dir.mkdir(parents=True, exist_ok=True)
+    from regctl.sandbox.statedir import make_dir, write_atomic
+
+    make_dir(args.state_dir)
     state = {"pid": os.getpid(), "registry": args.registry, "instances": planted,
              "services": sorted({p["service_name"] for p in planted})}
-    tmp = args.state_dir / (STATE_FILE + ".tmp")
-    tmp.write_text(json.dumps(state, indent=1))
-    os.replace(tmp, args.state_dir / STATE_FILE)
+    write_atomic(args.state_dir / STATE_FILE, json.dumps(state, indent=1))
     log.info("planted %d instances: %s", len(planted), ", ".join(p["instance_id"] for p in planted))
     try:
         while not done.wait(0.5):

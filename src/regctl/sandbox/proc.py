@@ -52,14 +52,33 @@ def _unblock_signals() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 
 
+#: the environment variable carrying a child's ownership token (see :func:`spawn`, :func:`why_not_ours`)
+TOKEN_ENV = "REGCTL_SANDBOX_TOKEN"
+
+
+def new_token() -> str:
+    """A random token a child carries in its environment, to prove later that it is ours."""
+    import secrets
+
+    return secrets.token_hex(16)
+
+
 def spawn(cmd: Sequence[str], log: Path, *, cwd: Path | None = None,
-          env: Mapping[str, str] | None = None) -> int:
+          env: Mapping[str, str] | None = None, token: str | None = None) -> int:
     """Start ``cmd`` detached (new session, stdin from /dev/null, output appended to ``log``).
 
-    Returns the pid, which is also the process group id.
+    ``log`` is opened without following a symlink (a planted one is refused). ``token``
+    goes into the child's environment as ``$REGCTL_SANDBOX_TOKEN`` (see :func:`why_not_ours`).
+    Returns the pid, which is also the process group id; it has exec'd when this returns.
     """
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab", buffering=0) as out:
+    from regctl.sandbox import statedir
+
+    if not log.parent.exists():
+        statedir.make_dir(log.parent)
+    if token is not None:
+        env = {**(os.environ if env is None else env), TOKEN_ENV: token}
+    fd = statedir.open_append(log)
+    with open(fd, "ab", buffering=0) as out:
         out.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(map(str, cmd))}\n".encode())
         proc = subprocess.Popen(
             [str(c) for c in cmd], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -68,6 +87,73 @@ def spawn(cmd: Sequence[str], log: Path, *, cwd: Path | None = None,
         )
     _CHILDREN[proc.pid] = proc
     return proc.pid
+
+
+def start_time(pid: int | None) -> int | None:
+    """When ``pid`` started (clock ticks after boot: field 22 of /proc/PID/stat); None when unknown."""
+    if not pid or pid <= 0:
+        return None
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def why_not_ours(pid: object, token: object, started: object) -> str | None:
+    """None when ``pid`` runs and is provably the child recorded with ``token`` and ``started``, else why not.
+
+    Proof takes both: its start time (/proc/PID/stat) is the one recorded when it was spawned
+    (a reused pid fails this), and its environment (/proc/PID/environ, readable for one's own
+    processes only) holds ``REGCTL_SANDBOX_TOKEN=token``, a random value only the spawner knew.
+    """
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1:
+        return f"pid {pid!r} is not a process id"
+    if not pid_alive(pid):
+        return f"pid {pid} is not running"
+    if not isinstance(token, str) or len(token) < 16 or not isinstance(started, int):
+        return f"pid {pid} has no ownership token and start time recorded"
+    now = start_time(pid)
+    if now is None:
+        return f"pid {pid}: its start time cannot be read (no /proc)"
+    if now != started:
+        return f"pid {pid} started at another time than the process recorded (a reused pid)"
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError as exc:
+        return f"pid {pid}: its environment cannot be read ({exc.strerror})"
+    if f"{TOKEN_ENV}={token}".encode() not in environ.split(b"\0"):
+        return f"pid {pid} does not carry the sandbox's token"
+    return None
+
+
+def stop_owned(pid: object, token: object, started: object, *, timeout: float = 5.0) -> str | None:
+    """Stop ``pid``'s process group when :func:`why_not_ours` proves it ours; return why it was left alone.
+
+    None: it was ours and was stopped. A reason: nothing was signalled (not running, or not provably ours).
+    """
+    reason = why_not_ours(pid, token, started)
+    if reason is not None:
+        return reason
+    assert isinstance(pid, int)
+    _signal_owned(pid, signal.SIGTERM)
+    if _wait_dead(pid, timeout):
+        return None
+    if why_not_ours(pid, token, started) is None:  # still the same process: kill it
+        _signal_owned(pid, signal.SIGKILL)
+        _wait_dead(pid, 2.0)
+    return None
+
+
+def _signal_owned(pid: int, sig: int) -> None:
+    """Its group when it leads one (as :func:`spawn` makes it), else the process alone."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except OSError:
+        pass
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -153,9 +239,10 @@ def _wait_dead(pid: int, timeout: float) -> bool:
 
 
 def tail(path: Path, lines: int = 20) -> str:
-    """The last ``lines`` lines of a text file ("" when unreadable)."""
+    """The last ``lines`` lines of a text file ("" when unreadable or a symlink)."""
     try:
-        with open(path, "r", errors="replace") as fh:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        with open(fd, "r", errors="replace") as fh:
             return "".join(deque(fh, maxlen=lines)).rstrip("\n")
     except OSError:
         return ""

@@ -362,8 +362,10 @@ class RegistryServer:
         self._zk, self._relay = zk, relay
         if self.session_file is not None and zk.client_id is not None:
             try:
-                self.session_file.write_text(f"0x{zk.client_id[0]:x}\n")
-            except OSError as exc:
+                from regctl.sandbox.statedir import write_atomic
+
+                write_atomic(self.session_file, f"0x{zk.client_id[0]:x}\n")
+            except (OSError, SandboxError) as exc:
                 log.warning("could not write %s: %s", self.session_file, exc)
 
     def _disconnect(self, close: bool) -> None:

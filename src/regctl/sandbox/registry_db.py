@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from datetime import datetime, timezone
@@ -29,9 +28,9 @@ class UniqueViolation(Exception):
 
 
 def _save_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    from regctl.sandbox.statedir import write_atomic
+
+    write_atomic(path, json.dumps(data, indent=1))  # never through a symlink planted at path
 
 
 class Database:

@@ -34,7 +34,7 @@ import httpx
 
 import regctl
 from regctl.errors import SandboxError
-from regctl.sandbox import proc
+from regctl.sandbox import proc, statedir
 from regctl.sandbox import zookeeper as zkmod
 
 STATE_FILE = "state.json"
@@ -123,9 +123,11 @@ def _say(progress: Progress, msg: str) -> None:
 
 def _load(dir: Path) -> dict | None:
     try:
-        data = json.loads((dir / STATE_FILE).read_text())
+        data = json.loads(statedir.read_text(dir / STATE_FILE))
     except FileNotFoundError:
         return None
+    except SandboxError:
+        raise
     except (OSError, ValueError) as exc:
         raise SandboxError(f"sandbox state is unreadable: {exc}", where=str(dir / STATE_FILE),
                            hint="run 'regctl sandbox down' or delete that file") from exc
@@ -133,25 +135,28 @@ def _load(dir: Path) -> dict | None:
 
 
 def _save(dir: Path, state: dict) -> None:
-    tmp = dir / (STATE_FILE + ".tmp")
-    tmp.write_text(json.dumps(state, indent=1))
-    os.replace(tmp, dir / STATE_FILE)
+    statedir.write_atomic(dir / STATE_FILE, json.dumps(state, indent=1))
 
 
 @contextlib.contextmanager
 def _locked(dir: Path) -> Iterator[None]:
-    """One up/down/restart at a time per directory."""
-    dir.mkdir(parents=True, exist_ok=True)
-    with open(dir / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    """One up/down/restart at a time per directory, which is created or checked first (:func:`statedir.claim`)."""
+    statedir.claim(dir)
+    fd = statedir.open_lock(dir / ".lock")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _alive(comp: dict | None) -> bool:
-    return bool(comp) and proc.process_matches(comp.get("pid"), comp.get("token"))
+    """The recorded process runs and is provably the one started (its token and start time)."""
+    return isinstance(comp, dict) and proc.why_not_ours(comp.get("pid"), comp.get("token"),
+                                                        comp.get("started")) is None
 
 
 def _ensemble(state: dict) -> int:
@@ -258,11 +263,13 @@ def _start_zookeeper(dir: Path, state: dict, deadline: float, progress: Progress
     _say(progress, f"starting {what} on {', '.join(f'{HOST}:{p}' for p in ports)}".replace("  ", " "))
     started = time.monotonic()
     with _no_interrupts():
+        statedir.make_dir(dir / "zookeeper")
         members = zkmod.start_zookeeper(dir / "zookeeper", ports[0], n, host=HOST, install=install,
-                                        client_ports=ports if n > 1 else None, words=_words(state))
+                                        client_ports=ports if n > 1 else None, words=_words(state),
+                                        token=proc.new_token())
         for name, m in zip(_zk_names(state), members):
-            state["components"][name] = {"pid": m.pid, "port": m.client_port, "log": m.log, "token": m.config,
-                                         "config": m.config}
+            state["components"][name] = {"pid": m.pid, "port": m.client_port, "log": m.log, "token": m.token,
+                                         "started": m.started, "config": m.config}
         _save(dir, state)
     _wait_zookeeper(members, deadline)
     _say(progress, f"ZooKeeper serving after {time.monotonic() - started:.1f}s")
@@ -285,16 +292,17 @@ def _restart_members(dir: Path, state: dict, names: list[str], deadline: float, 
     members = []
     for name in names:
         c = comps[name]
-        config = Path(c.get("config") or c["token"])
+        config = Path(c["config"])
         _check_port(c["port"], "--zk-port", f"ZooKeeper {name}", grace=3.0)
         _say(progress, f"restarting {name} on {HOST}:{c['port']}")
+        token = proc.new_token()
         with _no_interrupts():
-            pid = proc.spawn(install.command(config), Path(c["log"]), cwd=config.parent)
-            c["pid"] = pid
+            pid = proc.spawn(install.command(config), Path(c["log"]), cwd=config.parent, token=token)
+            c.update(pid=pid, token=token, started=proc.start_time(pid))
             _save(dir, state)
-        (config.parent / "zookeeper.pid").write_text(f"{pid}\n")
+        statedir.write_atomic(config.parent / "zookeeper.pid", f"{pid}\n")
         members.append(zkmod.ZkMember(int(name.rsplit("-", 1)[1]), pid, HOST, c["port"], str(config.parent),
-                                      str(config), c["log"]))
+                                      str(config), c["log"], token=token, started=c["started"]))
     _save(dir, state)
     _wait_zookeeper(members, deadline)
 
@@ -312,10 +320,12 @@ def _start_registry(dir: Path, state: dict, deadline: float, progress: Progress)
                 "--monitor-interval", str(state.get("monitor_interval") or 30.0)]
     _say(progress, f"starting the registry ({_generation(state)} generation) on {state['api_url']}")
     (dir / SESSION_FILE).unlink(missing_ok=True)  # the new process writes its own
+    token = proc.new_token()
     with _no_interrupts():
-        pid = proc.spawn(cmd, log, cwd=dir, env=_child_env())
+        pid = proc.spawn(cmd, log, cwd=dir, env=_child_env(), token=token)
+        started = proc.start_time(pid)
         state["components"]["registry"] = {"pid": pid, "port": port, "log": str(log),
-                                           "token": str(dir / DB_FILE)}
+                                           "token": token, "started": started}
         _save(dir, state)
     last = "no answer"
     with httpx.Client(timeout=1.0, trust_env=False) as client:
@@ -331,7 +341,7 @@ def _start_registry(dir: Path, state: dict, deadline: float, progress: Progress)
                 raise SandboxError("the registry exited while starting", where=str(log),
                                    hint=f"read {log}", detail=proc.tail(log, 30))
             if time.monotonic() >= deadline:
-                proc.stop_process(pid, timeout=2.0)
+                proc.stop_owned(pid, token, started, timeout=2.0)
                 raise SandboxError(f"the registry did not answer GET /health in time (last: {last})",
                                    where=str(log), hint=f"read {log}", detail=proc.tail(log, 30))
             time.sleep(0.1)
@@ -344,9 +354,12 @@ def _start_demo(dir: Path, state: dict, deadline: float, progress: Progress) -> 
     cmd = [PYTHON, "-m", DEMO_MODULE, "--registry", state["api_url"], "--state-dir", str(dir),
            "--timeout", str(max(1, int(deadline - time.monotonic())))]
     _say(progress, "planting demo services")
+    token = proc.new_token()
     with _no_interrupts():
-        pid = proc.spawn(cmd, log, cwd=dir, env=_child_env())
-        state["components"]["demo"] = {"pid": pid, "port": None, "log": str(log), "token": DEMO_MODULE}
+        pid = proc.spawn(cmd, log, cwd=dir, env=_child_env(), token=token)
+        started = proc.start_time(pid)
+        state["components"]["demo"] = {"pid": pid, "port": None, "log": str(log), "token": token,
+                                       "started": started}
         state["demo"] = True
         _save(dir, state)
     while not marker.exists():
@@ -354,16 +367,22 @@ def _start_demo(dir: Path, state: dict, deadline: float, progress: Progress) -> 
             raise SandboxError("the demo services exited while starting", where=str(log),
                                hint=f"read {log}", detail=proc.tail(log, 30))
         if time.monotonic() >= deadline:
-            proc.stop_process(pid, timeout=2.0)
+            proc.stop_owned(pid, token, started, timeout=2.0)
             raise SandboxError("the demo services did not finish registering in time", where=str(log),
                                hint=f"read {log}", detail=proc.tail(log, 30))
         time.sleep(0.1)
 
 
-def _stop(comp: dict | None) -> bool:
-    if not comp:
+def _stop(comp: dict | None, name: str = "", refused: list[str] | None = None) -> bool:
+    """Stop a recorded component if provably ours (True); one not provably ours runs on, said in ``refused``."""
+    if not isinstance(comp, dict):
         return False
-    return proc.stop_process(comp.get("pid"), timeout=STOP_TIMEOUT, token=comp.get("token"))
+    reason = proc.stop_owned(comp.get("pid"), comp.get("token"), comp.get("started"), timeout=STOP_TIMEOUT)
+    if reason is None:
+        return True
+    if refused is not None and proc.pid_alive(comp.get("pid") if isinstance(comp.get("pid"), int) else None):
+        refused.append(f"left {name or 'a process'} alone: {reason}")
+    return False
 
 
 # --------------------------------------------------------------------------- public API
@@ -533,35 +552,48 @@ def _undo(dir: Path, state: dict, before: set[str], fresh: bool) -> None:
 def status(dir: Path) -> SandboxInfo | None:
     """What runs in ``dir`` (each component's ``running`` checked now); None when nothing was started."""
     dir = Path(dir).expanduser().resolve()
+    if not os.path.lexists(dir):
+        return None
+    statedir.check(dir)
     state = _load(dir)
     if state is None or "api_url" not in state:
         return None
     return _info(dir, state)
 
 
-def down(dir: Path) -> list[str]:
+def down(dir: Path, refused: list[str] | None = None) -> list[str]:
     """Stop everything started in ``dir`` (demo, registry, ZooKeeper); return what was running.
 
-    Process groups get SIGTERM, then SIGKILL after a few seconds. Pid state is
-    removed; logs, ZooKeeper's data and the registry's database file are kept.
-    Idempotent: a second call returns ``[]``.
+    Only processes provably started here are signalled: each one's start time and the
+    random token in its environment must be the ones ``state.json`` recorded (see
+    :func:`regctl.sandbox.proc.why_not_ours`); any other process a state file names is
+    left alone, and ``refused`` (when given) gets a line for it. Process groups get
+    SIGTERM, then SIGKILL after a few seconds. Pid state is removed; logs, ZooKeeper's
+    data and the registry's database file are kept. Idempotent: a second call returns ``[]``.
+    A directory regctl cannot trust (:mod:`regctl.sandbox.statedir`) is refused.
     """
     dir = Path(dir).expanduser().resolve()
-    if not (dir / STATE_FILE).exists():
+    if not os.path.lexists(dir):
+        return []
+    statedir.check(dir)
+    if not os.path.lexists(dir / STATE_FILE):
         return []
     with _locked(dir):
         try:
             state = _load(dir) or {}
         except SandboxError:
             state = {}
-        comps = state.get("components", {})
-        zk_names = [n for n in comps if n == "zookeeper" or n.startswith("zookeeper-")]
-        stopped = [name for name in ("demo", "registry", *sorted(zk_names)) if _stop(comps.get(name))]
+        comps = state.get("components") if isinstance(state.get("components"), dict) else {}
+        zk_names = [n for n in comps if n == "zookeeper" or str(n).startswith("zookeeper-")]
+        stopped = [name for name in ("demo", "registry", *sorted(zk_names))
+                   if _stop(comps.get(name), name, refused)]
         (dir / STATE_FILE).unlink(missing_ok=True)
         (dir / "demo.json").unlink(missing_ok=True)
-        (dir / "zookeeper" / "zookeeper.pid").unlink(missing_ok=True)
-        for pid_file in (dir / "zookeeper").glob("member-*/zookeeper.pid"):
-            pid_file.unlink(missing_ok=True)
+        zk_dir = dir / "zookeeper"
+        if zk_dir.is_dir() and not zk_dir.is_symlink():  # never unlink through a planted symlink
+            for pid_file in (zk_dir / "zookeeper.pid", *zk_dir.glob("member-*/zookeeper.pid")):
+                if not pid_file.parent.is_symlink():
+                    pid_file.unlink(missing_ok=True)
         return stopped
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from regctl.errors import SandboxError
-from regctl.sandbox import proc
+from regctl.sandbox import proc, statedir
 from regctl.zk_admin import parse_mntr, send_word  # noqa: F401  (parse_mntr re-exported)
 
 DEBIAN_JAR = Path("/usr/share/java/zookeeper.jar")
@@ -107,12 +107,17 @@ class ZkMember:
     election_port: int | None = None
     #: the TLS client port (``secureClientPort``), when started with ``secure_port``
     secure_port: int | None = None
+    #: the ownership token in its environment and its start time (see :func:`regctl.sandbox.proc.why_not_ours`)
+    token: str | None = None
+    started: int | None = None
 
     @property
     def hosts(self) -> str:
         return f"{self.host}:{self.client_port}"
 
     def running(self) -> bool:
+        if self.token:
+            return proc.why_not_ours(self.pid, self.token, self.started) is None
         return proc.process_matches(self.pid, self.config)
 
     def to_dict(self) -> dict:
@@ -237,8 +242,7 @@ def write_config(dir: Path, port: int, *, host: str = "127.0.0.1", myid: int | N
     TLS client port configured by ``tls`` (see :func:`tls_settings`).
     """
     dir = Path(dir).resolve()
-    data = dir / "data"
-    data.mkdir(parents=True, exist_ok=True)
+    data = statedir.make_dir(dir / "data")
     lines = {
         "tickTime": str(tick_time),
         "initLimit": "10",
@@ -256,7 +260,7 @@ def write_config(dir: Path, port: int, *, host: str = "127.0.0.1", myid: int | N
         lines["reconfigEnabled"] = "false"
         for sid, shost, quorum, election in servers:
             lines[f"server.{sid}"] = f"{shost}:{quorum}:{election}"
-        (data / "myid").write_text(f"{myid}\n")
+        statedir.write_atomic(data / "myid", f"{myid}\n")
     if secure_port:
         if not tls:
             raise ValueError("secure_port needs tls=tls_settings(keystore, truststore)")
@@ -266,7 +270,7 @@ def write_config(dir: Path, port: int, *, host: str = "127.0.0.1", myid: int | N
     if extra:
         lines.update(extra)
     config = dir / "zoo.cfg"
-    config.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
+    statedir.write_atomic(config, "".join(f"{k}={v}\n" for k, v in lines.items()))
     return config
 
 
@@ -280,10 +284,13 @@ def member_dir(dir: Path, myid: int, members: int) -> Path:
 def start_zookeeper(dir: Path, port: int = 0, members: int = 1, *, host: str = "127.0.0.1",
                     install: ZkInstall | None = None, client_ports: Sequence[int] | None = None,
                     env: Mapping[str, str] | None = None, secure_port: int | None = None,
-                    tls: Mapping[str, str] | None = None, words: str = FOUR_LETTER_WORDS) -> list[ZkMember]:
+                    tls: Mapping[str, str] | None = None, words: str = FOUR_LETTER_WORDS,
+                    token: str | None = None) -> list[ZkMember]:
     """Start ``members`` ZooKeeper servers detached; return them (no waiting, see :func:`wait_for`).
 
     ``words`` is the four-letter-word whitelist: ``srvr`` alone by default, as deployments run.
+    ``token`` goes into every member's environment (see :func:`regctl.sandbox.proc.spawn`); the
+    members then record their start time, and stopping them requires both to match.
 
     ``port`` is the first member's client port (0: a free one). An ensemble's other
     members get ``client_ports`` if given, else free ports; quorum and election
@@ -317,19 +324,22 @@ def start_zookeeper(dir: Path, port: int = 0, members: int = 1, *, host: str = "
     child_env.setdefault("ZOO_LOG_DIR", str(Path(dir).resolve()))
     try:
         for i in range(1, members + 1):
-            mdir = member_dir(dir, i, members).resolve()
+            mdir = statedir.make_dir(member_dir(dir, i, members)).resolve()
             config = write_config(mdir, ports[i - 1], host=host, myid=i if servers else None, servers=servers,
                                   secure_port=secure_port, tls=tls, words=words)
             log = mdir / "zookeeper.log"
-            pid = proc.spawn(install.command(config), log, cwd=mdir, env=child_env)
-            (mdir / "zookeeper.pid").write_text(f"{pid}\n")
+            pid = proc.spawn(install.command(config), log, cwd=mdir, env=child_env, token=token)
+            started_at = proc.start_time(pid) if token else None
+            statedir.write_atomic(mdir / "zookeeper.pid", f"{pid}\n")
             quorum = election = None
             if servers:
                 quorum, election = servers[i - 1][2], servers[i - 1][3]
             started.append(ZkMember(i, pid, host, ports[i - 1], str(mdir), str(config), str(log),
-                                    quorum, election, secure_port))
-    except OSError as exc:
+                                    quorum, election, secure_port, token, started_at))
+    except (OSError, SandboxError) as exc:
         stop_zookeeper(started)
+        if isinstance(exc, SandboxError):
+            raise
         raise SandboxError(f"could not start ZooKeeper: {exc}", where=str(dir),
                            hint="check the directory is writable") from exc
     return started
@@ -353,7 +363,10 @@ def stop_zookeeper(members: Sequence[ZkMember], timeout: float = 5.0) -> list[in
     """Stop every member (SIGTERM, then SIGKILL); return the myids that were running."""
     stopped = []
     for m in members:
-        if proc.stop_process(m.pid, timeout=timeout, token=m.config):
+        if m.token:
+            if proc.stop_owned(m.pid, m.token, m.started, timeout=timeout) is None:
+                stopped.append(m.myid)
+        elif proc.stop_process(m.pid, timeout=timeout, token=m.config):
             stopped.append(m.myid)
         try:
             (Path(m.dir) / "zookeeper.pid").unlink()
