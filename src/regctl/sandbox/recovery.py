@@ -8,11 +8,13 @@ from pathlib import Path
 
 def current_session(dir: Path) -> int | None:
     """The registry's current ZooKeeper session id, as it wrote it at start (None when unknown)."""
+    from regctl.errors import SandboxError
     from regctl.sandbox.stack import SESSION_FILE
+    from regctl.sandbox.statedir import read_text
 
     try:
-        return int((dir / SESSION_FILE).read_text().strip(), 16)
-    except (OSError, ValueError):
+        return int(read_text(dir / SESSION_FILE, 64).strip(), 16)
+    except (OSError, ValueError, SandboxError):
         return None
 
 
@@ -27,11 +29,14 @@ def check_registrations(dir: Path, state: dict) -> list[str]:
     """
     from kazoo.client import KazooClient
 
+    from regctl.errors import SandboxError
+    from regctl.sandbox.statedir import read_text
+
     base = state.get("base_path", "/services").rstrip("/")
     planted: list[dict] = []
     try:
-        planted = json.loads((dir / "demo.json").read_text()).get("instances", [])
-    except (OSError, ValueError, AttributeError):
+        planted = json.loads(read_text(dir / "demo.json")).get("instances", [])
+    except (OSError, ValueError, AttributeError, SandboxError):
         pass
     expected = {(p["service_name"], p["registered_id"]) for p in planted
                 if isinstance(p, dict) and not p.get("deregister") and "registered_id" in p}
@@ -39,7 +44,9 @@ def check_registrations(dir: Path, state: dict) -> list[str]:
     if owner is None:
         return ["could not check the registrations: the registry's current session is not known "
                 f"(no {dir / 'registry-session'})"]
-    zk = KazooClient(hosts=state["zk_hosts"], timeout=5.0)
+    from regctl.zk import harden
+
+    zk = harden(KazooClient(hosts=state["zk_hosts"], timeout=5.0), 5.0)  # the main reader's frame bounds
     try:
         zk.start(timeout=10)
     except Exception as exc:
