@@ -114,6 +114,19 @@ def test_a_planted_registry_log_symlink_is_refused_and_its_target_untouched(tmp_
     assert stack.down(dir, refused) == [] and refused == []  # what up started, it stopped again
 
 
+def test_a_planted_symlink_is_one_line_exit_2_through_the_cli(tmp_path):
+    dir = fresh_dir(tmp_path)
+    victim = tmp_path / "victim.log"
+    victim.write_text("precious\n")
+    (dir / "registry.log").symlink_to(victim)
+    r = run_cli("sandbox", "up", "--dir", str(dir), "--api-port", "0", "--zk-port", "0")
+    assert r.exit_code == 2, r
+    assert r.stderr.strip().splitlines()[-1].startswith("regctl: error: refusing to write"), r.stderr
+    assert "symlink" in r.stderr and "Traceback" not in r.stderr
+    assert victim.read_text() == "precious\n"
+    assert stack.down(dir) == []
+
+
 def test_a_planted_zookeeper_directory_symlink_is_refused(tmp_path):
     dir = fresh_dir(tmp_path)
     elsewhere = tmp_path / "elsewhere"

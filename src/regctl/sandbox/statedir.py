@@ -29,7 +29,7 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 class UntrustedDir(UsageError, SandboxError):
-    """The state directory is not one regctl can trust (exit 2)."""
+    """The state directory, or something planted in it, is not one regctl can trust (exit 2)."""
 
     exit_code = UsageError.exit_code
 
@@ -91,7 +91,7 @@ def make_dir(path: Path) -> Path:
     if os.path.lexists(path):
         st = os.lstat(path)
         if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-            raise SandboxError(f"refusing to use {path}: it is {'a symlink' if stat.S_ISLNK(st.st_mode) else 'not a directory'}"
+            raise UntrustedDir(f"refusing to use {path}: it is {'a symlink' if stat.S_ISLNK(st.st_mode) else 'not a directory'}"
                                " regctl did not make", where=str(path), hint="remove it and try again")
         return path
     make_dir(path.parent) if not os.path.lexists(path.parent) else None
@@ -103,7 +103,7 @@ def make_dir(path: Path) -> Path:
 
 
 def _symlink_refused(path: Path) -> SandboxError:
-    return SandboxError(f"refusing to write {path}: it is a symlink (or not a regular file) regctl did not make",
+    return UntrustedDir(f"refusing to write {path}: it is a symlink (or not a regular file) regctl did not make",
                         where=str(path), hint="remove it and try again")
 
 
