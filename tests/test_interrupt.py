@@ -202,3 +202,20 @@ def test_ctrl_c_in_the_middle_of_a_deregister_batch(slow_registry):
     with RegistryApi(slow_registry.url, timeout=10) as api:
         live = {i.instance_id for i in api.instances("svc")}
     assert live == {i for i, r in results.items() if r != "removed"}
+
+
+def test_ctrl_c_in_health_all_shows_what_was_probed_marked_partial(registry, hanging_server, tmp_path):
+    from regctl.sandbox.proc import free_port
+
+    refused = f"http://127.0.0.1:{free_port()}"
+    register(registry.url, "gone-service", "gone-1", health_check_url=refused + "/health")
+    for i in range(3):
+        register(registry.url, "stuck-service", f"stuck-{i}", health_check_url=hanging_server.url + "/health")
+    child = Child(["health", "--all", "--timeout", "30"], registry.env)
+    assert hanging_server.accepted.wait(15), child.proc.communicate(timeout=5)
+    time.sleep(1.0)  # the refused probe has its answer by now; the hanging ones never will
+    code, out, err, elapsed = child.interrupt()
+    assert_interrupted(code, out, err, elapsed)
+    assert "gone-1" in out, (out, err)  # what was probed is shown
+    assert "stuck-" not in out, (out, err)  # nothing is shown that was not observed
+    assert "partial results" in err and "instance(s) probed before Ctrl-C" in err, err

@@ -63,7 +63,10 @@ class WaitOutcome:
 
     def summary(self) -> str:
         """One line, e.g. ``2 of 3 instances live, 1 with status healthy, 0 answering after 30s``."""
-        text = f"{self.live} of {self.wanted} {'instance' if self.wanted == 1 else 'instances'} live"
+        if self.live > self.wanted:  # more than asked for: "2 of 1" reads as a miscount
+            text = f"{self.live} instances live ({self.wanted} wanted)"
+        else:
+            text = f"{self.live} of {self.wanted} {'instance' if self.wanted == 1 else 'instances'} live"
         if self.healthy is not None:
             text += f", {self.healthy} with status healthy"
         if self.answering is not None:

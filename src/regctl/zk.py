@@ -198,13 +198,21 @@ def harden(client: KazooClient, timeout: float) -> KazooClient:
     return client
 
 
-def start(client: KazooClient, timeout: float) -> None:
+def start(client: KazooClient, timeout: float, give_up: threading.Event | None = None) -> None:
     """``client.start(timeout)`` without its blocking parts: kazoo's own ``start`` stops a client that timed
     out by waiting for its connection thread (unbounded against a silent server) and, with a chroot,
     checks the chroot with an ``exists`` that has no timeout. Raises ``KazooTimeoutError``; the caller
-    closes the client (:func:`_close`, bounded)."""
+    closes the client (:func:`_close`, bounded). ``give_up`` set ends the wait early (every host refused)."""
     event = client.start_async()
-    event.wait(timeout=timeout)
+    if give_up is None:
+        event.wait(timeout=timeout)
+    else:
+        deadline = time.monotonic() + timeout
+        while not event.is_set() and not give_up.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            event.wait(timeout=min(0.05, left))
     if not client.connected:
         raise client.handler.timeout_exception("Connection time-out")
 
@@ -213,13 +221,22 @@ NOAUTH_HINT = ("the node has an ACL: pass ZooKeeper digest credentials with REGC
                "--zk-auth-file FILE or zk_auth in the context")
 
 
+def _host_count(hosts: str) -> int:
+    """How many servers a connect string names (``h1:2181,h2:2181/chroot`` -> 2)."""
+    return len([h for h in hosts.split("/", 1)[0].split(",") if h.strip()])
+
+
 class _ConnectionErrors(logging.LoggerAdapter):
     """kazoo's logger, remembering why connections dropped (a TLS verification error, say)."""
 
-    def __init__(self, logger: logging.Logger) -> None:
+    def __init__(self, logger: logging.Logger, hosts: int = 1) -> None:
         super().__init__(logger, {})
         self.tls_error: str | None = None
         self.dropped = 0
+        #: consecutive "connection refused" drops; past a few per host nothing listens: :attr:`all_refused`
+        self.refused = 0
+        self._refusals_to_give_up = 3 * max(1, hosts)
+        self.all_refused = threading.Event()
 
     def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
         try:
@@ -229,6 +246,12 @@ class _ConnectionErrors(logging.LoggerAdapter):
         if "Connection dropped" in text or "socket connection error" in text:
             self.dropped += 1
             low = text.lower()
+            if "refused" in low:
+                self.refused += 1
+                if self.refused >= self._refusals_to_give_up:
+                    self.all_refused.set()
+            else:
+                self.refused = 0
             if "ssl" in low or "certificate" in low or "tls" in low:
                 reason = text.split("socket connection error:", 1)[-1].strip()
                 self.tls_error = reason.split(" (_ssl.c")[0][:200]
@@ -270,16 +293,21 @@ class ZkReader:
         if self.client is not None:
             return self.client
         tls = bool(self._kwargs.get("use_ssl"))
-        kazoo_log = _ConnectionErrors(logging.getLogger("kazoo.client"))
+        kazoo_log = _ConnectionErrors(logging.getLogger("kazoo.client"), hosts=_host_count(self.hosts))
         client = KazooClient(hosts=self.hosts, timeout=max(self.timeout, 4.0),
                              connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0),
                              command_retry=KazooRetry(max_tries=0),
                              auth_data=self._auth or None, logger=kazoo_log, **self._kwargs)
         harden(client, self.timeout)
         try:
-            start(client, self.timeout)
+            start(client, self.timeout, give_up=kazoo_log.all_refused)
         except KazooTimeoutError:
             _close(client)
+            if kazoo_log.all_refused.is_set():
+                hint = "is ZooKeeper running there? check --zk or ZOOKEEPER_HOSTS"
+                if tls:
+                    hint = "with --zk-tls the port must be ZooKeeper's secureClientPort; " + hint
+                raise Unreachable("ZooKeeper refused the connection", where=self.hosts, hint=hint) from None
             tls_error = kazoo_log.tls_error
             if tls_error:
                 raise Unreachable(f"ZooKeeper TLS handshake failed ({tls_error})", where=self.hosts,

@@ -154,6 +154,52 @@ def _stdout_gone() -> int:
     return ExitCode.OK
 
 
+def _param_label(param) -> str:
+    """``--timeout`` for an option (its long name), ``NAME`` for an argument."""
+    opts = list(getattr(param, "opts", None) or [])
+    if getattr(param, "param_type_name", "") == "argument" or not opts:
+        return str(getattr(param, "metavar", None) or str(getattr(param, "name", "") or "").upper() or "a value")
+    longs = [o for o in opts if o.startswith("--")]
+    return (longs or opts)[0]
+
+
+def _given_value(args: "list[str]", param) -> "str | None":
+    """The value given on the command line for option ``param`` (the last one), None when not found."""
+    value = None
+    opts = list(getattr(param, "opts", None) or []) + list(getattr(param, "secondary_opts", None) or [])
+    for i, arg in enumerate(args):
+        for opt in opts:
+            if arg == opt and i + 1 < len(args):
+                value = args[i + 1]
+            elif opt.startswith("--") and arg.startswith(opt + "="):
+                value = arg[len(opt) + 1:]
+    return value
+
+
+def _usage_text(exc, args: "list[str]", cx) -> str:
+    """A usage error in regctl's words: ``register needs NAME``, ``--timeout: '5x' is not a number``;
+    click's (or pydantic's) own phrasing otherwise, without its trailing full stop."""
+    import re
+
+    ctx = getattr(exc, "ctx", None)
+    path = ctx.command_path if ctx is not None else "regctl"
+    command = path.split(" ", 1)[1] if " " in path else path
+    param = getattr(exc, "param", None)
+    if isinstance(exc, cx.MissingParameter) and param is not None:
+        return f"{command} needs {_param_label(param)}"
+    if isinstance(exc, cx.BadParameter) and param is not None:
+        message = str(getattr(exc, "message", "") or "")
+        label = _param_label(param)
+        given = _given_value(args, param) if getattr(param, "param_type_name", "") != "argument" else None
+        shown = f"{given!r}" if given is not None else "the value given"
+        if re.search(r"valid (float|number)|unable to parse string as a number", message, re.I):
+            return f"{label}: {shown} is not a number"
+        if re.search(r"valid (integer|int)\b", message, re.I):
+            return f"{label}: {shown} is not a whole number"
+        return f"{label}: {message.rstrip('.')}"
+    return exc.format_message().rstrip(".")
+
+
 def main(argv: "list[str] | None" = None) -> int:
     """Run regctl; return the exit code (see docs/output.md, "Exit codes")."""
     code = _run(argv)
@@ -213,7 +259,7 @@ def _run(argv: "list[str] | None") -> int:
             exc.possibilities = close_matches(exc.option_name, exc.possibilities)
         ctx = getattr(exc, "ctx", None)
         where = f"; try: {ctx.command_path} --help" if ctx is not None else "; try: regctl --help"
-        _print_error(exc.format_message() + where)
+        _print_error(_usage_text(exc, args, cx) + where)
         return ExitCode.USAGE
     except RegctlError as exc:
         if want_traceback:

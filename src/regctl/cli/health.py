@@ -130,8 +130,11 @@ def health(
         from regctl.cli.services import suggest
 
         hints = {n: suggest(rc, n) for n in empty}
+    # with nothing to probe the error line carries the first did-you-mean: the warning does not repeat it
+    error_hint = None if targets else next((h for h in hints.values() if h), None)
     for n in empty:
-        result.warnings.append(f"{n}: no live instances" + (f"; {hints[n]}" if hints.get(n) else ""))
+        hint = hints.get(n) if hints.get(n) != error_hint else None
+        result.warnings.append(f"{n}: no live instances" + (f"; {hint}" if hint else ""))
 
     pool = server_future = None
     if server:  # the Config Service probes too: ask it while regctl probes, not after
@@ -139,10 +142,25 @@ def health(
 
         pool = ThreadPoolExecutor(max_workers=1)
         server_future = pool.submit(_server_view, rc, dict(instances_by_service), result, server_timeout)
+    probed: list = []  # as they finish: what a Ctrl-C leaves to show
+    bar = _progress(rc, len(targets))
+
+    def on_result(res: Any) -> None:
+        probed.append(res)
+        if bar is not None:
+            bar(res)
+
+    interrupted = False
     try:
         results = probe_many(targets, timeout=rc.settings.timeout, concurrency=concurrency, retries=retries,
                              expect=codes, verify=rc.settings.extra.get("verify", True),
-                             on_result=_progress(rc, len(targets))) if targets else []
+                             on_result=on_result) if targets else []
+    except KeyboardInterrupt:  # Ctrl-C: show what was probed so far, marked partial, and exit 130
+        interrupted = True
+        order = {(t.service_name, t.instance_id): i for i, t in enumerate(targets)}
+        results = sorted(probed, key=lambda r: order.get((r.service_name, r.instance_id), 0))
+        server = False
+        server_future = None
     finally:
         _stop_progress()
         if pool is not None:
@@ -177,6 +195,15 @@ def health(
                                       if result.data.get("generation") else "")))
         result.notes.append("the Config Service's own check writes its verdict into each service's row status "
                             "(what GET /services and list show)")
+    if interrupted:
+        from regctl.errors import ExitCode
+
+        result.data["partial"] = True
+        result.notes.append(f"{healthy} of {len(results)} healthy (instances read from {source})")
+        result.warnings.append(f"interrupted: partial results, {len(results)} of {len(targets)} instance(s) "
+                               f"probed before Ctrl-C")
+        result.exit_code = int(ExitCode.INTERRUPTED)
+        return result
     note = f"{healthy} of {len(results)} healthy"
     if unchecked:
         note += f", {len(unchecked)} could not be checked from here"

@@ -135,8 +135,11 @@ def register_service(
         for req in requests:
             lines.append(f"{req['method']} {req['url']}")
             lines.extend(json.dumps(req["json"], indent=2, ensure_ascii=False).splitlines())
-        return Result(data={"dry_run": True, "registrations": [{"request": r, "instance_id": None}
-                                                               for r in requests]},
+        # the same keys as a real run (docs/commands.md); nothing was sent, so no ids and nothing confirmed
+        return Result(data={"dry_run": True,
+                            "registrations": [{"request": r, "instance_id": None, "zookeeper": None}
+                                              for r in requests],
+                            "instance_ids": [], "verified_after_error": []},
                       lines=lines, notes=[f"dry run: {len(requests)} request(s) not sent"], warnings=warnings)
 
     api = rc.api()
@@ -152,10 +155,10 @@ def register_service(
                 error = exc
                 break
             checks.append(check)
-            warnings.append(check.sentence())
-            if not check.happened:
+            if not check.happened:  # the error line says it; a warning too would say it twice
                 error = _write_error(check)
                 break
+            warnings.append(check.sentence())
             iid = check.instance_id
         done.append({"request": req, "instance_id": iid, "zookeeper": None,
                      "service_name": reg.service_name, "service_url": reg.service_url,

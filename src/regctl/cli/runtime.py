@@ -187,6 +187,20 @@ def load_context(common: dict) -> tuple:
     return name, values
 
 
+def _verdict(result: Result) -> int:
+    """The exit code a result stands for (what :meth:`Output.render` returns)."""
+    return int(result.error.exit_code) if result.error is not None else int(result.exit_code)
+
+
+def stdout_gone() -> None:
+    """The reader of stdout went away: point stdout at /dev/null so no later flush fails again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def run_command(fn: Callable, common: dict, kwargs: dict) -> Any:
     """Resolve settings, run ``fn``, render its result, exit with its code."""
     with cli_hint_words():
@@ -224,7 +238,18 @@ def _run_command(fn: Callable, common: dict, kwargs: dict) -> Any:
     rc = RunContext(settings, out)
     try:
         result = fn(rc, **kwargs)
-        code = out.render(result) if isinstance(result, Result) else int(result or 0)
+        if isinstance(result, Result):
+            try:
+                code = out.render(result)
+            except BrokenPipeError:  # `regctl health --all -o json | head`: the verdict is still the exit code
+                stdout_gone()
+                code = _verdict(result)
+                for w in result.warnings:
+                    out.warn(w)
+                if result.error is not None:
+                    out._message("error: ", str(result.error), "bold red", lines=False)
+        else:
+            code = int(result or 0)
     except RegctlError as exc:
         if common.get("traceback"):
             raise
