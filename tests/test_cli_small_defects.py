@@ -63,6 +63,7 @@ def test_a_mistyped_service_gets_its_did_you_mean_once(registry, endpoints):  # 
     res = run_cli("health", "asr-servce", env=registry.env)
     assert res.exit_code == 1, res
     assert res.stderr.count("did you mean") == 1, res.stderr
+    assert res.stderr.count("no live instances") == 1, res.stderr
     assert "asr-service" in res.stderr
 
 

@@ -134,7 +134,8 @@ def health(
     error_hint = None if targets else next((h for h in hints.values() if h), None)
     for n in empty:
         hint = hints.get(n) if hints.get(n) != error_hint else None
-        result.warnings.append(f"{n}: no live instances" + (f"; {hint}" if hint else ""))
+        if targets or hint:  # with nothing to probe the error names them: a warning only for its own hint
+            result.warnings.append(f"{n}: no live instances" + (f"; {hint}" if hint else ""))
 
     pool = server_future = None
     if server:  # the Config Service probes too: ask it while regctl probes, not after
