@@ -118,3 +118,14 @@ def test_register_dry_run_json_has_every_key_the_doc_lists():
     for entry in doc["registrations"]:
         assert per <= set(entry), (per, set(entry))
         assert {"method", "url", "json"} <= set(entry["request"])
+
+
+def test_both_sources_refused_is_one_short_line_naming_both():
+    api, zk = f"http://127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    res = run_cli("list", "--timeout", "10", env={"CONFIG_SERVICE_URL": api, "ZOOKEEPER_HOSTS": zk})
+    elapsed = time.monotonic() - started
+    line = assert_one_line_error(res, 3)
+    assert api in line and zk in line and "refused" in line and "TLS" not in line, line
+    assert len(line) < 200, line
+    assert elapsed < 5, elapsed  # a bound: the deadline is 10 s

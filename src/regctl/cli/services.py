@@ -62,6 +62,14 @@ def unreadable_error(read) -> RegctlError:
         return failed[0][1]
     if not failed:
         return Unreachable("nothing was read", hint="check --config-url and --zk")
+    if all("refused" in e.message for _, e in failed):  # nothing listens at either: say it short
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(api_err.where or "")
+        api_at = f"{parts.scheme}://{parts.netloc}" if parts.netloc else (api_err.where or "?")
+        return Unreachable(f"could not read either source: the Config Service ({api_at}) and ZooKeeper "
+                           f"({read.zk_error.where or '?'}) refused the connection",
+                           hint="are they running? check --config-url and --zk")
     text = "; ".join(f"{what}: {e.message}" + (f" ({e.where})" if e.where else "") for what, e in failed)
     hint = "; ".join(dict.fromkeys(e.hint for _, e in failed if e.hint)) or "check --config-url and --zk"
     return Unreachable(f"could not read either source: {text}", hint=hint)
