@@ -196,7 +196,7 @@ def stdout_gone() -> None:
     """The reader of stdout went away: point stdout at /dev/null so no later flush fails again."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.__stdout__.fileno())
+        os.dup2(devnull, sys.__stdout__.fileno())  # type: ignore[union-attr]
     except (OSError, ValueError, AttributeError):
         pass
 
