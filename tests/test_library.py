@@ -22,6 +22,8 @@ from regctl.client import (
 from regctl.sandbox.proc import free_port
 from tests.helpers import run_cli
 
+pytestmark = pytest.mark.compat  # also run on the oldest and newest Python (.ci/run)
+
 
 def zk_node(kazoo_client, registry, name, iid):
     path = f"{registry.base_path}/{name}/instances/{iid}"
@@ -372,7 +374,6 @@ async def main() -> Optional[str]:
 '''
 
 
-@pytest.mark.compat
 def test_library_is_typed_for_mypy_strict_users(tmp_path):
     import pathlib
 

@@ -202,13 +202,23 @@ def _usage_text(exc, args: "list[str]", cx) -> str:
 
 def main(argv: "list[str] | None" = None) -> int:
     """Run regctl; return the exit code (see docs/output.md, "Exit codes")."""
-    code = _run(argv)
-    if argv is None:
+    import signal
+
+    def decided() -> None:
         # the answer is decided: a Ctrl-C while the interpreter exits (joining threads, flushing)
         # must not turn it into a death by SIGINT with a traceback
-        import signal
+        if argv is None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    code: int = ExitCode.INTERRUPTED
+    try:
+        try:
+            code = _run(argv)
+        finally:
+            decided()
+    except KeyboardInterrupt:  # landed between _run's own handlers and the line above: still an exit 130
+        decided()
+        code = ExitCode.INTERRUPTED
     return code
 
 
