@@ -130,3 +130,26 @@ def test_health_positional_end_to_end(registry):
     r = run_cli("health", "no-such-service", "--config-url", registry.url, "-o", "json")
     assert "unexpected extra argument" not in r.stderr
     assert r.exit_code in (1, 3), r
+
+
+@pytest.mark.parametrize("args,fmt", [
+    (["list", "-o", "json", "--bogus"], "json"),
+    (["-o", "yaml", "inspect"], "yaml"),
+    (["list", "--output=json", "--timeout", "5x"], "json"),
+])
+def test_a_usage_error_with_a_document_format_prints_the_error_document(args, fmt):
+    import json as json_mod
+
+    import yaml
+
+    r = run_cli(*args)
+    assert r.exit_code == 2, r
+    doc = json_mod.loads(r.stdout) if fmt == "json" else yaml.safe_load(r.stdout)
+    assert doc["error"]["code"] == 2 and doc["error"]["type"] == "UsageError"
+    assert doc["error"]["message"] and doc["error"]["hint"].endswith("--help")
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("regctl: error: ")
+
+
+def test_a_usage_error_in_table_output_leaves_stdout_empty():
+    r = run_cli("list", "--bogus")
+    assert r.exit_code == 2 and r.stdout == "" and "--bogus" in r.stderr

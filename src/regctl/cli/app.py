@@ -116,6 +116,35 @@ def _print_error(text: str) -> None:
     sys.stderr.flush()
 
 
+def _requested_output(args: "list[str]") -> "str | None":
+    """The -o/--output the command line asked for (the last one wins), else ``REGCTL_OUTPUT``."""
+    chosen = None
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg in ("-o", "--output") and i + 1 < len(args):
+            chosen = args[i + 1]
+        elif arg.startswith("--output="):
+            chosen = arg.split("=", 1)[1]
+        elif arg.startswith("-o") and len(arg) > 2 and not arg.startswith("--"):
+            chosen = arg[2:]
+    return (chosen or os.environ.get("REGCTL_OUTPUT") or "").lower() or None
+
+
+def _usage_document(args: "list[str]", text: str, hint: str) -> None:
+    """A usage error goes through the same funnel as every other: with -o json|yaml, the error document."""
+    output = _requested_output(args)
+    if output not in ("json", "yaml"):
+        return
+    from regctl.cli.render import to_json, to_yaml
+    from regctl.errors import UsageError
+
+    doc = UsageError(text, hint=hint).to_dict()
+    out = to_json(doc) if output == "json" else to_yaml(doc)
+    sys.stdout.write(out if out.endswith("\n") else out + "\n")
+    sys.stdout.flush()
+
+
 def _exit_now_if_threads_linger(code: int) -> None:
     """After Ctrl-C, end the process at once when worker threads are still busy.
 
@@ -268,8 +297,10 @@ def _run(argv: "list[str] | None") -> int:
 
             exc.possibilities = close_matches(exc.option_name, exc.possibilities)
         ctx = getattr(exc, "ctx", None)
-        where = f"; try: {ctx.command_path} --help" if ctx is not None else "; try: regctl --help"
-        _print_error(_usage_text(exc, args, cx) + where)
+        hint = f"{ctx.command_path} --help" if ctx is not None else "regctl --help"
+        text = _usage_text(exc, args, cx)
+        _print_error(f"{text}; try: {hint}")
+        _usage_document(args, text, hint)
         return ExitCode.USAGE
     except RegctlError as exc:
         if want_traceback:
