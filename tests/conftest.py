@@ -7,6 +7,7 @@ need it instead of skipping them. Helpers other than fixtures live in
 
 from __future__ import annotations
 
+import os
 import pathlib
 import secrets
 from dataclasses import dataclass, field
@@ -18,6 +19,12 @@ import pytest
 from regctl.sandbox.proc import free_port  # noqa: F401  (re-exported for tests)
 
 from regctl.errors import SandboxError
+
+# pytest-xdist's workers set COLUMNS/LINES (80x24); regctl honours COLUMNS, and the tests choose a
+# width themselves where one matters: no inherited terminal size.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+
 
 ISOLATED_VARS = (
     "CONFIG_SERVICE_URL", "ZOOKEEPER_HOSTS", "ZOOKEEPER_BASE_PATH", "SERVICE_NAME", "SERVICE_PORT",

@@ -153,3 +153,14 @@ def test_a_server_that_breaks_http_is_exit_3():
         sock.close()
     with httpx.Client() as _:
         pass
+
+
+def test_a_file_name_with_a_nul_character_is_a_usage_error_not_a_crash(tmp_path):
+    from tests.helpers import assert_one_line_error, run_cli
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("current-context: x\ncontexts:\n  x:\n    config_url: http://127.0.0.1:9\n    token_file: \"a\\0b\"\n")
+    for r in (run_cli("list", "--token-file", "a\x00b", "--config-url", "http://127.0.0.1:9"),
+              run_cli("list", env={"REGCTL_CONFIG": str(cfg)})):
+        line = assert_one_line_error(r, 2)
+        assert "NUL" in line

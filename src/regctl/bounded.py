@@ -213,6 +213,9 @@ def read_file_bytes(path: "str | os.PathLike", limit: int, what: str = "file", w
     """
     name = os.fspath(path)
     where = where or name
+    if "\0" in str(name):  # os.open would raise ValueError: no file can have this name
+        raise UsageError(f"{what}: a file name cannot contain a NUL character", where=repr(str(name)),
+                         hint="check the path")
     fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
         st = os.fstat(fd)
