@@ -349,3 +349,13 @@ def test_design_map_names_every_module_and_only_real_ones():
     covered = lambda path: path in named or any(path.startswith(n) for n in named if n.endswith("/") and n.count("/") > 1)
     unnamed = sorted(p for p in real if not covered(p))
     assert not unnamed, f"docs/design.md does not name: {unnamed}"
+
+
+def test_the_readme_test_command_is_the_one_ci_runs():
+    readme = _text(ROOT / "README.md")
+    said = re.search(r"then runs the test suite: (python -m pytest[^\n`]*)", readme).group(1).strip()
+    shown = re.search(r"^(python -m pytest[^#\n]*?)\s+# inside the \.venv", readme, re.M).group(1).strip()
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    run = re.search(r"&& (python -m pytest[^)\n]*)\)", ci).group(1).strip()
+    assert said == shown == run
+    assert f"python -m pytest {run.split('pytest ', 1)[1]}" in _text(DOCS / "reliability.md")
