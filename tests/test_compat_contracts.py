@@ -144,7 +144,14 @@ def test_typer_completion_init_is_where_completion_expects_it():
     """regctl.cli.completion.serve calls typer._completion_classes.completion_init()."""
     from typer._completion_classes import completion_init
 
+    try:
+        from typer._click import shell_completion
+    except ImportError:  # typer that depends on the click package
+        from click import shell_completion
     completion_init()
+    for shell in ("bash", "zsh", "fish"):
+        cls = shell_completion.get_completion_class(shell)
+        assert cls is not None and cls.__module__.startswith("typer"), (shell, cls)
 
 
 def test_typer_builds_a_click_command_tree():

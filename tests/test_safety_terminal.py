@@ -154,6 +154,9 @@ def test_machine_output_round_trips_the_hostile_value(hostile_registry, fmt):
 
 def test_a_hostile_url_in_an_api_error_is_escaped_on_stderr(hostile_registry):
     res = run_cli("inspect", "nope\u202e\x1b[2J", "--source", "api", env=hostile_registry.env)
+    assert res.exit_code in (1, 2), res  # not registered, or refused as a name the operator typed
+    assert res.stderr.startswith("regctl: error: ") and "nope" in res.stderr, res
+    assert "\\u202e" in res.stderr or "\\x1b" in res.stderr, res  # shown, escaped
     assert "\x1b" not in res.stderr and "\u202e" not in res.stderr, res
 
 
