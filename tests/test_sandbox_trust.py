@@ -194,3 +194,22 @@ def test_a_normal_up_and_down_stops_its_own_processes(tmp_path):
         assert sorted(stack.down(dir, refused)) == ["registry", "zookeeper"]
         assert refused == []
     assert not any(proc.pid_alive(p) for p in pids)
+
+
+def test_the_registry_reads_its_database_and_cache_never_through_a_planted_symlink(tmp_path):
+    from regctl.sandbox.registry_db import Cache, Database
+
+    secret = tmp_path / "someone-elses.json"
+    secret.write_text(json.dumps({"services": {"leaked": {"service_name": "leaked"}},
+                                  "k": [time.time() + 3600, "v"]}))
+    before = secret.read_bytes()
+    (tmp_path / "registry-db.json").symlink_to(secret)
+    (tmp_path / "registry-cache.json").symlink_to(secret)
+    assert Database(tmp_path / "registry-db.json").rows() == []
+    assert Cache(tmp_path / "registry-cache.json").get("k") is None
+    assert secret.read_bytes() == before
+    # the same files, real: read back
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "registry-db.json").write_bytes(before)
+    assert [r["service_name"] for r in Database(real / "registry-db.json").rows()] == ["leaked"]

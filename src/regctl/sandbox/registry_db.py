@@ -16,6 +16,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from regctl.errors import SandboxError
+from regctl.sandbox import statedir
+
+#: the most of a database or cache file the sandbox registry reads back (its own files are far smaller)
+STATE_FILE_MAX_BYTES = 64 * 1024 * 1024
+
+
+def _read_state_file(path: Path) -> str:
+    """The file's text, never through a symlink, at most :data:`STATE_FILE_MAX_BYTES` (more: unreadable)."""
+    text = statedir.read_text(path, STATE_FILE_MAX_BYTES + 1)
+    if len(text.encode("utf-8", "surrogateescape")) > STATE_FILE_MAX_BYTES:
+        raise ValueError(f"larger than {STATE_FILE_MAX_BYTES // 2**20} MiB")
+    return text
+
 log = logging.getLogger("regctl.sandbox.registry")
 
 #: the seconds the real service's row write takes between its SELECT and its INSERT's commit
@@ -47,11 +61,11 @@ class Database:
         self._rows: dict[str, dict] = {}
         if self.path and self.path.exists():
             try:
-                data = json.loads(self.path.read_text() or "{}")
+                data = json.loads(_read_state_file(self.path) or "{}")
                 rows = data.get("services", data) if isinstance(data, dict) else {}
                 if isinstance(rows, dict):
                     self._rows = {k: v for k, v in rows.items() if isinstance(v, dict)}
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, SandboxError) as exc:
                 log.warning("database file %s unreadable, starting empty: %s", self.path, exc)
 
     def register(self, row: dict, window: float = INSERT_WINDOW) -> None:
@@ -128,11 +142,11 @@ class Cache:
         self._data: dict[str, tuple[float, Any]] = {}
         if self.path and self.path.exists():
             try:
-                raw = json.loads(self.path.read_text() or "{}")
+                raw = json.loads(_read_state_file(self.path) or "{}")
                 now = time.time()
                 self._data = {k: (float(v[0]), v[1]) for k, v in raw.items()
                               if isinstance(v, list) and len(v) == 2 and float(v[0]) > now}
-            except (OSError, ValueError, TypeError) as exc:
+            except (OSError, ValueError, TypeError, SandboxError) as exc:
                 log.warning("cache file %s unreadable, starting empty: %s", self.path, exc)
 
     def get(self, key: str) -> Any:
