@@ -123,30 +123,20 @@ class Settings:
     context: str | None = None
     #: setting name -> where its value came from: "flag", "env", "context" or "default".
     sources: Mapping[str, str] = field(default_factory=dict)
-    #: extra context values later features read (TLS, auth); never printed unredacted.
-    #: ``verify`` (True, False or a CA bundle path) for HTTPS, ``zk_auth_data``
-    #: [(scheme, credential)] and ``zk_client_kwargs`` (kazoo TLS options) for ZooKeeper.
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    #: HTTPS verification: True, False (--insecure) or a CA bundle path
+    verify: "bool | str" = True
+    #: ZooKeeper auth as kazoo takes it, [(scheme, credential)]; never printed unredacted
+    zk_auth_data: "list | None" = None
+    #: kazoo's TLS options (use_ssl, ca, certfile, keyfile, verify_certs)
+    zk_client_kwargs: Mapping[str, Any] = field(default_factory=dict)
     #: warnings the CLI prints on stderr on every run (e.g. TLS verification is off)
     warnings: tuple = ()
     #: where an environment variable and the context disagreed, and which won (the CLI shows them with -v)
     notes: tuple = ()
 
-    @property
-    def verify(self) -> "bool | str":
-        return self.extra.get("verify", True)
-
-    @property
-    def zk_auth_data(self) -> "list | None":
-        return self.extra.get("zk_auth_data")
-
-    @property
-    def zk_client_kwargs(self) -> dict:
-        return dict(self.extra.get("zk_client_kwargs") or {})
-
     def zk_options(self) -> dict:
         """Keyword arguments for :class:`regctl.zk.ZkReader` / ``RegistryWatcher``: auth and TLS."""
-        return {"auth_data": self.zk_auth_data, "client_kwargs": self.zk_client_kwargs}
+        return {"auth_data": self.zk_auth_data, "client_kwargs": dict(self.zk_client_kwargs)}
 
     def secret_values(self) -> list[str]:
         """Every secret these settings hold (for :func:`regctl.redaction.add_secrets`)."""
@@ -305,7 +295,9 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
     _resolve_zk(flags, env, extra, sources, warnings)
     return Settings(config_url=url, zk_hosts=zk, zk_base=base, timeout=timeout, output=output,
                     color=color, verbose=verbose, headers=headers, context=context_name,
-                    sources=sources, extra=extra, warnings=tuple(warnings), notes=tuple(notes))
+                    sources=sources, verify=extra.get("verify", True),
+                    zk_auth_data=extra.get("zk_auth_data"), zk_client_kwargs=dict(extra.get("zk_client_kwargs") or {}),
+                    warnings=tuple(warnings), notes=tuple(notes))
 
 
 #: environment variable -> the context key (in :func:`regctl.contexts.settings_values`' terms) it competes with

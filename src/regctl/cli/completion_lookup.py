@@ -274,7 +274,7 @@ def _from_api(settings, service: "str | None", budget: float) -> list:
     url = base + "/services" if service is None else f"{base}/services/{url_segment(service)}"
     req = urllib.request.Request(url, headers={**dict(settings.headers), "Accept": "application/json",
                                                "Accept-Encoding": "identity"})
-    verify = settings.extra.get("verify", True)
+    verify = settings.verify
     context = None
     if url.startswith("https"):
         if verify is False:

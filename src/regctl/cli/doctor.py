@@ -111,8 +111,8 @@ def doctor(
     explicit = frozenset(c.name for c in core.select_checks(checks)) if checks else frozenset()
     config = core.DoctorConfig(
         config_url=s.config_url, zk_hosts=s.zk_hosts, zk_base=s.zk_base, timeout=s.timeout,
-        headers=dict(s.headers), verify=s.extra.get("verify", True), env=env, env_source=env_source,
-        zk_auth_data=s.extra.get("zk_auth_data"), zk_client_kwargs=s.extra.get("zk_client_kwargs") or {},
+        headers=dict(s.headers), verify=s.verify, env=env, env_source=env_source,
+        zk_auth_data=s.zk_auth_data, zk_client_kwargs=dict(s.zk_client_kwargs),
         service=service, all_services=all_, in_container=_container_override(),
         config_url_source=_source_text(s, "config_url"), explicit=explicit, server_timeout=server_timeout,
         ignore=core.parse_ignore([*_context_ignore(s), *(ignore or [])]))

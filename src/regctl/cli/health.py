@@ -154,7 +154,7 @@ def health(
     interrupted = False
     try:
         results = probe_many(targets, timeout=rc.settings.timeout, concurrency=concurrency, retries=retries,
-                             expect=codes, verify=rc.settings.extra.get("verify", True),
+                             expect=codes, verify=rc.settings.verify,
                              on_result=on_result) if targets else []
     except KeyboardInterrupt:  # Ctrl-C: show what was probed so far, marked partial, and exit 130
         interrupted = True
@@ -387,9 +387,9 @@ def wait(
                                  deadline_s=deadline,
                                  interval=interval, zk_hosts=s.zk_hosts, zk_base=s.zk_base,
                                  config_url=s.config_url, headers=dict(s.headers),
-                                 verify=s.extra.get("verify", True), expect=codes,
-                                 zk_auth_data=s.extra.get("zk_auth_data"),
-                                 zk_client_kwargs=s.extra.get("zk_client_kwargs"))
+                                 verify=s.verify, expect=codes,
+                                 zk_auth_data=s.zk_auth_data,
+                                 zk_client_kwargs=dict(s.zk_client_kwargs))
     data = outcome.to_dict()
     if outcome.ok:
         return Result(data=data, lines=[f"{name}: {outcome.summary()}"])

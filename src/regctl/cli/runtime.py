@@ -64,7 +64,7 @@ class RunContext:
 
             s = self.settings
             self._api = RegistryApi(s.config_url, timeout=s.timeout, headers=s.headers,
-                                    verify=s.extra.get("verify", True))  # headers: the Config Service only
+                                    verify=s.verify)  # headers: the Config Service only
         return self._api
 
     def zk(self):

@@ -291,7 +291,7 @@ def _probe_services(rc, read, names: list) -> dict:
             live = answer if isinstance(answer, list) else []
         instances.extend(live)
     results = probe_many(targets_for(instances), timeout=rc.settings.timeout,
-                         verify=rc.settings.extra.get("verify", True)) if instances else []
+                         verify=rc.settings.verify) if instances else []
     out: dict = {}
     for r in results:
         out.setdefault(r.service_name, {})[r.instance_id] = r
@@ -548,7 +548,7 @@ def verified_url(rc, name: str, first_url: str) -> Result:
         else:
             targets.append(ProbeTarget(name, inst.instance_id, inst.probe_url()))
     urls = [first_url if inst is None else inst.service_url for inst in order]
-    kwargs = {"timeout": rc.settings.timeout, "verify": rc.settings.extra.get("verify", True)}
+    kwargs = {"timeout": rc.settings.timeout, "verify": rc.settings.verify}
     results = probe_many(targets[:1], **kwargs)
     if not results[0].healthy and len(targets) > 1:
         results += probe_many(targets[1:], **kwargs)  # the rest at once: one timeout, not one each

@@ -261,7 +261,7 @@ def import_registry(
         from regctl import health
 
         restore.mark_down(plan, lambda targets: health.probe_many(
-            targets, timeout=rc.settings.timeout, verify=rc.settings.extra.get("verify", True)))
+            targets, timeout=rc.settings.timeout, verify=rc.settings.verify))
     data: dict[str, Any] = {"file": name, "dry_run": dry_run, "plan": plan.to_dict(),
                             "invalid": [i.to_dict() for i in invalid], "results": [], "not_done": []}
     warnings += [f"{i.service}/{i.instance_id}: {i.reason}" for i in plan.with_action("differs")]
