@@ -63,9 +63,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from regctl.errors import UsageError
+from regctl.guide import DEFAULT_CONFIG_SERVICE_URL
 from regctl.names import normalize_base_path, parse_zk_hosts, validate_url
 
-DEFAULT_CONFIG_URL = "http://config-service:8082"
+DEFAULT_CONFIG_URL = DEFAULT_CONFIG_SERVICE_URL  # the guide's default
 DEFAULT_ZK_BASE = "/services"
 DEFAULT_TIMEOUT = 5.0
 OUTPUT_FORMATS = ("table", "wide", "json", "yaml", "name")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from regctl.doctor.base import FAIL, PASS, WARN, Check, CheckResult, CheckRun
 from regctl.doctor.facts import GUIDE_CONFIG_PORT, docker_hint, is_docker_name, is_ip, is_loopback, url_parts
 from regctl.errors import UsageError
+from regctl.guide import DEFAULT_CONFIG_SERVICE_URL
 
 def env_applies(run: CheckRun) -> CheckResult | None:
     """None when there is an environment to check; else a skip row saying how to give one."""
@@ -127,7 +128,6 @@ def check_env_config_url(run: CheckRun) -> CheckResult:
     skip = env_applies(run)
     if skip:
         return skip
-    from regctl.guide import DEFAULT_CONFIG_SERVICE_URL
     from regctl.names import validate_url
 
     raw = _env(run, "CONFIG_SERVICE_URL")
@@ -258,7 +258,7 @@ def check_env_network(run: CheckRun) -> CheckResult:
     if reg is None:
         return row
     svc_host = url_parts(reg.service_url)[1]
-    cfg = (_env(run, "CONFIG_SERVICE_URL") or "http://config-service:8082").rstrip("/")
+    cfg = (_env(run, "CONFIG_SERVICE_URL") or DEFAULT_CONFIG_SERVICE_URL).rstrip("/")
     cfg_host = url_parts(cfg)[1]
     name = reg.service_name
     if is_loopback(svc_host) and is_docker_name(cfg_host):
