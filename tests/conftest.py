@@ -199,6 +199,16 @@ def pytest_runtest_makereport(item, call):
         if rs.in_ci():
             report.outcome = "failed"
             report.longrepr = f"real-service test skipped in CI: {report.longrepr}"
+    # registry data in captured logs may hold lone surrogates (undecodable node names); pytest-xdist
+    # sends every report to the controller as UTF-8 and would die on them: send them escaped
+    report.sections = [(title, _utf8_safe(text)) for title, text in report.sections]
+    if isinstance(report.longrepr, str):
+        report.longrepr = _utf8_safe(report.longrepr)
+
+
+def _utf8_safe(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(text, str) else text
+
 
 @pytest.fixture(scope="session")
 def real_equipment() -> None:
