@@ -330,3 +330,32 @@ def construct_yaml(node: Any) -> Any:
 def load_yaml(text: str, where: str) -> Any:
     """``yaml.safe_load`` within the alias/size budget (see :func:`compose_yaml`)."""
     return construct_yaml(compose_yaml(text, where))
+
+
+def replace_file(path: "str | os.PathLike", raw: bytes, mode: int = 0o600, durable: bool = False) -> None:
+    """Replace ``path`` with ``raw``: a new temp file beside it (``O_EXCL|O_NOFOLLOW``, ``mode``)
+    renamed over it, removed again on any failure; ``durable`` fsyncs the data first.
+
+    The rename never follows a symlink at ``path``: it replaces the link, its target untouched.
+    """
+    import secrets
+    from pathlib import Path
+
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+                 | getattr(os, "O_CLOEXEC", 0), mode)
+    try:
+        os.fchmod(fd, mode)  # whatever the umask
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ from typing import Any, Iterator, Mapping
 
 import yaml
 
+from regctl.bounded import replace_file
 from regctl.errors import UsageError
 
 CURRENT_KEY = "current-context"
@@ -306,20 +306,7 @@ def save(cfg: ConfigFile) -> Path:
     text = dump(cfg)
     try:
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent))
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        replace_file(target, text.encode("utf-8"), 0o600, durable=True)
         _fsync_dir(target.parent)
     except OSError as exc:
         raise UsageError(f"cannot write the config file ({exc.strerror or exc})", where=str(path),

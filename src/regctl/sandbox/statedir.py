@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import stat
 from pathlib import Path
 
+from regctl.bounded import replace_file
 from regctl.errors import SandboxError, UsageError
 
 #: written by :func:`claim` into every directory it creates (its content names regctl)
@@ -121,19 +121,7 @@ def write_atomic(path: Path, data: "str | bytes", mode: int = 0o600) -> None:
     else:
         if not stat.S_ISREG(st.st_mode):
             raise _symlink_refused(path)
-    raw = data.encode() if isinstance(data, str) else data
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    replace_file(path, data.encode() if isinstance(data, str) else data, mode)
 
 
 def open_append(path: Path, mode: int = 0o600) -> int:
