@@ -120,10 +120,8 @@ def check_status(ans: Answer, what: str, ok: Iterable[int] = (200,)) -> None:
                             status_code=ans.status_code,
                             hint="the gateway wants credentials: {credentials}")
     if ans.status_code == 422:
-        rejected = UsageError(f"the Config Service rejected the request{said}", where=ans.url,
-                              hint="check the values sent{see_dry_run}")
-        rejected.status_code = 422  # type: ignore[attr-defined]  # the server said so: not a local check
-        raise rejected
+        raise UsageError(f"the Config Service rejected the request{said}", where=ans.url, status_code=422,
+                         hint="check the values sent{see_dry_run}")
     if ans.status_code == 404 and detail in (None, "Not Found"):
         raise BadResponse(f"{what}: HTTP 404, the endpoint does not exist", where=ans.url,
                           status_code=404, detail=_excerpt(ans.body),
@@ -225,10 +223,8 @@ def _parse_instances(service: str) -> Callable[[Answer], list[Instance]]:
 def _parse_url(service: str) -> Callable[[Answer], str]:
     def parse(ans: Answer) -> str:
         if ans.status_code == 404 and ans.detail() not in (None, "Not Found"):
-            none = NotFound(f"no healthy instance of {service!r} ({ans.detail()})", where=ans.url,
-                            hint="see why with: {inspect}" + service)
-            none.reason = ans.detail()  # type: ignore[attr-defined]  # the registry's words
-            raise none
+            raise NotFound(f"no healthy instance of {service!r} ({ans.detail()})", where=ans.url,
+                           reason=ans.detail(), hint="see why with: {inspect}" + service)
         check_status(ans, f"URL of {service}")
         data = _expect(ans.json(), dict, f"URL of {service}", ans)
         url = data.get("url")
@@ -397,10 +393,8 @@ class _Base:
             return BadResponse(f"{call.what}: answer larger than {MAX_BODY_BYTES // 2**20} MiB (decompressed)",
                                where=url, hint="check that the URL points at the Config Service")
         if isinstance(exc, BodyTooSlow):
-            err = Unreachable(f"{call.what}: answer still arriving after {self.limit_for(call):g}s", where=url,
-                              hint="the server or a proxy is stalling; raise {timeout}")
-            err.out_of_time = True  # type: ignore[attr-defined]
-            return err
+            return Unreachable(f"{call.what}: answer still arriving after {self.limit_for(call):g}s", where=url,
+                               hint="the server or a proxy is stalling; raise {timeout}", out_of_time=True)
         return BadResponse(f"{call.what}: {exc}", where=url, hint="check the Config Service or the proxy before it")
 
     def _translate(self, exc: Exception, call: Call, url: str) -> RegctlError:
@@ -411,12 +405,10 @@ class _Base:
 
 def still_running_error(call: Call, url: str) -> Unreachable:
     """A slow server-side call cut at its own deadline: the server is working, not unreachable."""
-    err = Unreachable(f"{call.what}: {call.still_running} is still running after {call.timeout:g}s",
-                      where=url,
-                      hint="the Config Service retries each failing endpoint and still finishes (and writes "
-                           "the row's status); raise {server_timeout} to wait for its verdict")
-    err.still_running_after = call.timeout  # type: ignore[attr-defined]
-    return err
+    return Unreachable(f"{call.what}: {call.still_running} is still running after {call.timeout:g}s",
+                       where=url, out_of_time=True, still_running_after=call.timeout,
+                       hint="the Config Service retries each failing endpoint and still finishes (and writes "
+                            "the row's status); raise {server_timeout} to wait for its verdict")
 
 
 def _excerpt(body: bytes, limit: int = 200) -> str:
@@ -486,11 +478,11 @@ class RegistryApi(_Base):
             if call.still_running:
                 raise still_running_error(call, url)
             self._stalled = Unreachable(f"{call.what}: no complete answer within {limit:g}s", where=url,
-                                        hint="the server or a proxy is stalling; raise {timeout}")
+                                        hint="the server or a proxy is stalling; raise {timeout}", out_of_time=True)
             raise self._stalled
         if "error" in box:
             err = box["error"]
-            if isinstance(err, Unreachable) and getattr(err, "out_of_time", False) and not call.still_running:
+            if isinstance(err, Unreachable) and err.out_of_time and not call.still_running:
                 self._stalled = err
             raise err
         ans = box["answer"]
@@ -513,11 +505,7 @@ class RegistryApi(_Base):
             raise self._body_error(exc, call, url) from None
         except RegctlError:
             raise
-        except httpx.TimeoutException as exc:
-            err = self._translate(exc, call, url)
-            err.out_of_time = True  # type: ignore[attr-defined]
-            raise err from exc
-        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:  # a timeout comes back out_of_time
             raise self._translate(exc, call, url) from exc
 
     def map(self, calls: list[Call], concurrency: int = 16, return_exceptions: bool = False) -> list[Any]:
@@ -617,10 +605,8 @@ class AsyncRegistryApi(_Base):
         except asyncio.TimeoutError as exc:
             if call.still_running:
                 raise still_running_error(call, url) from exc
-            err = Unreachable(f"{call.what}: no complete answer within {self.limit_for(call):g}s", where=url,
-                              hint="the server or a proxy is stalling; raise {timeout}")
-            err.out_of_time = True  # type: ignore[attr-defined]
-            raise err from exc
+            raise Unreachable(f"{call.what}: no complete answer within {self.limit_for(call):g}s", where=url,
+                              hint="the server or a proxy is stalling; raise {timeout}", out_of_time=True) from exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self._translate(exc, call, url) from exc
         except OSError as exc:

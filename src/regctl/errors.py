@@ -124,21 +124,44 @@ class RegctlError(Exception):
 
 
 class UsageError(RegctlError):
-    """Bad flags, bad input values, unreadable input files (exit 2)."""
+    """Bad flags, bad input values, unreadable input files (exit 2).
+
+    ``status_code`` is 422 when the Config Service itself rejected the values (not a local check).
+    """
 
     exit_code = ExitCode.USAGE
 
+    def __init__(self, message: str, *, status_code: int | None = None, **kw) -> None:
+        super().__init__(message, **kw)
+        self.status_code = status_code
+
 
 class NotFound(RegctlError):
-    """The answer is no: nothing registered, nothing healthy (exit 1)."""
+    """The answer is no: nothing registered, nothing healthy (exit 1). ``reason``: the registry's own words."""
 
     exit_code = ExitCode.NO
 
+    def __init__(self, message: str, *, reason: str | None = None, **kw) -> None:
+        super().__init__(message, **kw)
+        self.reason = reason
+
 
 class Unreachable(RegctlError):
-    """A backend could not be reached: DNS, refused, timeout, lost session (exit 3)."""
+    """A backend could not be reached: DNS, refused, timeout, lost session (exit 3).
+
+    ``out_of_time``: a deadline ran out (not a refusal); ``still_running_after``: a slow
+    server-side call cut at its own deadline (seconds), the server still working;
+    ``connection_lost``: ZooKeeper's connection dropped, the session may survive elsewhere.
+    """
 
     exit_code = ExitCode.UNAVAILABLE
+
+    def __init__(self, message: str, *, out_of_time: bool = False, still_running_after: float | None = None,
+                 connection_lost: bool = False, **kw) -> None:
+        super().__init__(message, **kw)
+        self.out_of_time = out_of_time
+        self.still_running_after = still_running_after
+        self.connection_lost = connection_lost
 
 
 class BadResponse(RegctlError):

@@ -56,11 +56,9 @@ def translate_http_error(exc: Exception, url: str, timeout: float, what: str = "
     if isinstance(exc, httpx.TimeoutException):
         phase = {"ConnectTimeout": "connecting", "ReadTimeout": "waiting for the answer",
                  "WriteTimeout": "sending", "PoolTimeout": "waiting for a connection"}.get(type(exc).__name__, "")
-        err = Unreachable(f"{what}: no answer within {timeout:g}s" + (f" while {phase}" if phase else ""),
-                          where=url, detail=detail,
-                          hint="check that the host and port are right and reachable; raise {timeout} if it is slow")
-        err.out_of_time = True  # type: ignore[attr-defined]
-        return err
+        return Unreachable(f"{what}: no answer within {timeout:g}s" + (f" while {phase}" if phase else ""),
+                           where=url, detail=detail, out_of_time=True,
+                           hint="check that the host and port are right and reachable; raise {timeout} if it is slow")
     if isinstance(exc, httpx.ConnectError) or isinstance(exc, OSError):
         text = str(exc).lower()
         cause = exc.__cause__ or exc.__context__

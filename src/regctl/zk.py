@@ -356,11 +356,10 @@ class ZkReader:
             raise Unreachable(f"ZooKeeper did not answer within {self.timeout:g}s", where=f"{self.hosts} {path}",
                               hint="the ensemble may have lost quorum; run: regctl doctor zookeeper") from None
         except (ConnectionLoss, SessionExpiredError) as exc:
-            err = Unreachable(f"lost the ZooKeeper session ({type(exc).__name__})", where=f"{self.hosts} {path}",
-                              hint="check that ZooKeeper is up; run: regctl doctor zookeeper")
-            #: the session may survive on another member (see :meth:`snapshot`)
-            err.connection_lost = isinstance(exc, ConnectionLoss)  # type: ignore[attr-defined]
-            raise err from None
+            # a lost connection: the session may survive on another member (see :meth:`snapshot`)
+            raise Unreachable(f"lost the ZooKeeper session ({type(exc).__name__})", where=f"{self.hosts} {path}",
+                              hint="check that ZooKeeper is up; run: regctl doctor zookeeper",
+                              connection_lost=isinstance(exc, ConnectionLoss)) from None
         except NoAuthError:
             raise NotAuthorized(f"ZooKeeper refused to read {path} (NOAUTH)", where=self.hosts,
                                 hint=self.noauth_hint) from None
