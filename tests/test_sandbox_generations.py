@@ -271,7 +271,8 @@ def test_command_line_later_generation_with_seeded_rows_and_a_fault(zk_server, t
     log = tmp_path / "registry.log"
     pid = proc.spawn([sys.executable, "-m", "regctl.sandbox.registry", "--port", str(port), "--zk",
                       zk_server.hosts, "--base", base, "--generation", "later", "--seed-rows", "--fault", "redis"],
-                     log, cwd=tmp_path)
+                     log, cwd=tmp_path, token=(token := proc.new_token()))
+    started = proc.start_time(pid)
     url = f"http://127.0.0.1:{port}"
     try:
         def answers():
@@ -284,7 +285,7 @@ def test_command_line_later_generation_with_seeded_rows_and_a_fault(zk_server, t
         assert len(httpx.get(url + API + "/services", timeout=5).json()) == 13
         assert httpx.get(url + "/health", timeout=5).json() == {"detail": "Service unhealthy"}
     finally:
-        proc.stop_process(pid, timeout=5)
+        assert proc.stop_owned(pid, token, started, timeout=5) is None
     bad = subprocess.run([sys.executable, "-m", "regctl.sandbox.registry", "--generation", "middle"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--generation" in bad.stderr

@@ -667,7 +667,8 @@ def test_fault_flag_on_the_command_line(zk_server, tmp_path):
     log = tmp_path / "registry.log"
     pid = proc.spawn([sys.executable, "-m", "regctl.sandbox.registry", "--port", str(port),
                       "--zk", zk_server.hosts, "--base", base, "--fault", "redis", "--fault", "postgres"],
-                     log, cwd=tmp_path)
+                     log, cwd=tmp_path, token=(token := proc.new_token()))
+    started = proc.start_time(pid)
     url = f"http://127.0.0.1:{port}"
     try:
         def answers():
@@ -681,7 +682,7 @@ def test_fault_flag_on_the_command_line(zk_server, tmp_path):
         assert_plain_500(httpx.get(url + API + "/services", timeout=5))
         assert_plain_500(httpx.get(url + API + "/services/config-service", timeout=5))
     finally:
-        proc.stop_process(pid, timeout=5)
+        assert proc.stop_owned(pid, token, started, timeout=5) is None
     bad = subprocess.run([sys.executable, "-m", "regctl.sandbox.registry", "--fault", "kafka"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--fault" in bad.stderr

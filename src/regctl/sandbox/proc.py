@@ -7,7 +7,6 @@ that started them. Everything that waits here is bounded.
 
 from __future__ import annotations
 
-import errno
 import os
 import signal
 import socket
@@ -178,55 +177,6 @@ def pid_alive(pid: int | None) -> bool:
         return state not in ("Z", "X")
     except (OSError, IndexError):
         return True
-
-
-def process_matches(pid: int | None, token: str | None) -> bool:
-    """``pid`` is alive and (where /proc exists) its command line contains ``token``.
-
-    Guards against a recorded pid that was reused by something else after a reboot.
-    """
-    if not pid_alive(pid):
-        return False
-    if not token:
-        return True
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except FileNotFoundError:
-        return not Path("/proc/self").exists()  # no /proc at all: trust the pid
-    except OSError:
-        return True
-    return token in cmdline
-
-
-def stop_process(pid: int | None, *, timeout: float = 5.0, token: str | None = None) -> bool:
-    """SIGTERM the process group of ``pid``, SIGKILL it after ``timeout`` seconds.
-
-    Returns True if something was running and was stopped. Never waits longer than
-    ``timeout`` + 2 seconds.
-    """
-    if not pid or not process_matches(pid, token):
-        return False
-    _signal_group(pid, signal.SIGTERM)
-    if _wait_dead(pid, timeout):
-        return True
-    _signal_group(pid, signal.SIGKILL)
-    _wait_dead(pid, 2.0)
-    return True
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        pass
-    except OSError as exc:  # not a group leader (should not happen): signal the process
-        if exc.errno != errno.ESRCH:
-            try:
-                os.kill(pid, sig)
-            except OSError:
-                pass
 
 
 def _wait_dead(pid: int, timeout: float) -> bool:

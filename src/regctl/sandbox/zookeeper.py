@@ -116,9 +116,7 @@ class ZkMember:
         return f"{self.host}:{self.client_port}"
 
     def running(self) -> bool:
-        if self.token:
-            return proc.why_not_ours(self.pid, self.token, self.started) is None
-        return proc.process_matches(self.pid, self.config)
+        return proc.why_not_ours(self.pid, self.token, self.started) is None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -289,8 +287,9 @@ def start_zookeeper(dir: Path, port: int = 0, members: int = 1, *, host: str = "
     """Start ``members`` ZooKeeper servers detached; return them (no waiting, see :func:`wait_for`).
 
     ``words`` is the four-letter-word whitelist: ``srvr`` alone by default, as deployments run.
-    ``token`` goes into every member's environment (see :func:`regctl.sandbox.proc.spawn`); the
-    members then record their start time, and stopping them requires both to match.
+    ``token`` (a new random one when not given) goes into every member's environment (see
+    :func:`regctl.sandbox.proc.spawn`); the members record it and their start time, and
+    stopping them requires both to match.
 
     ``port`` is the first member's client port (0: a free one). An ensemble's other
     members get ``client_ports`` if given, else free ports; quorum and election
@@ -299,6 +298,7 @@ def start_zookeeper(dir: Path, port: int = 0, members: int = 1, *, host: str = "
     """
     if members < 1:
         raise ValueError("members must be >= 1")
+    token = token or proc.new_token()
     install = install or find_zookeeper(os.environ if env is None else env)
     if secure_port is not None:  # a standalone server with a TLS client port too
         if members != 1:
@@ -329,7 +329,7 @@ def start_zookeeper(dir: Path, port: int = 0, members: int = 1, *, host: str = "
                                   secure_port=secure_port, tls=tls, words=words)
             log = mdir / "zookeeper.log"
             pid = proc.spawn(install.command(config), log, cwd=mdir, env=child_env, token=token)
-            started_at = proc.start_time(pid) if token else None
+            started_at = proc.start_time(pid)
             statedir.write_atomic(mdir / "zookeeper.pid", f"{pid}\n")
             quorum = election = None
             if servers:
@@ -363,10 +363,7 @@ def stop_zookeeper(members: Sequence[ZkMember], timeout: float = 5.0) -> list[in
     """Stop every member (SIGTERM, then SIGKILL); return the myids that were running."""
     stopped = []
     for m in members:
-        if m.token:
-            if proc.stop_owned(m.pid, m.token, m.started, timeout=timeout) is None:
-                stopped.append(m.myid)
-        elif proc.stop_process(m.pid, timeout=timeout, token=m.config):
+        if proc.stop_owned(m.pid, m.token, m.started, timeout=timeout) is None:
             stopped.append(m.myid)
         try:
             (Path(m.dir) / "zookeeper.pid").unlink()
