@@ -48,9 +48,9 @@ from kazoo.exceptions import (
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
-from regctl.errors import NotAuthorized, Unreachable
+from regctl.errors import NotAuthorized, Unreachable, UsageError
 from regctl.models import Instance, NodeStat, Problem, ZkService, ZkSnapshot
-from regctl.names import normalize_base_path, zk_child
+from regctl.names import normalize_base_path, parse_zk_hosts, zk_child
 
 log = logging.getLogger(__name__)
 
@@ -222,8 +222,11 @@ NOAUTH_HINT = ("the node has an ACL: pass ZooKeeper digest credentials with REGC
 
 
 def _host_count(hosts: str) -> int:
-    """How many servers a connect string names (``h1:2181,h2:2181/chroot`` -> 2)."""
-    return len([h for h in hosts.split("/", 1)[0].split(",") if h.strip()])
+    """How many servers a connect string names (``h1:2181,h2:2181/chroot`` -> 2; 1 when it does not parse)."""
+    try:
+        return len(parse_zk_hosts(hosts).members)
+    except UsageError:
+        return 1
 
 
 class _ConnectionErrors(logging.LoggerAdapter):
