@@ -24,11 +24,9 @@ STATE_FILE_MAX_BYTES = 64 * 1024 * 1024
 
 
 def _read_state_file(path: Path) -> str:
-    """The file's text, never through a symlink, at most :data:`STATE_FILE_MAX_BYTES` (more: unreadable)."""
-    text = statedir.read_text(path, STATE_FILE_MAX_BYTES + 1)
-    if len(text.encode("utf-8", "surrogateescape")) > STATE_FILE_MAX_BYTES:
-        raise ValueError(f"larger than {STATE_FILE_MAX_BYTES // 2**20} MiB")
-    return text
+    """The file's text, never through a symlink, at most :data:`STATE_FILE_MAX_BYTES` of it (a longer
+    file is cut there, so its JSON does not parse: the caller starts empty)."""
+    return statedir.read_text(path, STATE_FILE_MAX_BYTES)
 
 log = logging.getLogger("regctl.sandbox.registry")
 
@@ -42,9 +40,7 @@ class UniqueViolation(Exception):
 
 
 def _save_json(path: Path, data: Any) -> None:
-    from regctl.sandbox.statedir import write_atomic
-
-    write_atomic(path, json.dumps(data, indent=1))  # never through a symlink planted at path
+    statedir.write_atomic(path, json.dumps(data, indent=1))  # never through a symlink planted at path
 
 
 class Database:

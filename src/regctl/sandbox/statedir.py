@@ -94,7 +94,8 @@ def make_dir(path: Path) -> Path:
             raise UntrustedDir(f"refusing to use {path}: it is {'a symlink' if stat.S_ISLNK(st.st_mode) else 'not a directory'}"
                                " regctl did not make", where=str(path), hint="remove it and try again")
         return path
-    make_dir(path.parent) if not os.path.lexists(path.parent) else None
+    if not os.path.lexists(path.parent):
+        make_dir(path.parent)
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
