@@ -8,7 +8,6 @@ need it instead of skipping them. Helpers other than fixtures live in
 from __future__ import annotations
 
 import os
-import pathlib
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,7 +270,7 @@ def real_service(request, make_real_service):
 
 def pytest_collection_modifyitems(config, items):
     """Every unit test is a compatibility test too: the markers alone say what each CI leg runs."""
-    unit = pathlib.Path(__file__).resolve().parent / "unit"
+    unit = Path(__file__).resolve().parent / "unit"
     for item in items:
-        if unit in pathlib.Path(str(item.fspath)).resolve().parents:
+        if unit in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.compat)
