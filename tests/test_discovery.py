@@ -341,3 +341,19 @@ def test_inspect_source_zk_says_what_it_did_not_read(populated):
     res = run_cli("inspect", "billing", "--source", "zk", env=populated.env)
     line = assert_one_line_error(res, 1)
     assert "no live instance in ZooKeeper" in line and "not read" in line
+
+
+def test_a_persistent_node_is_not_called_a_session_that_will_expire():
+    """Only a node some session owns can be on borrowed time; a persistent one never expires."""
+    from dataclasses import replace
+
+    from regctl.models import NodeStat
+
+    def owned(iid, owner):
+        return replace(inst(iid), stat=NodeStat(0.0, 0.0, owner, 0, 10))
+
+    current, other = 0x100, 0x200
+    v = judge("svc", zk=[owned("p", 0)], api=[owned("p", 0)], owners=frozenset({current}))
+    assert (v.discoverable, v.reason) == (True, None) and "session" not in v.detail
+    v = judge("svc", zk=[owned("o", other)], api=[owned("o", other)], owners=frozenset({current}))
+    assert (v.discoverable, v.reason) == (True, "orphaned-session") and "0x200" in v.detail

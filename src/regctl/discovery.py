@@ -194,7 +194,8 @@ def judge(service: str, *, zk: Sequence[Instance] | None = None, zk_error: str |
             caveat = "api-differs"
             detail += "; ZooKeeper holds more instances with status 'healthy' than the API lists"
     if (owners or dead) and caveat is None:
-        orphaned = [i for i in candidates if i.stat is not None and (
+        # a persistent node (no owner) belongs to no session: it never expires (its own problem says so)
+        orphaned = [i for i in candidates if i.stat is not None and i.stat.ephemeral_owner and (
             i.stat.ephemeral_owner in dead or (owners and i.stat.ephemeral_owner not in owners))]
         if orphaned:
             caveat = "orphaned-session"
