@@ -502,7 +502,10 @@ def run_side_by_side(jobs: list) -> None:
 COMPONENT_EFFECTS = {
     "redis": "Redis is down: every read of instances answers 500 and writes fail after they happened",
     "postgres": "PostgreSQL is down: the services list answers 500 and writes fail after the node changed",
-    "zookeeper": "the Config Service's ZooKeeper client is down: restart the Config Service",
+    # /health's "zookeeper" is the Config Service's own client: ZooKeeper down looks the same
+    "zookeeper": ("the Config Service cannot reach ZooKeeper: if ZooKeeper is down, bring it back "
+                  "(regctl doctor zookeeper); if it answers, the Config Service's own client gave up: "
+                  "restart the Config Service"),
 }
 
 

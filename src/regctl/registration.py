@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlencode
 
+from regctl.discovery import COMPONENT_EFFECTS
 from regctl.errors import NotFound, RegctlError, Unreachable, UsageError
 from regctl.guide import Registration, registration_from_env
 from regctl.names import (
@@ -453,7 +454,7 @@ WRITE_CONSEQUENCES = {
     "redis": "Redis is down: the cache was not cleared and lookups of every service fail until it is back",
     "postgres": "PostgreSQL is down: the database row was not updated (GET /services shows the old one) and "
                 "the cache was not cleared (lookups may serve the old list for up to 60 s)",
-    "zookeeper": "the Config Service's own ZooKeeper client is down: restart the Config Service",
+    "zookeeper": COMPONENT_EFFECTS["zookeeper"],
 }
 
 
