@@ -52,8 +52,8 @@ def main() -> int:
     rounds = a.rounds or (3 if a.quick else 5)
     figures: dict = {"services": a.services, "rounds": rounds}
 
-    from regctl import api as api_mod
-    from regctl.api import RegistryApi
+    from regctl.http import api as api_mod
+    from regctl.http.api import RegistryApi
 
     with zookeeper() as hosts:
         port = free_port()

@@ -29,8 +29,8 @@ def main() -> int:
     rounds = 5 if a.quick else 11
     py = sys.executable
     sys.path.insert(0, os.path.join(REPO, "src"))
-    from regctl.api import RegistryApi
-    from regctl.sandbox.registry import RegistryServer
+    from regctl.http.api import RegistryApi
+    from regctl.sandbox.registry.server import RegistryServer
 
     cache = tempfile.mkdtemp(prefix="regctl-bench-cache-")
     blackhole = socket.socket()

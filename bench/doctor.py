@@ -34,7 +34,7 @@ def main() -> int:
 
     import httpx
 
-    from regctl.sandbox.registry import RegistryServer
+    from regctl.sandbox.registry.server import RegistryServer
 
     holes = []
     for _ in range(2):

@@ -190,7 +190,9 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     from kazoo.client import KazooClient
 
-    from regctl import restore, transfer
+    from regctl.transfer import restore
+
+    from regctl.transfer import file as transfer
     from tests import realservice as rs
 
     try:

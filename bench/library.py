@@ -32,7 +32,7 @@ def main() -> int:
     n = a.calls
 
     from regctl.client import ServiceRegistryClient, ServiceRegistryHttpClient
-    from regctl.sandbox.registry import RegistryServer
+    from regctl.sandbox.registry.server import RegistryServer
 
     with zookeeper() as hosts:
         server = RegistryServer(zk_hosts=hosts, base_path="/bench-library/services", self_url=None)

@@ -36,7 +36,7 @@ def main() -> int:
 
     import httpx
 
-    from regctl.sandbox.registry import RegistryServer
+    from regctl.sandbox.registry.server import RegistryServer
 
     hang = socket.socket()
     hang.bind(("127.0.0.1", 0))

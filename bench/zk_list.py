@@ -74,7 +74,7 @@ def hold(hosts: str, services: int, instances: int) -> int:
 
 
 #: ``regctl list`` as it read before the byte budget (same code otherwise): the same-run "before" figure
-UNBOUNDED = ("import sys, regctl.zk as z; z._default_in_flight = lambda: None; from regctl.cli.app import main; "
+UNBOUNDED = ("import sys, regctl.zookeeper.reader as z; z._default_in_flight = lambda: None; from regctl.cli.app import main; "
              "sys.exit(main())")
 
 
@@ -142,7 +142,7 @@ def main() -> int:
 def run(a, hosts: str, rounds: int, figures: dict) -> None:
     from kazoo.client import KazooClient
 
-    from regctl import zk as zk_mod
+    from regctl.zookeeper import reader as zk_mod
     from regctl.views import summarize
 
     total = a.services * a.instances

@@ -115,7 +115,7 @@ def kazoo_client(zk_server: ZkServer):
 
 @dataclass
 class RunningRegistry:
-    server: object  # regctl.sandbox.registry.RegistryServer
+    server: object  # regctl.sandbox.registry.server.RegistryServer
     url: str
     zk_hosts: str
     base_path: str
@@ -134,12 +134,12 @@ class RunningRegistry:
 def make_registry(zk_server: ZkServer):
     """Factory: ``make_registry(cache_ttl=0.5, generation="later", zk_timeout=4, ...)`` -> RunningRegistry.
 
-    Keyword arguments go to :class:`regctl.sandbox.registry.RegistryServer`. Each gets
+    Keyword arguments go to :class:`regctl.sandbox.registry.server.RegistryServer`. Each gets
     a unique base path ``/regctl-test-<hex>/services`` unless one is given; all are
     stopped after the test. The failure switches are on ``.server``: ``faults``,
     ``lose_zk_client()``, ``restart(linger=...)`` (see docs/sandbox.md).
     """
-    from regctl.sandbox.registry import RegistryServer
+    from regctl.sandbox.registry.server import RegistryServer
 
     started = []
 

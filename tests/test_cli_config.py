@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from regctl.api import RegistryApi
+from regctl.http.api import RegistryApi
 from tests.helpers import assert_one_line_error, run_cli
 
 SECRETS = ("s3cr3t-bearer", "k3y-value", "pa55w0rd", "c00kie")

@@ -6,7 +6,7 @@ import stat
 import pytest
 import yaml
 
-from regctl.api import RegistryApi
+from regctl.http.api import RegistryApi
 from tests.conftest import free_port
 from tests.helpers import assert_one_line_error, run_cli
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from regctl.api import RegistryApi
+from regctl.http.api import RegistryApi
 from tests.conftest import free_port
 from tests.helpers import assert_one_line_error, run_cli
 
@@ -313,7 +313,7 @@ def test_lost_connection_reports_the_gap_and_what_changed_during_it(zk_server, m
 @pytest.mark.slow
 def test_keeps_going_across_a_zookeeper_restart(tmp_path, watches):
     from regctl.sandbox import zookeeper as zk
-    from regctl.sandbox.registry import RegistryServer
+    from regctl.sandbox.registry.server import RegistryServer
 
     install = zk.find_zookeeper()
     port = free_port()

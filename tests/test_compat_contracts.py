@@ -15,7 +15,7 @@ import pytest
 pytestmark = pytest.mark.compat
 
 
-# --------------------------------------------------------------------------- kazoo (regctl.zk_multi, regctl.zk)
+# --------------------------------------------------------------------------- kazoo (regctl.zookeeper.multi, regctl.zookeeper.reader)
 
 def test_kazoo_prefix_root_joins_a_chroot():
     """zk_multi.with_chroot calls kazoo.protocol.paths._prefix_root(root, path)."""
@@ -69,7 +69,7 @@ def test_kazoo_error_codes_map_to_exception_classes():
 
 
 def test_kazoo_logs_dropped_connections_in_words_regctl_recognises():
-    """regctl.zk._ConnectionErrors spots TLS failures in kazoo's connection log lines."""
+    """regctl.zookeeper.reader._ConnectionErrors spots TLS failures in kazoo's connection log lines."""
     from kazoo.protocol import connection
 
     src = inspect.getsource(connection)
@@ -141,7 +141,7 @@ def test_clickcompat_exceptions_are_the_ones_typer_raises():
 
 
 def test_typer_completion_init_is_where_completion_expects_it():
-    """regctl.cli.completion.serve calls typer._completion_classes.completion_init()."""
+    """regctl.cli.completion.script.serve calls typer._completion_classes.completion_init()."""
     from typer._completion_classes import completion_init
 
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from regctl.api import RegistryApi
+from regctl.http.api import RegistryApi
 from regctl.settings import resolve
 from tests.helpers import run_cli
 

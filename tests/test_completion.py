@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from regctl.api import RegistryApi
+from regctl.http.api import RegistryApi
 from tests.conftest import free_port
 from tests.helpers import assert_one_line_error, run_cli
 
@@ -318,7 +318,7 @@ def test_completion_requests_do_not_import_network_libraries(names_registry):
     ("'a:b", "'a:b", "a:bc", "a:bc"),    # quoted: bash did not split the word
 ])
 def test_bash_gets_the_part_after_its_word_breaks(incomplete, cur, value, expected):
-    from regctl.cli.completion_tree import bash_word
+    from regctl.cli.completion.tree import bash_word
 
     assert bash_word(value, incomplete, cur) == expected
 
@@ -342,9 +342,9 @@ QUICK_LINES = [
 
 def test_the_quick_path_answers_as_the_full_path_does(cache_home):
     """Line by line, shell by shell; only what the tree cannot know is handed to the full path."""
-    from regctl.cli import completion_tree as tree
+    from regctl.cli.completion import tree
     from regctl.cli.app import get_app
-    from regctl.cli.completion import answer
+    from regctl.cli.completion.script import answer
 
     run_cli("config", "set-context", "lab", "--config-url", "http://127.0.0.1:9", "--use")
     handed_over = set()
@@ -364,9 +364,9 @@ def test_the_quick_path_answers_as_the_full_path_does(cache_home):
 @pytest.mark.parametrize("line", ["regctl inspect a", "regctl deregister asr-service ", "regctl doctor --service a",
                                   "regctl health asr-service a", "regctl -o json url au", "regctl register --name a"])
 def test_the_quick_path_completes_names_as_the_full_path_does(line, names_registry, monkeypatch):
-    from regctl.cli import completion_tree as tree
+    from regctl.cli.completion import tree
     from regctl.cli.app import get_app
-    from regctl.cli.completion import answer
+    from regctl.cli.completion.script import answer
 
     for k, v in {**names_registry.env, **SLOW_OK}.items():
         monkeypatch.setenv(k, v)
@@ -389,8 +389,7 @@ def test_the_quick_path_is_used_and_needs_no_typer(cache_home):
 
 
 def test_a_changed_cli_rebuilds_the_tree(cache_home):
-    from regctl.cli import completion_tree as tree
-
+    from regctl.cli.completion import tree
     complete("regctl ins")
     path = cache_home / "regctl" / "completion-tree.json"
     data = json.loads(path.read_text())
@@ -418,8 +417,7 @@ def test_printing_the_script_prepares_the_quick_path(cache_home):
     proc = subprocess.run([str(BIN / "regctl"), "completion", "bash"], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "XDG_CACHE_HOME": str(cache_home)})
     assert proc.returncode == 0 and proc.stdout == (ROOT / "completions" / "regctl.bash").read_text()
-    from regctl.cli import completion_tree as tree
-
+    from regctl.cli.completion import tree
     assert tree.load_tree() is not None
 
 
@@ -447,7 +445,7 @@ def test_a_hostile_zookeeper_costs_completion_its_budget_and_bounded_memory(mode
 @pytest.mark.parametrize("mode", ["huge", "silent"])
 def test_the_completion_zookeeper_client_is_hardened_itself(mode):
     """Not only abandoned when the budget runs out: the ZooKeeper lookup itself ends within it."""
-    from regctl.cli.completion_lookup import _from_zookeeper
+    from regctl.cli.completion.lookup import _from_zookeeper
     from regctl.settings import resolve
     from tests.test_hostile_round2 import FakeZooKeeper
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from regctl.api import RegistryApi
+from regctl.http.api import RegistryApi
 from tests.conftest import free_port
 
 BIN = Path(sys.executable).parent
@@ -113,7 +113,7 @@ def shell_env(home: Path, extra: dict) -> dict:
 
 
 def regctl_script(shell: str) -> str:
-    from regctl.cli.completion import script
+    from regctl.cli.completion.script import script
 
     return script(shell)
 

@@ -287,7 +287,7 @@ GARBAGE = b'[1, "two", null, {"service_name": 5}]'
 
 
 def test_garbage_services_list_is_could_not_check_not_an_empty_registry():
-    from regctl.api import RegistryApi
+    from regctl.http.api import RegistryApi
 
     transport = httpx.MockTransport(lambda req: httpx.Response(200, content=GARBAGE,
                                                                headers={"content-type": "application/json"}))

@@ -290,15 +290,6 @@ def test_tests_and_bench_scripts_named_in_the_docs_exist():
     assert not missing, missing
 
 
-def test_the_design_map_names_every_module():
-    text = _text(DOCS / "design.md")
-    pkg = ROOT / "src" / "regctl"
-    names = sorted(p.stem if p.is_file() else p.name for p in pkg.iterdir()
-                   if (p.suffix == ".py" and not p.name.startswith("__")) or (p.is_dir() and (p / "__init__.py").exists()))
-    missing = [n for n in names if not re.search(rf"^  {re.escape(n)}(\.py|/)", text, re.M)]
-    assert not missing, f"docs/design.md's module map does not name: {missing}"
-
-
 def test_the_man_page_is_generated_from_the_cli_and_renders():
     import shutil
     import subprocess
@@ -346,7 +337,9 @@ def test_design_map_names_every_module_and_only_real_ones():
     missing = sorted(n for n in named if not (src / n).exists())
     assert not missing, f"docs/design.md names what does not exist: {missing}"
     real = {str(p.relative_to(src)) for p in src.rglob("*.py") if "__pycache__" not in p.parts}
-    covered = lambda path: path in named or any(path.startswith(n) for n in named if n.endswith("/") and n.count("/") > 1)
+    def covered(path: str) -> bool:  # a package's __init__.py is named by its package's line
+        return path in named or path.endswith("__init__.py") and path[:-len("__init__.py")] in named \
+            or any(path.startswith(n) for n in named if n.endswith("/") and n.count("/") > 1)
     unnamed = sorted(p for p in real if not covered(p))
     assert not unnamed, f"docs/design.md does not name: {unnamed}"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from regctl.sandbox.registry_monitor import SEEDED_SERVICES
+from regctl.sandbox.registry.monitor import SEEDED_SERVICES
 from tests.test_cli_doctor import doctor, one, rows
 from tests.test_doctor_failures import assert_only_cause
 from tests import test_sandbox_generations

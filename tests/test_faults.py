@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from regctl.api import RegistryApi
+from regctl.http.api import RegistryApi
 from regctl.sandbox import proc, stack
 from regctl.sandbox import zookeeper as zkmod
 from tests.helpers import assert_one_line_error, run_cli

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from regctl.api import RegistryApi
+from regctl.http.api import RegistryApi
 from tests.helpers import CliResult, assert_one_line_error, run_cli
 
 HYPO = settings(max_examples=30, deadline=None,

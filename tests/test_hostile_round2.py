@@ -227,7 +227,7 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
 
 
 def test_a_file_over_the_cap_is_bad_input_before_it_is_parsed(tmp_path):
-    from regctl.bounded import TOKEN_FILE_MAX_BYTES
+    from regctl.http.bounded import TOKEN_FILE_MAX_BYTES
 
     big = tmp_path / "token"
     big.write_bytes(b"a" * (TOKEN_FILE_MAX_BYTES + 1))
@@ -237,7 +237,7 @@ def test_a_file_over_the_cap_is_bad_input_before_it_is_parsed(tmp_path):
 
 
 def test_the_bounded_file_reader_directly(tmp_path):
-    from regctl.bounded import read_file_text
+    from regctl.http.bounded import read_file_text
     from regctl.errors import UsageError
 
     ok = tmp_path / "ok"
@@ -311,7 +311,7 @@ def test_a_hostile_zookeeper_costs_one_timeout_and_bounded_memory(mode, args):
 
 def test_the_frame_cap_and_session_cap_are_in_place_on_the_library_reader():
     from regctl.errors import Unreachable
-    from regctl.zk import ZkReader
+    from regctl.zookeeper.reader import ZkReader
 
     for mode in ("huge", "silent"):
         srv = FakeZooKeeper(mode)
@@ -388,8 +388,7 @@ def test_fat_nodes_do_not_kill_a_256mb_zookeeper(small_heap_zk):
 
 
 def test_the_byte_budget_sizes_batches_from_what_it_has_seen():
-    from regctl import zk_multi
-
+    from regctl.zookeeper import multi as zk_multi
     budget = zk_multi.ByteBudget()
     assert budget.batch_size() == 16  # nothing seen: 16 nodes of at most 1 MiB each
     for _ in range(2000):
@@ -407,7 +406,7 @@ def test_the_byte_budget_sizes_batches_from_what_it_has_seen():
 
 def test_bulk_reads_come_back_whole_whatever_the_batches(kazoo_client, registry):
     """Random order and budgeted batches: every path answered, in any mix of sizes, as single reads say."""
-    from regctl.zk import ZkReader
+    from regctl.zookeeper.reader import ZkReader
 
     base = registry.base_path
     paths = []

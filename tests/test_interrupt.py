@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from regctl.api import RegistryApi
+from regctl.http.api import RegistryApi
 
 pytestmark = pytest.mark.slow
 
@@ -105,8 +105,7 @@ def wait_busy(server, requests_before: int, timeout: float = 15.0) -> None:
 @pytest.fixture
 def slow_registry(make_registry):
     """A registry that counts requests; set ``.server.simulate["delay"]`` to slow it down."""
-    from regctl.sandbox import registry_http
-
+    from regctl.sandbox.registry import http as registry_http
     reg = make_registry(cache_ttl=0)
     reg.server.requests = 0
     original = registry_http.Handler.handle_one_request

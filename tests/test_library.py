@@ -606,7 +606,7 @@ def test_hints_that_reach_the_library_name_no_cli_flag():
     assert not any("--" in v for v in LIBRARY_HINT_WORDS.values())
     pkg = pathlib.Path(regctl.__file__).parent
     found = []
-    for module in ("client.py", "api.py", "httpconf.py", "guide.py", "errors.py", "bounded.py"):
+    for module in ("client.py", "http/api.py", "http/config.py", "guide.py", "errors.py", "http/bounded.py"):
         tree = ast.parse((pkg / module).read_text())
         docstrings = {id(n.body[0].value) for n in ast.walk(tree)
                       if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))

@@ -5,7 +5,7 @@ import json
 import httpx
 import pytest
 
-from regctl.api import RegistryApi, server_health_call
+from regctl.http.api import RegistryApi, server_health_call
 from regctl.errors import Unreachable
 from regctl.monitor import (
     MAX_SERVER_DEADLINE,
@@ -304,7 +304,7 @@ def test_server_checks_count_endpoints_from_instances():
 def test_async_client_honours_the_calls_own_deadline():
     import asyncio
 
-    from regctl.api import AsyncRegistryApi
+    from regctl.http.api import AsyncRegistryApi
 
     seen = {}
 

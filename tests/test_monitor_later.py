@@ -2,7 +2,7 @@
 
 import time
 
-from regctl.api import RegistryApi
+from regctl.http.api import RegistryApi
 from regctl.monitor import detect_generation, monitor_verdict
 from tests.helpers import run_cli
 from tests.test_cli_health import endpoints, reg  # noqa: F401  (a fixture, used by name)

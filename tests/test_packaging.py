@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -21,9 +22,13 @@ def dists(tmp_path_factory):
     """(wheel path, sdist path, build output) from ``python -m build`` of this checkout."""
     pytest.importorskip("build")
     out = tmp_path_factory.mktemp("dist")
+    # build a copy: parallel workers building the same tree race on its egg-info directory
+    tree = tmp_path_factory.mktemp("tree") / "regctl"
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(".git", ".venv*", "__pycache__", "build", "dist",
+                                                              "*.egg-info", ".pytest_cache"))
     # --no-isolation: the test extra installs setuptools and build, so no download is needed
     proc = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel",
-                           "--outdir", str(out), str(ROOT)],
+                           "--outdir", str(out), str(tree)],
                           capture_output=True, text=True, timeout=300,
                           env={**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
                                "PYTHONWARNINGS": "default"})

@@ -75,7 +75,7 @@ def names_answer(_h):
 
 def completion_lookup(env: dict) -> list:
     """What shell completion's name lookup returns with ``env`` (its settings from the environment)."""
-    from regctl.cli.completion_lookup import _from_api
+    from regctl.cli.completion.lookup import _from_api
     from regctl.settings import resolve
 
     old = dict(os.environ)

@@ -65,7 +65,7 @@ def clean_env(env: dict) -> dict:
 @given(env=env_strategy, ctx=context_values)
 def test_resolving_and_sending_never_raises_an_untranslated_error(env, ctx):
     from regctl import contexts
-    from regctl.api import RegistryApi
+    from regctl.http.api import RegistryApi
     from regctl.settings import resolve
 
     try:

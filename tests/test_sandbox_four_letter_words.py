@@ -8,7 +8,7 @@ the words are not allowed and judge the member by a session, never by the refusa
 
 from __future__ import annotations
 
-from regctl import zk_admin
+from regctl.zookeeper import admin as zk_admin
 from regctl.sandbox import stack
 from regctl.sandbox import zookeeper as zkmod
 from tests.helpers import run_cli

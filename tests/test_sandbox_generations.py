@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from regctl.sandbox import proc
-from regctl.sandbox.registry import RegistryServer
-from regctl.sandbox.registry_monitor import SEEDED_SERVICES
+from regctl.sandbox.registry.server import RegistryServer
+from regctl.sandbox.registry.monitor import SEEDED_SERVICES
 
 API = "/api/v1/registry"
 FAST = {"retry_delays": (0.05, 0.05), "probe_timeout": 0.5}

@@ -23,7 +23,7 @@ import pytest
 from regctl.errors import SandboxError
 from regctl.sandbox import proc
 from regctl.sandbox import zookeeper as zkmod
-from regctl.sandbox.registry import RegistryServer
+from regctl.sandbox.registry.server import RegistryServer
 
 REGISTERED_AT = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}\+00:00$")
 

@@ -358,7 +358,7 @@ def test_three_member_ensemble_on_loopback(tmp_path):
 
 @pytest.mark.slow
 def test_later_generation_sandbox_shows_the_monitor_and_seeded_rows(tmp_path):
-    from regctl.sandbox.registry_monitor import SEEDED_SERVICES
+    from regctl.sandbox.registry.monitor import SEEDED_SERVICES
 
     dir = tmp_path / "sb"
     info = stack.up(dir, api_port=0, zk_port=0, demo=True, generation="later", monitor_interval=0.5)

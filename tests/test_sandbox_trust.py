@@ -197,7 +197,7 @@ def test_a_normal_up_and_down_stops_its_own_processes(tmp_path):
 
 
 def test_the_registry_reads_its_database_and_cache_never_through_a_planted_symlink(tmp_path):
-    from regctl.sandbox.registry_db import Cache, Database
+    from regctl.sandbox.registry.db import Cache, Database
 
     secret = tmp_path / "someone-elses.json"
     secret.write_text(json.dumps({"services": {"leaked": {"service_name": "leaked"}},

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from regctl.api import RegistryApi
+from regctl.http.api import RegistryApi
 from tests.helpers import assert_one_line_error, run_cli
 
 INSTANCES = [
@@ -283,9 +283,10 @@ def test_an_instance_re_registered_while_the_prompt_is_open_keeps_its_new_data(
 
 
 def test_the_race_through_the_library_and_force(populated, kazoo_client, tmp_path):
-    from regctl import restore, transfer
-    from regctl import transfer_live as tl
-    from regctl.zk import ZkReader
+    from regctl.transfer import restore
+    from regctl.transfer import file as transfer
+    from regctl.transfer import live as tl
+    from regctl.zookeeper.reader import ZkReader
 
     text = run_cli("export", env=populated.env).stdout
     with RegistryApi(populated.url, timeout=5) as api:

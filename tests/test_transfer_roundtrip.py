@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from regctl.api import RegistryApi
+from regctl.http.api import RegistryApi
 from tests.helpers import assert_one_line_error, run_cli
 
 BIG = "x" * (600 * 1024)  # over regctl's 512 KiB display limit, under ZooKeeper's 1 MiB

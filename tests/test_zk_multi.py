@@ -7,9 +7,9 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.security import make_digest_acl
 
-from regctl import zk_multi
+from regctl.zookeeper import multi as zk_multi
 from regctl.errors import NotAuthorized
-from regctl.zk import ZkReader
+from regctl.zookeeper.reader import ZkReader
 
 pytestmark = pytest.mark.compat  # also run on the oldest and newest Python (.ci/run)
 

@@ -1,6 +1,6 @@
 """The integration guide's registry client, as a library a microservice can import.
 
-Three pieces, all going through :mod:`regctl.api` (the same calls the CLI makes):
+Three pieces, all going through :mod:`regctl.http.api` (the same calls the CLI makes):
 
 * :class:`ServiceRegistryHttpClient`: the guide's async client, same method names,
   signatures and semantics: ``register`` returns the instance id or None,
@@ -41,15 +41,15 @@ from typing import Any, AsyncIterator, Callable, Dict, Iterator, Mapping, NoRetu
 
 import httpx
 
-from regctl.api import (
+from regctl.http.api import (
     AsyncRegistryApi,
     Call,
     RegistryApi,
     deregister_call,
     register_call,
-    ssl_verify,
     url_call,
 )
+from regctl.http.config import ssl_verify
 from regctl.errors import BadResponse, ExitCode, NotFound, RegctlError, UsageError
 from regctl.guide import DEFAULT_CONFIG_SERVICE_URL, Registration, config_service_url_from_env, registration_from_env
 
@@ -197,7 +197,7 @@ class _Common:
     @property
     def _registry_base(self) -> str:
         """The guide client's attribute: ``{base}/api/v1/registry``."""
-        from regctl.api import PREFIX
+        from regctl.http.api import PREFIX
 
         return self.base_url + PREFIX
 

@@ -40,7 +40,7 @@ from typing import Any, Iterator, Mapping
 
 import yaml
 
-from regctl.bounded import replace_file
+from regctl.http.bounded import replace_file
 from regctl.errors import UsageError
 
 CURRENT_KEY = "current-context"
@@ -110,7 +110,7 @@ def config_path(env: Mapping[str, str] | None = None) -> Path:
 
 def load(path: Path | str | None = None) -> ConfigFile:
     """Read and validate the file; a missing file is an empty config."""
-    from regctl.bounded import CONFIG_FILE_MAX_BYTES, read_file_text
+    from regctl.http.bounded import CONFIG_FILE_MAX_BYTES, read_file_text
 
     path = config_path() if path is None else Path(path)
     try:
@@ -130,7 +130,7 @@ def load(path: Path | str | None = None) -> ConfigFile:
 
 def parse(text: str, path: Path | str = "<config>") -> ConfigFile:
     """Parse and validate config text; errors name ``path``, the line and the key."""
-    from regctl.bounded import compose_yaml, construct_yaml
+    from regctl.http.bounded import compose_yaml, construct_yaml
 
     path = Path(path)
     try:
@@ -445,7 +445,7 @@ def settings_values(values: Mapping[str, Any], env: Mapping[str, str] | None = N
     if not any(k.lower() == "authorization" for k in headers):
         token = None
         if values.get("token_file"):
-            from regctl.bounded import TOKEN_FILE_MAX_BYTES, read_file_text
+            from regctl.http.bounded import TOKEN_FILE_MAX_BYTES, read_file_text
 
             tpath = Path(os.path.expanduser(values["token_file"]))
             try:

@@ -133,7 +133,7 @@ def judge(service: str, *, zk: Sequence[Instance] | None = None, zk_error: str |
     ``probes``: instance id -> :class:`regctl.health.ProbeResult`, when probing was asked.
     ``owners``: the ZooKeeper sessions that own the Config Service's own nodes; a
     candidate owned by another session is on borrowed time (``orphaned-session``), and so is one
-    owned by a session in ``dead`` (known gone: see :func:`regctl.transfer_live.current_session`).
+    owned by a session in ``dead`` (known gone: see :func:`regctl.transfer.live.current_session`).
     """
     zk_list = list(zk) if zk is not None else None
     if isinstance(api, RegctlError):
@@ -423,8 +423,8 @@ def read_registry(api: Callable[[], Any] | None, zk: Callable[[], Any] | None, *
                   concurrency: int = 16) -> RegistryRead:
     """Read the services list and ZooKeeper side by side, then each service's instances.
 
-    ``api``/``zk`` return a :class:`regctl.api.RegistryApi` / connected
-    :class:`regctl.zk.ZkReader` (None: that source is not used). A source that
+    ``api``/``zk`` return a :class:`regctl.http.api.RegistryApi` / connected
+    :class:`regctl.zookeeper.reader.ZkReader` (None: that source is not used). A source that
     fails is recorded, not raised (:class:`UsageError` and bugs are raised).
     ``names`` limits everything to those services. The per-service reads run
     concurrently, at most ``concurrency`` at once, and are skipped when the API
@@ -462,8 +462,7 @@ def read_registry(api: Callable[[], Any] | None, zk: Callable[[], Any] | None, *
     targets = list(wanted) if wanted else read.names()
     if not targets:
         return read
-    from regctl import api as api_mod
-
+    from regctl.http import api as api_mod
     client = api()
     answers = client.map([api_mod.instances_call(n) for n in targets], concurrency=concurrency,
                          return_exceptions=True)

@@ -41,7 +41,7 @@ from typing import Callable, Iterable, Sequence
 import h11
 import httpx
 
-from regctl.bounded import ACCEPT_ENCODING, Decoder, read_body_async
+from regctl.http.bounded import ACCEPT_ENCODING, Decoder, read_body_async
 from regctl.models import Instance
 
 log = logging.getLogger(__name__)
@@ -430,7 +430,7 @@ async def probe_many_async(targets: Sequence[ProbeTarget], *, timeout: float = 5
     # no keep-alive: each target is a different origin, probed once; idle pooled connections only make
     # httpcore scan a longer list on every request (O(pool) per request, the largest cost at 1,000 targets)
     limits = httpx.Limits(max_connections=HTTPX_CONCURRENCY, max_keepalive_connections=0)
-    from regctl.api import ssl_verify
+    from regctl.http.config import ssl_verify
 
     async with httpx.AsyncClient(timeout=timeout, verify=ssl_verify(verify), limits=limits, follow_redirects=False,
                                  trust_env=False, headers={"Accept-Encoding": ACCEPT_ENCODING}) as client:

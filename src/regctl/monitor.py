@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 from regctl.errors import RegctlError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from regctl.api import Answer, RegistryApi
+    from regctl.http.api import Answer, RegistryApi
 
 EARLIER = "earlier"
 LATER = "later"
@@ -113,7 +113,7 @@ def detect_generation(api: "RegistryApi") -> GenerationInfo:
     Never raises for an answer or a transport failure: those give ``unknown``
     with the reason as evidence.
     """
-    from regctl.api import PREFIX, monitor_status_call
+    from regctl.http.api import PREFIX, monitor_status_call
 
     for prefixed in (False, True):
         call = monitor_status_call(None, prefixed=prefixed)
@@ -182,7 +182,7 @@ def monitor_verdict(api: "RegistryApi", name: str, info: GenerationInfo | None =
 def monitor_verdicts(api: "RegistryApi", names: Iterable[str], info: GenerationInfo | None = None,
                      concurrency: int = 16) -> dict[str, MonitorVerdict]:
     """:func:`monitor_verdict` for many services at once (concurrently), keyed by name."""
-    from regctl.api import monitor_status_call
+    from regctl.http.api import monitor_status_call
 
     names = list(dict.fromkeys(names))
     if not names:
@@ -360,7 +360,7 @@ def run_server_checks(api: "RegistryApi", instances: "Mapping[str, int | Sequenc
     :func:`server_health_deadline` for its endpoints; ``/health/detailed``
     is asked alongside (older servers answer 404 at once).
     """
-    from regctl.api import server_health_call, server_health_detailed_call
+    from regctl.http.api import server_health_call, server_health_detailed_call
 
     if info is None:
         info = detect_generation(api)

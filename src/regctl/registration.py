@@ -191,7 +191,7 @@ def load_registrations(text: str, source: str = "file") -> list[Registration]:
     """
     import yaml
 
-    from regctl.bounded import load_yaml
+    from regctl.http.bounded import load_yaml
 
     try:
         doc = load_yaml(text, source)
@@ -269,8 +269,8 @@ def registration_from_mapping(item: Any) -> Registration:
 # ---------------------------------------------------------------------------
 
 def describe_request(base_url: str, call: Any) -> dict:
-    """``{"method", "url", "json"}`` of an :class:`regctl.api.Call` against ``base_url``."""
-    from regctl.api import PREFIX
+    """``{"method", "url", "json"}`` of an :class:`regctl.http.api.Call` against ``base_url``."""
+    from regctl.http.api import PREFIX
 
     url = base_url.rstrip("/") + (PREFIX if call.prefixed else "") + call.path
     if call.params:
@@ -481,7 +481,7 @@ def write_failure_consequence(api: Any, service: str) -> str | None:
     services list (the database) and the service's instance list (through Redis)
     are asked, and whichever fails names the component. None when nothing says.
     """
-    from regctl import transfer_live as tl
+    from regctl.transfer import live as tl
     from regctl.discovery import api_failure_cause, fetch_health
 
     health = fetch_health(api)

@@ -136,7 +136,7 @@ class Settings:
     notes: tuple = ()
 
     def zk_options(self) -> dict:
-        """Keyword arguments for :class:`regctl.zk.ZkReader` / ``RegistryWatcher``: auth and TLS."""
+        """Keyword arguments for :class:`regctl.zookeeper.reader.ZkReader` / ``RegistryWatcher``: auth and TLS."""
         return {"auth_data": self.zk_auth_data, "client_kwargs": dict(self.zk_client_kwargs)}
 
     def secret_values(self) -> list[str]:
@@ -411,7 +411,7 @@ def parse_headers_env(text: str, var: str = "REGCTL_HEADERS") -> dict[str, str]:
 
 def read_token_file(path: str, where: str) -> str:
     """The token in ``path`` (stripped; one line), or a :class:`UsageError` naming the file, never the token."""
-    from regctl.bounded import TOKEN_FILE_MAX_BYTES, read_file_text
+    from regctl.http.bounded import TOKEN_FILE_MAX_BYTES, read_file_text
 
     p = Path(os.path.expanduser(path))
     try:

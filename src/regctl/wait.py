@@ -187,7 +187,7 @@ def wait_for_instances(name: str, *, min_count: int = 1, healthy: bool = False, 
 
 def _ask_url(name: str, url: str, headers: dict, verify: bool | str, timeout: float) -> tuple:
     """(the URL /url answered, None) or (None, why it failed in a few words)."""
-    from regctl.api import RegistryApi
+    from regctl.http.api import RegistryApi
 
     try:
         with RegistryApi(url, timeout=timeout, headers=headers, verify=verify) as api:
@@ -218,7 +218,7 @@ class _ApiSource(_Source):
         self.name, self.url, self.headers, self.verify = name, url, headers, verify
 
     def read(self, timeout: float) -> list[Instance]:
-        from regctl.api import RegistryApi
+        from regctl.http.api import RegistryApi
 
         with RegistryApi(self.url, timeout=timeout, headers=self.headers, verify=self.verify) as api:
             return api.instances(self.name)
@@ -241,7 +241,7 @@ class _ZkSource(_Source):
         self.changed.set()
 
     def _connect(self, timeout: float):
-        from regctl.zk import ZkReader
+        from regctl.zookeeper.reader import ZkReader
 
         if self.reader is None:
             reader = ZkReader(self.hosts, self.base, timeout=timeout, auth_data=self.auth,

@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from regctl.api import RegistryApi
+from regctl.http.api import RegistryApi
 from regctl.errors import BadResponse, ExitCode, NotAuthorized, NotFound, Unreachable, UsageError
 
 
@@ -101,7 +101,7 @@ def test_headers_are_sent_and_map_collects_errors():
         return httpx.Response(200, json=[])
 
     api = RegistryApi("http://r.test", headers={"Authorization": "Bearer t"}, transport=httpx.MockTransport(handler))
-    from regctl.api import instances_call
+    from regctl.http.api import instances_call
     res = api.map([instances_call("ok"), instances_call("bad")], return_exceptions=True)
     assert res[0] == [] and isinstance(res[1], BadResponse)
     assert got == ["Bearer t", "Bearer t"]

@@ -12,7 +12,9 @@ import time
 
 import pytest
 
-from regctl import doctor, zk_admin
+from regctl import doctor
+
+from regctl.zookeeper import admin as zk_admin
 from regctl.cli.render import Column, Output, Result, Table, status_mark
 from regctl.doctor import FAIL, PASS, SKIP, WARN, Check, DoctorConfig
 from regctl.doctor.checks.config import classify_health_answer

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from regctl import api as api_mod
+from regctl.http import api as api_mod
 from regctl.errors import RegctlError
 from regctl.models import Instance, Problem, ServiceRow
 from regctl.views import detail, summarize
-from regctl.zk import MAX_PAYLOAD_BYTES, instance_from_node, parse_payload
+from regctl.zookeeper.reader import MAX_PAYLOAD_BYTES, instance_from_node, parse_payload
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

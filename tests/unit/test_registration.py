@@ -4,7 +4,7 @@ import httpx
 import pytest
 
 from regctl import registration as r
-from regctl.api import RegistryApi, deregister_call, register_call
+from regctl.http.api import RegistryApi, deregister_call, register_call
 from regctl.errors import NotFound, Unreachable, UsageError
 from regctl.wait import WaitOutcome
 

@@ -96,7 +96,7 @@ def test_zk_auth_sources(tmp_path):
 
 
 def test_zk_tls_options_reach_the_reader(tmp_path):
-    from regctl.zk import ZkReader
+    from regctl.zookeeper.reader import ZkReader
 
     for name in ("ca.pem", "c.pem", "k.pem"):
         (tmp_path / name).write_text("x")

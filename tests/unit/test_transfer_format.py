@@ -4,9 +4,11 @@ import json
 
 import pytest
 
-from regctl import restore, transfer
+from regctl.transfer import restore
+
+from regctl.transfer import file as transfer
 from regctl.models import Instance, NodeStat
-from regctl.transfer_live import Session
+from regctl.transfer.live import Session
 
 
 def entry(service="svc", iid="i-1", **raw):
@@ -127,8 +129,7 @@ def test_non_finite_numbers_round_trip_through_strict_json():
     import json
     import math
 
-    from regctl import transfer
-
+    from regctl.transfer import file as transfer
     doc = {"version": 1, "services": [{"name": "s", "instances": [{"instance_id": "i", "service_url": "http://s:1",
            "service_metadata": {"a/b": float("nan"), "~x": [1.5, float("inf"), {"n": float("-inf")}], "t": "NaN"}}]}]}
     text = transfer.dump_document(doc, "json")
@@ -146,7 +147,7 @@ def test_non_finite_numbers_round_trip_through_strict_json():
 def test_a_bad_non_finite_pointer_is_bad_input():
     import pytest
 
-    from regctl import transfer
+    from regctl.transfer import file as transfer
     from regctl.errors import UsageError
 
     for bad in (["/services/0/nope"], "x", ["/version"]):

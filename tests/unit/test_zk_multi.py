@@ -1,4 +1,4 @@
-"""The multiRead wire format (regctl.zk_multi) without a server: encoding, decoding, batching, chroot."""
+"""The multiRead wire format (regctl.zookeeper.multi) without a server: encoding, decoding, batching, chroot."""
 
 import struct
 
@@ -7,8 +7,8 @@ from kazoo.exceptions import NoAuthError, NoNodeError
 from kazoo.protocol.paths import _prefix_root
 from kazoo.protocol.serialization import GetChildren, GetData, MultiHeader, Transaction
 
-from regctl import zk_multi
-from regctl.zk_multi import GET_CHILDREN, GET_DATA, MultiRead, batches, with_chroot
+from regctl.zookeeper import multi as zk_multi
+from regctl.zookeeper.multi import GET_CHILDREN, GET_DATA, MultiRead, batches, with_chroot
 
 STAT = struct.Struct("!qqqqiiiqiiq")
 

@@ -19,7 +19,8 @@ def build_app():
     from regctl.cli import registration, sandbox, services
     from regctl.cli import health
     from regctl.cli import doctor
-    from regctl.cli import completion, config, transfer, watch
+    from regctl.cli import config, transfer, watch
+    from regctl.cli.completion import script as completion
     from typing import List
 
     from regctl.cli.help import RegctlCommand, RegctlGroup, print_command_help, print_shared_options
@@ -257,7 +258,7 @@ def _run(argv: "list[str] | None") -> int:
         sys.stdout.write(f"regctl {__version__}\n")
         return ExitCode.OK
     if os.environ.get("_REGCTL_COMPLETE"):  # a TAB in the shell: answer fast, never a word on stderr
-        from regctl.cli.completion_tree import serve
+        from regctl.cli.completion.tree import serve
 
         sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
         return serve(get_app)
@@ -309,7 +310,7 @@ def _run(argv: "list[str] | None") -> int:
         return int(exc.exit_code)
     except BrokenPipeError:
         return _stdout_gone()
-    except SystemExit as exc:
+    except SystemExit:
         if type(sys.stdout).__name__ == "PacifyFlushWrapper":  # click turned EPIPE into exit 1
             return _stdout_gone()
         raise

@@ -10,7 +10,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from regctl.cli.completion import complete_context_names
+from regctl.cli.completion.lookup import complete_context_names
 from regctl.cli.options import with_common_options
 from regctl.cli.render import Column, Result, Table, to_yaml
 from regctl.errors import NotFound

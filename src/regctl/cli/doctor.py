@@ -97,7 +97,7 @@ def doctor(
     if env_file is not None:
         from regctl.registration import parse_env_file
 
-        from regctl.bounded import CONFIG_FILE_MAX_BYTES, read_file_text
+        from regctl.http.bounded import CONFIG_FILE_MAX_BYTES, read_file_text
 
         try:
             text = read_file_text(env_file, CONFIG_FILE_MAX_BYTES, "env file")

@@ -5,10 +5,10 @@ from typing import Annotated, Any, List, Optional
 
 import typer
 
-from regctl.cli.completion import complete_service_names
+from regctl.cli.completion.lookup import complete_service_names
 from regctl.cli.options import command
 from regctl.cli.render import Column, Result, Table, status_style
-from regctl.errors import NotFound, RegctlError, UsageError
+from regctl.errors import NotFound, UsageError
 
 #: more targets than this get a progress bar (on a terminal)
 PROGRESS_THRESHOLD = 20
@@ -256,8 +256,7 @@ def _read_instances(rc, names: Optional[list]) -> tuple:
         for n in names or []:
             out.setdefault(n, [])
         return out, "zookeeper", warnings
-    from regctl import api as api_mod
-
+    from regctl.http import api as api_mod
     api = rc.api()
     if names is None:
         names = [row.service_name for row in api.list_services()]

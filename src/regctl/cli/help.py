@@ -108,7 +108,7 @@ class RegctlCommand(typer.core.TyperCommand):
         super().__init__(*args, **kwargs)
         from regctl.cli.options import COMMON_OPTIONS
 
-        for param in self.params:  # hidden from --help only: TAB still offers them (see completion_tree)
+        for param in self.params:  # hidden from --help only: TAB still offers them (see completion.tree)
             if param.name in COMMON_OPTIONS and param.name != "traceback" and getattr(param, "hidden", False):
                 param.regctl_completes = True  # type: ignore[attr-defined]
 

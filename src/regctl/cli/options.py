@@ -18,7 +18,7 @@ from typing import Annotated, Any, Callable, List, Optional
 
 import typer
 
-from regctl.cli.completion import complete_context_names
+from regctl.cli.completion.lookup import complete_context_names, complete_service_names
 
 CONNECTION = "Connection"
 SECURITY = "Auth and TLS"
@@ -194,3 +194,11 @@ SourceOpt = Annotated[str, typer.Option(
     "--source", metavar="auto|api|zk",
     help="Where to read: auto (API, plus ZooKeeper when configured and reachable), api or zk.",
     autocompletion=lambda: ["auto", "api", "zk"])]
+
+
+#: a service NAME argument with live completion (inspect, url, discover, health, wait, deregister, watch)
+ServiceNameArg = Annotated[str, typer.Argument(metavar="NAME", help="Service name.", show_default=False,
+                                               autocompletion=complete_service_names)]
+ServiceNamesArg = Annotated[Optional[List[str]], typer.Argument(
+    metavar="NAME...", help="Service names [default: every service].", show_default=False,
+    autocompletion=complete_service_names)]

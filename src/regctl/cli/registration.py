@@ -7,7 +7,7 @@ from typing import Annotated, Any, List, Optional
 
 import typer
 
-from regctl.cli.completion import complete_instance_ids, complete_service_names
+from regctl.cli.completion.lookup import complete_instance_ids, complete_service_names
 from regctl.cli.options import DryRun, Yes, command
 from regctl.cli.render import Column, Result, Table, confirm, status_style, stdin_is_tty
 from regctl.errors import ExitCode, NotFound, RegctlError, Unreachable, UsageError
@@ -90,7 +90,7 @@ def register_service(
     Example: regctl register --name asr-service --url http://asr:8090 --meta version=1.2.3
     """
     from regctl import registration as regmod
-    from regctl.api import register_call
+    from regctl.http.api import register_call
 
     flag_given = any(v not in (None, False, []) for v in (name, url, host, port, public_url, health_url,
                                                           no_health_url, instance_id))
@@ -109,7 +109,7 @@ def register_service(
     elif from_env:
         values = None
         if env_file is not None:
-            from regctl.bounded import CONFIG_FILE_MAX_BYTES, read_file_text
+            from regctl.http.bounded import CONFIG_FILE_MAX_BYTES, read_file_text
 
             try:
                 text = read_file_text(env_file, CONFIG_FILE_MAX_BYTES, "env file")
@@ -215,7 +215,7 @@ def _write_error(check) -> RegctlError:
 
 
 def _read_input(file: str) -> tuple:
-    from regctl.bounded import DATA_FILE_MAX_BYTES, read_file_text, read_stream_text
+    from regctl.http.bounded import DATA_FILE_MAX_BYTES, read_file_text, read_stream_text
 
     if file == "-":
         try:
@@ -294,7 +294,7 @@ def deregister_service(
     Example: regctl deregister asr-service asr-1 asr-2 --yes
     """
     from regctl import registration as regmod
-    from regctl.api import deregister_call
+    from regctl.http.api import deregister_call
     from regctl.names import validate_instance_id, validate_service_name
 
     validate_service_name(name)

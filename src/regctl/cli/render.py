@@ -21,7 +21,6 @@ Commands return a :class:`Result`; :class:`Output` renders it.
   (``{"error": {...}}``) besides the line on stderr.
 """
 
-import json
 import os
 import sys
 from dataclasses import dataclass, field

@@ -58,9 +58,9 @@ class RunContext:
         return where + (f" (context {s.context!r})" if s.context else " (no context)")
 
     def api(self):
-        """The synchronous registry API client (:class:`regctl.api.RegistryApi`)."""
+        """The synchronous registry API client (:class:`regctl.http.api.RegistryApi`)."""
         if self._api is None:
-            from regctl.api import RegistryApi
+            from regctl.http.api import RegistryApi
 
             s = self.settings
             self._api = RegistryApi(s.config_url, timeout=s.timeout, headers=s.headers,
@@ -68,9 +68,9 @@ class RunContext:
         return self._api
 
     def zk(self):
-        """A connected :class:`regctl.zk.ZkReader`; :class:`UsageError` when ZooKeeper is not configured."""
+        """A connected :class:`regctl.zookeeper.reader.ZkReader`; :class:`UsageError` when ZooKeeper is not configured."""
         if self._zk is None:
-            from regctl.zk import ZkReader
+            from regctl.zookeeper.reader import ZkReader
 
             s = self.settings
             if not s.zk_configured:

@@ -4,8 +4,8 @@ from typing import Annotated, Any, List, Optional
 
 import typer
 
-from regctl.cli.completion import ServiceNameArg, complete_service_names
-from regctl.cli.options import SourceOpt, command
+from regctl.cli.completion.lookup import complete_service_names
+from regctl.cli.options import ServiceNameArg, SourceOpt, command
 from regctl.cli.render import Column, Result, Table, flag_style, status_style
 from regctl.models import ZkService
 from regctl.errors import NotFound, RegctlError, Unreachable, UsageError

@@ -1,6 +1,6 @@
 """``regctl export`` and ``regctl import``: save every registration, restore what a restart lost.
 
-The format is documented in :mod:`regctl.transfer`, the import plan in :mod:`regctl.restore`.
+The format is documented in :mod:`regctl.transfer.file`, the import plan in :mod:`regctl.transfer.restore`.
 """
 
 import dataclasses
@@ -10,7 +10,7 @@ from typing import Annotated, Any, List, Optional
 
 import typer
 
-from regctl.cli.completion import ServiceNamesArg
+from regctl.cli.options import ServiceNamesArg
 from regctl.cli.options import DryRun, SourceOpt, Yes, command
 from regctl.cli.render import Column, Result, Table, confirm, stdin_is_tty
 from regctl.errors import BadResponse, ExitCode, NotFound, RegctlError, UsageError
@@ -49,8 +49,8 @@ def export_registry(
 
     Example: regctl export -f registry-backup.yaml
     """
-    from regctl import transfer
-    from regctl.transfer_live import Skipped
+    from regctl.transfer import file as transfer
+    from regctl.transfer.live import Skipped
 
     for n in names or []:
         problem = transfer.zk_name_problem(n, "service name")
@@ -116,9 +116,8 @@ def _read_live(rc, source: str, names: "list | None") -> tuple:
     """(instances, skipped, source description, warnings): ZooKeeper when configured (or asked), else the API."""
     from dataclasses import replace
 
-    from regctl import transfer
-    from regctl import transfer_live as tl
-
+    from regctl.transfer import file as transfer
+    from regctl.transfer import live as tl
     source = (source or "auto").lower()
     if source not in ("auto", "api", "zk"):
         raise UsageError(f"--source {source!r} is unknown", hint="use auto, api or zk")
@@ -242,8 +241,8 @@ def import_registry(
 
     Example: regctl import registry-backup.yaml --dry-run
     """
-    from regctl import restore, transfer
-
+    from regctl.transfer import restore
+    from regctl.transfer import file as transfer
     text, name = _read_input(file)
     parsed = transfer.parse_document(text, name)
     entries, invalid = _select(parsed, only)
@@ -345,8 +344,7 @@ def _summary(plan) -> str:
 
 def _report(data: dict, plan, results: list, tables: list, warnings: list, interrupted: bool) -> Result:
     """What was done and what was not, for a finished, failed or interrupted apply."""
-    from regctl import restore
-
+    from regctl.transfer import restore
     left = restore.not_done(plan, results)
     data["results"] = [r.to_dict() for r in results]
     data["not_done"] = [{"service": i.service, "instance_id": i.instance_id, "action": i.action} for i in left]
@@ -390,7 +388,7 @@ def _plan_row(item) -> dict:
 
 
 def _read_input(file: str) -> tuple:
-    from regctl.bounded import DATA_FILE_MAX_BYTES, read_file_text, read_stream_text
+    from regctl.http.bounded import DATA_FILE_MAX_BYTES, read_file_text, read_stream_text
 
     if file == "-":
         return read_stream_text(sys.stdin, DATA_FILE_MAX_BYTES, "import file", "<stdin>"), "<stdin>"
@@ -406,9 +404,8 @@ def _read_input(file: str) -> tuple:
 
 def _live_state(rc, names: list, force: bool, config_instance: "str | None") -> tuple:
     """(live {(service, id): Observed}, where it was read, Session or None, own key, warnings)."""
-    from regctl import restore
-    from regctl import transfer_live as tl
-
+    from regctl.transfer import restore
+    from regctl.transfer import live as tl
     s = rc.settings
     warnings: list = []
     if not s.zk_configured:

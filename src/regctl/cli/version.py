@@ -47,7 +47,7 @@ def version_info(rc, client: Annotated[bool, typer.Option(
         if info.generation == UNKNOWN:
             failed.append(("Config Service", s.config_url, info.evidence))
         if s.zk_configured:
-            from regctl.zk_admin import check_ensemble
+            from regctl.zookeeper.admin import check_ensemble
 
             members = check_ensemble(s.zk_hosts, timeout=s.timeout, session_fallback=False,
                                      zk_options=s.zk_options())

@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from regctl.cli.completion import ServiceNamesArg
+from regctl.cli.options import ServiceNamesArg
 from regctl.cli.options import command
 from regctl.cli.render import Result, human_text, to_json
 from regctl.errors import NotFound, UsageError
@@ -53,7 +53,7 @@ def watch(
     Example: regctl watch asr-service -o json --count 1 --for 60
     """
     from regctl.names import validate_service_name
-    from regctl.watch import RegistryWatcher
+    from regctl.zookeeper.watch import RegistryWatcher
 
     s = rc.settings
     if not s.zk_configured:
@@ -84,7 +84,7 @@ def watch(
         stop_flag.install()
         with sink:
             if initial:
-                from regctl.watch import WatchEvent
+                from regctl.zookeeper.watch import WatchEvent
 
                 now = time.time()
                 for (svc, iid), inst in sorted(snapshot.items()):

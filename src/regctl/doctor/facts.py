@@ -160,7 +160,7 @@ def config_where(run: CheckRun) -> str:
 
 def api_client(run: CheckRun):
     def make():
-        from regctl.api import RegistryApi
+        from regctl.http.api import RegistryApi
 
         c = run.config
         client = RegistryApi(c.config_url, timeout=c.timeout, headers=c.headers, verify=c.verify)
@@ -236,8 +236,8 @@ def config_health_answer(run: CheckRun) -> HttpAnswer:
         url = c.config_url.rstrip("/") + "/health"
         t = run.step_timeout()
         t0 = time.monotonic()
-        from regctl.api import http_options
-        from regctl.bounded import BadEncoding, BodyTooSlow, read_body
+        from regctl.http.api import http_options
+        from regctl.http.bounded import BadEncoding, BodyTooSlow, read_body
 
         with httpx.Client(**http_options(t, c.headers, c.verify)) as client:
             with client.stream("GET", url) as resp:
@@ -263,9 +263,9 @@ def config_answers(run: CheckRun) -> bool:
 
 
 def zk_reader(run: CheckRun):
-    """A connected :class:`regctl.zk.ZkReader` (one session for the whole run)."""
+    """A connected :class:`regctl.zookeeper.reader.ZkReader` (one session for the whole run)."""
     def make():
-        from regctl.zk import ZkReader
+        from regctl.zookeeper.reader import ZkReader
 
         c = run.config
         reader = ZkReader(c.zk_hosts, c.zk_base, timeout=c.timeout, auth_data=c.zk_auth_data,
@@ -281,7 +281,7 @@ def zk_reader(run: CheckRun):
 
 def zk_members(run: CheckRun):
     def compute():
-        from regctl.zk_admin import check_ensemble
+        from regctl.zookeeper.admin import check_ensemble
 
         c = run.config
         return check_ensemble(c.zk_hosts, run.step_timeout(),
@@ -405,7 +405,7 @@ def api_reads(run: CheckRun, names: list) -> list:
     """
     missing = [n for n in dict.fromkeys(names) if not run.ctx.facts.has(f"api_instances:{n}")]
     if missing:
-        from regctl.api import instances_call
+        from regctl.http.api import instances_call
 
         calls, askable = [], []
         for n in missing:

@@ -44,7 +44,7 @@ def check_registrations(dir: Path, state: dict) -> list[str]:
     if owner is None:
         return ["could not check the registrations: the registry's current session is not known "
                 f"(no {dir / 'registry-session'})"]
-    from regctl.zk import harden
+    from regctl.zookeeper.reader import harden
 
     zk = harden(KazooClient(hosts=state["zk_hosts"], timeout=5.0), 5.0)  # the main reader's frame bounds
     try:

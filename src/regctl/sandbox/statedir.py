@@ -18,7 +18,7 @@ import os
 import stat
 from pathlib import Path
 
-from regctl.bounded import replace_file
+from regctl.http.bounded import replace_file
 from regctl.errors import SandboxError, UsageError
 
 #: written by :func:`claim` into every directory it creates (its content names regctl)

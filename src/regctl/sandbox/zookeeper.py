@@ -28,7 +28,7 @@ from typing import Callable, Mapping, Sequence
 
 from regctl.errors import SandboxError
 from regctl.sandbox import proc, statedir
-from regctl.zk_admin import parse_mntr, send_word  # noqa: F401  (parse_mntr re-exported)
+from regctl.zookeeper.admin import send_word
 
 DEBIAN_JAR = Path("/usr/share/java/zookeeper.jar")
 DEBIAN_SLF4J_BINDING = Path("/usr/share/java/slf4j-simple.jar")
@@ -379,7 +379,7 @@ def four_letter_word(host: str, port: int, word: str, timeout: float = 2.0) -> s
 
     Refused, reset, timed out or closed without answering: ``""``. A word the
     server does not whitelist comes back as ZooKeeper's own sentence. (A thin
-    wrapper over :func:`regctl.zk_admin.send_word`.)
+    wrapper over :func:`regctl.zookeeper.admin.send_word`.)
     """
     return send_word(host, port, word, timeout).text
 

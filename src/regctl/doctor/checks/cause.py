@@ -67,7 +67,7 @@ class Evidence:
     reads: dict = field(default_factory=dict)
     #: the services the per-service causes look at (selected, or all with --all); empty: none selected
     targets: list = field(default_factory=list)
-    #: :func:`regctl.transfer_live.current_session` when ZooKeeper was read (None: not asked or failed)
+    #: :func:`regctl.transfer.live.current_session` when ZooKeeper was read (None: not asked or failed)
     session: Any = None
     #: whether the Config Service answered ``GET /health`` (None: not known)
     answers: bool | None = None
@@ -154,12 +154,12 @@ def gather(run: CheckRun) -> Evidence:
 
 
 def _current_session(run: CheckRun, answers: bool) -> Any:
-    """Which session the Config Service holds, as :mod:`regctl.transfer_live` tells it (None when unreadable).
+    """Which session the Config Service holds, as :mod:`regctl.transfer.live` tells it (None when unreadable).
 
     ``answers``: whether its ``/health`` answered this run; a never-rewritten own node tells the
     current session only while a Config Service answers.
     """
-    from regctl.transfer_live import current_session
+    from regctl.transfer.live import current_session
 
     answering = (True, "GET /health answered") if answers else (False, "GET /health did not answer")
     try:

@@ -180,8 +180,8 @@ def probe_config_service(run: CheckRun, url: str) -> tuple[str, str, str | None]
 
     import httpx
 
-    from regctl.bounded import BadEncoding, BodyTooSlow, read_body
-    from regctl.httpconf import http_options
+    from regctl.http.bounded import BadEncoding, BodyTooSlow, read_body
+    from regctl.http.config import http_options
 
     t = run.step_timeout()
     # the operator's token and gateway headers go to the Config Service's own host only: a URL taken from

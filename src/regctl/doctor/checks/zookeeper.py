@@ -84,7 +84,7 @@ def check_zk_quorum(run: CheckRun) -> CheckResult:
     skip = zk_not_configured(run)
     if skip:
         return skip
-    from regctl.zk_admin import quorum
+    from regctl.zookeeper.admin import quorum
 
     reports = zk_members(run)
     q = quorum(reports)

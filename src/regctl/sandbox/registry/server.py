@@ -13,7 +13,7 @@ it against the real service scenario by scenario:
   last registration wins (status always ``healthy``, ``registered_at`` from the
   first), deregistration only sets ``status`` to ``unknown``; rows are persisted to
   ``db_path`` (JSON) when given, so they survive a restart;
-* instance lists are cached in "Redis" (:class:`regctl.sandbox.registry_db.Cache`,
+* instance lists are cached in "Redis" (:class:`regctl.sandbox.registry.db.Cache`,
   kept in ``cache_path`` when given) for ``cache_ttl`` seconds; only register and
   deregister through the API evict them, and a restart of the registry does not;
 * an instance's ``status`` is what it registered (``unknown`` when absent); a status
@@ -36,9 +36,9 @@ that a session can be abandoned without closing it.
 
 Two generations: ``earlier`` (the default) and ``later`` (a background health
 monitor, ``/internal/health-status``, ``/health/detailed``, the slow retrying health
-call, seeded rows; see :mod:`regctl.sandbox.registry_monitor`).
+call, seeded rows; see :mod:`regctl.sandbox.registry.monitor`).
 
-The HTTP routing lives in :mod:`regctl.sandbox.registry_http`. Stdlib
+The HTTP routing lives in :mod:`regctl.sandbox.registry.http`. Stdlib
 ``ThreadingHTTPServer`` + kazoo + httpx only. Runnable::
 
     python -m regctl.sandbox.registry --port 8082 --zk 127.0.0.1:2181 --db db.json [--fault redis]
@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import threading
 import time
 import uuid
@@ -69,16 +68,14 @@ from kazoo.retry import KazooRetry
 
 from regctl.errors import SandboxError
 from regctl.names import VALID_STATUSES  # the real service's ServiceStatus enum
-from regctl.sandbox.registry_db import INSERT_WINDOW, Cache, Database, UniqueViolation  # noqa: F401
-from regctl.sandbox.registry_http import (  # noqa: F401  (re-exported)
+from regctl.sandbox.registry.db import INSERT_WINDOW, Cache, Database
+from regctl.sandbox.registry.http import (
     BackendDown,
     Handler,
     HTTPError,
     InvalidNode,
     InvalidStatus,
     ZkUnavailable,
-    iso_now,
-    utc_now_str,
 )
 from regctl.sandbox.zkrelay import Relay
 
@@ -127,7 +124,7 @@ class RegistryServer:
     real service tells nobody.
 
     ``generation``: ``"earlier"`` (no ``/health/detailed``, no monitor) or ``"later"``
-    (see :mod:`regctl.sandbox.registry_monitor` for ``monitor_interval``,
+    (see :mod:`regctl.sandbox.registry.monitor` for ``monitor_interval``,
     ``monitor_ttl``, ``retry_delays``, ``probe_timeout`` and ``seed_rows``).
     ``detailed_health`` forces ``/health/detailed`` on or off (None: the generation decides).
 
@@ -185,7 +182,7 @@ class RegistryServer:
         self.seed_rows = seed_rows
         #: seconds between a first registration's SELECT and its INSERT (see Database.register)
         self.insert_window = INSERT_WINDOW
-        self.monitor = None  # a registry_monitor.Monitor in the later generation, once started
+        self.monitor = None  # a monitor.Monitor in the later generation, once started
         #: session ids given up by lose_zk_client()/restart(), oldest first
         self.abandoned_sessions: list[int] = []
         self._redis_was_down = False
@@ -275,7 +272,7 @@ class RegistryServer:
         self._thread.start()
         self._register_self()
         if self.generation == "later":
-            from regctl.sandbox.registry_monitor import Monitor, seed
+            from regctl.sandbox.registry.monitor import Monitor, seed
 
             if self.seed_rows:
                 seed(self.db)
@@ -568,19 +565,19 @@ class RegistryServer:
 
     def health_check(self, name: str) -> str:
         """``POST /services/{name}/health`` in this server's generation (writes the row's status)."""
-        from regctl.sandbox.registry_monitor import health_call
+        from regctl.sandbox.registry.monitor import health_call
 
         return health_call(self, name)
 
     def health_detailed(self, name: str) -> dict:
         """``POST /services/{name}/health/detailed``."""
-        from regctl.sandbox.registry_monitor import detailed_call
+        from regctl.sandbox.registry.monitor import detailed_call
 
         return detailed_call(self, name)
 
     def monitor_status(self, name: str) -> dict:
         """``GET /internal/health-status?service_id=NAME`` (later generation): read from the cache only."""
-        from regctl.sandbox.registry_monitor import health_status_key
+        from regctl.sandbox.registry.monitor import health_status_key
 
         self.check_redis()
         found = self.cache.get(health_status_key(name))
@@ -605,16 +602,3 @@ class RegistryServer:
         overall = "healthy" if all(v == "healthy" for v in report.values()) else "unhealthy"
         # the real timestamp is the event loop's clock: a float of monotonic seconds
         return {"status": overall, **report, "timestamp": time.monotonic()}
-
-
-# ---------------------------------------------------------------------- command line
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m regctl.sandbox.registry``: see :mod:`regctl.sandbox.registry_cli`."""
-    from regctl.sandbox.registry_cli import main as cli_main
-
-    return cli_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

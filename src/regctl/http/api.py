@@ -22,8 +22,8 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 import httpx
 
-from regctl.httpconf import http_options, ssl_verify, translate_http_error  # noqa: F401  (ssl_verify re-exported)
-from regctl.bounded import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, BodyTooSlow, read_body, read_body_async
+from regctl.http.config import http_options, translate_http_error
+from regctl.http.bounded import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, BodyTooSlow, read_body, read_body_async
 from regctl.errors import BadResponse, NotAuthorized, NotFound, RegctlError, Unreachable, UsageError
 from regctl.models import Instance, ServiceRow
 from regctl.names import url_segment, validate_instance_id, validate_service_name
@@ -388,7 +388,7 @@ class _Base:
         return kw
 
     def _body_error(self, exc: Exception, call: Call, url: str) -> RegctlError:
-        """The bounded reader's refusal (:mod:`regctl.bounded`) as a one-line error."""
+        """The bounded reader's refusal (:mod:`regctl.http.bounded`) as a one-line error."""
         if isinstance(exc, BodyTooLarge):
             return BadResponse(f"{call.what}: answer larger than {MAX_BODY_BYTES // 2**20} MiB (decompressed)",
                                where=url, hint="check that the URL points at the Config Service")

@@ -1,7 +1,7 @@
 """Shell completion's candidates from the registry: service names, instance ids, context names.
 
 Typer-free (a TAB is answered without importing typer; see
-:mod:`regctl.cli.completion_tree`), and free of httpx: names come from ZooKeeper
+:mod:`regctl.cli.completion.tree`), and free of httpx: names come from ZooKeeper
 (kazoo, imported only then) or from the API through the standard library.
 """
 
@@ -222,13 +222,13 @@ def _from_zookeeper(settings, service: "str | None", budget: float) -> list:
     from kazoo.retry import KazooRetry
 
     from regctl.names import zk_join
-    from regctl.zk import _close, harden, start
+    from regctl.zookeeper.reader import _close, harden, start
 
     quiet = logging.getLogger("regctl.completion.kazoo")
     quiet.addHandler(logging.NullHandler())
     quiet.propagate = False
     path = settings.zk_base if service is None else zk_join(settings.zk_base, service, "instances")
-    # the main reader's bounds (regctl.zk.harden): a frame cap, a deadline per frame, the granted
+    # the main reader's bounds (regctl.zookeeper.reader.harden): a frame cap, a deadline per frame, the granted
     # session timeout capped at the one asked for, a bounded close
     client = KazooClient(hosts=settings.zk_hosts, timeout=4.0, logger=quiet,
                          connection_retry=KazooRetry(max_tries=1, delay=0.05),
@@ -263,7 +263,7 @@ def _any_member_accepts(hosts: str, timeout: float) -> bool:
 
 def _from_api(settings, service: "str | None", budget: float) -> list:
     """Names only, with the standard library (httpx costs ~0.1 s to import), by the rules of
-    :func:`regctl.httpconf.http_options`: the same headers, TLS verification and proxies
+    :func:`regctl.http.config.http_options`: the same headers, TLS verification and proxies
     (HTTP(S)_PROXY, NO_PROXY), never a redirect followed, an identity body of at most 4 MiB."""
     import ssl
     import urllib.request

@@ -31,7 +31,7 @@ Reading: a ``.json`` file (or text starting with ``{``) is parsed as JSON, anyth
 else as YAML. Each instance is checked against what the Config Service itself
 accepts (:func:`check_entry`); regctl's stricter register rules (URL shape, known
 statuses, name length) only give warnings, so whatever ``export`` wrote ``import``
-accepts. Planning and applying an import live in :mod:`regctl.restore`.
+accepts. Planning and applying an import live in :mod:`regctl.transfer.restore`.
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ def load_text(text: str, name: str = "<input>") -> Any:
                                  hint="give a file written by: regctl export") from None
     import yaml
 
-    from regctl.bounded import load_yaml
+    from regctl.http.bounded import load_yaml
 
     try:
         return load_yaml(text, name)

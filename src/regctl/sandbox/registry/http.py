@@ -1,7 +1,7 @@
 """The HTTP layer of the sandbox registry: FastAPI-compatible routing, validation and errors.
 
 Stdlib ``http.server`` only. :class:`Handler` is subclassed per server with a
-``registry`` attribute (a :class:`regctl.sandbox.registry.RegistryServer`) that does
+``registry`` attribute (a :class:`regctl.sandbox.registry.server.RegistryServer`) that does
 the work; this module knows no ZooKeeper paths.
 
 Answers are what the real service's FastAPI/Starlette stack sends: ``{"detail": ...}``
@@ -22,7 +22,6 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from regctl.sandbox.registry_db import utc_now_str  # noqa: F401  (re-exported)
 
 log = logging.getLogger("regctl.sandbox.registry")
 

@@ -27,7 +27,7 @@ Wire format (jute, big-endian), the same framing as kazoo's ``Transaction``
 A failing operation does not fail the others: NONODE for one path is an error
 result for that path only. A server that predates multiRead (3.5 and older)
 answers the whole request with UNIMPLEMENTED (and closes the connection, which
-kazoo re-establishes within the same session); :mod:`regctl.zk` then falls back
+kazoo re-establishes within the same session); :mod:`regctl.zookeeper.reader` then falls back
 to the asynchronous fan-out for that session.
 
 No watches are set through a multi-read (ZooKeeper does not support them there).

@@ -1,6 +1,6 @@
 """What is live right now, read for export and import: every instance node, whatever its name or size.
 
-Unlike :meth:`regctl.zk.ZkReader.snapshot` (which sets odd names and huge nodes
+Unlike :meth:`regctl.zookeeper.reader.ZkReader.snapshot` (which sets odd names and huge nodes
 aside as problems), these readers take every service directory ZooKeeper holds:
 a name with surrounding spaces or 250 characters is still a registration, and a
 node of 600 KiB is still an instance. Anything that cannot be exported comes
@@ -15,7 +15,7 @@ rewritten in place (version 1 or more) and keeps the **dead** session, and after
 session expires it has no node at all until its next start. What else tells:
 ZooKeeper's ``cons`` word where the ensemble allows it (connected sessions), and a
 write (a node the Config Service creates now is its current session's; see
-:mod:`regctl.restore`). When nothing tells, :class:`Session` says so and never
+:mod:`regctl.transfer.restore`). When nothing tells, :class:`Session` says so and never
 guesses "live".
 """
 
@@ -100,7 +100,7 @@ def base_state(reader: Any) -> tuple[bool, list[str]]:
 
 def read_zk(reader: Any, names: Iterable[str] | None = None) -> tuple[list[LiveNode], list[Skipped]]:
     """Every instance node under the base path (or of ``names``), with what could not be read."""
-    from regctl.zk import node_stat
+    from regctl.zookeeper.reader import node_stat
 
     base = reader.base_path
     _exists, present = base_state(reader)
@@ -147,7 +147,7 @@ def _layout_problem(data: dict) -> str | None:
 
 def read_node(reader: Any, service: str, instance_id: str) -> LiveNode | None:
     """One instance node now (None when absent)."""
-    from regctl.zk import node_stat
+    from regctl.zookeeper.reader import node_stat
 
     path = join(reader.base_path, service, "instances", instance_id)
     res = reader.get(path)
@@ -261,7 +261,7 @@ def config_service_answers(api: Any) -> tuple[bool, str]:
     Redis is down, never 502-504 on this route); a refused or timed-out connection, or
     a gateway's 502-504, means none is running.
     """
-    from regctl import api as api_mod
+    from regctl.http import api as api_mod
     from regctl.names import url_segment
 
     call = api_mod.Call("GET", f"/services/{url_segment(CONFIG_SERVICE)}", lambda ans: ans.status_code,
@@ -285,7 +285,7 @@ def connected_sessions(hosts: str, timeout: float) -> tuple["frozenset | None", 
     import re
 
     from regctl.names import parse_zk_hosts
-    from regctl.zk_admin import send_word
+    from regctl.zookeeper.admin import send_word
 
     try:
         members = parse_zk_hosts(hosts).members
@@ -314,7 +314,7 @@ def _exc(exc: Exception) -> str:
 
 def instances_call(service: str) -> Any:
     """``GET /services/{name}`` for any name the registry holds (no regctl name rules)."""
-    from regctl import api as api_mod
+    from regctl.http import api as api_mod
     from regctl.names import url_segment
 
     def parse(ans: Any) -> list:
@@ -332,8 +332,7 @@ def instances_call(service: str) -> Any:
 
 def deregister_call(service: str, instance_id: str) -> Any:
     """``POST /deregister`` for any name the registry holds."""
-    from regctl import api as api_mod
-
+    from regctl.http import api as api_mod
     def parse(ans: Any) -> bool:
         api_mod.check_status(ans, f"deregister {service}/{instance_id}")
         return True

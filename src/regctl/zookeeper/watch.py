@@ -50,7 +50,7 @@ from kazoo.retry import KazooRetry
 from regctl.errors import NotAuthorized, Unreachable
 from regctl.models import Instance
 from regctl.names import normalize_base_path
-from regctl.zk import INSTANCES, _close, harden, instance_from_node, start as zk_start
+from regctl.zookeeper.reader import INSTANCES, _close, harden, instance_from_node, start as zk_start
 
 log = logging.getLogger(__name__)
 

@@ -21,13 +21,12 @@ level free of httpx, kazoo and regctl's network modules.
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any, Callable, List, Optional
+from typing import Annotated, Any, Callable
 
 import typer
 
-from regctl.cli.completion_lookup import (  # noqa: F401  (re-exported: commands and tests use them here)
-    CACHE_TTL, LOOKUP_BUDGET, ZK_SHARE, _check_names, cache_path, complete_context_names,
-    complete_instance_ids, complete_service_names, lookup, lookup_budget,
+from regctl.cli.completion.lookup import (
+    CACHE_TTL, complete_context_names, complete_instance_ids, complete_service_names,
 )
 
 PROG = "regctl"
@@ -217,12 +216,11 @@ def answer(get_app: Callable[[], Any], shell: str, line: str, cur: "str | None" 
     """What the shell script reads: a mode line ("plain", "file" or "dir"), then "value<TAB>help" lines.
 
     This is the full path, through typer's command tree and click's resolver; it also
-    saves the tree for :mod:`regctl.cli.completion_tree`'s quick path.
+    saves the tree for :mod:`regctl.cli.completion.tree`'s quick path.
     """
     import typer.main
 
-    from regctl.cli import completion_tree as tree
-
+    from regctl.cli.completion import tree
     sc = _shell_completion()
     args, incomplete = tree.split_line(line)
     cli = typer.main.get_command(get_app())
@@ -276,8 +274,7 @@ def _kind_for(command: "str | None", param) -> "dict | None":
 
 def _add_completers(cli) -> None:
     """Give the parameters :func:`_kind_for` knows their completer (for click's resolver)."""
-    from regctl.cli import completion_tree as tree
-
+    from regctl.cli.completion import tree
     sc = _shell_completion()
     stack = [cli]
     while stack:
@@ -360,12 +357,6 @@ def _tree_kind(cmd, param, ctx) -> dict:
     return {"type": "words", "words": [[str(i.value), getattr(i, "help", None) or ""] for i in items]}
 
 
-#: a service NAME argument with live completion (inspect, url, discover, health, wait, deregister, watch)
-ServiceNameArg = Annotated[str, typer.Argument(metavar="NAME", help="Service name.", show_default=False,
-                                               autocompletion=complete_service_names)]
-ServiceNamesArg = Annotated[Optional[List[str]], typer.Argument(
-    metavar="NAME...", help="Service names [default: every service].", show_default=False,
-    autocompletion=complete_service_names)]
 
 
 # ---------------------------------------------------------------------------
@@ -397,11 +388,11 @@ def _print_script(fn: Callable, common: dict, kwargs: dict) -> Any:
 
 
 def _prepare_tree() -> None:
-    """Build the cached command tree now if it is missing or stale (see completion_tree)."""
+    """Build the cached command tree now if it is missing or stale (see completion.tree)."""
     try:
         import typer.main
 
-        from regctl.cli import completion_tree as tree
+        from regctl.cli.completion import tree
         from regctl.cli.app import get_app
 
         if tree.load_tree() is None:

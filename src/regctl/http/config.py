@@ -1,12 +1,12 @@
 """The one HTTP configuration for talking to the Config Service, and its errors in regctl's words.
 
-Used by :mod:`regctl.api` (every command), doctor, and mirrored by shell
-completion's standard-library lookup (:func:`regctl.cli.completion_lookup._from_api`):
+Used by :mod:`regctl.http.api` (every command), doctor, and mirrored by shell
+completion's standard-library lookup (:func:`regctl.cli.completion.lookup._from_api`):
 
 * credentials (headers, tokens) go to the Config Service's host only: redirects
   are never followed (a 3xx is an answer, reported as such);
 * proxies come from ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``/``NO_PROXY``, as in curl;
-* only ``gzip``/``deflate`` are asked for: :mod:`regctl.bounded` decompresses
+* only ``gzip``/``deflate`` are asked for: :mod:`regctl.http.bounded` decompresses
   those itself, within its size limit.
 """
 
@@ -34,10 +34,10 @@ def ssl_verify(verify: "bool | str | ssl.SSLContext") -> "bool | ssl.SSLContext"
 
 def http_options(timeout: float, headers: Mapping[str, str], verify: "bool | str | ssl.SSLContext") -> dict:
     """The one HTTP configuration for talking to the Config Service (commands, doctor, completion's twin
-    in :func:`regctl.cli.completion_lookup._from_api` follows the same rules): credentials only for this host,
+    in :func:`regctl.cli.completion.lookup._from_api` follows the same rules): credentials only for this host,
     so redirects are never followed; proxies from HTTP(S)_PROXY/NO_PROXY; only encodings the bounded
     reader decompresses itself."""
-    from regctl.bounded import ACCEPT_ENCODING
+    from regctl.http.bounded import ACCEPT_ENCODING
 
     return {"timeout": timeout, "headers": {"Accept-Encoding": ACCEPT_ENCODING, **dict(headers)},
             "verify": ssl_verify(verify), "follow_redirects": False, "trust_env": True}

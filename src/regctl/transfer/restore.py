@@ -12,7 +12,7 @@ Planning (:func:`plan_import`) compares each file entry with its node now:
   a restore is **deregister, then register**: the new node belongs to the current
   session and stays. A lingering node whose data differs from the file is
   ``differs`` (the live data is newer than the backup) unless ``--force``.
-  When nothing tells the current session (see :mod:`regctl.transfer_live`), every
+  When nothing tells the current session (see :mod:`regctl.transfer.live`), every
   node present is planned ``restore`` too (``unsure``): the safe path. The first
   write then tells it (the node the Config Service creates is its current
   session's), and an unsure node that the current session turns out to own is
@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from regctl.errors import RegctlError
-from regctl.transfer import Entry, canonical, differences, expected_node
-from regctl.transfer_live import Session
+from regctl.transfer.file import Entry, canonical, differences, expected_node
+from regctl.transfer.live import Session
 
 WRITES = ("add", "restore", "overwrite")
 ACTIONS = ("add", "restore", "overwrite", "live", "differs", "self", "down")
@@ -217,8 +217,7 @@ class Live:
     api: Any = None
 
     def observe(self, service: str, instance_id: str) -> Observed | None:
-        from regctl import transfer_live as tl
-
+        from regctl.transfer import live as tl
         if self.reader is not None:
             node = tl.read_node(self.reader, service, instance_id)
             return None if node is None else Observed.from_node(node)
@@ -229,8 +228,8 @@ class Live:
 
     def observe_many(self, keys: list) -> dict:
         """{(service, id): Observed, None when absent, or the RegctlError} read from ZooKeeper at once."""
-        from regctl import transfer_live as tl
-        from regctl.zk import node_stat
+        from regctl.transfer import live as tl
+        from regctl.zookeeper.reader import node_stat
 
         paths = {tl.join(self.reader.base_path, s, "instances", i): (s, i) for s, i in keys}
         try:
@@ -444,8 +443,8 @@ def _apply_one(item: PlanItem, api: Any, live: Live, session: Session | None,
                read_back: bool = True, sender: "_Sender | None" = None) -> ApplyResult:
     """Read again, [deregister,] register; read back now, or leave that to the caller (``read_back`` False:
     the result comes back ``unverified``, see :func:`_read_back`). ZooKeeper is read at once after an error."""
-    from regctl import transfer_live as tl
-    from regctl.api import register_call
+    from regctl.transfer import live as tl
+    from regctl.http.api import register_call
 
     sender = sender or _Sender(api)
     reg = item.entry.registration
@@ -538,7 +537,7 @@ class _Sender:
         return fresh.execute(call)
 
     def _fresh_api(self) -> Any:
-        from regctl.api import RegistryApi
+        from regctl.http.api import RegistryApi
 
         with self._lock:
             if self._fresh is None:
@@ -547,7 +546,7 @@ class _Sender:
                 else:
                     import httpx
 
-                    from regctl.httpconf import http_options
+                    from regctl.http.config import http_options
 
                     a = self.api
                     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=0)

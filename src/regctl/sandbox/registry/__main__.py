@@ -10,7 +10,7 @@ import sys
 import threading
 
 from regctl.errors import SandboxError
-from regctl.sandbox.registry import FAULTS, GENERATIONS, RegistryServer
+from regctl.sandbox.registry.server import FAULTS, GENERATIONS, RegistryServer
 
 log = logging.getLogger("regctl.sandbox.registry")
 
@@ -85,3 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("stopping")
         server.stop()
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

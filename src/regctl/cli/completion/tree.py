@@ -4,7 +4,7 @@ Building typer's command tree and parsing with it costs most of a TAB (typer,
 pydantic, every command module: about 0.5 s of CPU). The tree (commands, options,
 arguments and how each one completes) is written once to
 ``$XDG_CACHE_HOME/regctl/completion-tree.json`` by the full path
-(:func:`regctl.cli.completion.answer`) and reused until regctl, its CLI modules,
+(:func:`regctl.cli.completion.script.answer`) and reused until regctl, its CLI modules,
 typer or Python change. The resolver follows click's own completion rules
 (``click.shell_completion._resolve_incomplete``); anything it does not know
 (an unknown option, a completer it cannot run from the tree) goes back to the
@@ -100,7 +100,7 @@ def bash_word(value: str, incomplete: str, cur: "str | None") -> str:
 # ---------------------------------------------------------------------------
 
 def tree_path() -> Path:
-    from regctl.cli.completion_lookup import cache_path
+    from regctl.cli.completion.lookup import cache_path
 
     return cache_path().with_name("completion-tree.json")
 
@@ -323,8 +323,7 @@ def resolve(root: dict, args: list, incomplete: str) -> list:
 
 
 def _complete(p: dict, ctx: _Ctx, args: list, incomplete: str) -> list:
-    from regctl.cli import completion_lookup as lk
-
+    from regctl.cli.completion import lookup as lk
     how = p.get("complete") or {}
     kind = how.get("type")
     if kind in ("file", "dir"):
@@ -370,6 +369,6 @@ def serve(get_app: Callable[[], Any]) -> int:
             sys.stdout.write(text)
             sys.stdout.flush()
             return 0
-    from regctl.cli.completion import serve as full
+    from regctl.cli.completion.script import serve as full
 
     return full(get_app)

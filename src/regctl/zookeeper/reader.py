@@ -10,8 +10,8 @@ naming the hosts, the timeout and the phase. Every wait is bounded by the
 reader's timeout.
 
 Bulk reads (``bulk_children``/``bulk_get``, hence ``snapshot``) go through
-ZooKeeper's multiRead (3.6+, :mod:`regctl.zk_multi`): up to 1,000 paths per request,
-batches sized by :class:`regctl.zk_multi.ByteBudget` so that the answers ZooKeeper builds
+ZooKeeper's multiRead (3.6+, :mod:`regctl.zookeeper.multi`): up to 1,000 paths per request,
+batches sized by :class:`regctl.zookeeper.multi.ByteBudget` so that the answers ZooKeeper builds
 in its heap for regctl stay near 16 MiB at once (a few requests in flight). Reading 11,000 nodes this way takes about a tenth
 of the time kazoo needs with all ``*_async`` calls in flight, because kazoo's cost
 is per request (queue, wake its connection thread, one reply and one AsyncResult
@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 #: Instance payloads bigger than this are reported, not parsed.
 MAX_PAYLOAD_BYTES = 512 * 1024
 INSTANCES = "instances"
-#: bulk reads of at least this many paths go through multiRead (see :mod:`regctl.zk_multi`)
+#: bulk reads of at least this many paths go through multiRead (see :mod:`regctl.zookeeper.multi`)
 MULTI_READ_MIN_PATHS = 2
 
 
@@ -279,7 +279,7 @@ class ZkReader:
         self.use_multi_read: bool | None = None
         #: paths per multiRead request, at most
         self.multi_read_batch = 1000
-        #: bytes of answers ZooKeeper may be made to hold at once (:class:`regctl.zk_multi.ByteBudget`);
+        #: bytes of answers ZooKeeper may be made to hold at once (:class:`regctl.zookeeper.multi.ByteBudget`);
         #: None reads as regctl did before the bound (fixed batches, every one in flight: bench/zk_list.py)
         self.in_flight_bytes: int | None = _default_in_flight()
 
@@ -430,10 +430,9 @@ class ZkReader:
 
     def _bulk_multi(self, client: KazooClient, paths: list[str], method: str,
                     deadline: float) -> dict[str, Any] | None:
-        """Read ``paths`` with multiRead requests sized by :class:`regctl.zk_multi.ByteBudget` (what the
+        """Read ``paths`` with multiRead requests sized by :class:`regctl.zookeeper.multi.ByteBudget` (what the
         server may be made to hold at once is bounded), a few in flight; None when the server has none."""
-        from regctl import zk_multi
-
+        from regctl.zookeeper import multi as zk_multi
         op = zk_multi.GET_CHILDREN if method == "get_children_async" else zk_multi.GET_DATA
         order = list(paths)
         if self.in_flight_bytes is not None:
@@ -580,7 +579,7 @@ class ZkReader:
 
 
 def _default_in_flight() -> int:
-    from regctl.zk_multi import IN_FLIGHT_BYTES
+    from regctl.zookeeper.multi import IN_FLIGHT_BYTES
 
     return IN_FLIGHT_BYTES
 
@@ -592,7 +591,7 @@ def _shuffle(paths: list[str]) -> None:
 
 def _take(order: list[str], at: int, size: int) -> list[str]:
     """Up to ``size`` paths from ``order[at:]``, within the request size ZooKeeper accepts."""
-    from regctl.zk_multi import MAX_REQUEST_BYTES
+    from regctl.zookeeper.multi import MAX_REQUEST_BYTES
 
     group: list[str] = []
     cost = 0

@@ -41,7 +41,7 @@ from typing import Any
 
 import httpx
 
-from regctl.sandbox.registry_http import BackendDown, HTTPError, InvalidStatus, iso_now
+from regctl.sandbox.registry.http import BackendDown, HTTPError, InvalidStatus, iso_now
 
 log = logging.getLogger("regctl.sandbox.registry")
 
