@@ -104,3 +104,16 @@ class LoopbackServer:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def doctor_config(**kw):
+    """A :class:`regctl.doctor.DoctorConfig` from flat keywords: the endpoint's (config_url, timeout, zk_hosts ...)
+    go to its :class:`regctl.settings.Endpoint`, the rest to the config."""
+    from dataclasses import fields
+
+    from regctl.doctor import DoctorConfig
+    from regctl.settings import Endpoint
+
+    names = {f.name for f in fields(Endpoint)}
+    endpoint = Endpoint(**{k: v for k, v in kw.items() if k in names})
+    return DoctorConfig(endpoint=endpoint, **{k: v for k, v in kw.items() if k not in names})

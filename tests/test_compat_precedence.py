@@ -37,8 +37,8 @@ def test_resolve_explicit_context_beats_env_for_its_keys_only():
     env = {"CONFIG_SERVICE_URL": "http://sandbox:1", "REGCTL_TIMEOUT": "7"}
     ctx = {"config_url": "http://prod:8082"}
     s = resolve({}, env=env, context=ctx, context_name="prod", context_from_flag=True)
-    assert s.config_url == "http://prod:8082" and s.sources["config_url"] == "context"
-    assert s.timeout == 7.0 and s.sources["timeout"] == "env"  # the context does not set it
+    assert s.endpoint.config_url == "http://prod:8082" and s.sources["config_url"] == "context"
+    assert s.endpoint.timeout == 7.0 and s.sources["timeout"] == "env"  # the context does not set it
     assert any("CONFIG_SERVICE_URL" in n and "prod" in n for n in s.notes), s.notes
     assert not any("REGCTL_TIMEOUT" in n for n in s.notes)
 
@@ -46,7 +46,7 @@ def test_resolve_explicit_context_beats_env_for_its_keys_only():
 def test_resolve_context_from_file_or_env_loses_to_env_and_says_so():
     env = {"CONFIG_SERVICE_URL": "http://sandbox:1"}
     s = resolve({}, env=env, context={"config_url": "http://prod:8082"}, context_name="prod")
-    assert s.config_url == "http://sandbox:1" and s.sources["config_url"] == "env"
+    assert s.endpoint.config_url == "http://sandbox:1" and s.sources["config_url"] == "env"
     (note,) = s.notes
     assert "CONFIG_SERVICE_URL overrides context 'prod'" in note and "--context prod" in note
 
@@ -54,25 +54,25 @@ def test_resolve_context_from_file_or_env_loses_to_env_and_says_so():
 def test_resolve_flag_beats_explicit_context():
     s = resolve({"config_url": "http://flag:1"}, env={"CONFIG_SERVICE_URL": "http://env:1"},
                 context={"config_url": "http://prod:8082"}, context_name="prod", context_from_flag=True)
-    assert s.config_url == "http://flag:1" and s.sources["config_url"] == "flag"
+    assert s.endpoint.config_url == "http://flag:1" and s.sources["config_url"] == "flag"
 
 
 def test_resolve_explicit_context_headers_beat_env_headers_by_name():
     env = {"REGCTL_HEADERS": "X-Team: sandbox\nX-Env: env-only"}
     ctx = {"headers": {"X-Team": "prod"}}
     s = resolve({}, env=env, context=ctx, context_name="prod", context_from_flag=True)
-    assert s.headers == {"X-Env": "env-only", "X-Team": "prod"}
+    assert s.endpoint.headers == {"X-Env": "env-only", "X-Team": "prod"}
     s = resolve({}, env=env, context=ctx, context_name="prod")
-    assert s.headers["X-Team"] == "sandbox"
+    assert s.endpoint.headers["X-Team"] == "sandbox"
     assert any("x-team" in n for n in s.notes), s.notes
 
 
 def test_resolve_explicit_context_tls_beats_env():
     s = resolve({}, env={"REGCTL_INSECURE": "1"}, context={"verify": True}, context_name="prod",
                 context_from_flag=True)
-    assert s.verify is True and not s.warnings
+    assert s.endpoint.verify is True and not s.warnings
     s = resolve({}, env={"REGCTL_INSECURE": "1"}, context={"verify": True}, context_name="prod")
-    assert s.verify is False
+    assert s.endpoint.verify is False
 
 
 # --------------------------------------------------------------------------- through the CLI
@@ -112,8 +112,8 @@ def test_resolve_explicit_insecure_context_and_zk_tls_keys_one_by_one(tmp_path):
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
     s = resolve({}, env={"REGCTL_CA_BUNDLE": str(ca)}, context={"verify": False}, context_name="lab",
                 context_from_flag=True)
-    assert s.verify is False and any("REGCTL_CA_BUNDLE" in n for n in s.notes)
+    assert s.endpoint.verify is False and any("REGCTL_CA_BUNDLE" in n for n in s.notes)
     ctx = {"zk_client_kwargs": {"use_ssl": True}}  # the context turns TLS on but names no CA
     s = resolve({}, env={"REGCTL_ZK_CA": str(ca)}, context=ctx, context_name="lab", context_from_flag=True)
-    assert s.zk_client_kwargs["ca"] == str(ca)  # a key the context does not set still comes from the env
+    assert s.endpoint.zk_client_kwargs["ca"] == str(ca)  # a key the context does not set still comes from the env
     assert not s.notes

@@ -74,7 +74,7 @@ def test_resolving_and_sending_never_raises_an_untranslated_error(env, ctx):
         s = resolve({}, env=env, context=values)
     except (RegctlError, contexts._KeyProblem):
         return
-    with RegistryApi(s.config_url, timeout=0.3, headers=s.headers, verify=s.verify) as api:
+    with RegistryApi(s.endpoint.config_url, timeout=0.3, headers=s.endpoint.headers, verify=s.endpoint.verify) as api:
         try:
             api.list_services()
         except RegctlError:

@@ -38,6 +38,7 @@ LIBRARY_HINT_WORDS: Mapping[str, str] = {
     "config_url_sources": "base_url= or CONFIG_SERVICE_URL",
     "localhost_url": "base_url='http://localhost:8082'",
     "timeout": "request_timeout_s=",
+    "zk": "zk_hosts=",
     "server_timeout": "the call's timeout",
     "headers": "headers=",
     "credentials": "pass headers={'Authorization': 'Bearer ...'}",

@@ -65,6 +65,7 @@ from typing import Any, Mapping
 from regctl.errors import UsageError
 from regctl.guide import DEFAULT_CONFIG_SERVICE_URL
 from regctl.names import normalize_base_path, parse_zk_hosts, validate_url
+from regctl.redaction import header_secrets, mask_url, url_password
 
 DEFAULT_CONFIG_URL = DEFAULT_CONFIG_SERVICE_URL  # the guide's default
 DEFAULT_ZK_BASE = "/services"
@@ -109,40 +110,57 @@ FLAGS = {"config_url": "--config-url", "zk_hosts": "--zk", "zk_base": "--zk-base
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything a command needs to know about where to connect and how to print."""
+class Endpoint:
+    """Where regctl talks to: the Config Service (URL, headers, TLS verification), the deadline of each
+    call, and the optional ZooKeeper target (hosts, base path, auth, TLS; ``zk_hosts`` None: not used).
+
+    It builds the clients (:meth:`api`, :meth:`zk_reader`); every consumer takes an endpoint rather
+    than loose fields. Its repr never shows a header value or a credential.
+    """
 
     config_url: str = DEFAULT_CONFIG_URL
-    zk_hosts: str | None = None
-    zk_base: str = DEFAULT_ZK_BASE
-    timeout: float = DEFAULT_TIMEOUT
-    output: str = "table"
-    #: True/False forced by flag or NO_COLOR; None means "colour only on a terminal".
-    color: bool | None = None
-    verbose: int = 0
+    #: sent to the Config Service only (never to an instance a probe reaches)
     headers: Mapping[str, str] = field(default_factory=dict)
-    context: str | None = None
-    #: setting name -> where its value came from: "flag", "env", "context" or "default".
-    sources: Mapping[str, str] = field(default_factory=dict)
     #: HTTPS verification: True, False (--insecure) or a CA bundle path
     verify: "bool | str" = True
+    timeout: float = DEFAULT_TIMEOUT
+    zk_hosts: str | None = None
+    zk_base: str = DEFAULT_ZK_BASE
     #: ZooKeeper auth as kazoo takes it, [(scheme, credential)]; never printed unredacted
     zk_auth_data: "list | None" = None
     #: kazoo's TLS options (use_ssl, ca, certfile, keyfile, verify_certs)
     zk_client_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    #: warnings the CLI prints on stderr on every run (e.g. TLS verification is off)
-    warnings: tuple = ()
-    #: where an environment variable and the context disagreed, and which won (the CLI shows them with -v)
-    notes: tuple = ()
+
+    @property
+    def zk_configured(self) -> bool:
+        return bool(self.zk_hosts)
 
     def zk_options(self) -> dict:
         """Keyword arguments for :class:`regctl.zookeeper.reader.ZkReader` / ``RegistryWatcher``: auth and TLS."""
         return {"auth_data": self.zk_auth_data, "client_kwargs": dict(self.zk_client_kwargs)}
 
-    def secret_values(self) -> list[str]:
-        """Every secret these settings hold (for :func:`regctl.redaction.add_secrets`)."""
-        from regctl.redaction import header_secrets, url_password
+    def api(self):
+        """A synchronous :class:`regctl.http.api.RegistryApi` for this endpoint (the caller closes it)."""
+        from regctl.http.api import RegistryApi  # imported on use: settings are read on the start-up path
 
+        return RegistryApi(self.config_url, timeout=self.timeout, headers=self.headers, verify=self.verify)
+
+    def async_api(self):
+        """An :class:`regctl.http.api.AsyncRegistryApi` for this endpoint (the caller closes it)."""
+        from regctl.http.api import AsyncRegistryApi
+
+        return AsyncRegistryApi(self.config_url, timeout=self.timeout, headers=self.headers, verify=self.verify)
+
+    def zk_reader(self):
+        """An unconnected :class:`regctl.zookeeper.reader.ZkReader`; :class:`UsageError` without ZooKeeper."""
+        if not self.zk_configured:
+            raise UsageError("ZooKeeper is not configured", hint="pass {zk}HOST:PORT or set ZOOKEEPER_HOSTS")
+        from regctl.zookeeper.reader import ZkReader
+
+        return ZkReader(self.zk_hosts, self.zk_base, timeout=self.timeout, **self.zk_options())
+
+    def secret_values(self) -> list[str]:
+        """Every secret this endpoint holds (for :func:`regctl.redaction.add_secrets`)."""
         out: list[str] = header_secrets(dict(self.headers))
         for url in (self.config_url, self.zk_hosts):
             password = url_password(url)
@@ -155,9 +173,43 @@ class Settings:
                 out.append(password)
         return out
 
-    @property
-    def zk_configured(self) -> bool:
-        return bool(self.zk_hosts)
+    def redacted(self) -> dict:
+        """A printable view: every header value replaced by ``***``, URL passwords and credentials masked."""
+        return {
+            "config_url": mask_url(self.config_url),
+            "zk_hosts": self.zk_hosts,
+            "zk_base": self.zk_base,
+            "timeout": self.timeout,
+            "headers": redact_headers(self.headers),
+            "verify": self.verify,
+            "zk_auth": [f"{scheme}:***" for scheme, _ in (self.zk_auth_data or [])],
+            "zk_tls": {k: v for k, v in self.zk_client_kwargs.items() if k != "keyfile_password"},
+        }
+
+    def __repr__(self) -> str:  # never leak headers through logs or tracebacks
+        return f"Endpoint({self.redacted()!r})"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A run's settings: the :class:`Endpoint`, output preferences, and where each value came from."""
+
+    endpoint: Endpoint = field(default_factory=Endpoint)
+    output: str = "table"
+    #: True/False forced by flag or NO_COLOR; None means "colour only on a terminal".
+    color: bool | None = None
+    verbose: int = 0
+    context: str | None = None
+    #: setting name -> where its value came from: "flag", "env", "context" or "default".
+    sources: Mapping[str, str] = field(default_factory=dict)
+    #: warnings the CLI prints on stderr on every run (e.g. TLS verification is off)
+    warnings: tuple = ()
+    #: where an environment variable and the context disagreed, and which won (the CLI shows them with -v)
+    notes: tuple = ()
+
+    def secret_values(self) -> list[str]:
+        """Every secret these settings hold (for :func:`regctl.redaction.add_secrets`)."""
+        return self.endpoint.secret_values()
 
     @property
     def machine_output(self) -> bool:
@@ -168,25 +220,13 @@ class Settings:
         src = self.sources.get(name, "default")
         label = {"flag": FLAGS.get(name, name), "env": ENV_VARS.get(name, "env"),
                  "context": f"context {self.context!r}", "default": "default"}.get(src, src)
-        return f"{getattr(self, name)!r} (from {label})"
+        value = getattr(self.endpoint, name) if hasattr(self.endpoint, name) else getattr(self, name)
+        return f"{value!r} (from {label})"
 
     def redacted(self) -> dict:
-        """A printable view: every header value replaced by ``***``, URL passwords masked."""
-        from regctl.redaction import mask_url
-
-        return {
-            "config_url": mask_url(self.config_url),
-            "zk_hosts": self.zk_hosts,
-            "zk_base": self.zk_base,
-            "timeout": self.timeout,
-            "output": self.output,
-            "context": self.context,
-            "headers": redact_headers(self.headers),
-            "verify": self.verify,
-            "zk_auth": [f"{scheme}:***" for scheme, _ in (self.zk_auth_data or [])],
-            "zk_tls": {k: v for k, v in self.zk_client_kwargs.items() if k != "keyfile_password"},
-            "sources": dict(self.sources),
-        }
+        """A printable view: the endpoint's (secrets masked), the output, the context and the sources."""
+        return {**self.endpoint.redacted(), "output": self.output, "context": self.context,
+                "sources": dict(self.sources)}
 
     def __repr__(self) -> str:  # never leak headers through logs or tracebacks
         return f"Settings({self.redacted()!r})"
@@ -294,11 +334,11 @@ def resolve(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | Non
     headers = _resolve_headers(flags, env, context, sources, warnings, context_from_flag, notes, context_name)
     _resolve_tls(flags, env, extra, sources, url, warnings)
     _resolve_zk(flags, env, extra, sources, warnings)
-    return Settings(config_url=url, zk_hosts=zk, zk_base=base, timeout=timeout, output=output,
-                    color=color, verbose=verbose, headers=headers, context=context_name,
-                    sources=sources, verify=extra.get("verify", True),
-                    zk_auth_data=extra.get("zk_auth_data"), zk_client_kwargs=dict(extra.get("zk_client_kwargs") or {}),
-                    warnings=tuple(warnings), notes=tuple(notes))
+    endpoint = Endpoint(config_url=url, headers=headers, verify=extra.get("verify", True), timeout=timeout,
+                        zk_hosts=zk, zk_base=base, zk_auth_data=extra.get("zk_auth_data"),
+                        zk_client_kwargs=dict(extra.get("zk_client_kwargs") or {}))
+    return Settings(endpoint=endpoint, output=output, color=color, verbose=verbose, context=context_name,
+                    sources=sources, warnings=tuple(warnings), notes=tuple(notes))
 
 
 #: environment variable -> the context key (in :func:`regctl.contexts.settings_values`' terms) it competes with

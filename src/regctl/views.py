@@ -63,8 +63,8 @@ def natural_key(value: Any) -> tuple:
         value = "yes" if value else "no"
     if isinstance(value, (int, float)):
         return (0, ((0, float(value), ""),))
-    parts = re.split(r"(\d+)", str(value))
-    return (0, tuple((0, float(p), "") if p.isdigit() else (1, 0.0, p.lower()) for p in parts if p))
+    parts = re.split(r"([0-9]+)", str(value))  # ASCII digits only: "²".isdigit() is true, float("²") fails
+    return (0, tuple((0, float(p), "") if "0" <= p[0] <= "9" else (1, 0.0, p.lower()) for p in parts if p))
 
 
 def summarize(rows: list[ServiceRow] | None, snapshot: ZkSnapshot | None,

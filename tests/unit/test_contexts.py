@@ -209,11 +209,11 @@ def test_precedence_flag_env_context_default(tmp_path):
     name, values, _ = contexts.load_selected(None, {}, path)
     env = {"ZOOKEEPER_HOSTS": "envzk:2181"}
     s = resolve({"timeout": 7}, env=env, context=values, context_name=name)
-    assert (s.timeout, s.sources["timeout"]) == (7.0, "flag")
-    assert (s.zk_hosts, s.sources["zk_hosts"]) == ("envzk:2181", "env")
-    assert (s.config_url, s.sources["config_url"]) == ("http://dev:8082", "context")
+    assert (s.endpoint.timeout, s.sources["timeout"]) == (7.0, "flag")
+    assert (s.endpoint.zk_hosts, s.sources["zk_hosts"]) == ("envzk:2181", "env")
+    assert (s.endpoint.config_url, s.sources["config_url"]) == ("http://dev:8082", "context")
     assert (s.output, s.sources["output"]) == ("table", "default")
-    assert s.context == "dev" and s.headers == {"X-Team": "ops"}
+    assert s.context == "dev" and s.endpoint.headers == {"X-Team": "ops"}
     assert "context 'dev'" in s.describe("config_url")
 
 

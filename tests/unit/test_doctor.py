@@ -12,11 +12,13 @@ import time
 
 import pytest
 
+from tests.helpers import doctor_config
+
 from regctl import doctor
 
 from regctl.zookeeper import admin as zk_admin
 from regctl.cli.render import Column, Output, Result, Table, status_mark
-from regctl.doctor import FAIL, PASS, SKIP, WARN, Check, DoctorConfig
+from regctl.doctor import FAIL, PASS, SKIP, WARN, Check
 from regctl.doctor.checks.config import classify_health_answer
 from regctl.doctor.facts import HttpAnswer, is_docker_name, is_loopback
 from regctl.errors import UsageError
@@ -252,7 +254,7 @@ def cfg(**kw):
     kw.setdefault("config_url", "http://127.0.0.1:1")
     kw.setdefault("timeout", 1.0)
     kw.setdefault("in_container", False)
-    return DoctorConfig(**kw)
+    return doctor_config(**kw)
 
 
 def test_a_crashing_check_is_a_failed_row_not_a_traceback():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from regctl.doctor import FAIL, PASS, SKIP, WARN, Check, CheckResult, DoctorConfig
+from regctl.doctor import FAIL, PASS, SKIP, WARN, Check, CheckResult
+from tests.helpers import doctor_config
 from regctl.doctor.base import CheckRun, DoctorContext
 from regctl.doctor.checks import cause
 from regctl.doctor.registry import attribute
@@ -26,7 +27,7 @@ def run_of(fn, **cfg) -> CheckRun:
     cfg.setdefault("config_url", "http://cs:8082")
     cfg.setdefault("in_container", False)
     check = Check("cause.x", "cause", "", fn)
-    return CheckRun(check, DoctorContext(DoctorConfig(**cfg)), time.monotonic())
+    return CheckRun(check, DoctorContext(doctor_config(**cfg)), time.monotonic())
 
 
 def decide(check, ev: cause.Evidence, **cfg) -> list[CheckResult]:

@@ -101,3 +101,10 @@ def test_natural_sort_filter_and_data_follow(monkeypatch):
     out, err = io.StringIO(), io.StringIO()
     Output(output="json", stdout=out, stderr=err, sort_by="name", filters=["flags=x"]).render(result)
     assert [s["name"] for s in json.loads(out.getvalue())["services"]] == ["b-1", "b-10"]
+
+
+def test_natural_sort_key_takes_unicode_digits_as_text():
+    from regctl.views import natural_key
+
+    names = ["svc-²", "svc-10", "svc-٣", "svc-2"]
+    assert sorted(names, key=natural_key) == ["svc-2", "svc-10", "svc-²", "svc-٣"]

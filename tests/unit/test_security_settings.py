@@ -17,7 +17,7 @@ def test_headers_merge_context_then_env_then_flags_by_name():
     ctx = {"headers": {"X-Team": "ops", "X-Env": "ctx", "Authorization": "Bearer ctx"}}
     env = {"REGCTL_HEADERS": "x-env: env\nX-Only-Env: 1"}
     s = resolve({"headers": ["X-ENV: flag"]}, env=env, context=ctx)
-    assert s.headers == {"X-Team": "ops", "Authorization": "Bearer ctx", "X-Only-Env": "1", "X-ENV": "flag"}
+    assert s.endpoint.headers == {"X-Team": "ops", "Authorization": "Bearer ctx", "X-Only-Env": "1", "X-ENV": "flag"}
     assert s.sources["headers"] == "flag"
     assert resolve({}, env={}, context={}).sources["headers"] == "default"
 
@@ -26,10 +26,10 @@ def test_token_sources_and_precedence(tmp_path):
     f = tmp_path / "t"
     f.write_text(f"  {SECRET}\n")
     ctx = {"headers": {"Authorization": "Bearer from-context"}}
-    assert resolve({}, env={}, context=ctx).headers["Authorization"] == "Bearer from-context"
-    assert resolve({}, env={"REGCTL_TOKEN": "e"}, context=ctx).headers["Authorization"] == "Bearer e"
+    assert resolve({}, env={}, context=ctx).endpoint.headers["Authorization"] == "Bearer from-context"
+    assert resolve({}, env={"REGCTL_TOKEN": "e"}, context=ctx).endpoint.headers["Authorization"] == "Bearer e"
     s = resolve({"token_file": str(f)}, env={"REGCTL_TOKEN": "e"}, context=ctx)
-    assert s.headers["Authorization"] == f"Bearer {SECRET}"
+    assert s.endpoint.headers["Authorization"] == f"Bearer {SECRET}"
 
 
 def test_token_and_header_in_one_layer_conflict(tmp_path):
@@ -68,16 +68,16 @@ def test_bad_header_flag_never_repeats_the_value():
 def test_tls_precedence_and_the_insecure_warning(tmp_path):
     ca = tmp_path / "ca.pem"
     ca.write_text("x")
-    assert resolve({}, env={}).verify is True and not resolve({}, env={}).warnings
+    assert resolve({}, env={}).endpoint.verify is True and not resolve({}, env={}).warnings
     s = resolve({"ca_bundle": str(ca)}, env={"REGCTL_INSECURE": "1"}, context={"verify": False})
-    assert s.verify == str(ca) and not s.warnings
+    assert s.endpoint.verify == str(ca) and not s.warnings
     s = resolve({}, env={"REGCTL_INSECURE": "1"}, context={"verify": str(ca)})
-    assert s.verify is False and s.sources["verify"] == "REGCTL_INSECURE"
+    assert s.endpoint.verify is False and s.sources["verify"] == "REGCTL_INSECURE"
     assert any("TLS certificate verification is OFF for http://config-service:8082" in w for w in s.warnings)
     s = resolve({}, env={"REGCTL_CA_BUNDLE": str(ca)}, context={"verify": False})
-    assert s.verify == str(ca)
+    assert s.endpoint.verify == str(ca)
     s = resolve({"config_url": "https://gw.example"}, env={}, context={"verify": False})
-    assert s.verify is False and s.warnings[0].startswith("TLS certificate verification is OFF for https://gw.example")
+    assert s.endpoint.verify is False and s.warnings[0].startswith("TLS certificate verification is OFF for https://gw.example")
     with pytest.raises(UsageError):
         resolve({}, env={"REGCTL_INSECURE": "maybe"})
     with pytest.raises(UsageError):
@@ -88,10 +88,10 @@ def test_zk_auth_sources(tmp_path):
     f = tmp_path / "zkauth"
     f.write_text("digest:file:pw1\n")
     ctx = {"zk_auth_data": [("digest", "ctx:pw0")]}
-    assert resolve({}, env={}, context=ctx).zk_auth_data == [("digest", "ctx:pw0")]
-    assert resolve({}, env={"REGCTL_ZK_AUTH": "digest:env:pw2"}, context=ctx).zk_auth_data == [("digest", "env:pw2")]
+    assert resolve({}, env={}, context=ctx).endpoint.zk_auth_data == [("digest", "ctx:pw0")]
+    assert resolve({}, env={"REGCTL_ZK_AUTH": "digest:env:pw2"}, context=ctx).endpoint.zk_auth_data == [("digest", "env:pw2")]
     s = resolve({"zk_auth_file": str(f)}, env={"REGCTL_ZK_AUTH": "digest:env:pw2"}, context=ctx)
-    assert s.zk_auth_data == [("digest", "file:pw1")] and s.sources["zk_auth"] == "flag"
+    assert s.endpoint.zk_auth_data == [("digest", "file:pw1")] and s.sources["zk_auth"] == "flag"
     assert "pw1" not in repr(s) and "digest:***" in repr(s)
 
 
@@ -102,19 +102,19 @@ def test_zk_tls_options_reach_the_reader(tmp_path):
         (tmp_path / name).write_text("x")
     s = resolve({"zk_ca": str(tmp_path / "ca.pem"), "zk_cert": str(tmp_path / "c.pem"),
                  "zk_key": str(tmp_path / "k.pem")}, env={})
-    assert s.zk_client_kwargs == {"ca": str(tmp_path / "ca.pem"), "certfile": str(tmp_path / "c.pem"),
+    assert s.endpoint.zk_client_kwargs == {"ca": str(tmp_path / "ca.pem"), "certfile": str(tmp_path / "c.pem"),
                                   "keyfile": str(tmp_path / "k.pem"), "use_ssl": True, "verify_certs": True}
-    reader = ZkReader("127.0.0.1:1", "/services", **s.zk_options())
+    reader = ZkReader("127.0.0.1:1", "/services", **s.endpoint.zk_options())
     assert reader._kwargs["use_ssl"] is True and reader._kwargs["ca"].endswith("ca.pem")
-    assert resolve({}, env={"REGCTL_ZK_TLS": "1"}).zk_client_kwargs == {"use_ssl": True, "verify_certs": True}
-    assert resolve({}, env={}).zk_client_kwargs == {}
+    assert resolve({}, env={"REGCTL_ZK_TLS": "1"}).endpoint.zk_client_kwargs == {"use_ssl": True, "verify_certs": True}
+    assert resolve({}, env={}).endpoint.zk_client_kwargs == {}
     insecure = resolve({"zk_tls": True, "insecure": True}, env={})
-    assert insecure.zk_client_kwargs["verify_certs"] is False
+    assert insecure.endpoint.zk_client_kwargs["verify_certs"] is False
     assert any("ZooKeeper" in w for w in insecure.warnings)
     with pytest.raises(UsageError):
         resolve({"zk_cert": str(tmp_path / "c.pem")}, env={})
     ctx = {"zk_client_kwargs": {"use_ssl": True, "ca": "/ctx/ca.pem"}}
-    assert resolve({}, env={}, context=ctx).zk_client_kwargs["ca"] == "/ctx/ca.pem"
+    assert resolve({}, env={}, context=ctx).endpoint.zk_client_kwargs["ca"] == "/ctx/ca.pem"
 
 
 def test_context_zk_tls_keys(tmp_path):

@@ -6,9 +6,9 @@ from regctl.settings import DEFAULT_CONFIG_URL, resolve
 
 def test_defaults():
     s = resolve({}, env={})
-    assert s.config_url == DEFAULT_CONFIG_URL
-    assert s.zk_hosts is None and not s.zk_configured
-    assert s.zk_base == "/services" and s.timeout == 5.0 and s.output == "table"
+    assert s.endpoint.config_url == DEFAULT_CONFIG_URL
+    assert s.endpoint.zk_hosts is None and not s.endpoint.zk_configured
+    assert s.endpoint.zk_base == "/services" and s.endpoint.timeout == 5.0 and s.output == "table"
     assert s.sources["config_url"] == "default"
 
 
@@ -16,16 +16,16 @@ def test_flag_beats_env_beats_context_beats_default():
     env = {"CONFIG_SERVICE_URL": "http://env:1", "ZOOKEEPER_HOSTS": "envzk:2181", "REGCTL_TIMEOUT": "7"}
     ctx = {"config_url": "http://ctx:1", "zk_hosts": "ctxzk", "timeout": 9, "zk_base": "/ctx"}
     s = resolve({"config_url": "http://flag:1/"}, env=env, context=ctx, context_name="dev")
-    assert s.config_url == "http://flag:1" and s.sources["config_url"] == "flag"
-    assert s.zk_hosts == "envzk:2181" and s.sources["zk_hosts"] == "env"
-    assert s.timeout == 7.0 and s.sources["timeout"] == "env"
-    assert s.zk_base == "/ctx" and s.sources["zk_base"] == "context"
+    assert s.endpoint.config_url == "http://flag:1" and s.sources["config_url"] == "flag"
+    assert s.endpoint.zk_hosts == "envzk:2181" and s.sources["zk_hosts"] == "env"
+    assert s.endpoint.timeout == 7.0 and s.sources["timeout"] == "env"
+    assert s.endpoint.zk_base == "/ctx" and s.sources["zk_base"] == "context"
     assert s.output == "table" and s.sources["output"] == "default"
 
 
 def test_empty_env_value_counts_as_unset():
     s = resolve({}, env={"CONFIG_SERVICE_URL": "", "ZOOKEEPER_HOSTS": ""})
-    assert s.config_url == DEFAULT_CONFIG_URL and s.zk_hosts is None
+    assert s.endpoint.config_url == DEFAULT_CONFIG_URL and s.endpoint.zk_hosts is None
 
 
 def test_no_color_flag_and_env():

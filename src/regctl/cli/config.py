@@ -184,10 +184,9 @@ def set_context(
 
     s = rc.settings
     updates: dict = {}
-    for key, flag_key in (("config_url", "config_url"), ("zk_hosts", "zk_hosts"), ("zk_base", "zk_base"),
-                          ("timeout", "timeout")):
-        if s.sources.get(flag_key) == "flag":
-            updates[key] = getattr(s, flag_key)
+    for key in ("config_url", "zk_hosts", "zk_base", "timeout"):
+        if s.sources.get(key) == "flag":
+            updates[key] = getattr(s.endpoint, key)
     if isinstance(updates.get("timeout"), float) and updates["timeout"].is_integer():
         updates["timeout"] = int(updates["timeout"])
     updates.update({"token_file": token_file, "token_env": token_env, "ca_bundle": ca_bundle,

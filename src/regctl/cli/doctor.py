@@ -110,15 +110,13 @@ def doctor(
     s = rc.settings
     explicit = frozenset(c.name for c in core.select_checks(checks)) if checks else frozenset()
     config = core.DoctorConfig(
-        config_url=s.config_url, zk_hosts=s.zk_hosts, zk_base=s.zk_base, timeout=s.timeout,
-        headers=dict(s.headers), verify=s.verify, env=env, env_source=env_source,
-        zk_auth_data=s.zk_auth_data, zk_client_kwargs=dict(s.zk_client_kwargs),
+        endpoint=s.endpoint, env=env, env_source=env_source,
         service=service, all_services=all_, in_container=_container_override(),
         config_url_source=_source_text(s, "config_url"), explicit=explicit, server_timeout=server_timeout,
         ignore=core.parse_ignore([*_context_ignore(s), *(ignore or [])]))
     if s.verbose:
-        rc.out.debug(f"doctor: {len(selected)} checks, Config Service {s.config_url}, ZooKeeper "
-                     f"{s.zk_hosts or 'not configured'}, timeout {s.timeout:g}s")
+        rc.out.debug(f"doctor: {len(selected)} checks, Config Service {s.endpoint.config_url}, ZooKeeper "
+                     f"{s.endpoint.zk_hosts or 'not configured'}, timeout {s.endpoint.timeout:g}s")
     with _Progress(rc, len(selected)) as progress:
         report = core.run_checks(config, selected, on_result=progress.done)
     return _report_result(report, strict, rc.out.fancy(), bool(s.verbose), width=_wrap_width(rc))

@@ -153,8 +153,8 @@ def health(
 
     interrupted = False
     try:
-        results = probe_many(targets, timeout=rc.settings.timeout, concurrency=concurrency, retries=retries,
-                             expect=codes, verify=rc.settings.verify,
+        results = probe_many(targets, timeout=rc.settings.endpoint.timeout, concurrency=concurrency, retries=retries,
+                             expect=codes, verify=rc.settings.endpoint.verify,
                              on_result=on_result) if targets else []
     except KeyboardInterrupt:  # Ctrl-C: show what was probed so far, marked partial, and exit 130
         interrupted = True
@@ -247,7 +247,7 @@ def _unchecked_warning(unchecked: list) -> str:
 def _read_instances(rc, names: Optional[list]) -> tuple:
     """{service: [Instance]} from ZooKeeper when configured, else the API; errors propagate (exit 3)."""
     warnings: list = []
-    if rc.settings.zk_configured:
+    if rc.settings.endpoint.zk_configured:
         snap = rc.zk().snapshot(names)
         out = {s.name: list(s.instances) for s in snap.services}
         for p in snap.all_problems():
@@ -299,7 +299,7 @@ def _server_view(rc, instances: dict, result: Result, server_timeout: Optional[f
     """
     from regctl.monitor import run_server_checks
 
-    info, checks = run_server_checks(rc.api(), instances, timeout=rc.settings.timeout,
+    info, checks = run_server_checks(rc.api(), instances, timeout=rc.settings.endpoint.timeout,
                                      server_timeout=server_timeout)
     rc.out.debug(f"Config Service generation: {info.generation} ({info.evidence})")
     rows, by_url = [], {}
@@ -378,17 +378,17 @@ def wait(
     validate_service_name(name)
     codes = parse_expect(expect)
     s = rc.settings
-    deadline = s.timeout if s.sources.get("timeout") == "flag" else DEFAULT_WAIT
+    deadline = s.endpoint.timeout if s.sources.get("timeout") == "flag" else DEFAULT_WAIT
     rc.out.debug(f"waiting up to {deadline:g}s for {min_count} {'discoverable ' if healthy or probe else ''}"
                  f"instance(s) of {name}")
     url_check = s.sources.get("config_url", "default") != "default"
     outcome = wait_for_instances(name, min_count=min_count, healthy=healthy, probe=probe, url_check=url_check,
                                  deadline_s=deadline,
-                                 interval=interval, zk_hosts=s.zk_hosts, zk_base=s.zk_base,
-                                 config_url=s.config_url, headers=dict(s.headers),
-                                 verify=s.verify, expect=codes,
-                                 zk_auth_data=s.zk_auth_data,
-                                 zk_client_kwargs=dict(s.zk_client_kwargs))
+                                 interval=interval, zk_hosts=s.endpoint.zk_hosts, zk_base=s.endpoint.zk_base,
+                                 config_url=s.endpoint.config_url, headers=dict(s.endpoint.headers),
+                                 verify=s.endpoint.verify, expect=codes,
+                                 zk_auth_data=s.endpoint.zk_auth_data,
+                                 zk_client_kwargs=dict(s.endpoint.zk_client_kwargs))
     data = outcome.to_dict()
     if outcome.ok:
         return Result(data=data, lines=[f"{name}: {outcome.summary()}"])

@@ -129,7 +129,7 @@ def register_service(
                                   health_url=health_url, no_health_url=no_health_url, instance_id=instance_id,
                                   meta=meta_values, status=status)]
 
-    requests = [regmod.describe_request(rc.settings.config_url, register_call(r.payload())) for r in regs]
+    requests = [regmod.describe_request(rc.settings.endpoint.config_url, register_call(r.payload())) for r in regs]
     if dry_run:
         lines = []
         for req in requests:
@@ -183,7 +183,7 @@ def _verify_register(rc, reg, exc: RegctlError):
     the failure cannot have written anything or ZooKeeper is not configured."""
     from regctl import registration as regmod
 
-    if not regmod.write_unverified(exc) or not rc.settings.zk_configured:
+    if not regmod.write_unverified(exc) or not rc.settings.endpoint.zk_configured:
         return None
     consequence = _consequence(rc, exc, reg.service_name)
     try:
@@ -231,14 +231,14 @@ def _read_input(file: str) -> tuple:
 
 def _confirm_in_zk(rc, done: list, notes: list, warnings: list) -> None:
     """Look for each new node in ZooKeeper; a missing one is a warning, not a failure."""
-    if not rc.settings.zk_configured:
+    if not rc.settings.endpoint.zk_configured:
         notes.append("not confirmed in ZooKeeper (not configured; pass --zk to check)")
         return
     from regctl.names import zk_join
 
     try:
         zk = rc.zk()
-        paths = {zk_join(rc.settings.zk_base, d["service_name"], "instances", d["instance_id"]): d for d in done}
+        paths = {zk_join(rc.settings.endpoint.zk_base, d["service_name"], "instances", d["instance_id"]): d for d in done}
         found = zk.bulk_get(list(paths))
     except RegctlError as exc:
         warnings.append(f"could not confirm in ZooKeeper: {exc}")
@@ -255,7 +255,7 @@ def _confirm_in_zk(rc, done: list, notes: list, warnings: list) -> None:
             d["zookeeper"] = "present"
     present = sum(1 for d in done if d["zookeeper"] == "present")
     if present == len(done):
-        notes.append(f"confirmed in ZooKeeper: {present} node(s) under {rc.settings.zk_base}")
+        notes.append(f"confirmed in ZooKeeper: {present} node(s) under {rc.settings.endpoint.zk_base}")
 
 
 # ---------------------------------------------------------------------------
@@ -312,7 +312,7 @@ def deregister_service(
 
     live_reader, source = _live_reader(rc, name)
     plan = regmod.plan_deregister(name, ids, all_, live_reader(), source, force=force)
-    calls = [regmod.describe_request(rc.settings.config_url, deregister_call(name, i)) for i in plan.instance_ids]
+    calls = [regmod.describe_request(rc.settings.endpoint.config_url, deregister_call(name, i)) for i in plan.instance_ids]
     warnings = []
     if plan.not_live:
         warnings.append(f"--force: {', '.join(plan.not_live)} not live; sending anyway")
@@ -333,7 +333,7 @@ def deregister_service(
 
     api = rc.api()
     run = regmod.run_deregister(api.deregister, plan)
-    check_error = regmod.verify_gone(run, live_reader, settle_s=min(2.0, rc.settings.timeout))
+    check_error = regmod.verify_gone(run, live_reader, settle_s=min(2.0, rc.settings.endpoint.timeout))
     rows = run.rows()
     data = {"dry_run": False, "plan": plan.to_dict(), "results": rows, "verified_in": source,
             "interrupted": run.interrupted, "confirmed": True}
@@ -392,10 +392,10 @@ def _deregister_checks(rc, run, name: str, source: str, result: Result) -> list:
 
 def _live_reader(rc, name: str) -> tuple:
     """(callable returning the live instance ids now, "zookeeper" | "api")."""
-    if rc.settings.zk_configured:
+    if rc.settings.endpoint.zk_configured:
         from regctl.names import zk_join
 
-        path = zk_join(rc.settings.zk_base, name, "instances")
+        path = zk_join(rc.settings.endpoint.zk_base, name, "instances")
 
         def from_zk() -> Any:
             return rc.zk().get_children(path) or []

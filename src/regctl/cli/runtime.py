@@ -9,7 +9,7 @@ import typer
 
 from regctl.cli.clickcompat import get_current_context
 from regctl.cli.render import Output, Result
-from regctl.errors import RegctlError, UsageError, hint_words
+from regctl.errors import RegctlError, hint_words
 
 log = logging.getLogger("regctl")
 
@@ -20,6 +20,7 @@ CLI_HINT_WORDS = {
     "config_url_sources": "--config-url (CONFIG_SERVICE_URL, the context's config_url)",
     "localhost_url": "--config-url http://localhost:8082",
     "timeout": "--timeout",
+    "zk": "--zk ",
     "server_timeout": "--server-timeout",
     "headers": "--header",
     "credentials": "pass --header 'Authorization: Bearer ...', --token-file FILE or REGCTL_TOKEN "
@@ -53,31 +54,20 @@ class RunContext:
     @property
     def target(self) -> str:
         """The registry a change goes to, for prompts: ``http://host:8082 (context 'prod')``."""
-        s = self.settings
-        where = s.config_url + (f" and ZooKeeper {s.zk_hosts}" if s.zk_hosts else "")
-        return where + (f" (context {s.context!r})" if s.context else " (no context)")
+        e, context = self.settings.endpoint, self.settings.context
+        where = e.config_url + (f" and ZooKeeper {e.zk_hosts}" if e.zk_hosts else "")
+        return where + (f" (context {context!r})" if context else " (no context)")
 
     def api(self):
         """The synchronous registry API client (:class:`regctl.http.api.RegistryApi`)."""
         if self._api is None:
-            from regctl.http.api import RegistryApi
-
-            s = self.settings
-            self._api = RegistryApi(s.config_url, timeout=s.timeout, headers=s.headers,
-                                    verify=s.verify)  # headers: the Config Service only
+            self._api = self.settings.endpoint.api()  # headers: the Config Service only
         return self._api
 
     def zk(self):
         """A connected :class:`regctl.zookeeper.reader.ZkReader`; :class:`UsageError` when ZooKeeper is not configured."""
         if self._zk is None:
-            from regctl.zookeeper.reader import ZkReader
-
-            s = self.settings
-            if not s.zk_configured:
-                raise UsageError("ZooKeeper is not configured",
-                                 hint="pass --zk HOST:PORT or set ZOOKEEPER_HOSTS")
-            reader = ZkReader(s.zk_hosts, s.zk_base, timeout=s.timeout,
-                              **s.zk_options())
+            reader = self.settings.endpoint.zk_reader()
             reader.connect()
             self._zk = reader
         return self._zk

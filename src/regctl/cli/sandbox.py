@@ -98,7 +98,7 @@ def sandbox_up(rc, dir: DirOpt = None,
     if ensemble == 3 and zk_port and zk_port + 2 > 65535:
         raise UsageError(f"--zk-port {zk_port} leaves no room for three members", hint="use a lower port, or 0")
     info = up(_dir(dir), api_port=api_port, zk_port=zk_port, demo=demo,
-              timeout=max(60.0, rc.settings.timeout), progress=rc.out.note, ensemble=ensemble,
+              timeout=max(60.0, rc.settings.endpoint.timeout), progress=rc.out.note, ensemble=ensemble,
               generation=generation, four_letter_words=four_letter_words)
     result = _info_result(info, lines=[info.env_line()])
     result.warnings.extend(info.warnings)

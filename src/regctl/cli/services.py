@@ -32,9 +32,9 @@ def check_source(rc, source: str) -> tuple:
     source = source.lower()
     if source not in ("auto", "api", "zk"):
         raise UsageError(f"--source {source!r} is unknown", hint="use auto, api or zk")
-    if source == "zk" and not rc.settings.zk_configured:
+    if source == "zk" and not rc.settings.endpoint.zk_configured:
         raise UsageError("--source zk needs ZooKeeper", hint="pass --zk HOST:PORT or set ZOOKEEPER_HOSTS")
-    return source in ("auto", "api"), source == "zk" or (source == "auto" and rc.settings.zk_configured)
+    return source in ("auto", "api"), source == "zk" or (source == "auto" and rc.settings.endpoint.zk_configured)
 
 
 def read_for(rc, source: str, names=None, per_service: bool = True):
@@ -79,9 +79,9 @@ def source_note(rc, read) -> str:
     s = rc.settings
     parts = []
     if read.want_api:
-        parts.append(f"API {s.config_url}" + ("" if read.api_read else " (failed)"))
+        parts.append(f"API {s.endpoint.config_url}" + ("" if read.api_read else " (failed)"))
     if read.want_zk:
-        parts.append(f"ZooKeeper {s.zk_hosts} {s.zk_base}" + ("" if read.snapshot is not None else " (failed)"))
+        parts.append(f"ZooKeeper {s.endpoint.zk_hosts} {s.endpoint.zk_base}" + ("" if read.snapshot is not None else " (failed)"))
     return "read: " + " and ".join(parts)
 
 
@@ -208,7 +208,7 @@ def list_services(rc, names: NamesArg = None, source: SourceOpt = "auto",
         docs.append(doc)
     data = {
         "services": docs,
-        "sources": read.sources(s.config_url, s.zk_hosts if read.want_zk else None, s.zk_base),
+        "sources": read.sources(s.endpoint.config_url, s.endpoint.zk_hosts if read.want_zk else None, s.endpoint.zk_base),
         "problems": [p.to_dict() for p in problems],
         "probed": probe,
     }
@@ -290,8 +290,8 @@ def _probe_services(rc, read, names: list) -> dict:
             answer = read.api_answer(n)
             live = answer if isinstance(answer, list) else []
         instances.extend(live)
-    results = probe_many(targets_for(instances), timeout=rc.settings.timeout,
-                         verify=rc.settings.verify) if instances else []
+    results = probe_many(targets_for(instances), timeout=rc.settings.endpoint.timeout,
+                         verify=rc.settings.endpoint.verify) if instances else []
     out: dict = {}
     for r in results:
         out.setdefault(r.service_name, {})[r.instance_id] = r
@@ -356,7 +356,7 @@ def _noauth_error(rc, problems: list) -> tuple:
     more = f" and {len(denied) - 1} more node(s)" if len(denied) > 1 else ""
     reader = rc.zk()
     err = NotAuthorized(f"ZooKeeper refused to read {denied[0].path} (NOAUTH){more}",
-                        where=rc.settings.zk_hosts, hint=getattr(reader, "noauth_hint", None))
+                        where=rc.settings.endpoint.zk_hosts, hint=getattr(reader, "noauth_hint", None))
     return err, [p for p in problems if p not in denied]
 
 
@@ -419,7 +419,7 @@ def inspect_service(rc, name: NameArg, source: SourceOpt = "auto") -> Result:
         "discovery": verdict.to_dict(),
         "warnings": list(d.warnings),
         "problems": [p.to_dict() for p in problems],
-        "sources": read.sources(s.config_url, s.zk_hosts if read.want_zk else None, s.zk_base),
+        "sources": read.sources(s.endpoint.config_url, s.endpoint.zk_hosts if read.want_zk else None, s.endpoint.zk_base),
     }
     if d.registered is False and not problems:
         why = ("its ZooKeeper directory holds no instance and the Config Service has no row for it"
@@ -497,7 +497,7 @@ def suggest(rc, name: str) -> "str | None":
     """A did-you-mean from the names the registry holds now (read once more, on a failure path only)."""
     from regctl.discovery import known_names
 
-    return did_you_mean(name, known_names(rc.api, rc.zk if rc.settings.zk_configured else None))
+    return did_you_mean(name, known_names(rc.api, rc.zk if rc.settings.endpoint.zk_configured else None))
 
 
 # ---------------------------------------------------------------------------
@@ -548,7 +548,7 @@ def verified_url(rc, name: str, first_url: str) -> Result:
         else:
             targets.append(ProbeTarget(name, inst.instance_id, inst.probe_url()))
     urls = [first_url if inst is None else inst.service_url for inst in order]
-    kwargs = {"timeout": rc.settings.timeout, "verify": rc.settings.verify}
+    kwargs = {"timeout": rc.settings.endpoint.timeout, "verify": rc.settings.endpoint.verify}
     results = probe_many(targets[:1], **kwargs)
     if not results[0].healthy and len(targets) > 1:
         results += probe_many(targets[1:], **kwargs)  # the rest at once: one timeout, not one each

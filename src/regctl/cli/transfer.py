@@ -123,11 +123,11 @@ def _read_live(rc, source: str, names: "list | None") -> tuple:
         raise UsageError(f"--source {source!r} is unknown", hint="use auto, api or zk")
     s = rc.settings
     warnings: list = []
-    if source == "zk" or (source == "auto" and s.zk_configured):
+    if source == "zk" or (source == "auto" and s.endpoint.zk_configured):
         reader = rc.zk()
         exists, present = tl.base_state(reader)
         if not exists:
-            warnings.append(f"the base path {reader.base_path} does not exist in ZooKeeper {s.zk_hosts}: "
+            warnings.append(f"the base path {reader.base_path} does not exist in ZooKeeper {s.endpoint.zk_hosts}: "
                             "nothing to export (check --zk-base / ZOOKEEPER_BASE_PATH)")
         elif not present:
             warnings.append(f"the base path {reader.base_path} holds no services (check --zk-base / "
@@ -146,15 +146,15 @@ def _read_live(rc, source: str, names: "list | None") -> tuple:
                 warnings.append(f"{node.path}: payload instance_id {pid!r} differs from the node name; "
                                 "exported under the node name")
             instances.append(node.instance())
-        return instances, skipped, {"type": "zookeeper", "hosts": s.zk_hosts, "base_path": s.zk_base}, warnings
+        return instances, skipped, {"type": "zookeeper", "hosts": s.endpoint.zk_hosts, "base_path": s.endpoint.zk_base}, warnings
     instances, skipped, asked = tl.read_api(rc.api(), names)
     too_deep = [i for i in instances if transfer.depth(i.metadata) > transfer.MAX_DEPTH]
     skipped += [tl.Skipped(f"{i.service_name}/{i.instance_id}", f"node data is nested more than "
                            f"{transfer.MAX_DEPTH} levels deep") for i in too_deep]
     instances = [i for i in instances if all(i is not d for d in too_deep)]
     if not asked:
-        warnings.append(f"the Config Service at {s.config_url} lists no services")
-    return instances, skipped, {"type": "api", "url": s.config_url}, warnings
+        warnings.append(f"the Config Service at {s.endpoint.config_url} lists no services")
+    return instances, skipped, {"type": "api", "url": s.endpoint.config_url}, warnings
 
 
 # ---------------------------------------------------------------------------
@@ -260,7 +260,7 @@ def import_registry(
         from regctl import health
 
         restore.mark_down(plan, lambda targets: health.probe_many(
-            targets, timeout=rc.settings.timeout, verify=rc.settings.verify))
+            targets, timeout=rc.settings.endpoint.timeout, verify=rc.settings.endpoint.verify))
     data: dict[str, Any] = {"file": name, "dry_run": dry_run, "plan": plan.to_dict(),
                             "invalid": [i.to_dict() for i in invalid], "results": [], "not_done": []}
     warnings += [f"{i.service}/{i.instance_id}: {i.reason}" for i in plan.with_action("differs")]
@@ -293,7 +293,7 @@ def import_registry(
             return Result(data=data, error=NotFound("not confirmed; nothing was imported",
                                                     hint="answer y, or pass --yes"))
     results: list = []
-    reader = rc.zk() if rc.settings.zk_configured else None
+    reader = rc.zk() if rc.settings.endpoint.zk_configured else None
     try:
         restore.apply_plan(plan, rc.api(), restore.Live(reader=reader, api=rc.api()), results)
     except KeyboardInterrupt:
@@ -408,7 +408,7 @@ def _live_state(rc, names: list, force: bool, config_instance: "str | None") -> 
     from regctl.transfer import live as tl
     s = rc.settings
     warnings: list = []
-    if not s.zk_configured:
+    if not s.endpoint.zk_configured:
         instances, skipped, _ = tl.read_api(rc.api(), names) if names else ([], [], [])
         if skipped:
             raise BadResponse(f"could not read what is live: {skipped[0].reason}", where=skipped[0].path,
@@ -425,16 +425,16 @@ def _live_state(rc, names: list, force: bool, config_instance: "str | None") -> 
         # the Config Service creates its base path and its own directory there when it starts: a base
         # without them is almost always a wrong --zk-base (an emptied registry still has both)
         what = "does not exist" if not exists else "holds no services"
-        text = f"the base path {reader.base_path} {what} in ZooKeeper {s.zk_hosts}"
+        text = f"the base path {reader.base_path} {what} in ZooKeeper {s.endpoint.zk_hosts}"
         if not force:
-            raise UsageError(f"refusing to import: {text}", where=s.zk_hosts,
+            raise UsageError(f"refusing to import: {text}", where=s.endpoint.zk_hosts,
                              hint="check --zk-base / ZOOKEEPER_BASE_PATH (the Config Service creates its base "
                                   "path when it starts); pass --force to import into it anyway")
         warnings.append(text + "; importing anyway (--force)")
-    if s.zk_client_kwargs.get("use_ssl"):
+    if s.endpoint.zk_client_kwargs.get("use_ssl"):
         connected, why = None, "ZooKeeper over TLS: four-letter words not asked"
     else:
-        connected, why = tl.connected_sessions(s.zk_hosts or "", min(2.0, s.timeout))
+        connected, why = tl.connected_sessions(s.endpoint.zk_hosts or "", min(2.0, s.endpoint.timeout))
     # a never-rewritten own node tells the current session only while a Config Service answers (asked first:
     # a Config Service that answers has already rewritten its own node at its start)
     answering = tl.config_service_answers(rc.api()) if connected is None else None

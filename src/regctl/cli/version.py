@@ -40,17 +40,17 @@ def version_info(rc, client: Annotated[bool, typer.Option(
 
         s = rc.settings
         info = detect_generation(rc.api())
-        data["server"] = {"url": s.config_url, **info.to_dict()}
-        rows.append({"component": "config-service", "where": s.config_url,
+        data["server"] = {"url": s.endpoint.config_url, **info.to_dict()}
+        rows.append({"component": "config-service", "where": s.endpoint.config_url,
                      "version": f"{info.generation} generation" if info.generation != UNKNOWN else "could not tell",
                      "detail": info.evidence})
         if info.generation == UNKNOWN:
-            failed.append(("Config Service", s.config_url, info.evidence))
-        if s.zk_configured:
+            failed.append(("Config Service", s.endpoint.config_url, info.evidence))
+        if s.endpoint.zk_configured:
             from regctl.zookeeper.admin import check_ensemble
 
-            members = check_ensemble(s.zk_hosts, timeout=s.timeout, session_fallback=False,
-                                     zk_options=s.zk_options())
+            members = check_ensemble(s.endpoint.zk_hosts, timeout=s.endpoint.timeout, session_fallback=False,
+                                     zk_options=s.endpoint.zk_options())
             data["zookeeper"] = []
             for m in members:
                 version = m.srvr.version if m.srvr is not None else None

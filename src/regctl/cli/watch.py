@@ -56,7 +56,7 @@ def watch(
     from regctl.zookeeper.watch import RegistryWatcher
 
     s = rc.settings
-    if not s.zk_configured:
+    if not s.endpoint.zk_configured:
         raise UsageError("watch needs ZooKeeper: the API has no change feed",
                          hint="pass --zk HOST:PORT, set ZOOKEEPER_HOSTS, or add zk_hosts to the context")
     for n in names or []:
@@ -67,11 +67,11 @@ def watch(
         raise UsageError(f"--count {count} must be at least 1", hint="e.g. --count 1")
     mode = _mode(rc)
 
-    watcher = RegistryWatcher(s.zk_hosts, s.zk_base, timeout=s.timeout, names=names or None,
-                              **s.zk_options())
+    watcher = RegistryWatcher(s.endpoint.zk_hosts, s.endpoint.zk_base, timeout=s.endpoint.timeout, names=names or None,
+                              **s.endpoint.zk_options())
     snapshot = watcher.start()
     if not getattr(watcher, "base_exists", True):
-        rc.out.warn(f"the base path {watcher.base} does not exist in ZooKeeper {s.zk_hosts} (yet): check "
+        rc.out.warn(f"the base path {watcher.base} does not exist in ZooKeeper {s.endpoint.zk_hosts} (yet): check "
                     "--zk-base / ZOOKEEPER_BASE_PATH")
     elif getattr(watcher, "base_empty", False):
         rc.out.warn(f"the base path {watcher.base} holds no services: check --zk-base / ZOOKEEPER_BASE_PATH")
@@ -112,7 +112,7 @@ def watch(
     elif count is not None and seen < count:
         result.error = NotFound(f"saw {seen} of {count} events within {for_:g}s",
                                 hint="raise --for, or check that something changes under "
-                                     f"{s.zk_base} on {s.zk_hosts}")
+                                     f"{s.endpoint.zk_base} on {s.endpoint.zk_hosts}")
     return result
 
 

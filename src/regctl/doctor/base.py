@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from regctl.errors import Unreachable
+from regctl.settings import Endpoint
 
 log = logging.getLogger("regctl.doctor")
 
@@ -121,15 +122,8 @@ class Check:
 class DoctorConfig:
     """Everything the checks need to know; built by the CLI from settings and flags."""
 
-    config_url: str
-    zk_hosts: str | None = None
-    zk_base: str = "/services"
-    timeout: float = 5.0
-    headers: Mapping[str, str] = field(default_factory=dict)
-    verify: bool | str = True
-    #: ZooKeeper auth [(scheme, credential)] and kazoo TLS options (settings.zk_options())
-    zk_auth_data: Any = None
-    zk_client_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    #: the Config Service and ZooKeeper the checks read (URL, headers, TLS, timeout, ZooKeeper auth/TLS)
+    endpoint: Endpoint = field(default_factory=Endpoint)
     #: the environment the guide's variables are read from (process env, --env-file on top)
     env: Mapping[str, str] = field(default_factory=dict)
     #: where ``env`` came from, for findings ("environment" or the --env-file path)
@@ -154,7 +148,7 @@ class DoctorConfig:
 
     @property
     def deadline(self) -> float:
-        return self.check_deadline if self.check_deadline is not None else 1.5 * self.timeout + 0.5
+        return self.check_deadline if self.check_deadline is not None else 1.5 * self.endpoint.timeout + 0.5
 
     @property
     def selected_service(self) -> str | None:
@@ -165,8 +159,9 @@ class DoctorConfig:
         return name or None
 
     def describe(self) -> dict:
-        return {"config_url": self.config_url, "zk_hosts": self.zk_hosts, "zk_base": self.zk_base,
-                "timeout": self.timeout, "service": self.selected_service, "all": self.all_services,
+        e = self.endpoint
+        return {"config_url": e.config_url, "zk_hosts": e.zk_hosts, "zk_base": e.zk_base,
+                "timeout": e.timeout, "service": self.selected_service, "all": self.all_services,
                 "env_source": self.env_source, "in_container": detect_container(self.in_container)}
 
 
@@ -300,7 +295,7 @@ class CheckRun:
 
     def step_timeout(self) -> float:
         """The timeout for the next network step: ``--timeout``, or less when the deadline is near."""
-        return max(0.05, min(self.config.timeout, self.remaining() - 0.1))
+        return max(0.05, min(self.config.endpoint.timeout, self.remaining() - 0.1))
 
     def fact(self, key: str, compute: Callable[[], Any]) -> Any:
         return self.ctx.facts.get(key, compute, self.remaining())

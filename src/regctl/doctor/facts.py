@@ -160,10 +160,7 @@ def config_where(run: CheckRun) -> str:
 
 def api_client(run: CheckRun):
     def make():
-        from regctl.http.api import RegistryApi
-
-        c = run.config
-        client = RegistryApi(c.config_url, timeout=c.timeout, headers=c.headers, verify=c.verify)
+        client = run.config.endpoint.api()
         run.ctx.on_close(client.close)
         return client
 
@@ -171,7 +168,7 @@ def api_client(run: CheckRun):
 
 
 def config_dns(run: CheckRun) -> list[str]:
-    _scheme, host, port = url_parts(run.config.config_url)
+    _scheme, host, port = url_parts(run.config.endpoint.config_url)
     if is_ip(host):
         return [host.strip("[]")]
     return run.fact("config_dns", lambda: resolve_host(host, port, run.step_timeout()))
@@ -185,7 +182,7 @@ class Connected:
 
 def config_connect(run: CheckRun) -> Connected:
     def compute() -> Connected:
-        _scheme, host, port = url_parts(run.config.config_url)
+        _scheme, host, port = url_parts(run.config.endpoint.config_url)
         addrs = config_dns(run)
         last: BaseException | None = None
         end = time.monotonic() + run.step_timeout()
@@ -233,13 +230,13 @@ def config_health_answer(run: CheckRun) -> HttpAnswer:
         import httpx
 
         c = run.config
-        url = c.config_url.rstrip("/") + "/health"
+        url = c.endpoint.config_url.rstrip("/") + "/health"
         t = run.step_timeout()
         t0 = time.monotonic()
         from regctl.http.api import http_options
         from regctl.http.bounded import BadEncoding, BodyTooSlow, read_body
 
-        with httpx.Client(**http_options(t, c.headers, c.verify)) as client:
+        with httpx.Client(**http_options(t, c.endpoint.headers, c.endpoint.verify)) as client:
             with client.stream("GET", url) as resp:
                 try:
                     body = read_body(resp, 1024 * 1024, t0 + t, truncate=True).data
@@ -265,11 +262,7 @@ def config_answers(run: CheckRun) -> bool:
 def zk_reader(run: CheckRun):
     """A connected :class:`regctl.zookeeper.reader.ZkReader` (one session for the whole run)."""
     def make():
-        from regctl.zookeeper.reader import ZkReader
-
-        c = run.config
-        reader = ZkReader(c.zk_hosts, c.zk_base, timeout=c.timeout, auth_data=c.zk_auth_data,
-                          client_kwargs=dict(c.zk_client_kwargs or {}))
+        reader = run.config.endpoint.zk_reader()
         run.ctx.on_close(reader.close)
         t0 = time.monotonic()
         reader.connect()
@@ -284,8 +277,8 @@ def zk_members(run: CheckRun):
         from regctl.zookeeper.admin import check_ensemble
 
         c = run.config
-        return check_ensemble(c.zk_hosts, run.step_timeout(),
-                              zk_options={"auth_data": c.zk_auth_data, "client_kwargs": dict(c.zk_client_kwargs or {})})
+        return check_ensemble(c.endpoint.zk_hosts, run.step_timeout(),
+                              zk_options=c.endpoint.zk_options())
 
     return run.fact("zk_members", compute)
 
@@ -304,7 +297,7 @@ def live_instances(run: CheckRun, name: str) -> LiveView:
     """Live instances of ``name``: from ZooKeeper when configured (API as fallback), else the API."""
     def compute() -> LiveView:
         zk_error = None
-        if run.config.zk_hosts:
+        if run.config.endpoint.zk_hosts:
             try:
                 svc = zk_reader(run).service(name)
                 return LiveView(list(svc.instances), "zookeeper", None, tuple(svc.problems))
@@ -376,7 +369,7 @@ def registry_view(run: CheckRun) -> RegistryView:
         view = RegistryView()
 
         def read_snapshot():
-            return zk_snapshot(run) if run.config.zk_hosts else None
+            return zk_snapshot(run) if run.config.endpoint.zk_hosts else None
 
         rows, snap = parallel(lambda: api_rows(run), read_snapshot)
         view.rows, view.rows_error = settled(rows)

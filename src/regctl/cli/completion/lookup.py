@@ -129,9 +129,9 @@ def cache_path() -> Path:
 
 
 def _cache_key(settings, service: "str | None") -> str:
-    where = f"api:{settings.config_url}"
-    if settings.zk_configured:
-        where = f"zk:{settings.zk_hosts}:{settings.zk_base}|{where}"
+    where = f"api:{settings.endpoint.config_url}"
+    if settings.endpoint.zk_configured:
+        where = f"zk:{settings.endpoint.zk_hosts}:{settings.endpoint.zk_base}|{where}"
     return hashlib.sha256(f"{where}|{service or ''}".encode()).hexdigest()[:24]
 
 
@@ -186,7 +186,7 @@ def lookup(settings, service: "str | None", budget: "float | None" = None) -> li
         return [str(x) for x in entry.get("v") or []]
     deadline = time.monotonic() + budget
     names = None
-    if settings.zk_configured:
+    if settings.endpoint.zk_configured:
         names = _within(lambda: _from_zookeeper(settings, service, budget * ZK_SHARE), budget * ZK_SHARE)
     if names is None:
         left = deadline - time.monotonic()
@@ -214,7 +214,7 @@ def _within(fn: Callable[[], list], seconds: float) -> "list | None":
 
 
 def _from_zookeeper(settings, service: "str | None", budget: float) -> list:
-    if not _any_member_accepts(settings.zk_hosts, budget / 2):  # before kazoo's import (~0.1 s)
+    if not _any_member_accepts(settings.endpoint.zk_hosts, budget / 2):  # before kazoo's import (~0.1 s)
         raise OSError("no ZooKeeper member accepts")  # do not let kazoo retry until the budget is gone
     import logging
 
@@ -227,13 +227,13 @@ def _from_zookeeper(settings, service: "str | None", budget: float) -> list:
     quiet = logging.getLogger("regctl.completion.kazoo")
     quiet.addHandler(logging.NullHandler())
     quiet.propagate = False
-    path = settings.zk_base if service is None else zk_join(settings.zk_base, service, "instances")
+    path = settings.endpoint.zk_base if service is None else zk_join(settings.endpoint.zk_base, service, "instances")
     # the main reader's bounds (regctl.zookeeper.reader.harden): a frame cap, a deadline per frame, the granted
     # session timeout capped at the one asked for, a bounded close
-    client = KazooClient(hosts=settings.zk_hosts, timeout=4.0, logger=quiet,
+    client = KazooClient(hosts=settings.endpoint.zk_hosts, timeout=4.0, logger=quiet,
                          connection_retry=KazooRetry(max_tries=1, delay=0.05),
                          command_retry=KazooRetry(max_tries=0),
-                         auth_data=settings.zk_auth_data or None, **settings.zk_client_kwargs)
+                         auth_data=settings.endpoint.zk_auth_data or None, **settings.endpoint.zk_client_kwargs)
     harden(client, budget)
     started = time.monotonic()
     try:
@@ -242,7 +242,7 @@ def _from_zookeeper(settings, service: "str | None", budget: float) -> list:
         names = client.get_children_async(path).get(timeout=left)
     finally:
         _close(client, wait=max(0.05, budget - (time.monotonic() - started)))
-    if service is None and settings.zk_base == "/":
+    if service is None and settings.endpoint.zk_base == "/":
         names = [n for n in names if n != "zookeeper"]
     return list(names)
 
@@ -270,11 +270,11 @@ def _from_api(settings, service: "str | None", budget: float) -> list:
 
     from regctl.names import url_segment
 
-    base = settings.config_url.rstrip("/") + "/api/v1/registry"
+    base = settings.endpoint.config_url.rstrip("/") + "/api/v1/registry"
     url = base + "/services" if service is None else f"{base}/services/{url_segment(service)}"
-    req = urllib.request.Request(url, headers={**dict(settings.headers), "Accept": "application/json",
+    req = urllib.request.Request(url, headers={**dict(settings.endpoint.headers), "Accept": "application/json",
                                                "Accept-Encoding": "identity"})
-    verify = settings.verify
+    verify = settings.endpoint.verify
     context = None
     if url.startswith("https"):
         if verify is False:

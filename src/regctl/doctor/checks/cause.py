@@ -118,7 +118,7 @@ def _names(names: list, limit: int = _LIST_MAX) -> str:
 def gather(run: CheckRun) -> Evidence:
     """The evidence, read once per run (shared by every cause check)."""
     def compute() -> Evidence:
-        ev = Evidence(zk_configured=bool(run.config.zk_hosts))
+        ev = Evidence(zk_configured=bool(run.config.endpoint.zk_hosts))
         doc, _row = health_document(run)
         ev.health = doc
         answers = doc is not None  # no /health answer: the API is not asked again (it would only wait)
@@ -127,7 +127,7 @@ def gather(run: CheckRun) -> Evidence:
             return api_rows(run) if answers else None
 
         def read_snapshot():
-            if not run.config.zk_hosts:
+            if not run.config.endpoint.zk_hosts:
                 return None
             zk_reader(run)
             return zk_snapshot(run)
@@ -327,7 +327,7 @@ def check_zk_client(run: CheckRun, ev: Evidence) -> CheckResult:
         return run.skip(f"not its client alone: ZooKeeper does not answer regctl either ({ev.zk_error.message})",
                         "see zookeeper.*: ZooKeeper itself is down or unreachable", **details)
     return run.fail(f"the Config Service's own ZooKeeper client gave up: /health says zookeeper {state!r} while "
-                    f"ZooKeeper answers regctl ({run.config.zk_hosts})", ZK_CLIENT_FIX, **details,
+                    f"ZooKeeper answers regctl ({run.config.endpoint.zk_hosts})", ZK_CLIENT_FIX, **details,
                     explains=[{"check": ["config.zookeeper", "config.health"]},
                               {"api_status": 500, "api_read": ["instances", "url", "discover", "health"]},
                               # its abandoned session takes every instance with it, its own node included

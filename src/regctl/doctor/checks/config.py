@@ -44,7 +44,7 @@ COMPONENTS = {
 # ---------------------------------------------------------------------------
 
 def check_config_dns(run: CheckRun) -> CheckResult:
-    _scheme, host, port = url_parts(run.config.config_url)
+    _scheme, host, port = url_parts(run.config.endpoint.config_url)
     if is_ip(host):
         return run.passed(f"{host} is an IP address (no name to resolve)", host=host)
     t0 = time.monotonic()
@@ -67,7 +67,7 @@ def check_config_dns(run: CheckRun) -> CheckResult:
 
 
 def check_config_connect(run: CheckRun) -> CheckResult:
-    scheme, host, port = url_parts(run.config.config_url)
+    scheme, host, port = url_parts(run.config.endpoint.config_url)
     try:
         config_dns(run)
     except (socket.gaierror, RegctlError) as exc:
@@ -76,7 +76,7 @@ def check_config_connect(run: CheckRun) -> CheckResult:
     try:
         conn = config_connect(run)
     except (socket.timeout, TimeoutError) as exc:
-        return run.fail(f"no TCP answer from {host}:{port} within {run.config.timeout:g}s",
+        return run.fail(f"no TCP answer from {host}:{port} within {run.config.endpoint.timeout:g}s",
                         "a firewall drops the packets or the host is down; check the address and port, "
                         "or raise --timeout if the network is slow", address=f"{host}:{port}", error=err_text(exc))
     except ConnectionRefusedError:
@@ -194,8 +194,8 @@ def classify_http_error(exc: BaseException, scheme: str, timeout: float) -> tupl
 
 
 def check_config_http(run: CheckRun) -> CheckResult:
-    scheme, host, port = url_parts(run.config.config_url)
-    url = run.config.config_url.rstrip("/") + "/health"
+    scheme, host, port = url_parts(run.config.endpoint.config_url)
+    url = run.config.endpoint.config_url.rstrip("/") + "/health"
     try:
         config_connect(run)
     except BaseException as exc:  # the connect row says why
@@ -206,7 +206,7 @@ def check_config_http(run: CheckRun) -> CheckResult:
     except RegctlError as exc:
         return run.fail(exc.message, exc.hint or "raise --timeout", url=url)
     except Exception as exc:
-        finding, hint = classify_http_error(exc, scheme, run.config.timeout)
+        finding, hint = classify_http_error(exc, scheme, run.config.endpoint.timeout)
         return run.fail(f"GET {url}: {finding}", hint, url=url, error=err_text(exc))
     status, finding, hint = classify_health_answer(ans, scheme)
     details = {"url": url, "status_code": ans.status_code, "content_type": ans.content_type,
@@ -224,7 +224,7 @@ def health_document(run: CheckRun) -> tuple[dict | None, CheckResult | None]:
         ans = config_health_answer(run)
     except BaseException as exc:
         return None, run.skip("no /health answer (see config.http)", "fix config.http first", error=err_text(exc))
-    status, _finding, _hint = classify_health_answer(ans, url_parts(run.config.config_url)[0])
+    status, _finding, _hint = classify_health_answer(ans, url_parts(run.config.endpoint.config_url)[0])
     if status != PASS:
         return None, run.skip("no usable /health answer (see config.http)", "fix config.http first",
                               status_code=ans.status_code)

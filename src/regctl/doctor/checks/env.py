@@ -137,11 +137,11 @@ def check_env_config_url(run: CheckRun) -> CheckResult:
     except UsageError as exc:
         return run.fail(exc.message, (exc.hint or "fix it") + f", e.g. CONFIG_SERVICE_URL={DEFAULT_CONFIG_SERVICE_URL}")
     shown = url if raw else f"{url} (default)"
-    if url == run.config.config_url.rstrip("/"):
+    if url == run.config.endpoint.config_url.rstrip("/"):
         return run.passed(f"the service uses {shown}, the one doctor checked", service_config_url=url)
     status, said, hint = probe_config_service(run, url)
-    return run.result(status, f"the service uses {shown}, not {run.config.config_url} (checked above): {said}",
-                      hint, service_config_url=url, doctor_config_url=run.config.config_url)
+    return run.result(status, f"the service uses {shown}, not {run.config.endpoint.config_url} (checked above): {said}",
+                      hint, service_config_url=url, doctor_config_url=run.config.endpoint.config_url)
 
 
 #: the most of a /health answer read (decompressed), as for --config-url's own
@@ -186,10 +186,10 @@ def probe_config_service(run: CheckRun, url: str) -> tuple[str, str, str | None]
     t = run.step_timeout()
     # the operator's token and gateway headers go to the Config Service's own host only: a URL taken from
     # the env file (anyone may have written it) is probed without them unless it is that same host
-    headers = dict(run.config.headers) if same_origin(url, run.config.config_url) else {}
+    headers = dict(run.config.endpoint.headers) if same_origin(url, run.config.endpoint.config_url) else {}
     t0 = time.monotonic()
     try:
-        with httpx.Client(**http_options(t, headers, run.config.verify)) as client:
+        with httpx.Client(**http_options(t, headers, run.config.endpoint.verify)) as client:
             with client.stream("GET", url + "/health") as resp:
                 try:
                     body = read_body(resp, HEALTH_BODY_MAX, t0 + t, truncate=True).data

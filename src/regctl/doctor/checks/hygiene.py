@@ -45,7 +45,7 @@ on_registry_view = given(hygiene_applies)
 def _need_zk(run: CheckRun, view: RegistryView) -> CheckResult | None:
     if view.snapshot is not None:
         return None
-    if not run.config.zk_hosts:
+    if not run.config.endpoint.zk_hosts:
         return run.skip("needs ZooKeeper (not configured)", "pass --zk HOST:PORT or set ZOOKEEPER_HOSTS")
     return run.skip(f"ZooKeeper unreadable ({view.zk_error.message if view.zk_error else '?'})",
                     "fix zookeeper.session first")
@@ -116,7 +116,7 @@ def check_zombies(run: CheckRun, view: RegistryView) -> list[CheckResult] | Chec
             hint = ("the process is gone but its instance stays registered (instances belong to the Config "
                     f"Service's ZooKeeper session, not the service's): {dereg}")
         else:
-            finding = f"{res.url}: {said} within {run.config.timeout:g}s"
+            finding = f"{res.url}: {said} within {run.config.endpoint.timeout:g}s"
             hint = f"the service hangs or packets are dropped: check it runs; if it is dead: {dereg}"
         if inst.discoverable:
             rows.append(run.fail(f"says 'healthy' (so /url hands it out) but {finding}", hint,
@@ -331,7 +331,7 @@ def check_server_health_all(run: CheckRun) -> list[CheckResult] | CheckResult:
     if not counts:
         return run.skip("no service with live instances", "nothing to ask")
     info = generation(run)
-    _info, checks = run_server_checks(api_client(run), counts, timeout=run.config.timeout,
+    _info, checks = run_server_checks(api_client(run), counts, timeout=run.config.endpoint.timeout,
                                       server_timeout=run.config.server_timeout, info=info)
     rows, healthy = [], 0
     for chk in checks:

@@ -106,7 +106,7 @@ def _api_500_hint(run: CheckRun, name: str) -> str:
     from regctl.names import VALID_STATUSES
 
     bad = None
-    if run.config.zk_hosts:
+    if run.config.endpoint.zk_hosts:
         try:
             bad = next((i for i in live_instances(run, name).instances if i.status not in VALID_STATUSES), None)
         except RegctlError:
@@ -140,7 +140,7 @@ def check_service_api_view(run: CheckRun, name: str) -> CheckResult:
                         "through the API to restore it", target=name)
     elif db_row is not None:
         notes.append(f"database row status {db_row.status or '?'!r}")
-    if not run.config.zk_hosts:
+    if not run.config.endpoint.zk_hosts:
         return run.passed(f"the API lists {len(api_list)} instance(s); " + "; ".join(notes)
                           + " (ZooKeeper not configured: nothing to compare with)", target=name,
                           api_instances=[i.instance_id for i in api_list])
@@ -215,7 +215,7 @@ def check_service_reachable(run: CheckRun, name: str) -> list[CheckResult] | Che
         targets.append(ProbeTarget(name, inst.instance_id + "#health", inst.probe_url()))
     results = probe(run, f"probe:{name}", targets)
     by_key = {r.instance_id: r for r in results}
-    cfg_host = url_parts(run.config.config_url)[1]
+    cfg_host = url_parts(run.config.endpoint.config_url)[1]
     rows = []
     for inst in live.instances:
         u, h = by_key[inst.instance_id + "#url"], by_key[inst.instance_id + "#health"]
@@ -363,7 +363,7 @@ def server_deadline_cap(config) -> float:
     """How long the runner waits for the server health check: its call's deadline bounds it first."""
     from regctl.monitor import MAX_SERVER_DEADLINE
 
-    return (config.server_timeout or MAX_SERVER_DEADLINE) + 2 * config.timeout + 1.0
+    return (config.server_timeout or MAX_SERVER_DEADLINE) + 2 * config.endpoint.timeout + 1.0
 
 
 @on_selected_service
@@ -382,7 +382,7 @@ def check_service_server_health(run: CheckRun, name: str) -> CheckResult:
     except RegctlError:
         count = 1
     info = generation(run)
-    _info, (chk,) = run_server_checks(api_client(run), {name: count}, timeout=run.config.timeout,
+    _info, (chk,) = run_server_checks(api_client(run), {name: count}, timeout=run.config.endpoint.timeout,
                                       server_timeout=run.config.server_timeout, info=info)
     detailed = dict(chk.detailed) if isinstance(chk.detailed, dict) else None
     if detailed and isinstance(detailed.get("check_results"), list):

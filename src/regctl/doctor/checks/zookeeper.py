@@ -8,7 +8,7 @@ from regctl.errors import RegctlError
 
 
 def zk_not_configured(run: CheckRun) -> CheckResult | None:
-    if run.config.zk_hosts:
+    if run.config.endpoint.zk_hosts:
         return None
     return run.no_input("ZooKeeper is not configured",
                     "pass --zk HOST:PORT or set ZOOKEEPER_HOSTS (the Config Service's value; from the host "
@@ -121,20 +121,20 @@ def check_zk_session(run: CheckRun) -> CheckResult:
     try:
         reader = zk_reader(run)
     except RegctlError as exc:
-        return run.fail(f"no session with {run.config.zk_hosts}: {exc.message}",
+        return run.fail(f"no session with {run.config.endpoint.zk_hosts}: {exc.message}",
                         exc.hint or "check --zk / ZOOKEEPER_HOSTS and that ZooKeeper runs",
-                        hosts=run.config.zk_hosts)
+                        hosts=run.config.endpoint.zk_hosts)
     sid = reader.session_id
     ms = getattr(reader, "connect_ms", None)
     return run.passed(f"session 0x{sid or 0:x} established" + (f" in {ms:g} ms" if ms is not None else ""),
-                      hosts=run.config.zk_hosts, session_id=hex(sid or 0), elapsed_ms=ms)
+                      hosts=run.config.endpoint.zk_hosts, session_id=hex(sid or 0), elapsed_ms=ms)
 
 
 def check_zk_base(run: CheckRun) -> CheckResult:
     skip = zk_not_configured(run)
     if skip:
         return skip
-    base = run.config.zk_base
+    base = run.config.endpoint.zk_base
     try:
         reader = zk_reader(run)
     except RegctlError as exc:
