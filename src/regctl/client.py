@@ -28,6 +28,15 @@ The package is typed (``py.typed``). The Config Service URL is ``base_url=...`` 
 else ``http://config-service:8082`` (the guide's default). Error texts name this
 module's parameters (``base_url=``, ``request_timeout_s=``, ``verify=``), never the
 command line's flags.
+
+One implementation, two doors: every decision (which call to make, what its
+answer means, which typed outcome to raise, what to log in which words) is made
+once, by the operations below, which do no I/O. An operation is a generator: it
+yields an :class:`_Ask` (a :class:`~regctl.http.api.Call` and its deadline),
+is sent the registry's :class:`~regctl.http.api.Answer` (or has the error that
+sending raised thrown in at its ``yield``) and returns the method's value. The
+sync and the async client only carry asks to the registry over their pooled
+``httpx.Client`` / ``httpx.AsyncClient`` and answers back.
 """
 
 from __future__ import annotations
@@ -36,12 +45,14 @@ import asyncio
 import contextlib
 import logging
 import os
-from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Dict, Iterator, Mapping, NoReturn, Optional
+from dataclasses import dataclass, replace
+from typing import Any, AsyncIterator, Callable, Dict, Generator, Iterator, Mapping, NoReturn, Optional, TypeVar
 
 import httpx
 
 from regctl.http.api import (
+    PREFIX,
+    Answer,
     AsyncRegistryApi,
     Call,
     RegistryApi,
@@ -58,6 +69,12 @@ __all__ = ["ServiceRegistryHttpClient", "ServiceRegistryClient", "RegisteredServ
            "InvalidRequest"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: the guide's deadlines: a write (register, deregister) and a lookup (discover_url, require_url)
+WRITE_TIMEOUT_S = 5.0
+LOOKUP_TIMEOUT_S = 3.0
 
 
 # --------------------------------------------------------------------------- typed outcomes
@@ -117,7 +134,7 @@ class InvalidRequest(RegistryError):
 
 
 def _outcome(exc: BaseException, service_name: Optional[str] = None) -> RegistryError:
-    """The typed outcome of a call that raised ``exc`` while being sent (the same for both clients).
+    """The typed outcome of a call that raised ``exc`` while being sent or read.
 
     A 404 naming no healthy instance is :class:`NoHealthyInstance`; a request the
     registry rejected (422) is :class:`InvalidRequest`; anything else, a base URL or
@@ -163,26 +180,90 @@ def _raise(exc: BaseException, service_name: Optional[str] = None) -> NoReturn:
     raise err from exc
 
 
-def _none_healthy(err: NoHealthyInstance) -> None:
-    # the guide logs nothing when nothing is healthy (an answer, not a failure); a debug record says so
-    logger.debug("No healthy instance of %s: %s", err.service_name, err)
+# --------------------------------------------------------------------------- the operations (no I/O)
+
+@dataclass(frozen=True)
+class _Ask:
+    """One request an operation wants sent: ``call`` (its answer comes back as it is) within ``timeout_s``."""
+
+    call: Call
+    timeout_s: float
 
 
-def _payload(service_name: str, service_url: str, health_check_url: Optional[str],
-             service_metadata: Optional[Dict[str, Any]]) -> Dict[str, Any]:
-    # exactly the guide's body: metadata is {} when not given
-    return {
-        "service_name": service_name,
-        "service_url": service_url,
-        "health_check_url": health_check_url,
-        "service_metadata": service_metadata or {},
-    }
+#: an operation: yields what to send, is sent each answer (or has the sending's error thrown in), returns T
+Op = Generator[_Ask, Answer, T]
 
+
+def _as_is(answer: Answer) -> Answer:
+    return answer
+
+
+def _ask(call: Call, timeout_s: float) -> Op[Any]:
+    """Send ``call`` (through whichever door drives this) and read its answer with the call's own parser."""
+    answer = yield _Ask(replace(call, parse=_as_is), timeout_s)
+    return call.parse(answer)
+
+
+def _register(registration: Registration, timeout_s: float) -> "Op[tuple[Optional[str], Optional[RegistryError]]]":
+    """(instance id, None), or (None, why it failed) and a logged warning: never raises (the guide's contract)."""
+    try:
+        iid: str = yield from _ask(_call(register_call, registration.payload()), timeout_s)
+        return iid, None
+    except Exception as exc:
+        err = _outcome(exc)
+        logger.warning("Service registry registration failed: %s", err)
+        return None, err
+
+
+def _deregister(service_name: str, instance_id: str, timeout_s: float) -> Op[bool]:
+    """True when the registry said ok, else False and a logged warning."""
+    try:
+        return bool((yield from _ask(_call(deregister_call, service_name, instance_id), timeout_s)))
+    except Exception as exc:
+        logger.warning("Service registry deregistration failed: %s", _outcome(exc))
+        return False
+
+
+def _require_url(service_name: str, timeout_s: float) -> Op[str]:
+    """A healthy instance's URL, or the typed outcome raised; nothing logged (the outcome is the caller's)."""
+    call = _call(url_call, service_name)
+    try:
+        url: str = yield from _ask(call, timeout_s)
+    except Exception as exc:
+        _raise(exc, service_name)
+    return url
+
+
+def _discover_url(service_name: str, timeout_s: float) -> Op[Optional[str]]:
+    """:func:`_require_url`'s URL, or None: a debug record when none is healthy, else a warning."""
+    try:
+        return (yield from _require_url(service_name, timeout_s))
+    except NoHealthyInstance as err:
+        # the guide logs nothing when nothing is healthy (an answer, not a failure); a debug record says so
+        logger.debug("No healthy instance of %s: %s", err.service_name, err)
+    except RegistryError as err:
+        logger.warning("Service discovery failed for %s: %s", service_name, err)
+    return None
+
+
+def _resume(op: Op[T], outcome: "Answer | Exception | None") -> "tuple[Optional[_Ask], Any]":
+    """Hand ``op`` the outcome of its last ask (None starts it; an error is raised at its ``yield``):
+    (its next ask, None), or (None, its value) once it has returned. What it raises goes to the caller."""
+    try:
+        if isinstance(outcome, Exception):
+            return op.throw(outcome), None
+        return op.send(outcome), None  # type: ignore[arg-type]  # None: the first step
+    except StopIteration as done:
+        return None, done.value
+
+
+# --------------------------------------------------------------------------- the two doors
 
 class _Common:
-    def __init__(self, base_url: Optional[str] = None, *, headers: Optional[Mapping[str, str]] = None,
-                 verify: "bool | str" = True, env: Optional[Mapping[str, str]] = None,
-                 max_connections: int = 32) -> None:
+    """What both doors hold: where the registry is, how to reach it, and the pool they make."""
+
+    def __init__(self, base_url: Optional[str], headers: Optional[Mapping[str, str]], verify: "bool | str",
+                 env: Optional[Mapping[str, str]], max_connections: int, transport: Any) -> None:
         if base_url:
             self.base_url = base_url.rstrip("/")
         else:
@@ -190,15 +271,18 @@ class _Common:
         self.headers = dict(headers or {})
         self.verify = verify
         self.max_connections = max_connections
+        self._transport = transport
 
-    def _limits(self) -> httpx.Limits:
-        return httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=self.max_connections)
+    def _pool_options(self) -> Dict[str, Any]:
+        """The pool each door makes for itself (not used with ``client=``)."""
+        return {"headers": self.headers, "verify": ssl_verify(self.verify), "transport": self._transport,
+                "limits": httpx.Limits(max_connections=self.max_connections,
+                                       max_keepalive_connections=self.max_connections),
+                "follow_redirects": False}
 
     @property
     def _registry_base(self) -> str:
         """The guide client's attribute: ``{base}/api/v1/registry``."""
-        from regctl.http.api import PREFIX
-
         return self.base_url + PREFIX
 
     def __repr__(self) -> str:
@@ -223,10 +307,9 @@ class ServiceRegistryHttpClient(_Common):
                  verify: "bool | str" = True, env: Optional[Mapping[str, str]] = None,
                  client: Optional[httpx.AsyncClient] = None,
                  transport: Optional[httpx.AsyncBaseTransport] = None, max_connections: int = 32) -> None:
-        super().__init__(base_url, headers=headers, verify=verify, env=env, max_connections=max_connections)
+        super().__init__(base_url, headers, verify, env, max_connections, transport)
         self._http: Optional[httpx.AsyncClient] = client
         self._owns_http = client is None
-        self._transport = transport
         self._loop: Any = None
 
     def _pool(self) -> httpx.AsyncClient:
@@ -236,15 +319,25 @@ class ServiceRegistryHttpClient(_Common):
         loop = asyncio.get_running_loop()
         # a pool's connections belong to the event loop that opened them: a new asyncio.run() gets a new pool
         if self._http is None or self._http.is_closed or self._loop is not loop:
-            self._http = httpx.AsyncClient(headers=self.headers, verify=ssl_verify(self.verify),
-                                           transport=self._transport, limits=self._limits(),
-                                           follow_redirects=False)
+            self._http = httpx.AsyncClient(**self._pool_options())
             self._loop = loop
         return self._http
 
-    def _api(self, timeout: float) -> AsyncRegistryApi:
-        return AsyncRegistryApi(self.base_url, timeout=timeout, headers=self.headers, verify=self.verify,
-                                client=self._pool())
+    async def _run(self, op: Op[T]) -> T:
+        """Drive ``op`` to its value: each ask sent over the pool, each answer (or error) handed back."""
+        ask, value = _resume(op, None)
+        while ask is not None:
+            ask, value = _resume(op, await self._carry(ask))
+        return value  # type: ignore[no-any-return]
+
+    async def _carry(self, ask: _Ask) -> "Answer | Exception":
+        try:
+            api = AsyncRegistryApi(self.base_url, timeout=ask.timeout_s, headers=self.headers, verify=self.verify,
+                                   client=self._pool())
+            answer: Answer = await api.execute(ask.call)
+            return answer
+        except Exception as exc:  # what it means is the operation's decision
+            return exc
 
     async def aclose(self) -> None:
         """Close the pooled connections (not a client passed in as ``client=``)."""
@@ -262,51 +355,27 @@ class ServiceRegistryHttpClient(_Common):
 
     async def register(self, service_name: str, service_url: str, health_check_url: Optional[str],
                        service_metadata: Optional[Dict[str, Any]] = None,
-                       request_timeout_s: float = 5.0) -> Optional[str]:
+                       request_timeout_s: float = WRITE_TIMEOUT_S) -> Optional[str]:
         """Register an instance; the instance id, or None (and a logged warning) on failure."""
-        iid, _ = await self._register(service_name, service_url, health_check_url, service_metadata,
-                                      request_timeout_s)
+        registration = Registration(service_name, service_url, health_check_url, service_metadata or {})
+        iid, _ = await self._run(_register(registration, request_timeout_s))
         return iid
 
-    async def _register(self, service_name: str, service_url: str, health_check_url: Optional[str],
-                        service_metadata: Optional[Dict[str, Any]],
-                        request_timeout_s: float) -> "tuple[Optional[str], Optional[RegistryError]]":
-        """(instance id, None) or (None, why it failed)."""
-        try:
-            call = _call(register_call, _payload(service_name, service_url, health_check_url, service_metadata))
-            iid: str = await self._api(request_timeout_s).execute(call)
-            return iid, None
-        except Exception as e:  # never raise: the guide's contract
-            err = _outcome(e)
-            logger.warning("Service registry registration failed: %s", err)
-            return None, err
-
-    async def deregister(self, service_name: str, instance_id: str, request_timeout_s: float = 5.0) -> bool:
+    async def deregister(self, service_name: str, instance_id: str,
+                         request_timeout_s: float = WRITE_TIMEOUT_S) -> bool:
         """Deregister an instance; True when the registry said ok, else False and a logged warning."""
-        try:
-            call = _call(deregister_call, service_name, instance_id)
-            return bool(await self._api(request_timeout_s).execute(call))
-        except Exception as e:
-            logger.warning("Service registry deregistration failed: %s", _outcome(e))
-            return False
+        return await self._run(_deregister(service_name, instance_id, request_timeout_s))
 
-    async def discover_url(self, service_name: str, request_timeout_s: float = 3.0) -> Optional[str]:
+    async def discover_url(self, service_name: str, request_timeout_s: float = LOOKUP_TIMEOUT_S) -> Optional[str]:
         """A random healthy instance's URL, or None: the guide's method, which never raises.
 
         None means either outcome of :meth:`require_url`: no healthy instance (no
         warning, as in the guide) or the registry could not be asked (a logged
         warning). Use :meth:`require_url` to tell them apart.
         """
-        try:
-            return await self.require_url(service_name, request_timeout_s)
-        except NoHealthyInstance as e:
-            _none_healthy(e)
-            return None
-        except RegistryError as e:
-            logger.warning("Service discovery failed for %s: %s", service_name, e)
-            return None
+        return await self._run(_discover_url(service_name, request_timeout_s))
 
-    async def require_url(self, service_name: str, request_timeout_s: float = 3.0) -> str:
+    async def require_url(self, service_name: str, request_timeout_s: float = LOOKUP_TIMEOUT_S) -> str:
         """A random healthy instance's URL (``GET .../services/{name}/url``), or a typed outcome raised.
 
         Raises :class:`NoHealthyInstance` when the registry answered that the service
@@ -315,12 +384,7 @@ class ServiceRegistryHttpClient(_Common):
         :class:`InvalidRequest` when the question itself is wrong. All are
         :class:`RegistryError`. Nothing is logged: the outcome is yours.
         """
-        call = _call(url_call, service_name)
-        try:
-            url: str = await self._api(request_timeout_s).execute(call)
-            return url
-        except Exception as e:
-            _raise(e, service_name)
+        return await self._run(_require_url(service_name, request_timeout_s))
 
 
 class ServiceRegistryClient(_Common):
@@ -335,20 +399,30 @@ class ServiceRegistryClient(_Common):
                  verify: "bool | str" = True, env: Optional[Mapping[str, str]] = None,
                  client: Optional[httpx.Client] = None, transport: Optional[httpx.BaseTransport] = None,
                  max_connections: int = 32) -> None:
-        super().__init__(base_url, headers=headers, verify=verify, env=env, max_connections=max_connections)
+        super().__init__(base_url, headers, verify, env, max_connections, transport)
         self._http: Optional[httpx.Client] = client
         self._owns_http = client is None
-        self._transport = transport
 
     def _pool(self) -> httpx.Client:
         if self._http is None or (self._owns_http and self._http.is_closed):
-            self._http = httpx.Client(headers=self.headers, verify=ssl_verify(self.verify),
-                                      transport=self._transport, limits=self._limits(), follow_redirects=False)
+            self._http = httpx.Client(**self._pool_options())
         return self._http
 
-    def _api(self, timeout: float) -> RegistryApi:
-        return RegistryApi(self.base_url, timeout=timeout, headers=self.headers, verify=self.verify,
-                           client=self._pool())
+    def _run(self, op: Op[T]) -> T:
+        """Drive ``op`` to its value: each ask sent over the pool, each answer (or error) handed back."""
+        ask, value = _resume(op, None)
+        while ask is not None:
+            ask, value = _resume(op, self._carry(ask))
+        return value  # type: ignore[no-any-return]
+
+    def _carry(self, ask: _Ask) -> "Answer | Exception":
+        try:
+            api = RegistryApi(self.base_url, timeout=ask.timeout_s, headers=self.headers, verify=self.verify,
+                              client=self._pool())
+            answer: Answer = api.execute(ask.call)
+            return answer
+        except Exception as exc:  # what it means is the operation's decision
+            return exc
 
     def close(self) -> None:
         """Close the pooled connections (not a client passed in as ``client=``)."""
@@ -366,54 +440,27 @@ class ServiceRegistryClient(_Common):
 
     def register(self, service_name: str, service_url: str, health_check_url: Optional[str],
                  service_metadata: Optional[Dict[str, Any]] = None,
-                 request_timeout_s: float = 5.0) -> Optional[str]:
+                 request_timeout_s: float = WRITE_TIMEOUT_S) -> Optional[str]:
         """Register an instance; the instance id, or None (and a logged warning) on failure."""
-        iid, _ = self._register(service_name, service_url, health_check_url, service_metadata, request_timeout_s)
+        registration = Registration(service_name, service_url, health_check_url, service_metadata or {})
+        iid, _ = self._run(_register(registration, request_timeout_s))
         return iid
 
-    def _register(self, service_name: str, service_url: str, health_check_url: Optional[str],
-                  service_metadata: Optional[Dict[str, Any]],
-                  request_timeout_s: float) -> "tuple[Optional[str], Optional[RegistryError]]":
-        """(instance id, None) or (None, why it failed)."""
-        try:
-            call = _call(register_call, _payload(service_name, service_url, health_check_url, service_metadata))
-            iid: str = self._api(request_timeout_s).execute(call)
-            return iid, None
-        except Exception as e:  # never raise: the guide's contract
-            err = _outcome(e)
-            logger.warning("Service registry registration failed: %s", err)
-            return None, err
-
-    def deregister(self, service_name: str, instance_id: str, request_timeout_s: float = 5.0) -> bool:
+    def deregister(self, service_name: str, instance_id: str, request_timeout_s: float = WRITE_TIMEOUT_S) -> bool:
         """Deregister an instance; True when the registry said ok, else False and a logged warning."""
-        try:
-            call = _call(deregister_call, service_name, instance_id)
-            return bool(self._api(request_timeout_s).execute(call))
-        except Exception as e:
-            logger.warning("Service registry deregistration failed: %s", _outcome(e))
-            return False
+        return self._run(_deregister(service_name, instance_id, request_timeout_s))
 
-    def discover_url(self, service_name: str, request_timeout_s: float = 3.0) -> Optional[str]:
+    def discover_url(self, service_name: str, request_timeout_s: float = LOOKUP_TIMEOUT_S) -> Optional[str]:
         """A random healthy instance's URL, or None (see :meth:`ServiceRegistryHttpClient.discover_url`)."""
-        try:
-            return self.require_url(service_name, request_timeout_s)
-        except NoHealthyInstance as e:
-            _none_healthy(e)
-            return None
-        except RegistryError as e:
-            logger.warning("Service discovery failed for %s: %s", service_name, e)
-            return None
+        return self._run(_discover_url(service_name, request_timeout_s))
 
-    def require_url(self, service_name: str, request_timeout_s: float = 3.0) -> str:
+    def require_url(self, service_name: str, request_timeout_s: float = LOOKUP_TIMEOUT_S) -> str:
         """A random healthy instance's URL, or :class:`NoHealthyInstance` / :class:`RegistryUnavailable` /
         :class:`InvalidRequest` raised (see :meth:`ServiceRegistryHttpClient.require_url`)."""
-        call = _call(url_call, service_name)
-        try:
-            url: str = self._api(request_timeout_s).execute(call)
-            return url
-        except Exception as e:
-            _raise(e, service_name)
+        return self._run(_require_url(service_name, request_timeout_s))
 
+
+# --------------------------------------------------------------------------- registered for a service's lifetime
 
 @dataclass
 class RegisteredService:
@@ -435,7 +482,8 @@ class RegisteredService:
 
 
 def _prepare(env: Optional[Mapping[str, str]], metadata: Optional[Mapping[str, Any]],
-             base_url: Optional[str]) -> "tuple[RegisteredService, Optional[Registration]]":
+             base_url: Optional[str]) -> RegisteredService:
+    """The registration the guide's variables describe, not yet sent (a warning when they cannot)."""
     environ = os.environ if env is None else env
     url = base_url.rstrip("/") if base_url else config_service_url_from_env(environ)
     try:
@@ -443,23 +491,28 @@ def _prepare(env: Optional[Mapping[str, str]], metadata: Optional[Mapping[str, A
     except RegctlError as exc:
         err = _invalid(exc)
         logger.warning("Service registry registration skipped: %s", err)
-        return RegisteredService(environ.get("SERVICE_NAME") or None, None, None, url, error=str(err),
-                                 failure=err), None
-    return RegisteredService(reg.service_name, None, reg, url), reg
+        return RegisteredService(environ.get("SERVICE_NAME") or None, None, None, url, error=str(err), failure=err)
+    return RegisteredService(reg.service_name, None, reg, url)
 
 
-def _registered(state: "RegisteredService", reg: Any, instance_id: Optional[str],
-                why: Optional[RegistryError]) -> None:
-    """Record the outcome of the startup registration on ``state`` (and log it)."""
-    state.instance_id = instance_id
-    if instance_id:
-        logger.info("Registered %s with service registry as instance %s", reg.service_name, instance_id)
+def _start(state: RegisteredService, timeout_s: float) -> Op[None]:
+    """Register ``state.registration`` (if the variables gave one) and record the outcome on ``state``."""
+    reg = state.registration
+    if reg is None:
+        return
+    state.instance_id, why = yield from _register(reg, timeout_s)
+    if state.instance_id:
+        logger.info("Registered %s with service registry as instance %s", reg.service_name, state.instance_id)
     else:
         state.error = f"registration failed: {why}"
         state.failure = why
 
 
-def _deregistered(state: "RegisteredService") -> None:
+def _stop(state: RegisteredService, timeout_s: float) -> Op[None]:
+    """Deregister what :func:`_start` registered, if it did."""
+    if not (state.instance_id and state.service_name):
+        return
+    state.deregistered = yield from _deregister(state.service_name, state.instance_id, timeout_s)
     if state.deregistered:
         logger.info("Deregistered %s from service registry", state.service_name)
 
@@ -468,7 +521,7 @@ def _deregistered(state: "RegisteredService") -> None:
 async def registered_service(env: Optional[Mapping[str, str]] = None,
                              metadata: Optional[Mapping[str, Any]] = None, *,
                              base_url: Optional[str] = None, headers: Optional[Mapping[str, str]] = None,
-                             request_timeout_s: float = 5.0,
+                             request_timeout_s: float = WRITE_TIMEOUT_S,
                              client: Optional[ServiceRegistryHttpClient] = None,
                              transport: Optional[httpx.AsyncBaseTransport] = None,
                              ) -> AsyncIterator[RegisteredService]:
@@ -484,23 +537,17 @@ async def registered_service(env: Optional[Mapping[str, str]] = None,
     ``client`` is a :class:`ServiceRegistryHttpClient` to use (and leave open);
     otherwise one is made (with ``transport``, if given) and closed on exit.
     """
-    state, reg = _prepare(env, metadata, base_url)
-    own = client is None
+    state = _prepare(env, metadata, base_url)
     api = client or ServiceRegistryHttpClient(base_url=state.base_url, headers=headers, transport=transport)
     state.base_url = api.base_url
     try:
-        if reg is not None:
-            _registered(state, reg, *await api._register(reg.service_name, reg.service_url, reg.health_check_url,
-                                                         reg.metadata, request_timeout_s))
+        await api._run(_start(state, request_timeout_s))
         try:
             yield state
         finally:
-            if state.instance_id and state.service_name:
-                state.deregistered = await api.deregister(state.service_name, state.instance_id,
-                                                          request_timeout_s=request_timeout_s)
-                _deregistered(state)
+            await api._run(_stop(state, request_timeout_s))
     finally:
-        if own:
+        if client is None:
             await api.aclose()
 
 
@@ -508,24 +555,18 @@ async def registered_service(env: Optional[Mapping[str, str]] = None,
 def registered_service_sync(env: Optional[Mapping[str, str]] = None,
                             metadata: Optional[Mapping[str, Any]] = None, *,
                             base_url: Optional[str] = None, headers: Optional[Mapping[str, str]] = None,
-                            request_timeout_s: float = 5.0, client: Optional[ServiceRegistryClient] = None,
+                            request_timeout_s: float = WRITE_TIMEOUT_S, client: Optional[ServiceRegistryClient] = None,
                             transport: Optional[httpx.BaseTransport] = None) -> Iterator[RegisteredService]:
     """Synchronous twin of :func:`registered_service`."""
-    state, reg = _prepare(env, metadata, base_url)
-    own = client is None
+    state = _prepare(env, metadata, base_url)
     api = client or ServiceRegistryClient(base_url=state.base_url, headers=headers, transport=transport)
     state.base_url = api.base_url
     try:
-        if reg is not None:
-            _registered(state, reg, *api._register(reg.service_name, reg.service_url, reg.health_check_url,
-                                                   reg.metadata, request_timeout_s))
+        api._run(_start(state, request_timeout_s))
         try:
             yield state
         finally:
-            if state.instance_id and state.service_name:
-                state.deregistered = api.deregister(state.service_name, state.instance_id,
-                                                    request_timeout_s=request_timeout_s)
-                _deregistered(state)
+            api._run(_stop(state, request_timeout_s))
     finally:
-        if own:
+        if client is None:
             api.close()
