@@ -40,8 +40,10 @@ from typing import Any, Iterator, Mapping
 
 import yaml
 
-from regctl.http.bounded import replace_file
 from regctl.errors import UsageError
+from regctl.http.bounded import CONFIG_FILE_MAX_BYTES, compose_yaml, construct_yaml, read_file_text, replace_file
+from regctl.redaction import header_secrets, is_secret_name, mask_url
+from regctl.settings import file_readable_by_others, parse_header_line, redact_headers
 
 CURRENT_KEY = "current-context"
 TOP_KEYS = ("version", CURRENT_KEY, "contexts")
@@ -76,7 +78,6 @@ REDACTED = "***"
 @dataclass
 class ConfigFile:
     """The parsed file: ``contexts`` maps a name to its (validated) values."""
-
     path: Path
     current: str | None = None
     contexts: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -110,8 +111,6 @@ def config_path(env: Mapping[str, str] | None = None) -> Path:
 
 def load(path: Path | str | None = None) -> ConfigFile:
     """Read and validate the file; a missing file is an empty config."""
-    from regctl.http.bounded import CONFIG_FILE_MAX_BYTES, read_file_text
-
     path = config_path() if path is None else Path(path)
     try:
         text = read_file_text(path, CONFIG_FILE_MAX_BYTES, "config file")
@@ -130,8 +129,6 @@ def load(path: Path | str | None = None) -> ConfigFile:
 
 def parse(text: str, path: Path | str = "<config>") -> ConfigFile:
     """Parse and validate config text; errors name ``path``, the line and the key."""
-    from regctl.http.bounded import compose_yaml, construct_yaml
-
     path = Path(path)
     try:
         root = compose_yaml(text, str(path))
@@ -408,8 +405,6 @@ def use_context(cfg: ConfigFile, name: str) -> None:
 
 def parse_header(text: str) -> tuple[str, str | None]:
     """``'Name: value'`` -> (name, value); ``'Name-'`` or ``'Name:'`` -> (name, None) (remove it)."""
-    from regctl.settings import parse_header_line
-
     return parse_header_line(text, "--header", allow_removal=True)
 
 
@@ -511,16 +506,12 @@ def load_selected(flag: str | None = None, env: Mapping[str, str] | None = None,
 
 def is_secret_key(key: str) -> bool:
     """Whether a context value under ``key`` is a secret (:func:`regctl.redaction.is_secret_name`)."""
-    from regctl.redaction import is_secret_name
-
     return key.lower() not in NOT_SECRET_KEYS and is_secret_name(key)
 
 
 def redact(values: Any) -> Any:
     """A copy with every secret replaced by ``***``: every header value, any value under a
     secret-looking key (zk_auth.credential), and the password of any URL."""
-    from regctl.redaction import mask_url
-    from regctl.settings import redact_headers
 
     if isinstance(values, str):
         return mask_url(values)
@@ -542,7 +533,6 @@ def redact(values: Any) -> Any:
 def holds_secret(values: Mapping[str, Any]) -> bool:
     """Whether a context keeps a secret in the file itself (not token_file/token_env): a secret-looking
     or long header value, a credential, a URL password."""
-    from regctl.redaction import header_secrets
 
     plain = dict(values)
     if header_secrets(dict(plain.pop("headers", None) or {})):
@@ -553,7 +543,6 @@ def holds_secret(values: Mapping[str, Any]) -> bool:
 def permission_warnings(cfg: ConfigFile, only: str | None = None) -> list[str]:
     """Warnings for secrets others may read: the config file (when it holds a
     secret) and token files, when group- or other-readable."""
-    from regctl.settings import file_readable_by_others
 
     warnings = []
     contexts = {only: cfg.contexts[only]} if only and only in cfg.contexts else cfg.contexts

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from regctl.errors import RegctlError
+from regctl.http.api import PREFIX, monitor_status_call, server_health_call, server_health_detailed_call
 
 if TYPE_CHECKING:  # pragma: no cover
     from regctl.http.api import Answer, RegistryApi
@@ -58,7 +59,6 @@ _MAX_TEXT = 80  # registry data is untrusted: keep what is shown of it bounded
 @dataclass(frozen=True)
 class GenerationInfo:
     """Which Config Service generation answered, and the answer that says so."""
-
     generation: str  # "earlier" | "later" | "unknown"
     evidence: str
     #: whether the monitor endpoint lives under /api/v1/registry (later generation only)
@@ -75,7 +75,6 @@ class GenerationInfo:
 @dataclass(frozen=True)
 class MonitorVerdict:
     """The server's own view of a service, as its health monitor last saw it."""
-
     state: str  # healthy|degraded|unhealthy|unknown|not-known-yet|could-not-check
     last_check: str | None = None
     healthy: int | None = None
@@ -113,7 +112,6 @@ def detect_generation(api: "RegistryApi") -> GenerationInfo:
     Never raises for an answer or a transport failure: those give ``unknown``
     with the reason as evidence.
     """
-    from regctl.http.api import PREFIX, monitor_status_call
 
     for prefixed in (False, True):
         call = monitor_status_call(None, prefixed=prefixed)
@@ -182,8 +180,6 @@ def monitor_verdict(api: "RegistryApi", name: str, info: GenerationInfo | None =
 def monitor_verdicts(api: "RegistryApi", names: Iterable[str], info: GenerationInfo | None = None,
                      concurrency: int = 16) -> dict[str, MonitorVerdict]:
     """:func:`monitor_verdict` for many services at once (concurrently), keyed by name."""
-    from regctl.http.api import monitor_status_call
-
     names = list(dict.fromkeys(names))
     if not names:
         return {}
@@ -208,7 +204,6 @@ def monitor_verdicts(api: "RegistryApi", names: Iterable[str], info: GenerationI
 @dataclass(frozen=True)
 class MonitorView:
     """The server's view for a set of services: the generation, and verdicts when it has a monitor."""
-
     info: GenerationInfo
     verdicts: "dict[str, MonitorVerdict]"
 
@@ -327,7 +322,6 @@ def server_health_deadline(instances: int, timeout: float, generation: str) -> f
 @dataclass
 class ServerCheck:
     """One service's answer from the Config Service's own health calls (``health --server``)."""
-
     service: str
     #: seconds the server's call was given
     deadline: float
@@ -360,7 +354,6 @@ def run_server_checks(api: "RegistryApi", instances: "Mapping[str, int | Sequenc
     :func:`server_health_deadline` for its endpoints; ``/health/detailed``
     is asked alongside (older servers answer 404 at once).
     """
-    from regctl.http.api import server_health_call, server_health_detailed_call
 
     if info is None:
         info = detect_generation(api)

@@ -31,8 +31,13 @@ No rich/typer here: core modules may use it too.
 
 from __future__ import annotations
 
+import json
 import re
+import unicodedata
 from typing import Any
+
+import yaml
+from yaml.emitter import ScalarAnalysis
 
 #: every character that is never written raw to a terminal
 #: characters that show nothing (or nothing distinct) on a terminal: two names differing only by them look alike
@@ -101,8 +106,6 @@ def escape_non_ascii(text: Any) -> str:
 
 def skeleton(name: str) -> str:
     """What ``name`` looks like: NFKC, invisible characters dropped, lookalikes mapped to ASCII."""
-    import unicodedata
-
     text = unicodedata.normalize("NFKC", name)
     text = _INVISIBLE.sub("", text)
     return _LOOKALIKE.sub(lambda m: LOOKALIKES[m.group()], text)
@@ -153,25 +156,17 @@ def json_safe(text: str) -> str:
 
 def json_dumps(data: Any, indent: "int | None" = 2) -> str:
     """``data`` as terminal-safe JSON (non-ASCII letters kept, every unsafe character escaped)."""
-    import json
-
     return json_safe(json.dumps(data, indent=indent, ensure_ascii=False, default=str))
 
 
 def yaml_dump(data: Any) -> str:
     """``data`` as terminal-safe YAML: a string holding an unsafe character is double-quoted with escapes."""
-    import yaml
-
     return yaml.dump(data, Dumper=_dumper(), sort_keys=False, allow_unicode=True, default_flow_style=False)
 
 
 def _yaml_dumper():
-    import yaml
-    from yaml.emitter import ScalarAnalysis
-
     class SafeDumper(yaml.SafeDumper):
         """Forces the double-quoted style, with every non-ASCII escaped, on a scalar holding an unsafe character."""
-
         def analyze_scalar(self, scalar):
             analysis = super().analyze_scalar(scalar)
             if _UNSAFE.search(scalar) is not None:

@@ -20,11 +20,15 @@ No printing here; no httpx import at module level (``--version`` stays light).
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 import time
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
+
+import yaml
 
 from regctl.errors import UsageError
 
@@ -46,7 +50,6 @@ YAML_MAX_NODES = 200_000
 
 class BodyTooLarge(Exception):
     """The decompressed body passed ``limit`` bytes."""
-
     def __init__(self, limit: int) -> None:
         super().__init__(f"answer larger than {limit} bytes")
         self.limit = limit
@@ -62,7 +65,6 @@ class BadEncoding(Exception):
 
 class Decoder:
     """Incremental decoder for one Content-Encoding value whose output per call is bounded."""
-
     def __init__(self, content_encoding: "str | None") -> None:
         codings = [c.strip().lower() for c in (content_encoding or "").split(",") if c.strip()]
         codings = [c for c in codings if c != "identity"]
@@ -265,7 +267,6 @@ def compose_yaml(text: str, where: str) -> Any:
     Syntax errors propagate as ``yaml.YAMLError`` (callers name the line); an
     alias bomb is a :class:`UsageError` naming ``where``.
     """
-    import yaml
 
     loader = yaml.SafeLoader(text)
     aliases = [0]
@@ -290,8 +291,6 @@ def compose_yaml(text: str, where: str) -> Any:
 
 
 def _check_expanded_size(root: Any, where: str) -> None:
-    import yaml
-
     sizes: dict = {}
 
     def size(node: Any) -> int:
@@ -319,8 +318,6 @@ def _check_expanded_size(root: Any, where: str) -> None:
 
 def construct_yaml(node: Any) -> Any:
     """The Python value of a node from :func:`compose_yaml` (safe types only)."""
-    import yaml
-
     if node is None:
         return None
     constructor = yaml.constructor.SafeConstructor()
@@ -338,8 +335,6 @@ def replace_file(path: "str | os.PathLike", raw: bytes, mode: int = 0o600, durab
 
     The rename never follows a symlink at ``path``: it replaces the link, its target untouched.
     """
-    import secrets
-    from pathlib import Path
 
     target = Path(path)
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")

@@ -19,6 +19,7 @@ from typing import Mapping
 import httpx
 
 from regctl.errors import BadResponse, RegctlError, Unreachable, UsageError
+from regctl.http.bounded import ACCEPT_ENCODING
 
 
 def ssl_verify(verify: "bool | str | ssl.SSLContext") -> "bool | ssl.SSLContext":
@@ -37,7 +38,6 @@ def http_options(timeout: float, headers: Mapping[str, str], verify: "bool | str
     in :func:`regctl.cli.completion.lookup._from_api` follows the same rules): credentials only for this host,
     so redirects are never followed; proxies from HTTP(S)_PROXY/NO_PROXY; only encodings the bounded
     reader decompresses itself."""
-    from regctl.http.bounded import ACCEPT_ENCODING
 
     return {"timeout": timeout, "headers": {"Accept-Encoding": ACCEPT_ENCODING, **dict(headers)},
             "verify": ssl_verify(verify), "follow_redirects": False, "trust_env": True}

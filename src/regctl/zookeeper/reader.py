@@ -46,11 +46,15 @@ from kazoo.exceptions import (
     UnimplementedError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.protocol.connection import ConnectionDropped
+from kazoo.protocol.serialization import Connect
 from kazoo.retry import KazooRetry
 
 from regctl.errors import NotAuthorized, Unreachable, UsageError
 from regctl.models import Instance, NodeStat, Problem, ZkService, ZkSnapshot
 from regctl.names import normalize_base_path, parse_zk_hosts, zk_child
+from regctl.zookeeper import multi as zk_multi
+from regctl.zookeeper.multi import IN_FLIGHT_BYTES, MAX_REQUEST_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +143,6 @@ _RECV_STEP = 1024 * 1024
 def harden(client: KazooClient, timeout: float) -> KazooClient:
     """Bound what the server can make ``client`` do, whatever it says (private kazoo internals, pinned by
     tests/test_compat_contracts.py):
-
     * a frame longer than :data:`MAX_FRAME_BYTES` (or negative) drops the connection before any
       allocation; a frame still arriving ``timeout`` seconds after it began drops it too (a
       trickling server cannot hold kazoo's connection thread, hence ``close()``, forever);
@@ -147,8 +150,6 @@ def harden(client: KazooClient, timeout: float) -> KazooClient:
       timeout and the wait for a close answer from it, so a server granting a 30 s session
       and then falling silent would otherwise hold ``close()`` for 20 s.
     """
-    from kazoo.protocol.serialization import Connect
-    from kazoo.protocol.connection import ConnectionDropped
 
     conn = client._connection
     handler = client.handler
@@ -231,7 +232,6 @@ def _host_count(hosts: str) -> int:
 
 class _ConnectionErrors(logging.LoggerAdapter):
     """kazoo's logger, remembering why connections dropped (a TLS verification error, say)."""
-
     def __init__(self, logger: logging.Logger, hosts: int = 1) -> None:
         super().__init__(logger, {})
         self.tls_error: str | None = None
@@ -432,7 +432,6 @@ class ZkReader:
                     deadline: float) -> dict[str, Any] | None:
         """Read ``paths`` with multiRead requests sized by :class:`regctl.zookeeper.multi.ByteBudget` (what the
         server may be made to hold at once is bounded), a few in flight; None when the server has none."""
-        from regctl.zookeeper import multi as zk_multi
         op = zk_multi.GET_CHILDREN if method == "get_children_async" else zk_multi.GET_DATA
         order = list(paths)
         if self.in_flight_bytes is not None:
@@ -579,8 +578,6 @@ class ZkReader:
 
 
 def _default_in_flight() -> int:
-    from regctl.zookeeper.multi import IN_FLIGHT_BYTES
-
     return IN_FLIGHT_BYTES
 
 
@@ -591,8 +588,6 @@ def _shuffle(paths: list[str]) -> None:
 
 def _take(order: list[str], at: int, size: int) -> list[str]:
     """Up to ``size`` paths from ``order[at:]``, within the request size ZooKeeper accepts."""
-    from regctl.zookeeper.multi import MAX_REQUEST_BYTES
-
     group: list[str] = []
     cost = 0
     for path in order[at:at + size]:

@@ -44,6 +44,9 @@ from regctl.doctor.facts import (
     zk_snapshot,
 )
 from regctl.errors import RegctlError
+from regctl.names import VALID_STATUSES
+from regctl.transfer.live import current_session
+from regctl.views import instances_differ
 
 CONFIG_SERVICE = "config-service"
 #: per-service reads sampled to tell "every service fails" from "one service fails"
@@ -54,7 +57,6 @@ _LIST_MAX = 8
 @dataclass
 class Evidence:
     """What the cause checks look at, gathered once per run."""
-
     #: ``/health``'s document (component -> state), None when there is no usable answer
     health: dict | None = None
     rows: list | None = None
@@ -159,7 +161,6 @@ def _current_session(run: CheckRun, answers: bool) -> Any:
     ``answers``: whether its ``/health`` answered this run; a never-rewritten own node tells the
     current session only while a Config Service answers.
     """
-    from regctl.transfer.live import current_session
 
     answering = (True, "GET /health answered") if answers else (False, "GET /health did not answer")
     try:
@@ -555,8 +556,6 @@ def _self_lost(run: CheckRun, ev: Evidence, found: dict, inst_dir: str, details:
 
 
 def bad_status_fix(name: str, inst) -> str:
-    from regctl.names import VALID_STATUSES
-
     iid = _cut(inst.instance_id, 200)
     return (f"re-register it with a valid status ({', '.join(VALID_STATUSES)}), e.g. regctl register --name {name} "
             f"--url {_cut(inst.service_url or 'URL', 200)} --instance-id {iid} --status healthy, or deregister it: "
@@ -565,8 +564,6 @@ def bad_status_fix(name: str, inst) -> str:
 
 @on_evidence
 def check_bad_status(run: CheckRun, ev: Evidence) -> list[CheckResult] | CheckResult:
-    from regctl.names import VALID_STATUSES
-
     if not ev.targets:
         return run.no_input("no service selected", "pick one with --service NAME, or check every one with --all")
     if ev.snapshot is None:
@@ -601,8 +598,6 @@ def check_bad_status(run: CheckRun, ev: Evidence) -> list[CheckResult] | CheckRe
 
 @on_evidence
 def check_stale_cache(run: CheckRun, ev: Evidence) -> list[CheckResult] | CheckResult:
-    from regctl.views import instances_differ
-
     if not ev.targets:
         return run.no_input("no service selected", "pick one with --service NAME, or check every one with --all")
     if ev.snapshot is None:

@@ -7,15 +7,19 @@ import ssl
 import time
 from typing import Callable
 
+import httpx
+
 from regctl.doctor.base import FAIL, PASS, WARN, Check, CheckResult, CheckRun
 from regctl.doctor.facts import (
     GUIDE_CONFIG_PORT,
     HttpAnswer,
+    config_answers,
     config_connect,
     config_dns,
     config_health_answer,
     config_where,
     err_text,
+    generation,
     is_docker_name,
     is_ip,
     is_loopback,
@@ -158,8 +162,6 @@ def classify_health_answer(ans: HttpAnswer, scheme: str) -> tuple[str, str, str 
 
 def classify_http_error(exc: BaseException, scheme: str, timeout: float) -> tuple[str, str]:
     """(finding, hint) for a failed ``GET /health``."""
-    import httpx
-
     chain: list[BaseException] = []
     e: BaseException | None = exc
     while e is not None and e not in chain:
@@ -284,8 +286,6 @@ def _component_check(component: str) -> Callable[[CheckRun], CheckResult]:
 
 
 def check_config_generation(run: CheckRun) -> CheckResult:
-    from regctl.doctor.facts import config_answers, generation
-
     if not config_answers(run):
         return run.skip("not tried: no answer from the Config Service (see config.http)", "fix config.http first")
     info = generation(run)

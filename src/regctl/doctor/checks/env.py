@@ -6,10 +6,30 @@ gives one, and are skipped, saying how to give one, otherwise.
 
 from __future__ import annotations
 
+import socket
+import time
+
+import httpx
+
 from regctl.doctor.base import FAIL, PASS, WARN, Check, CheckResult, CheckRun
-from regctl.doctor.facts import GUIDE_CONFIG_PORT, docker_hint, is_docker_name, is_ip, is_loopback, url_parts
-from regctl.errors import UsageError
-from regctl.guide import DEFAULT_CONFIG_SERVICE_URL
+from regctl.doctor.checks.config import classify_health_answer, classify_http_error
+from regctl.doctor.facts import (
+    GUIDE_CONFIG_PORT,
+    HttpAnswer,
+    docker_hint,
+    is_docker_name,
+    is_ip,
+    is_loopback,
+    live_instances,
+    resolve_host,
+    url_parts,
+)
+from regctl.errors import RegctlError, UsageError
+from regctl.guide import DEFAULT_CONFIG_SERVICE_URL, registration_from_env
+from regctl.http.bounded import BadEncoding, BodyTooSlow, read_body
+from regctl.http.config import http_options
+from regctl.names import validate_service_name, validate_url
+
 
 def env_applies(run: CheckRun) -> CheckResult | None:
     """None when there is an environment to check; else a skip row saying how to give one."""
@@ -33,7 +53,6 @@ def env_registration(run: CheckRun, what: str):
     skip = env_applies(run)
     if skip:
         return None, skip
-    from regctl.guide import registration_from_env
 
     try:
         return registration_from_env(run.config.env, pid=0), None
@@ -45,7 +64,6 @@ def check_env_required(run: CheckRun) -> CheckResult:
     skip = env_applies(run)
     if skip:
         return skip
-    from regctl.names import validate_service_name
 
     name = _env(run, "SERVICE_NAME")
     src = run.config.env_source
@@ -89,7 +107,6 @@ def check_env_public_url(run: CheckRun) -> CheckResult:
     skip = env_applies(run)
     if skip:
         return skip
-    from regctl.names import validate_url
 
     url = _env(run, "SERVICE_PUBLIC_URL")
     if not url:
@@ -107,7 +124,6 @@ def check_env_service_url(run: CheckRun) -> CheckResult:
     skip = env_applies(run)
     if skip:
         return skip
-    from regctl.guide import registration_from_env
 
     try:
         reg = registration_from_env(run.config.env, pid=0)
@@ -128,7 +144,6 @@ def check_env_config_url(run: CheckRun) -> CheckResult:
     skip = env_applies(run)
     if skip:
         return skip
-    from regctl.names import validate_url
 
     raw = _env(run, "CONFIG_SERVICE_URL")
     url = (raw or DEFAULT_CONFIG_SERVICE_URL).rstrip("/")
@@ -159,11 +174,7 @@ def same_origin(url: str, other: str) -> bool:
 
 def probe_config_service(run: CheckRun, url: str) -> tuple[str, str, str | None]:
     """(status, finding, hint) of ``GET {url}/health``: does the service's own Config Service URL answer?"""
-    import socket
 
-    from regctl.doctor.checks.config import classify_health_answer, classify_http_error
-    from regctl.doctor.facts import HttpAnswer, resolve_host
-    from regctl.errors import RegctlError
 
     scheme, host, port = url_parts(url)
     if not is_ip(host):
@@ -176,12 +187,8 @@ def probe_config_service(run: CheckRun, url: str) -> tuple[str, str, str | None]
                                                          "CONFIG_SERVICE_URL's host name")
         except RegctlError as exc:
             return WARN, f"not checked: {exc.message}", exc.hint or "raise --timeout"
-    import time
 
-    import httpx
 
-    from regctl.http.bounded import BadEncoding, BodyTooSlow, read_body
-    from regctl.http.config import http_options
 
     t = run.step_timeout()
     # the operator's token and gateway headers go to the Config Service's own host only: a URL taken from
@@ -216,8 +223,6 @@ def check_env_registered_url(run: CheckRun) -> CheckResult:
     reg, row = env_registration(run, "compare")
     if reg is None:
         return row
-    from regctl.doctor.facts import live_instances
-    from regctl.errors import RegctlError
 
     name, want = reg.service_name, reg.service_url.rstrip("/")
     iid = _env(run, "SERVICE_INSTANCE_ID")

@@ -8,14 +8,15 @@ named explicitly.
 
 from __future__ import annotations
 
-
-from regctl.doctor.base import given, Check, CheckResult, CheckRun
-from regctl.doctor.checks.service import server_deadline_cap
+from regctl.doctor.base import Check, CheckResult, CheckRun, given
+from regctl.doctor.checks.service import _generation_skip, monitor_row, server_deadline_cap
 from regctl.doctor.facts import (
     RegistryView,
+    api_client,
     api_failure,
     config_answers,
     docker_hint,
+    generation,
     is_docker_name,
     is_seeded,
     probe,
@@ -24,6 +25,8 @@ from regctl.doctor.facts import (
     zk_dir,
 )
 from regctl.errors import RegctlError
+from regctl.health import targets_for
+from regctl.monitor import monitor_verdicts, run_server_checks
 
 CONFIG_SERVICE = "config-service"
 
@@ -67,8 +70,6 @@ def _src(view: RegistryView) -> str:
 
 @on_registry_view
 def check_zombies(run: CheckRun, view: RegistryView) -> list[CheckResult] | CheckResult:
-    from regctl.health import targets_for
-
     instances = view.all_instances()
     if not instances and view.api_errors:
         return run.skip(f"could not read the instances of {len(view.api_errors)} service(s) from the API",
@@ -283,10 +284,6 @@ def check_sessions(run: CheckRun, view: RegistryView) -> CheckResult:
 
 @on_registry_view
 def check_monitor(run: CheckRun, view: RegistryView) -> list[CheckResult] | CheckResult:
-    from regctl.doctor.checks.service import _generation_skip, monitor_row
-    from regctl.doctor.facts import api_client
-    from regctl.monitor import monitor_verdicts
-
     info, row = _generation_skip(run)
     if row is not None:
         return row
@@ -314,9 +311,6 @@ def check_monitor(run: CheckRun, view: RegistryView) -> list[CheckResult] | Chec
 
 def check_server_health_all(run: CheckRun) -> list[CheckResult] | CheckResult:
     """The Config Service's own health call for every service with instances, all at once (named explicitly)."""
-    from regctl.doctor.facts import api_client, config_answers, generation
-    from regctl.monitor import run_server_checks
-
     if run.check.name not in run.config.explicit:
         return run.no_input("not run unless named: it WRITES every service's row status",
                             "regctl doctor hygiene.server-health --all")

@@ -6,27 +6,31 @@ how to pick one, otherwise.
 
 from __future__ import annotations
 
-
-from regctl.doctor.base import given, FAIL, WARN, Check, CheckResult, CheckRun
+from regctl.doctor.base import FAIL, WARN, Check, CheckResult, CheckRun, given
 from regctl.doctor.facts import (
     api_client,
     api_failure,
-    docker_hint,
-    is_seeded,
     api_instances,
     api_rows,
+    config_answers,
+    docker_hint,
+    generation,
     is_docker_name,
     is_loopback,
+    is_seeded,
     live_instances,
     probe,
     url_parts,
     zk_reader,
 )
 from regctl.errors import NotFound, RegctlError, UsageError
+from regctl.health import ProbeTarget
+from regctl.monitor import MAX_SERVER_DEADLINE, contradiction, monitor_verdict, run_server_checks
+from regctl.names import VALID_STATUSES, validate_service_name
+from regctl.views import instances_differ
+
 
 def service_applies(run: CheckRun) -> tuple[str | None, CheckResult | None]:
-    from regctl.names import validate_service_name
-
     name = run.config.selected_service
     if not name:
         if run.config.all_services:
@@ -103,8 +107,6 @@ def check_service_registered(run: CheckRun, name: str) -> CheckResult:
 
 def _api_500_hint(run: CheckRun, name: str) -> str:
     """The hint for a 500 on a read of ``name``: a bad status only when one was seen in ZooKeeper."""
-    from regctl.names import VALID_STATUSES
-
     bad = None
     if run.config.endpoint.zk_hosts:
         try:
@@ -120,8 +122,6 @@ def _api_500_hint(run: CheckRun, name: str) -> str:
 
 @on_selected_service
 def check_service_api_view(run: CheckRun, name: str) -> CheckResult:
-    from regctl.views import instances_differ
-
     try:
         api_list = api_instances(run, name)
     except RegctlError as exc:
@@ -201,8 +201,6 @@ def _probe_hint(run: CheckRun, url: str | None, error: str | None, code: int | N
 
 @on_selected_service
 def check_service_reachable(run: CheckRun, name: str) -> list[CheckResult] | CheckResult:
-    from regctl.health import ProbeTarget
-
     try:
         live = live_instances(run, name)
     except RegctlError as exc:
@@ -310,8 +308,6 @@ def _discoverable(run: CheckRun, name: str) -> int | None:
 
 def monitor_row(run: CheckRun, name: str, verdict, discoverable: int | None) -> CheckResult:
     """One row for the monitor's verdict on ``name`` (a :class:`regctl.monitor.MonitorVerdict`)."""
-    from regctl.monitor import contradiction
-
     details = {"monitor": verdict.to_dict()}
     counts = f", {verdict.counts()} healthy" if verdict.counts() else ""
     when = f", last check {verdict.last_check}" if verdict.last_check else ""
@@ -338,8 +334,6 @@ def monitor_row(run: CheckRun, name: str, verdict, discoverable: int | None) -> 
 
 
 def _generation_skip(run: CheckRun):
-    from regctl.doctor.facts import generation
-
     info = generation(run)
     if info.generation == "earlier":
         return info, run.no_input("the earlier generation has no health monitor (see config.generation)",
@@ -351,8 +345,6 @@ def _generation_skip(run: CheckRun):
 
 @on_selected_service
 def check_service_monitor(run: CheckRun, name: str) -> CheckResult:
-    from regctl.monitor import monitor_verdict
-
     info, row = _generation_skip(run)
     if row is not None:
         return row
@@ -361,16 +353,11 @@ def check_service_monitor(run: CheckRun, name: str) -> CheckResult:
 
 def server_deadline_cap(config) -> float:
     """How long the runner waits for the server health check: its call's deadline bounds it first."""
-    from regctl.monitor import MAX_SERVER_DEADLINE
-
     return (config.server_timeout or MAX_SERVER_DEADLINE) + 2 * config.endpoint.timeout + 1.0
 
 
 @on_selected_service
 def check_service_server_health(run: CheckRun, name: str) -> CheckResult:
-    from regctl.doctor.facts import config_answers, generation
-    from regctl.monitor import run_server_checks
-
     if run.check.name not in run.config.explicit:
         return run.no_input("not run unless named: it WRITES the row's status",
                             f"regctl doctor service.server-health --service {name}", target=name)

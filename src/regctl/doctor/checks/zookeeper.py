@@ -5,6 +5,7 @@ from __future__ import annotations
 from regctl.doctor.base import Check, CheckResult, CheckRun
 from regctl.doctor.facts import is_docker_name, is_loopback, zk_members, zk_reader
 from regctl.errors import RegctlError
+from regctl.zookeeper.admin import quorum
 
 
 def zk_not_configured(run: CheckRun) -> CheckResult | None:
@@ -84,7 +85,6 @@ def check_zk_quorum(run: CheckRun) -> CheckResult:
     skip = zk_not_configured(run)
     if skip:
         return skip
-    from regctl.zookeeper.admin import quorum
 
     reports = zk_members(run)
     q = quorum(reports)
