@@ -52,3 +52,26 @@ def test_repr_redacts_secret_headers():
     s = resolve({}, env={}, context={"headers": {"Authorization": "Bearer s3cret", "X-Team": "ops"}})
     assert "s3cret" not in repr(s)
     assert s.redacted()["headers"] == {"Authorization": "***", "X-Team": "***"}  # every header value
+
+
+def test_the_endpoint_builds_the_clients_and_never_shows_a_secret():
+    import pytest
+
+    from regctl.errors import UsageError
+    from regctl.settings import Endpoint
+
+    e = resolve({"config_url": "http://user:pw@cs:8082", "headers": ["Authorization: Bearer s3cret"],
+                 "timeout": 2.5}, env={}).endpoint
+    assert isinstance(e, Endpoint) and not e.zk_configured
+    assert "s3cret" not in repr(e) and "pw@" not in repr(e) and "***" in repr(e)
+    assert {"s3cret", "pw"} <= set(e.secret_values())
+    api = e.api()
+    try:
+        assert api.base_url.startswith("http://user:pw@cs:8082") and api.timeout == 2.5
+    finally:
+        api.close()
+    with pytest.raises(UsageError) as err:
+        e.zk_reader()
+    assert "zk_hosts=HOST:PORT" in str(err.value)  # the library's word; the CLI says --zk
+    reader = resolve({"zk_hosts": "127.0.0.1:1", "zk_base": "/b"}, env={}).endpoint.zk_reader()
+    assert reader.base_path == "/b"
