@@ -1,6 +1,7 @@
 """regctl.client: the guide's client as a library, against the contract registry."""
 
 import asyncio
+import inspect
 import json
 import logging
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 from regctl.client import (
     InvalidRequest,
     NoHealthyInstance,
+    RegisteredService,
     RegistryError,
     RegistryUnavailable,
     ServiceRegistryClient,
@@ -399,50 +401,239 @@ def test_library_is_typed_for_mypy_strict_users(tmp_path):
 
 # --------------------------------------------------------------------------- typed outcomes: none healthy / could not ask
 
-def both(base_url, method, *args, transport=None, **kw):
-    """``method`` on the async and the sync client: [(outcome, log messages)] for each, in that order.
+DOORS = {"async": ServiceRegistryHttpClient, "sync": ServiceRegistryClient}
+#: what an outcome carries, compared between the doors. Not ``detail``: the HTTP library's own text of a
+#: transport error, which its sync and async transports word differently ("[Errno 111] Connection refused",
+#: "All connection attempts failed"); the library says neither (see ``message`` and ``hint``).
+SAID = ("message", "where", "hint", "status_code", "timed_out", "service_name", "reason", "exit_code")
 
-    The outcome is the value returned or the exception raised.
-    """
-    records = []
 
-    class Grab(logging.Handler):
-        def emit(self, record):
-            records.append((record.levelname, record.getMessage()))
+def said(result):
+    """What a step said, comparable between the doors: the value returned; an exception's class, text,
+    fields and the class of its cause; a RegisteredService's fields."""
+    if isinstance(result, BaseException):
+        return (type(result).__name__, str(result), {f: getattr(result, f, None) for f in SAID},
+                type(result.__cause__).__name__)
+    if isinstance(result, RegisteredService):
+        return (bool(result), result.service_name, result.instance_id, result.error, said(result.failure),
+                result.deregistered)
+    return result
 
-    handler = Grab(logging.DEBUG)
-    log = logging.getLogger("regctl.client")
-    old_level = log.level
-    log.addHandler(handler)
-    log.setLevel(logging.DEBUG)
-    results = []
-    try:
-        async def run_async():
-            async with ServiceRegistryHttpClient(base_url=base_url, transport=transport, **kw) as client:
-                return await getattr(client, method)(*args)
 
-        for run in (lambda: asyncio.run(run_async()),
-                    lambda: getattr(ServiceRegistryClient(base_url=base_url, transport=transport, **kw), method)(*args)):
-            records.clear()
+async def one_step(client, method, args):
+    """``client.method(*args)``, awaited on the async door; ("registered_service", env, request_timeout_s):
+    a whole registered_service(_sync) lifetime on ``client``, with an empty body."""
+    if method == "registered_service":
+        env, timeout = args
+        if isinstance(client, ServiceRegistryHttpClient):
+            async with registered_service(env, request_timeout_s=timeout, client=client) as reg:
+                pass
+        else:
+            with registered_service_sync(env, request_timeout_s=timeout, client=client) as reg:
+                pass
+        return reg
+    result = getattr(client, method)(*args)
+    return await result if inspect.isawaitable(result) else result
+
+
+def through_door(door, caplog, base_url, steps, transport=None):
+    """``steps`` ({label: (method, *args)}) in order on one client of ``door``: {label: (what the step returned
+    or raised, the records (level, text) it left on the library's logger, as caplog saw them)}."""
+    caplog.set_level(logging.DEBUG, logger="regctl.client")
+
+    async def run():
+        client = DOORS[door](base_url=base_url, transport=transport)
+        out = {}
+        for label, (method, *args) in steps.items():
+            since = len(caplog.records)
             try:
-                outcome = run()
-            except Exception as exc:
-                outcome = exc
-            results.append((outcome, list(records)))
+                result = await one_step(client, method, args)
+            except Exception as exc:  # an outcome to compare, not the test failing
+                result = exc
+            out[label] = (result, [(r.levelname, r.getMessage()) for r in caplog.records[since:]
+                                   if r.name == "regctl.client"])
+        closing = client.aclose() if door == "async" else client.close()
+        if closing is not None:
+            await closing
+        return out
+
+    return asyncio.run(run())
+
+
+def through_both(caplog, base_url, steps, transport=None):
+    """``steps`` through the async door, then through the sync door; asserts that every step returned or
+    raised the same (:func:`said`) and logged the same records in both. The async door's {label: (outcome,
+    records)}."""
+    first = through_door("async", caplog, base_url, steps, transport)
+    second = through_door("sync", caplog, base_url, steps, transport)
+    for label in steps:
+        (a, a_logs), (s, s_logs) = first[label], second[label]
+        assert said(a) == said(s), (label, a, s)
+        assert a_logs == s_logs, (label, a_logs, s_logs)
+    return first
+
+
+def twins(caplog, base_url, method, *args, transport=None):
+    """One call through both doors (see :func:`through_both`): (its outcome, its records)."""
+    return through_both(caplog, base_url, {method: (method, *args)}, transport)[method]
+
+
+def every_method(name="twin-svc", iid="twin-1", timeout=None):
+    """One of each of the library's doings, in the guide's order: register, look up (twice), deregister, and a
+    whole registered_service lifetime (at the client's base_url). ``timeout``: each call's request_timeout_s
+    (None: the methods' own defaults)."""
+    t = () if timeout is None else (timeout,)
+    env = {"SERVICE_NAME": name, "SERVICE_PORT": "1", "SERVICE_INSTANCE_ID": iid + "-life"}
+    return {"register": ("register", name, "http://t:1", "http://t:1/health",
+                         {"instance_id": iid, "status": "healthy"}, *t),
+            "discover": ("discover_url", name, *t),
+            "require": ("require_url", name, *t),
+            "require again": ("require_url", name, *t),  # a registry that failed once is asked again, by both
+            "deregister": ("deregister", name, iid, *t),
+            "lifetime": ("registered_service", env, timeout or 5.0)}
+
+
+#: (what each step of every_method() returns, the levels of the records it logs) when the registry cannot be
+#: asked: the guide's methods return None/False with a warning, require_url raises and logs nothing
+COULD_NOT_ASK = {"register": (None, ["WARNING"]), "discover": (None, ["WARNING"]), "deregister": (False, ["WARNING"]),
+                 "lifetime": (False, ["WARNING"])}
+
+
+def assert_could_not_ask(out, **overrides):
+    """``out`` (from every_method()) is COULD_NOT_ASK (with ``overrides``); the two lookups raised
+    RegistryUnavailable, returned as a list."""
+    for label, (value, levels) in {**COULD_NOT_ASK, **overrides}.items():
+        outcome, records = out[label]
+        assert (bool(outcome) if label == "lifetime" else outcome) == value, (label, outcome)
+        assert [lvl for lvl, _ in records] == levels, (label, records)
+    errors = [out["require"][0], out["require again"][0]]
+    assert all(isinstance(e, RegistryUnavailable) for e in errors), errors
+    assert out["require"][1] == out["require again"][1] == []
+    assert str(errors[0]) == str(errors[1])  # asked again, and failed the same way: no "not asked"
+    return errors
+
+
+def test_the_doors_say_and_log_the_same_through_a_service_lifetime(registry, caplog):
+    """The same steps on the real registry through the async and the sync client: the same values, the same
+    typed outcomes, the same log records (through_both asserts it), and these are the guide's."""
+    steps = {**every_method(),
+             "register unhealthy": ("register", "twin-svc", "http://t:2", None,
+                                    {"instance_id": "twin-2", "status": "unhealthy"}),
+             "deregister again": ("deregister", "twin-svc", "twin-1"),  # gone already: the registry says ok
+             "discover none healthy": ("discover_url", "twin-svc"),
+             "require none healthy": ("require_url", "twin-svc"),
+             "deregister last": ("deregister", "twin-svc", "twin-2"),
+             "require no name": ("require_url", ""),  # questions that cannot be asked: refused before asking
+             "discover no name": ("discover_url", ""),
+             "deregister bad id": ("deregister", "twin-svc", "no/such id"),
+             "register rejected": ("register", "twin-svc", 8090, None, {"instance_id": "twin-3"}),  # a real 422
+             "guide lifetime": ("registered_service", guide_env(registry, SERVICE_INSTANCE_ID="twin-life"), 5.0),
+             "lifetime skipped": ("registered_service", {"SERVICE_NAME": "twin-svc"}, 5.0)}  # no SERVICE_PORT
+    out = through_both(caplog, registry.url, steps)
+    value = {label: outcome for label, (outcome, _) in out.items()}
+    logs = {label: records for label, (_, records) in out.items()}
+
+    assert [value[k] for k in ("register", "discover", "require", "require again", "deregister")] == \
+        ["twin-1", "http://t:1", "http://t:1", "http://t:1", True]
+    assert all(logs[k] == [] for k in ("register", "discover", "require", "require again", "deregister"))
+    life = value["lifetime"]
+    assert life.instance_id == "twin-1-life" and life.deregistered and life.failure is None
+    assert logs["lifetime"] == [("INFO", "Registered twin-svc with service registry as instance twin-1-life"),
+                                ("INFO", "Deregistered twin-svc from service registry")]
+
+    assert value["register unhealthy"] == "twin-2" and value["deregister again"] is True
+    none = value["require none healthy"]
+    assert isinstance(none, NoHealthyInstance) and none.service_name == "twin-svc" and logs["require none healthy"] == []
+    assert value["discover none healthy"] is None
+    assert logs["discover none healthy"] == [("DEBUG", f"No healthy instance of twin-svc: {none}")]
+    assert value["deregister last"] is True and api_ids(registry, "twin-svc") == []
+
+    invalid = value["require no name"]
+    assert isinstance(invalid, InvalidRequest) and value["discover no name"] is None
+    assert logs["discover no name"] == [("WARNING", f"Service discovery failed for : {invalid}")]
+    assert value["deregister bad id"] is False and [lvl for lvl, _ in logs["deregister bad id"]] == ["WARNING"]
+    assert logs["deregister bad id"][0][1].startswith("Service registry deregistration failed: ")
+    assert value["register rejected"] is None and [lvl for lvl, _ in logs["register rejected"]] == ["WARNING"]
+    assert "rejected" in logs["register rejected"][0][1] and "service_url" in logs["register rejected"][0][1]
+
+    assert value["guide lifetime"] and value["guide lifetime"].deregistered
+    skipped = value["lifetime skipped"]
+    assert not skipped and isinstance(skipped.failure, InvalidRequest) and "SERVICE_PORT" in skipped.error
+    assert [lvl for lvl, _ in logs["lifetime skipped"]] == ["WARNING"] and "skipped" in logs["lifetime skipped"][0][1]
+
+
+def test_the_doors_say_and_log_the_same_when_the_registry_fails(registry, caplog):
+    """The registry's own failures, on the real registry: its store down (500 on every write and read),
+    a gateway in front that wants credentials (401), and then the registry stopped (refused)."""
+    registry.server.faults.add("redis")
+    out = through_both(caplog, registry.url, every_method())
+    assert all(e.status_code == 500 for e in assert_could_not_ask(out))
+    assert out["lifetime"][0].failure.status_code == 500
+    registry.server.faults.clear()
+
+    registry.server.required_headers = {"Authorization": "Bearer s3cret"}
+    out = through_both(caplog, registry.url, every_method())
+    assert all(e.status_code == 401 and "headers=" in e.hint for e in assert_could_not_ask(out))
+    assert "401" in out["register"][1][0][1] and "401" in out["deregister"][1][0][1]
+    registry.server.required_headers = {}
+
+    registry.server.stop()
+    out = through_both(caplog, registry.url, every_method(timeout=1.0))
+    assert all("connection refused" in e.message and not e.timed_out for e in assert_could_not_ask(out))
+    assert "connection refused" in out["lifetime"][0].error
+
+
+def test_the_doors_say_and_log_the_same_when_nothing_answers(caplog):
+    """A registry that accepts the connection and never says a word: every call times out, in the
+    library's words, the same in both doors, and the next call asks again rather than remembering."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        out = through_both(caplog, f"http://127.0.0.1:{silent.getsockname()[1]}", every_method(timeout=0.3))
     finally:
-        log.removeHandler(handler)
-        log.setLevel(old_level)
-    return results
+        silent.close()
+    errors = assert_could_not_ask(out)
+    assert all(e.timed_out and e.status_code is None for e in errors)
+    assert "0.3s" in errors[0].message and "request_timeout_s=" in errors[0].hint
+    assert out["lifetime"][0].failure.timed_out
+    assert all("request_timeout_s=" in records[0][1] for label, (_, records) in out.items() if records)
 
 
-def assert_twins(results):
-    """The async and the sync client: the same outcome type, the same text, the same log records."""
-    (a, a_logs), (s, s_logs) = results
-    assert type(a) is type(s), (a, s)
-    if isinstance(a, BaseException):
-        assert str(a) == str(s)
-    assert a_logs == s_logs
-    return a, a_logs
+def refuse_with(exc):
+    def handler(request):
+        raise exc
+    return handler
+
+
+@pytest.mark.parametrize("handler,status,words,deregistered", [
+    (lambda r: httpx.Response(403, json={"detail": "Forbidden"}), 403, "headers=", False),
+    (lambda r: httpx.Response(404, json={"detail": "Not Found"}), 404, "base_url=", False),  # a base URL with a path
+    (lambda r: httpx.Response(500, text="Internal Server Error"), 500, "500", False),
+    (lambda r: httpx.Response(502, html="<html>Bad Gateway</html>"), 502, "gateway", False),
+    # a 200 of the wrong shape: deregister reads no body (the registry's ok is its status)
+    (lambda r: httpx.Response(200, json=["not", "an", "object"]), None, "expected a JSON dict", True),
+    (refuse_with(httpx.ReadTimeout("timed out")), None, "request_timeout_s=", False),
+    (refuse_with(httpx.ConnectError("[Errno 111] Connection refused")), None, "base_url=", False),
+])
+def test_the_doors_say_and_log_the_same_for_answers_a_real_registry_does_not_give(handler, status, words,
+                                                                                  deregistered, caplog):
+    out = through_both(caplog, "http://registry.test", every_method(), transport=httpx.MockTransport(handler))
+    overrides = {"deregister": (True, [])} if deregistered else {}
+    assert all(e.status_code == status and words in str(e) for e in assert_could_not_ask(out, **overrides))
+
+
+def test_the_doors_say_and_log_the_same_for_a_422(caplog):
+    def handler(request):
+        return httpx.Response(422, json={"detail": [{"loc": ["body", "service_url"], "msg": "bad"}]})
+
+    out = through_both(caplog, "http://registry.test", every_method(), transport=httpx.MockTransport(handler))
+    assert all(isinstance(out[k][0], InvalidRequest) for k in ("require", "require again"))
+    assert isinstance(out["lifetime"][0].failure, InvalidRequest)
+    assert "service_url: bad" in out["register"][1][0][1]
+    assert [out[k][0] for k in ("register", "discover", "deregister")] == [None, None, False]
 
 
 def assert_library_worded(err):
@@ -451,11 +642,11 @@ def assert_library_worded(err):
     assert err.hint and "--" not in err.hint, err.hint
 
 
-def test_none_healthy_is_its_own_outcome(registry):
+def test_none_healthy_is_its_own_outcome(registry, caplog):
     with ServiceRegistryClient(base_url=registry.url) as c:
         assert c.register("typed-svc", "http://t:1", None, {"instance_id": "t-1", "status": "unhealthy"})
     for name in ("typed-svc", "never-registered"):  # registered but not healthy; never registered
-        err, logs = assert_twins(both(registry.url, "require_url", name))
+        err, logs = twins(caplog, registry.url, "require_url", name)
         assert isinstance(err, NoHealthyInstance) and isinstance(err, RegistryError)
         assert not isinstance(err, RegistryUnavailable)
         assert err.service_name == name and err.reason and "healthy" in err.reason
@@ -463,20 +654,20 @@ def test_none_healthy_is_its_own_outcome(registry):
         assert_library_worded(err)
         assert f"/api/v1/registry/services/{name}" in err.hint  # where to look, as an HTTP call
         assert logs == []  # the outcome is the caller's: nothing logged by require_url
-        url, logs = assert_twins(both(registry.url, "discover_url", name))
+        url, logs = twins(caplog, registry.url, "discover_url", name)
         assert url is None
         assert [lvl for lvl, _ in logs] == ["DEBUG"]  # no warning: an answer, as in the guide
 
 
-def test_a_healthy_instance_is_returned_by_both(registry):
+def test_a_healthy_instance_is_returned_by_both(registry, caplog):
     healthy(registry, "typed-ok", n=1)
-    url, logs = assert_twins(both(registry.url, "require_url", "typed-ok"))
+    url, logs = twins(caplog, registry.url, "require_url", "typed-ok")
     assert url == "http://p0:1" and logs == []
 
 
-def test_stopped_registry_is_could_not_ask(registry):
+def test_stopped_registry_is_could_not_ask(registry, caplog):
     registry.server.stop()
-    err, logs = assert_twins(both(registry.url, "require_url", "asr-service", 2.0))
+    err, logs = twins(caplog, registry.url, "require_url", "asr-service", 2.0)
     assert isinstance(err, RegistryUnavailable) and isinstance(err, RegistryError)
     assert not isinstance(err, NoHealthyInstance)
     assert "connection refused" in err.message and err.status_code is None and not err.timed_out
@@ -484,29 +675,29 @@ def test_stopped_registry_is_could_not_ask(registry):
     assert "base_url=" in err.hint and "CONFIG_SERVICE_URL" in err.hint
     assert_library_worded(err)
     assert logs == []
-    url, logs = assert_twins(both(registry.url, "discover_url", "asr-service", 2.0))
+    url, logs = twins(caplog, registry.url, "discover_url", "asr-service", 2.0)
     assert url is None and len(logs) == 1 and logs[0][0] == "WARNING"
     assert logs[0][1] == f"Service discovery failed for asr-service: {err}"
 
 
-def test_unreachable_host_is_could_not_ask():
-    err, _ = assert_twins(both(f"http://127.0.0.1:{free_port()}", "require_url", "asr-service", 1.0))
+def test_unreachable_host_is_could_not_ask(caplog):
+    err, _ = twins(caplog, f"http://127.0.0.1:{free_port()}", "require_url", "asr-service", 1.0)
     assert isinstance(err, RegistryUnavailable) and "connection refused" in str(err)
 
 
-def test_registry_that_cannot_read_its_store_is_could_not_ask(registry):
+def test_registry_that_cannot_read_its_store_is_could_not_ask(registry, caplog):
     """The real service's 500 when its cache (Redis) is down: the registry is up but cannot answer."""
     healthy(registry, "cache-svc", n=1)
     registry.server.faults.add("redis")
-    err, _ = assert_twins(both(registry.url, "require_url", "cache-svc"))
+    err, _ = twins(caplog, registry.url, "require_url", "cache-svc")
     assert isinstance(err, RegistryUnavailable) and err.status_code == 500
     assert_library_worded(err)
     registry.server.faults.clear()
-    url, _ = assert_twins(both(registry.url, "require_url", "cache-svc"))
+    url, _ = twins(caplog, registry.url, "require_url", "cache-svc")
     assert url == "http://p0:1"
 
 
-def test_a_registry_that_never_answers_times_out_with_a_library_hint():
+def test_a_registry_that_never_answers_times_out_with_a_library_hint(caplog):
     import socket
 
     silent = socket.socket()  # accepts connections (the kernel's backlog) and never says a word
@@ -514,7 +705,7 @@ def test_a_registry_that_never_answers_times_out_with_a_library_hint():
     silent.listen(8)
     try:
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        err, _ = assert_twins(both(url, "require_url", "asr-service", 0.5))
+        err, _ = twins(caplog, url, "require_url", "asr-service", 0.5)
     finally:
         silent.close()
     assert isinstance(err, RegistryUnavailable) and err.timed_out and err.status_code is None
@@ -530,22 +721,22 @@ def test_a_registry_that_never_answers_times_out_with_a_library_hint():
     (200, {"content-type": "application/json"}, b'{"no": "url"}', "no url", None),
     (404, {"content-type": "application/json"}, b'{"detail": "Not Found"}', "base_url=", 404),  # no such endpoint
 ])
-def test_answers_that_are_not_the_registrys_are_could_not_ask(status, headers, body, words, code):
+def test_answers_that_are_not_the_registrys_are_could_not_ask(status, headers, body, words, code, caplog):
     transport = httpx.MockTransport(lambda request: httpx.Response(status, headers=headers, content=body))
-    err, logs = assert_twins(both("http://registry.test", "require_url", "asr-service", transport=transport))
+    err, logs = twins(caplog, "http://registry.test", "require_url", "asr-service", transport=transport)
     assert isinstance(err, RegistryUnavailable) and not isinstance(err, NoHealthyInstance), err
     assert words in str(err) and err.status_code == code and not err.timed_out
     assert_library_worded(err)
-    url, logs = assert_twins(both("http://registry.test", "discover_url", "asr-service", transport=transport))
+    url, logs = twins(caplog, "http://registry.test", "discover_url", "asr-service", transport=transport)
     assert url is None and [lvl for lvl, _ in logs] == ["WARNING"]
 
 
-def test_a_question_that_cannot_be_asked_is_invalid_request():
+def test_a_question_that_cannot_be_asked_is_invalid_request(caplog):
     transport = httpx.MockTransport(lambda request: httpx.Response(422, json={"detail": [
         {"loc": ["path", "service_name"], "msg": "bad name"}]}))
-    err, _ = assert_twins(both("http://registry.test", "require_url", "x", transport=transport))
+    err, _ = twins(caplog, "http://registry.test", "require_url", "x", transport=transport)
     assert isinstance(err, InvalidRequest) and "rejected" in err.message and "--" not in str(err)
-    err, _ = assert_twins(both("http://registry.test", "require_url", ""))  # checked before asking
+    err, _ = twins(caplog, "http://registry.test", "require_url", "")  # checked before asking
     assert isinstance(err, InvalidRequest) and "empty" in err.message
 
 
@@ -582,15 +773,15 @@ def test_sync_and_async_registered_service_log_the_same(registry, caplog):
     assert async_logs == sync_logs and any("Deregistered lib-service" in m for m in sync_logs), sync_logs
 
 
-def test_the_cli_says_its_flags_and_the_library_its_parameters(registry):
+def test_the_cli_says_its_flags_and_the_library_its_parameters(registry, caplog):
     down = f"http://127.0.0.1:{free_port()}"
     res = run_cli("discover", "asr-service", env={"CONFIG_SERVICE_URL": down, "ZOOKEEPER_HOSTS": ""})
     assert res.exit_code == 3 and "--config-url" in res.stderr, res.stderr
-    err, _ = assert_twins(both(down, "require_url", "asr-service", 1.0))  # after the CLI ran: still the library's
+    err, _ = twins(caplog, down, "require_url", "asr-service", 1.0)  # after the CLI ran: still the library's
     assert "base_url=" in err.hint and "--config-url" not in str(err)
     miss = run_cli("url", "never-registered", env=registry.env)
     assert miss.exit_code == 1 and "see why with: regctl inspect never-registered" in miss.stderr, miss.stderr
-    none, _ = assert_twins(both(registry.url, "require_url", "never-registered"))
+    none, _ = twins(caplog, registry.url, "require_url", "never-registered")
     assert "see why with: GET /api/v1/registry/services/never-registered" in str(none)
 
 
