@@ -125,13 +125,28 @@ def _steps(chunk: bytes) -> Iterator[bytes]:
         yield chunk[i:i + _RAW_STEP]
 
 
-def _take(decoder: Decoder, chunk: bytes, body: bytearray, limit: int) -> bool:
-    """Append what ``chunk`` decodes to; True when the limit was passed."""
-    for step in _steps(chunk):
-        if decoder.feed_into(body, step, limit):
-            del body[limit:]
-            return True
-    return False
+class _BodyCollector:
+    """The decisions of one capped body read, fed chunk by chunk by the sync or the async loop."""
+
+    def __init__(self, response: Any, limit: int, deadline: "float | None", truncate: bool) -> None:
+        self.decoder = Decoder(response.headers.get("content-encoding"))
+        self.body = bytearray()
+        self.limit, self.deadline, self.truncate = limit, deadline, truncate
+
+    def feed(self, chunk: bytes) -> "Body | None":
+        """Take ``chunk``; a :class:`Body` when reading must stop here (truncated), else None."""
+        for step in _steps(chunk):
+            if self.decoder.feed_into(self.body, step, self.limit):
+                del self.body[self.limit:]
+                if self.truncate:
+                    return Body(bytes(self.body), True)
+                raise BodyTooLarge(self.limit)
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise BodyTooSlow()
+        return None
+
+    def result(self) -> Body:
+        return Body(bytes(self.body))
 
 
 def _already_read(response: Any, limit: int, truncate: bool) -> "Body | None":
@@ -153,16 +168,12 @@ def read_body(response: Any, limit: int, deadline: "float | None" = None, trunca
     already = _already_read(response, limit, truncate)
     if already is not None:
         return already
-    decoder = Decoder(response.headers.get("content-encoding"))
-    body = bytearray()
+    collector = _BodyCollector(response, limit, deadline, truncate)
     for chunk in response.iter_raw():
-        if _take(decoder, chunk, body, limit):
-            if truncate:
-                return Body(bytes(body), True)
-            raise BodyTooLarge(limit)
-        if deadline is not None and time.monotonic() > deadline:
-            raise BodyTooSlow()
-    return Body(bytes(body))
+        stop = collector.feed(chunk)
+        if stop is not None:
+            return stop
+    return collector.result()
 
 
 async def read_body_async(response: Any, limit: int, deadline: "float | None" = None,
@@ -171,17 +182,13 @@ async def read_body_async(response: Any, limit: int, deadline: "float | None" = 
     already = _already_read(response, limit, truncate)
     if already is not None:
         return already
-    decoder = Decoder(response.headers.get("content-encoding"))
-    body = bytearray()
+    collector = _BodyCollector(response, limit, deadline, truncate)
     chunks: AsyncIterator[bytes] = response.aiter_raw()
     async for chunk in chunks:
-        if _take(decoder, chunk, body, limit):
-            if truncate:
-                return Body(bytes(body), True)
-            raise BodyTooLarge(limit)
-        if deadline is not None and time.monotonic() > deadline:
-            raise BodyTooSlow()
-    return Body(bytes(body))
+        stop = collector.feed(chunk)
+        if stop is not None:
+            return stop
+    return collector.result()
 
 
 # ---------------------------------------------------------------------------
