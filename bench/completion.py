@@ -30,7 +30,7 @@ def main() -> int:
     py = sys.executable
     sys.path.insert(0, os.path.join(REPO, "src"))
     from regctl.http.api import RegistryApi
-    from regctl.sandbox.registry.server import RegistryServer
+    from regctl.sandbox.registry.server import Identity, RegistryServer
 
     cache = tempfile.mkdtemp(prefix="regctl-bench-cache-")
     blackhole = socket.socket()
@@ -40,7 +40,7 @@ def main() -> int:
     dead = f"127.0.0.1:{free_port()}"
     try:
         with zookeeper() as zk_hosts:
-            server = RegistryServer(port=0, zk_hosts=zk_hosts, base_path="/bench/services", self_url=None)
+            server = RegistryServer(zk_hosts=zk_hosts, base_path="/bench/services", identity=Identity(self_url=None))
             server.start()
             try:
                 with RegistryApi(server.url, timeout=5) as api:

@@ -34,7 +34,7 @@ def main() -> int:
 
     import httpx
 
-    from regctl.sandbox.registry.server import RegistryServer
+    from regctl.sandbox.registry.server import Identity, RegistryServer
 
     holes = []
     for _ in range(2):
@@ -61,7 +61,7 @@ def main() -> int:
                              SERVICE_NAME="asr-service", SERVICE_PORT="8090")
         med["blackholed"] = walls(["doctor", "--timeout", f"{a.timeout:g}"], hole_env)
         with zookeeper() as hosts:
-            srv = RegistryServer(port=0, zk_hosts=hosts, base_path="/bench-doctor/services", self_url=None)
+            srv = RegistryServer(zk_hosts=hosts, base_path="/bench-doctor/services", identity=Identity(self_url=None))
             srv.start()
             try:
                 with httpx.Client(base_url=srv.url + "/api/v1/registry", timeout=30, trust_env=False) as c:

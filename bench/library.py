@@ -32,10 +32,10 @@ def main() -> int:
     n = a.calls
 
     from regctl.client import ServiceRegistryClient, ServiceRegistryHttpClient
-    from regctl.sandbox.registry.server import RegistryServer
+    from regctl.sandbox.registry.server import Identity, RegistryServer
 
     with zookeeper() as hosts:
-        server = RegistryServer(zk_hosts=hosts, base_path="/bench-library/services", self_url=None)
+        server = RegistryServer(zk_hosts=hosts, base_path="/bench-library/services", identity=Identity(self_url=None))
         server.keep_alive = True  # type: ignore[attr-defined]
         server.start()
         try:

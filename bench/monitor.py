@@ -36,7 +36,7 @@ def main() -> int:
 
     import httpx
 
-    from regctl.sandbox.registry.server import RegistryServer
+    from regctl.sandbox.registry.server import Behaviour, Identity, RegistryServer
 
     hang = socket.socket()
     hang.bind(("127.0.0.1", 0))
@@ -48,8 +48,8 @@ def main() -> int:
             for gen in ("earlier", "later"):
                 kw = {"monitor_interval": 3600.0, "probe_timeout": 1.0, "retry_delays": (0.5, 1.0)} \
                     if gen == "later" else {}
-                srv = RegistryServer(port=0, zk_hosts=hosts, base_path=f"/bench-monitor-{gen}/services",
-                                     self_url=None, generation=gen, **kw)
+                srv = RegistryServer(zk_hosts=hosts, base_path=f"/bench-monitor-{gen}/services",
+                                     identity=Identity(self_url=None), behaviour=Behaviour(gen, **kw))
                 srv.start()
                 servers[gen] = srv
                 with httpx.Client(base_url=srv.url + "/api/v1/registry", timeout=30, trust_env=False) as c:
@@ -72,8 +72,9 @@ def main() -> int:
                     med[f"{gen}_{label}"] = median(walls)
 
             slow_base = "/bench-monitor-slow/services"
-            slow = RegistryServer(port=0, zk_hosts=hosts, base_path=slow_base, self_url=None, generation="later",
-                                  monitor_interval=3600.0, probe_timeout=1.0, retry_delays=(0.5, 1.0))
+            slow = RegistryServer(zk_hosts=hosts, base_path=slow_base, identity=Identity(self_url=None),
+                                  behaviour=Behaviour("later", monitor_interval=3600.0, probe_timeout=1.0,
+                                                      retry_delays=(0.5, 1.0)))
             slow.start()
             servers["slow"] = slow
             with httpx.Client(base_url=slow.url + "/api/v1/registry", timeout=30, trust_env=False) as c:

@@ -69,7 +69,8 @@ def zk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZkServer]:
         pytest.fail(f"ZooKeeper is required for these tests and was not found: {exc}", pytrace=False)
     dir = tmp_path_factory.mktemp("zookeeper")
     # every word open: the tests of four-letter-word features share this one; zk_srvr_only is the deployment's
-    members = zk.start_zookeeper(dir, free_port(), 1, install=install, words=zk.ALL_FOUR_LETTER_WORDS)
+    members = zk.start_zookeeper(dir, free_port(), 1, config=zk.ZkConfig(words=zk.ALL_FOUR_LETTER_WORDS),
+                                 install=install)
     try:
         try:
             zk.wait_for(members, timeout=60)
@@ -88,7 +89,7 @@ def zk_srvr_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZkServer]
     from regctl.sandbox import zookeeper as zk
 
     dir = tmp_path_factory.mktemp("zookeeper-srvr")
-    members = zk.start_zookeeper(dir, free_port(), 1, words="srvr")
+    members = zk.start_zookeeper(dir, free_port(), 1, config=zk.ZkConfig(words="srvr"))
     try:
         zk.wait_for(members, timeout=60)
         m = members[0]
@@ -134,13 +135,20 @@ class RunningRegistry:
 def make_registry(zk_server: ZkServer):
     """Factory: ``make_registry(cache_ttl=0.5, generation="later", zk_timeout=4, ...)`` -> RunningRegistry.
 
-    Keyword arguments go to :class:`regctl.sandbox.registry.server.RegistryServer`. Each gets
+    Keyword arguments are :class:`regctl.sandbox.registry.server.RegistryServer`'s own (``zk_hosts``,
+    ``base_path``, ``zk_timeout``) and the fields of its option groups (``Identity``, ``Listener``,
+    ``Storage``, ``Behaviour``, ``Switches``), each put in its group here. Each gets
     a unique base path ``/regctl-test-<hex>/services`` unless one is given; all are
     stopped after the test. The failure switches are on ``.server``: ``faults``,
     ``lose_zk_client()``, ``restart(linger=...)`` (see docs/sandbox.md).
     """
-    from regctl.sandbox.registry.server import RegistryServer
+    import dataclasses
 
+    from regctl.sandbox.registry import server as registry_server
+
+    groups = {"identity": registry_server.Identity, "listener": registry_server.Listener,
+              "storage": registry_server.Storage, "behaviour": registry_server.Behaviour,
+              "switches": registry_server.Switches}
     started = []
 
     def make(**kwargs) -> RunningRegistry:
@@ -148,7 +156,11 @@ def make_registry(zk_server: ZkServer):
         kwargs.setdefault("zk_hosts", zk_server.hosts)
         kwargs.setdefault("self_url", None)
         kwargs.setdefault("port", 0)
-        server = RegistryServer(**kwargs)
+        options = {}
+        for group, cls in groups.items():
+            fields = {f.name for f in dataclasses.fields(cls)}
+            options[group] = cls(**{k: kwargs.pop(k) for k in list(kwargs) if k in fields})
+        server = registry_server.RegistryServer(**kwargs, **options)
         server.start()
         started.append(server)
         return RunningRegistry(server, server.url, kwargs["zk_hosts"], server.base_path)

@@ -313,7 +313,7 @@ def test_lost_connection_reports_the_gap_and_what_changed_during_it(zk_server, m
 @pytest.mark.slow
 def test_keeps_going_across_a_zookeeper_restart(tmp_path, watches):
     from regctl.sandbox import zookeeper as zk
-    from regctl.sandbox.registry.server import RegistryServer
+    from regctl.sandbox.registry.server import Identity, RegistryServer
 
     install = zk.find_zookeeper()
     port = free_port()
@@ -322,7 +322,7 @@ def test_keeps_going_across_a_zookeeper_restart(tmp_path, watches):
     try:
         zk.wait_for(members, timeout=60)
         hosts = members[0].hosts
-        server = RegistryServer(zk_hosts=hosts, base_path="/restart/services", self_url=None, port=0).start()
+        server = RegistryServer(zk_hosts=hosts, base_path="/restart/services", identity=Identity(self_url=None)).start()
         env = {"CONFIG_SERVICE_URL": server.url, "ZOOKEEPER_HOSTS": hosts, "ZOOKEEPER_BASE_PATH": "/restart/services"}
         w = watches(env, "-o", "json", "--timeout", "5")
         w.event("resync", reason="start")

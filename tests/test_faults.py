@@ -46,7 +46,7 @@ BOUND = 3 * TIMEOUT + 2 + 1.5  # + the child interpreter's start-up
 def ensemble(tmp_path_factory):
     dir = tmp_path_factory.mktemp("ensemble")
     try:
-        info = stack.up(dir, api_port=0, zk_port=0, ensemble=3, timeout=90)
+        info = stack.up(dir, api_port=0, zk_port=0, shape=stack.SandboxShape(ensemble=3), timeout=90)
     except Exception as exc:
         stack.down(dir)
         pytest.fail(f"ensemble sandbox did not start: {exc}", pytrace=False)

@@ -52,7 +52,7 @@ def test_check_member_asks_srvr_alone_where_srvr_answers(zk_srvr_only):
 def test_zookeeper_answers_srvr_whatever_its_whitelist(tmp_path):
     from regctl.sandbox import proc
 
-    members = zkmod.start_zookeeper(tmp_path / "zk", proc.free_port(), words="ruok")
+    members = zkmod.start_zookeeper(tmp_path / "zk", proc.free_port(), config=zkmod.ZkConfig(words="ruok"))
     try:
         zkmod.wait_for(members, timeout=60)  # srvr tells it serves, though the list names only ruok
         rep = zk_admin.check_member("127.0.0.1", members[0].client_port, 3.0)

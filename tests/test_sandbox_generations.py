@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from regctl.sandbox import proc
-from regctl.sandbox.registry.server import RegistryServer
+from regctl.sandbox.registry.server import Behaviour, RegistryServer
 from regctl.sandbox.registry.monitor import SEEDED_SERVICES
 
 API = "/api/v1/registry"
@@ -237,7 +237,7 @@ def test_earlier_generation_has_neither_endpoint(registry):
 
 def test_unknown_generation_is_refused():
     with pytest.raises(ValueError):
-        RegistryServer(generation="middle")
+        RegistryServer(behaviour=Behaviour(generation="middle"))
 
 
 # --------------------------------------------------------------------------- seeded rows

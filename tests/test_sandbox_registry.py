@@ -23,7 +23,7 @@ import pytest
 from regctl.errors import SandboxError
 from regctl.sandbox import proc
 from regctl.sandbox import zookeeper as zkmod
-from regctl.sandbox.registry.server import RegistryServer
+from regctl.sandbox.registry.server import Identity, RegistryServer
 
 REGISTERED_AT = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}\+00:00$")
 
@@ -465,8 +465,8 @@ def test_zookeeper_down_answers_errors_quickly_never_hangs(tmp_path):
     members = zkmod.start_zookeeper(tmp_path / "zk", 0)
     try:
         zkmod.wait_for(members, timeout=60)
-        server = RegistryServer(port=0, zk_hosts=zkmod.connection_string(members), self_url=None,
-                                zk_timeout=2.0).start()
+        server = RegistryServer(zk_hosts=zkmod.connection_string(members), zk_timeout=2.0,
+                                identity=Identity(self_url=None)).start()
         try:
             reg_obj = type("R", (), {"api": server.url + "/api/v1/registry", "url": server.url})
             assert reg(reg_obj, "svc", meta={"instance_id": "svc-1", "status": "healthy"}).status_code == 201
@@ -493,7 +493,7 @@ def test_zookeeper_down_answers_errors_quickly_never_hangs(tmp_path):
 
 
 def test_start_fails_clearly_when_zookeeper_is_unreachable(tmp_path):
-    server = RegistryServer(port=0, zk_hosts=f"127.0.0.1:{proc.free_port()}", zk_timeout=1.0)
+    server = RegistryServer(zk_hosts=f"127.0.0.1:{proc.free_port()}", zk_timeout=1.0)
     with pytest.raises(SandboxError, match="could not connect to ZooKeeper"):
         server.start()
 

@@ -18,6 +18,7 @@ from kazoo.client import KazooClient
 from regctl.errors import SandboxError
 from regctl.sandbox import proc, stack
 from regctl.sandbox import zookeeper as zkmod
+from regctl.zookeeper.admin import parse_mntr
 
 
 def run_stack(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -314,7 +315,7 @@ def test_four_letter_word_on_a_closed_port_is_empty(tmp_path):
 def test_four_letter_words_on_the_real_server(zk_server, zk_srvr_only):
     assert zkmod.four_letter_word("127.0.0.1", zk_server.port, "ruok") == "imok"
     assert zkmod.server_mode(zkmod.four_letter_word("127.0.0.1", zk_server.port, "srvr")) == "standalone"
-    mntr = zkmod.parse_mntr(zkmod.four_letter_word("127.0.0.1", zk_server.port, "mntr"))
+    mntr = parse_mntr(zkmod.four_letter_word("127.0.0.1", zk_server.port, "mntr"))
     assert mntr["zk_server_state"] == "standalone"
     assert "not in the whitelist" in zkmod.four_letter_word("127.0.0.1", zk_server.port, "envi")
     # the deployment's whitelist: srvr and nothing else
@@ -361,7 +362,8 @@ def test_later_generation_sandbox_shows_the_monitor_and_seeded_rows(tmp_path):
     from regctl.sandbox.registry.monitor import SEEDED_SERVICES
 
     dir = tmp_path / "sb"
-    info = stack.up(dir, api_port=0, zk_port=0, demo=True, generation="later", monitor_interval=0.5)
+    info = stack.up(dir, api_port=0, zk_port=0, demo=True,
+                    shape=stack.SandboxShape(generation="later", monitor_interval=0.5))
     try:
         assert info.generation == "later" and info.to_dict()["generation"] == "later"
         rows = {r["service_name"]: r for r in api(info, "/services").json()}
@@ -379,7 +381,7 @@ def test_later_generation_sandbox_shows_the_monitor_and_seeded_rows(tmp_path):
         assert {r["service_name"]: r for r in api(info, "/services").json()}["tts-service"]["status"] == "unhealthy"
         assert api(info, "/services/tts-service/url").status_code == 200
         with pytest.raises(SandboxError, match="later generation, not earlier"):
-            stack.up(dir, generation="earlier")
+            stack.up(dir, shape=stack.SandboxShape(generation="earlier"))
     finally:
         stack.down(dir)
     assert processes_mentioning(str(dir)) == []

@@ -176,8 +176,8 @@ def zk_tls(tmp_path_factory):
 
     certs = make_certs(tmp_path_factory.mktemp("zk-certs"))
     dir = tmp_path_factory.mktemp("zk-tls")
-    members = zk.start_zookeeper(dir, proc.free_port(), 1, secure_port=0,
-                                 tls=zk.tls_settings(certs.keystore, certs.ca, client_auth="need"))
+    tls = zk.tls_settings(certs.keystore, certs.ca, client_auth="need")
+    members = zk.start_zookeeper(dir, proc.free_port(), 1, config=zk.ZkConfig(secure_port=0, tls=tls))
     try:
         try:
             zk.wait_for(members, timeout=60)

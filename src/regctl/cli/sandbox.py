@@ -7,6 +7,8 @@ import typer
 
 from regctl.cli.options import command
 from regctl.cli.render import Column, Result, Table
+from regctl.errors import NotFound, UsageError
+from regctl.names import parse_port
 
 DirOpt = Annotated[Optional[Path], typer.Option(
     "--dir", metavar="PATH", show_default=False,
@@ -31,7 +33,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _dir(path: "Path | None") -> Path:
-    from regctl.sandbox.stack import default_dir
+    from regctl.sandbox.stack import default_dir  # httpx: off the start-up path
 
     return (path or default_dir()).expanduser()
 
@@ -75,10 +77,8 @@ def sandbox_up(rc, dir: DirOpt = None,
     Progress goes to stderr and the export line to stdout, so this works:
     eval "$(regctl sandbox up --demo)"
     """
-    from regctl.names import parse_port
-    from regctl.sandbox.stack import up
-
-    from regctl.errors import UsageError
+    from regctl.sandbox.stack import SandboxShape, up  # httpx and kazoo: off the start-up path
+    from regctl.sandbox.zookeeper import parse_four_letter_words  # kazoo (through regctl.zookeeper.admin)
 
     for port, what in ((api_port, "--api-port"), (zk_port, "--zk-port")):
         if port != 0:
@@ -88,8 +88,6 @@ def sandbox_up(rc, dir: DirOpt = None,
     if generation is not None and generation not in ("earlier", "later"):
         raise UsageError(f"--generation {generation!r} is not known", hint="use --generation earlier or later")
     if four_letter_words is not None:
-        from regctl.sandbox.zookeeper import parse_four_letter_words
-
         try:
             parse_four_letter_words(four_letter_words)
         except ValueError as exc:
@@ -98,8 +96,8 @@ def sandbox_up(rc, dir: DirOpt = None,
     if ensemble == 3 and zk_port and zk_port + 2 > 65535:
         raise UsageError(f"--zk-port {zk_port} leaves no room for three members", hint="use a lower port, or 0")
     info = up(_dir(dir), api_port=api_port, zk_port=zk_port, demo=demo,
-              timeout=max(60.0, rc.settings.endpoint.timeout), progress=rc.out.note, ensemble=ensemble,
-              generation=generation, four_letter_words=four_letter_words)
+              shape=SandboxShape(ensemble, generation, four_letter_words),
+              timeout=max(60.0, rc.settings.endpoint.timeout), progress=rc.out.note)
     result = _info_result(info, lines=[info.env_line()])
     result.warnings.extend(info.warnings)
     result.notes.append(f"sandbox is up in {info.dir}; stop it with: regctl sandbox down"
@@ -109,7 +107,6 @@ def sandbox_up(rc, dir: DirOpt = None,
 
 def sandbox_status(rc, dir: DirOpt = None) -> Result:
     """Show the sandbox's components, their pids, ports and whether they run. Exit 1 if not up."""
-    from regctl.errors import NotFound
     from regctl.sandbox.stack import status
 
     d = _dir(dir)

@@ -5,13 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from kazoo.client import KazooClient
+
+from regctl.errors import SandboxError
+from regctl.sandbox.statedir import read_text
+from regctl.zookeeper.reader import harden
+
+#: the file in the sandbox directory where the registry writes its current ZooKeeper session id (hex) at
+#: every start: the sandbox's own bookkeeping (the real Config Service tells nobody)
+SESSION_FILE = "registry-session"
+
 
 def current_session(dir: Path) -> int | None:
     """The registry's current ZooKeeper session id, as it wrote it at start (None when unknown)."""
-    from regctl.errors import SandboxError
-    from regctl.sandbox.stack import SESSION_FILE
-    from regctl.sandbox.statedir import read_text
-
     try:
         return int(read_text(dir / SESSION_FILE, 64).strip(), 16)
     except (OSError, ValueError, SandboxError):
@@ -27,11 +33,6 @@ def check_registrations(dir: Path, state: dict) -> list[str]:
     other instances (its own node included) that belong to a session nobody holds
     any more (they vanish when it times out), each give one warning.
     """
-    from kazoo.client import KazooClient
-
-    from regctl.errors import SandboxError
-    from regctl.sandbox.statedir import read_text
-
     base = state.get("base_path", "/services").rstrip("/")
     planted: list[dict] = []
     try:
@@ -43,9 +44,7 @@ def check_registrations(dir: Path, state: dict) -> list[str]:
     owner = current_session(dir)
     if owner is None:
         return ["could not check the registrations: the registry's current session is not known "
-                f"(no {dir / 'registry-session'})"]
-    from regctl.zookeeper.reader import harden
-
+                f"(no {dir / SESSION_FILE})"]
     zk = harden(KazooClient(hosts=state["zk_hosts"], timeout=5.0), 5.0)  # the main reader's frame bounds
     try:
         zk.start(timeout=10)

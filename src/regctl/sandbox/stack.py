@@ -18,6 +18,7 @@ does the same with JSON output (for tests and debugging).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import fcntl
 import json
@@ -36,11 +37,11 @@ import regctl
 from regctl.errors import SandboxError
 from regctl.sandbox import proc, statedir
 from regctl.sandbox import zookeeper as zkmod
+from regctl.sandbox.recovery import SESSION_FILE, check_registrations
 
 STATE_FILE = "state.json"
 DB_FILE = "registry-db.json"
 CACHE_FILE = "registry-cache.json"
-SESSION_FILE = "registry-session"
 HOST = "127.0.0.1"
 BASE_PATH = "/services"
 REGISTRY_MODULE = "regctl.sandbox.registry"
@@ -264,9 +265,9 @@ def _start_zookeeper(dir: Path, state: dict, deadline: float, progress: Progress
     started = time.monotonic()
     with _no_interrupts():
         statedir.make_dir(dir / "zookeeper")
-        members = zkmod.start_zookeeper(dir / "zookeeper", ports[0], n, host=HOST, install=install,
-                                        client_ports=ports if n > 1 else None, words=_words(state),
-                                        token=proc.new_token())
+        members = zkmod.start_zookeeper(dir / "zookeeper", ports[0], n,
+                                        config=zkmod.ZkConfig(host=HOST, words=_words(state)), install=install,
+                                        client_ports=ports if n > 1 else None, token=proc.new_token())
         for name, m in zip(_zk_names(state), members):
             state["components"][name] = {"pid": m.pid, "port": m.client_port, "log": m.log, "token": m.token,
                                          "started": m.started, "config": m.config}
@@ -387,24 +388,36 @@ def _stop(comp: dict | None, name: str = "", refused: list[str] | None = None) -
 
 # --------------------------------------------------------------------------- public API
 
-def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = False,
-       timeout: float = 60.0, progress: Progress = None, ensemble: int | None = None,
-       generation: str | None = None, monitor_interval: float | None = None,
-       four_letter_words: str | None = None) -> SandboxInfo:
-    """Start ZooKeeper and the registry (and the demo services) under ``dir``; return when they answer.
+@dataclass(frozen=True)
+class SandboxShape:
+    """What a sandbox runs; a field left None keeps what runs (a new sandbox: its default).
 
     ``ensemble`` is the number of ZooKeeper members: 1 (standalone, the default for
     a new sandbox) or 3 (an ensemble on loopback: client ports ``zk_port``,
     ``zk_port + 1``, ``zk_port + 2``, or three free ports with ``zk_port=0``; the
-    registry and the export line list every member). None keeps what runs.
+    registry and the export line list every member).
     ``generation`` is the Config Service generation the registry behaves like:
     ``"earlier"`` (the default for a new sandbox) or ``"later"`` (health monitor,
-    ``/internal/health-status``, ``/health/detailed``, a dozen seeded rows). None
-    keeps what runs. ``monitor_interval`` (seconds, default the contract's 30) sets
-    the later generation's monitor period for a new sandbox. ``four_letter_words`` is
-    ZooKeeper's whitelist (see :func:`regctl.sandbox.zookeeper.parse_four_letter_words`):
-    ``srvr`` alone, as deployments run, for a new sandbox; ``"all"`` or a list opens
-    more. None keeps what runs.
+    ``/internal/health-status``, ``/health/detailed``, a dozen seeded rows).
+    ``four_letter_words`` is ZooKeeper's whitelist (see
+    :func:`regctl.sandbox.zookeeper.parse_four_letter_words`): ``srvr`` alone, as
+    deployments run, for a new sandbox; ``"all"`` or a list opens more.
+    ``monitor_interval`` (seconds, default the contract's 30) sets the later
+    generation's monitor period for a new sandbox.
+    """
+
+    ensemble: int | None = None
+    generation: str | None = None
+    four_letter_words: str | None = None
+    monitor_interval: float | None = None
+
+
+def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = False,
+       shape: SandboxShape = SandboxShape(), timeout: float = 60.0, progress: Progress = None) -> SandboxInfo:
+    """Start ZooKeeper and the registry (and the demo services) under ``dir``; return when they answer.
+
+    ``shape`` says how many ZooKeeper members, which generation and which
+    four-letter words (see :class:`SandboxShape`); what it leaves None keeps what runs.
 
     Already running there: returns the running sandbox (restarting any part that
     died, on the ports recorded the first time). When the registry had to be
@@ -419,14 +432,15 @@ def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = Fal
     size, generation or four-letter-word whitelist, or a component that does not come
     up within ``timeout`` seconds.
     """
+    ensemble, generation = shape.ensemble, shape.generation
     if ensemble is not None and ensemble not in (1, 3):
         raise SandboxError(f"an ensemble of {ensemble} members is not supported", hint="use --ensemble 1 or 3")
     if generation is not None and generation not in GENERATIONS:
         raise SandboxError(f"unknown generation {generation!r}", hint="use --generation earlier or later")
     words: str | None = None
-    if four_letter_words is not None:
+    if shape.four_letter_words is not None:
         try:
-            words = zkmod.parse_four_letter_words(four_letter_words)
+            words = zkmod.parse_four_letter_words(shape.four_letter_words)
         except ValueError as exc:
             raise SandboxError(f"--four-letter-words: {exc}", hint="use all, or a list such as ruok,mntr,cons") from exc
     dir = Path(dir).expanduser().resolve()
@@ -447,8 +461,8 @@ def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = Fal
         else:
             state = _new_state(api_port, zk_port, ensemble or 1, generation or "earlier")
             state["four_letter_words"] = words or zkmod.FOUR_LETTER_WORDS
-            if monitor_interval:
-                state["monitor_interval"] = float(monitor_interval)
+            if shape.monitor_interval:
+                state["monitor_interval"] = float(shape.monitor_interval)
         comps = state.setdefault("components", {})
         before = {name for name, c in comps.items() if _alive(c)}
         warnings: list[str] = []
@@ -482,8 +496,6 @@ def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = Fal
             if (demo or state.get("demo")) and not _alive(comps.get("demo")):
                 _start_demo(dir, state, deadline, progress)
             if registry_restarted:
-                from regctl.sandbox.recovery import check_registrations
-
                 warnings = check_registrations(dir, state)
         except BaseException:
             with _no_interrupts():
@@ -639,8 +651,6 @@ def restart_registry(dir: Path, *, timeout: float = 30.0, progress: Progress = N
 # --------------------------------------------------------------------------- command line
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m regctl.sandbox.stack")
     parser.add_argument("action", choices=("up", "status", "down", "restart-registry", "env"))
     parser.add_argument("--dir", type=Path, default=None)
@@ -662,9 +672,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.action == "up":
-            result = up(dir, api_port=args.api_port, zk_port=args.zk_port, demo=args.demo,
-                        timeout=args.timeout, progress=progress, ensemble=args.ensemble,
-                        generation=args.generation, four_letter_words=args.four_letter_words).to_dict()
+            shape = SandboxShape(args.ensemble, args.generation, args.four_letter_words)
+            result = up(dir, api_port=args.api_port, zk_port=args.zk_port, demo=args.demo, shape=shape,
+                        timeout=args.timeout, progress=progress).to_dict()
         elif args.action == "restart-registry":
             result = restart_registry(dir, timeout=args.timeout, progress=progress, linger=args.linger).to_dict()
         elif args.action == "down":

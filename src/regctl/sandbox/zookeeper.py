@@ -22,7 +22,7 @@ import os
 import shutil
 import time
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -229,28 +229,42 @@ def tls_settings(keystore: str | Path, truststore: str | Path, client_auth: str 
 
 # --------------------------------------------------------------------------- config
 
-def write_config(dir: Path, port: int, *, host: str = "127.0.0.1", myid: int | None = None,
-                 servers: Sequence[tuple[int, str, int, int]] = (), tick_time: int = 2000,
-                 extra: Mapping[str, str] | None = None, secure_port: int | None = None,
-                 tls: Mapping[str, str] | None = None, words: str = FOUR_LETTER_WORDS) -> Path:
+@dataclass(frozen=True)
+class ZkConfig:
+    """What every member's ``zoo.cfg`` says besides its client port and its place in an ensemble."""
+
+    #: the address the client ports listen on
+    host: str = "127.0.0.1"
+    #: the four-letter-word whitelist: ``srvr`` alone by default, as deployments run
+    words: str = FOUR_LETTER_WORDS
+    tick_time: int = 2000
+    #: a TLS client port (``secureClientPort``; 0: a free one) configured by ``tls`` (see :func:`tls_settings`)
+    secure_port: int | None = None
+    tls: Mapping[str, str] | None = None
+    #: more ``zoo.cfg`` lines (they win over the ones written from the fields above)
+    extra: Mapping[str, str] | None = None
+
+
+def write_config(dir: Path, port: int, config: ZkConfig = ZkConfig(), *, myid: int | None = None,
+                 servers: Sequence[tuple[int, str, int, int]] = ()) -> Path:
     """Write ``dir/zoo.cfg`` (and ``dir/data/myid`` for an ensemble member); return the config path.
 
     ``servers`` lists ``(myid, host, quorum_port, election_port)`` for every
-    ensemble member; leave it empty for a standalone server. ``secure_port`` adds a
-    TLS client port configured by ``tls`` (see :func:`tls_settings`).
+    ensemble member; leave it empty for a standalone server. ``config.secure_port`` adds a
+    TLS client port configured by ``config.tls`` (see :func:`tls_settings`).
     """
     dir = Path(dir).resolve()
     data = statedir.make_dir(dir / "data")
     lines = {
-        "tickTime": str(tick_time),
+        "tickTime": str(config.tick_time),
         "initLimit": "10",
         "syncLimit": "5",
         "dataDir": str(data),
         "clientPort": str(port),
-        "clientPortAddress": host,
+        "clientPortAddress": config.host,
         "maxClientCnxns": "0",
         "admin.enableServer": "false",
-        "4lw.commands.whitelist": words,
+        "4lw.commands.whitelist": config.words,
         "autopurge.purgeInterval": "1",
     }
     if servers:
@@ -259,14 +273,14 @@ def write_config(dir: Path, port: int, *, host: str = "127.0.0.1", myid: int | N
         for sid, shost, quorum, election in servers:
             lines[f"server.{sid}"] = f"{shost}:{quorum}:{election}"
         statedir.write_atomic(data / "myid", f"{myid}\n")
-    if secure_port:
-        if not tls:
+    if config.secure_port:
+        if not config.tls:
             raise ValueError("secure_port needs tls=tls_settings(keystore, truststore)")
-        lines["secureClientPort"] = str(secure_port)
-        lines["secureClientPortAddress"] = host
-        lines.update(tls)
-    if extra:
-        lines.update(extra)
+        lines["secureClientPort"] = str(config.secure_port)
+        lines["secureClientPortAddress"] = config.host
+        lines.update(config.tls)
+    if config.extra:
+        lines.update(config.extra)
     config = dir / "zoo.cfg"
     statedir.write_atomic(config, "".join(f"{k}={v}\n" for k, v in lines.items()))
     return config
@@ -279,17 +293,16 @@ def member_dir(dir: Path, myid: int, members: int) -> Path:
     return Path(dir) if members == 1 else Path(dir) / f"member-{myid}"
 
 
-def start_zookeeper(dir: Path, port: int = 0, members: int = 1, *, host: str = "127.0.0.1",
+def start_zookeeper(dir: Path, port: int = 0, members: int = 1, *, config: ZkConfig = ZkConfig(),
                     install: ZkInstall | None = None, client_ports: Sequence[int] | None = None,
-                    env: Mapping[str, str] | None = None, secure_port: int | None = None,
-                    tls: Mapping[str, str] | None = None, words: str = FOUR_LETTER_WORDS,
-                    token: str | None = None) -> list[ZkMember]:
+                    env: Mapping[str, str] | None = None, token: str | None = None) -> list[ZkMember]:
     """Start ``members`` ZooKeeper servers detached; return them (no waiting, see :func:`wait_for`).
 
-    ``words`` is the four-letter-word whitelist: ``srvr`` alone by default, as deployments run.
-    ``token`` (a new random one when not given) goes into every member's environment (see
-    :func:`regctl.sandbox.proc.spawn`); the members record it and their start time, and
-    stopping them requires both to match.
+    ``config`` is what every member's ``zoo.cfg`` says (:class:`ZkConfig`: its four-letter-word
+    whitelist is ``srvr`` alone by default, as deployments run; a TLS client port only for a
+    standalone server). ``token`` (a new random one when not given) goes into every member's
+    environment (see :func:`regctl.sandbox.proc.spawn`); the members record it and their start
+    time, and stopping them requires both to match.
 
     ``port`` is the first member's client port (0: a free one). An ensemble's other
     members get ``client_ports`` if given, else free ports; quorum and election
@@ -300,11 +313,12 @@ def start_zookeeper(dir: Path, port: int = 0, members: int = 1, *, host: str = "
         raise ValueError("members must be >= 1")
     token = token or proc.new_token()
     install = install or find_zookeeper(os.environ if env is None else env)
-    if secure_port is not None:  # a standalone server with a TLS client port too
+    host = config.host
+    if config.secure_port is not None:  # a standalone server with a TLS client port too
         if members != 1:
             raise ValueError("secure_port is only supported for a standalone server")
         install = with_tls_jars(install)
-        secure_port = secure_port or proc.free_port(host)
+        config = replace(config, secure_port=config.secure_port or proc.free_port(host))
     ports = list(client_ports or [])
     if not ports:
         ports = [port or proc.free_port(host)]
@@ -325,17 +339,16 @@ def start_zookeeper(dir: Path, port: int = 0, members: int = 1, *, host: str = "
     try:
         for i in range(1, members + 1):
             mdir = statedir.make_dir(member_dir(dir, i, members)).resolve()
-            config = write_config(mdir, ports[i - 1], host=host, myid=i if servers else None, servers=servers,
-                                  secure_port=secure_port, tls=tls, words=words)
+            cfg = write_config(mdir, ports[i - 1], config, myid=i if servers else None, servers=servers)
             log = mdir / "zookeeper.log"
-            pid = proc.spawn(install.command(config), log, cwd=mdir, env=child_env, token=token)
+            pid = proc.spawn(install.command(cfg), log, cwd=mdir, env=child_env, token=token)
             started_at = proc.start_time(pid)
             statedir.write_atomic(mdir / "zookeeper.pid", f"{pid}\n")
             quorum = election = None
             if servers:
                 quorum, election = servers[i - 1][2], servers[i - 1][3]
-            started.append(ZkMember(i, pid, host, ports[i - 1], str(mdir), str(config), str(log),
-                                    quorum, election, secure_port, token, started_at))
+            started.append(ZkMember(i, pid, host, ports[i - 1], str(mdir), str(cfg), str(log),
+                                    quorum, election, config.secure_port, token, started_at))
     except (OSError, SandboxError) as exc:
         stop_zookeeper(started)
         if isinstance(exc, SandboxError):

@@ -10,7 +10,16 @@ import sys
 import threading
 
 from regctl.errors import SandboxError
-from regctl.sandbox.registry.server import FAULTS, GENERATIONS, RegistryServer
+from regctl.sandbox.registry.server import (
+    FAULTS,
+    GENERATIONS,
+    Behaviour,
+    Identity,
+    Listener,
+    RegistryServer,
+    Storage,
+    Switches,
+)
 
 log = logging.getLogger("regctl.sandbox.registry")
 
@@ -64,12 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("kazoo").setLevel(logging.WARNING)
         logging.getLogger("regctl.sandbox.registry.kazoo").setLevel(logging.WARNING)
         logging.getLogger("httpx").setLevel(logging.WARNING)
-    server = RegistryServer(args.host, args.port, args.zk, args.base, args.db, args.instance_id,
-                            args.self_url, args.cache_ttl, args.zk_timeout,
-                            detailed_health=False if args.no_detailed_health else None, simulate=simulate,
-                            verbose=args.verbose, faults=args.fault, generation=args.generation,
-                            seed_rows=args.seed_rows, monitor_interval=args.monitor_interval,
-                            cache_path=args.cache, session_file=args.session_file)
+    behaviour = Behaviour(args.generation, detailed_health=False if args.no_detailed_health else None,
+                          monitor_interval=args.monitor_interval, seed_rows=args.seed_rows)
+    server = RegistryServer(zk_hosts=args.zk, base_path=args.base, zk_timeout=args.zk_timeout,
+                            identity=Identity(args.instance_id, args.self_url),
+                            listener=Listener(args.host, args.port),
+                            storage=Storage(args.db, args.cache, args.session_file, args.cache_ttl),
+                            behaviour=behaviour, switches=Switches(simulate, args.fault, args.verbose))
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: done.set())

@@ -48,12 +48,14 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import (
@@ -77,6 +79,8 @@ from regctl.sandbox.registry.http import (
     InvalidStatus,
     ZkUnavailable,
 )
+from regctl.sandbox.registry.monitor import Monitor, detailed_call, health_call, health_status_key, seed
+from regctl.sandbox.statedir import write_atomic
 from regctl.sandbox.zkrelay import Relay
 
 log = logging.getLogger("regctl.sandbox.registry")
@@ -100,86 +104,144 @@ def instances_key(name: str) -> str:
     return f"registry:instances:{name}"
 
 
-class RegistryServer:
-    """The registry API on ``http://host:port``; see the module docstring for the behaviour.
+@dataclass(frozen=True)
+class Identity:
+    """How it registers itself: its own node ``{base}/config-service/instances/{instance_id}``.
 
     ``self_url`` is the URL it registers itself under (the real one uses
-    ``http://config-service:8082``); None registers its own real URL. ``simulate`` maps
-    ``kafka`` and ``zookeeper`` to the status ``/health`` reports (``redis`` or
-    ``postgres`` set to anything but ``healthy`` make ``/health`` answer the bare 503,
-    as the real one does for them); ``{"health_check": "broken"}`` makes ``/health``
-    answer 503; ``{"delay": "1.5"}`` delays every answer by that many seconds. It is
-    read on every request, so tests may change ``server.simulate`` while it runs.
+    ``http://config-service:8082``); None registers its own real URL.
+    """
 
-    Failures as the real service has them (read on every request, change them at will):
-    ``faults`` is a set holding ``"redis"`` (the cache is unreachable: instance reads
-    answer 500, writes happen and then answer 500) and/or ``"postgres"`` (the
-    database is unreachable: ``GET /services`` 500, writes touch ZooKeeper and then
-    answer 500, health calls probe and then answer 500). See :meth:`lose_zk_client` and
-    :meth:`restart` for the others.
+    instance_id: str = "config-service-1"
+    self_url: str | None = "http://config-service:8082"
 
-    ``db_path`` keeps the rows in a JSON file, ``cache_path`` the cache (both outlive
-    the process, as PostgreSQL and Redis do). ``session_file`` gets the current
-    ZooKeeper session id (hex) whenever one starts: the sandbox's own bookkeeping, the
-    real service tells nobody.
 
-    ``generation``: ``"earlier"`` (no ``/health/detailed``, no monitor) or ``"later"``
-    (see :mod:`regctl.sandbox.registry.monitor` for ``monitor_interval``,
-    ``monitor_ttl``, ``retry_delays``, ``probe_timeout`` and ``seed_rows``).
-    ``detailed_health`` forces ``/health/detailed`` on or off (None: the generation decides).
+@dataclass(frozen=True)
+class Listener:
+    """Where and how it serves HTTP, with the gateway and TLS stand-ins (tests of regctl's auth and TLS options).
 
-    Gateway and TLS stand-ins (tests of regctl's auth and TLS options):
     ``required_headers={"Authorization": "Bearer s3cret"}`` answers every request
     that lacks one of them (exact value; names case-insensitive) with
     ``401 {"detail": "Not authenticated"}``, like a FastAPI security dependency;
     ``ssl_context`` (an :class:`ssl.SSLContext`) or ``certfile``/``keyfile`` (PEM)
     serve HTTPS instead of HTTP (``url`` starts with ``https://``).
+    """
+
+    host: str = "127.0.0.1"
+    #: 0: a free port
+    port: int = 0
+    required_headers: Mapping[str, str] | None = None
+    ssl_context: Any = None
+    certfile: str | Path | None = None
+    keyfile: str | Path | None = None
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where its stand-ins for PostgreSQL and Redis keep their data, and the sandbox's session file.
+
+    ``db_path`` keeps the rows in a JSON file, ``cache_path`` the cache (both outlive
+    the process, as PostgreSQL and Redis do); cached instance lists live ``cache_ttl``
+    seconds. ``session_file`` gets the current ZooKeeper session id (hex) whenever one
+    starts: the sandbox's own bookkeeping, the real service tells nobody.
+    """
+
+    db_path: str | Path | None = None
+    cache_path: str | Path | None = None
+    session_file: str | Path | None = None
+    cache_ttl: float = 60.0
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """Which Config Service generation it behaves like, and the timings of its health calls and monitor.
+
+    ``generation``: ``"earlier"`` (no ``/health/detailed``, no monitor) or ``"later"``
+    (see :mod:`regctl.sandbox.registry.monitor` for ``monitor_interval``,
+    ``monitor_ttl``, ``retry_delays``, ``probe_timeout`` and ``seed_rows``).
+    ``detailed_health`` forces ``/health/detailed`` on or off (None: the generation decides).
+    """
+
+    generation: str = "earlier"
+    detailed_health: bool | None = None
+    health_timeout: float = 3.0
+    monitor_interval: float = 30.0
+    monitor_ttl: float | None = None
+    retry_delays: tuple[float, ...] = (1.0, 2.0)
+    probe_timeout: float = 3.0
+    seed_rows: bool = False
+
+
+@dataclass(frozen=True)
+class Switches:
+    """What it starts with of the switches read on every request (change them on the server at will).
+
+    ``simulate`` maps ``kafka`` and ``zookeeper`` to the status ``/health`` reports
+    (``redis`` or ``postgres`` set to anything but ``healthy`` make ``/health`` answer
+    the bare 503, as the real one does for them); ``{"health_check": "broken"}`` makes
+    ``/health`` answer 503; ``{"delay": "1.5"}`` delays every answer by that many seconds.
+    ``faults`` holds ``"redis"`` (the cache is unreachable: instance reads answer 500,
+    writes happen and then answer 500) and/or ``"postgres"`` (the database is
+    unreachable: ``GET /services`` 500, writes touch ZooKeeper and then answer 500,
+    health calls probe and then answer 500). ``verbose`` logs every request.
+    """
+
+    simulate: Mapping[str, str] | None = None
+    faults: Iterable[str] = ()
+    verbose: bool = False
+
+
+class RegistryServer:
+    """The registry API on ``http://host:port``; see the module docstring for the behaviour.
+
+    It writes to ZooKeeper at ``zk_hosts`` under ``base_path`` (every call bounded by
+    ``zk_timeout``) and registers itself as ``identity`` says; ``listener`` says where
+    and how it serves HTTP, ``storage`` where its rows, cache and session file live,
+    ``behaviour`` which generation it behaves like, and ``switches`` the failures it
+    starts with. Each is a small frozen dataclass of this module; their fields stay
+    readable (and the switches changeable) as attributes of the server.
+
+    The switches are read on every request, so tests may change ``server.simulate``,
+    ``server.faults`` and ``server.verbose`` while it runs. See :meth:`lose_zk_client`
+    and :meth:`restart` for the other failures.
     ``seen_headers`` keeps the headers of the last 100 requests.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, zk_hosts: str = "127.0.0.1:2181",
-                 base_path: str = "/services", db_path: str | Path | None = None,
-                 instance_id: str = "config-service-1", self_url: str | None = "http://config-service:8082",
-                 cache_ttl: float = 60.0, zk_timeout: float = 5.0, *, detailed_health: bool | None = None,
-                 health_timeout: float = 3.0, simulate: dict | None = None, verbose: bool = False,
-                 required_headers: dict | None = None, ssl_context: Any = None,
-                 certfile: str | Path | None = None, keyfile: str | Path | None = None,
-                 faults: Iterable[str] = (), generation: str = "earlier", monitor_interval: float = 30.0,
-                 monitor_ttl: float | None = None, retry_delays: tuple[float, ...] = (1.0, 2.0),
-                 probe_timeout: float = 3.0, seed_rows: bool = False, cache_path: str | Path | None = None,
-                 session_file: str | Path | None = None) -> None:
-        if generation not in GENERATIONS:
-            raise ValueError(f"generation must be one of {GENERATIONS}, not {generation!r}")
-        self.host = host
-        self._requested_port = port
+    def __init__(self, *, zk_hosts: str = "127.0.0.1:2181", base_path: str = "/services",
+                 zk_timeout: float = 5.0, identity: Identity = Identity(), listener: Listener = Listener(),
+                 storage: Storage = Storage(), behaviour: Behaviour = Behaviour(),
+                 switches: Switches = Switches()) -> None:
+        if behaviour.generation not in GENERATIONS:
+            raise ValueError(f"generation must be one of {GENERATIONS}, not {behaviour.generation!r}")
+        self.host = listener.host
+        self._requested_port = listener.port
         self.zk_hosts = zk_hosts
         self.base_path = "/" + base_path.strip("/") if base_path.strip("/") else "/"
-        self.db = Database(Path(db_path) if db_path else None)
-        self.cache = Cache(Path(cache_path) if cache_path else None)
-        self.session_file = Path(session_file) if session_file else None
-        self.instance_id = instance_id
-        self._self_url = self_url
-        self.cache_ttl = cache_ttl
+        self.db = Database(Path(storage.db_path) if storage.db_path else None)
+        self.cache = Cache(Path(storage.cache_path) if storage.cache_path else None)
+        self.session_file = Path(storage.session_file) if storage.session_file else None
+        self.instance_id = identity.instance_id
+        self._self_url = identity.self_url
+        self.cache_ttl = storage.cache_ttl
         self.zk_timeout = zk_timeout
-        self.generation = generation
-        self._detailed_health = detailed_health
-        self.health_timeout = health_timeout
-        self.simulate: dict = dict(simulate or {})
-        self.faults: set[str] = set(faults)
-        self.verbose = verbose
-        self.required_headers: dict = dict(required_headers or {})
+        self.generation = behaviour.generation
+        self._detailed_health = behaviour.detailed_health
+        self.health_timeout = behaviour.health_timeout
+        self.simulate: dict = dict(switches.simulate or {})
+        self.faults: set[str] = set(switches.faults)
+        self.verbose = switches.verbose
+        self.required_headers: dict = dict(listener.required_headers or {})
         self.seen_headers: list[dict] = []
-        if ssl_context is None and certfile:
-            import ssl
-
+        ssl_context = listener.ssl_context
+        if ssl_context is None and listener.certfile:
             ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ssl_context.load_cert_chain(str(certfile), str(keyfile) if keyfile else None)
+            ssl_context.load_cert_chain(str(listener.certfile), str(listener.keyfile) if listener.keyfile else None)
         self.ssl_context = ssl_context
-        self.monitor_interval = monitor_interval
-        self._monitor_ttl = monitor_ttl
-        self.retry_delays = tuple(retry_delays)
-        self.probe_timeout = probe_timeout
-        self.seed_rows = seed_rows
+        self.monitor_interval = behaviour.monitor_interval
+        self._monitor_ttl = behaviour.monitor_ttl
+        self.retry_delays = tuple(behaviour.retry_delays)
+        self.probe_timeout = behaviour.probe_timeout
+        self.seed_rows = behaviour.seed_rows
         #: seconds between a first registration's SELECT and its INSERT (see Database.register)
         self.insert_window = INSERT_WINDOW
         self.monitor = None  # a monitor.Monitor in the later generation, once started
@@ -272,8 +334,6 @@ class RegistryServer:
         self._thread.start()
         self._register_self()
         if self.generation == "later":
-            from regctl.sandbox.registry.monitor import Monitor, seed
-
             if self.seed_rows:
                 seed(self.db)
             self.monitor = Monitor(self).start()
@@ -359,8 +419,6 @@ class RegistryServer:
         self._zk, self._relay = zk, relay
         if self.session_file is not None and zk.client_id is not None:
             try:
-                from regctl.sandbox.statedir import write_atomic
-
                 write_atomic(self.session_file, f"0x{zk.client_id[0]:x}\n")
             except (OSError, SandboxError) as exc:
                 log.warning("could not write %s: %s", self.session_file, exc)
@@ -565,20 +623,14 @@ class RegistryServer:
 
     def health_check(self, name: str) -> str:
         """``POST /services/{name}/health`` in this server's generation (writes the row's status)."""
-        from regctl.sandbox.registry.monitor import health_call
-
         return health_call(self, name)
 
     def health_detailed(self, name: str) -> dict:
         """``POST /services/{name}/health/detailed``."""
-        from regctl.sandbox.registry.monitor import detailed_call
-
         return detailed_call(self, name)
 
     def monitor_status(self, name: str) -> dict:
         """``GET /internal/health-status?service_id=NAME`` (later generation): read from the cache only."""
-        from regctl.sandbox.registry.monitor import health_status_key
-
         self.check_redis()
         found = self.cache.get(health_status_key(name))
         if not found:
