@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -117,3 +118,50 @@ def doctor_config(**kw):
     names = {f.name for f in fields(Endpoint)}
     endpoint = Endpoint(**{k: v for k, v in kw.items() if k in names})
     return DoctorConfig(endpoint=endpoint, **{k: v for k, v in kw.items() if k not in names})
+
+
+#: the health_check_url register() derives from the service URL unless told otherwise
+DERIVED = object()
+
+
+def register(target, name: str, iid: str, *, url: str | None = None, status: str | None = "healthy",
+             health: "str | None | object" = DERIVED, tries: int = 1, **meta) -> str:
+    """Register one instance through the registry's HTTP API, as a service following the guide would.
+
+    ``target`` is a registry fixture (anything with ``.url``) or a base URL. ``url`` defaults to
+    ``http://NAME.test:8090``; the health check URL is ``URL/health`` unless ``health`` names another or
+    is None; ``status`` None leaves it out of the metadata; ``meta`` adds to it. ``tries`` > 1 retries
+    while the registry reconnects to ZooKeeper. Asserts the 201 and returns the instance id.
+    """
+    import httpx
+
+    base = getattr(target, "url", target)
+    url = url or f"http://{name}.test:8090"
+    body = {"service_name": name, "service_url": url,
+            "health_check_url": url + "/health" if health is DERIVED else health,
+            "service_metadata": {"instance_id": iid, **({"status": status} if status else {}), **meta}}
+    answer = None
+    for attempt in range(tries):
+        try:
+            answer = httpx.post(f"{base}/api/v1/registry/register", json=body, timeout=10)
+        except httpx.HTTPError as exc:
+            answer = exc
+        if not isinstance(answer, Exception) and answer.status_code == 201:
+            return answer.json()["instance_id"]
+        if attempt + 1 < tries:
+            time.sleep(0.5)
+    raise AssertionError(f"could not register {name}/{iid}: {getattr(answer, 'text', answer)}")
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy and return that; fail after ``timeout`` s.
+
+    A bounded wait, never a timing assertion: the timeout is generous and only ends a hung test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached within {timeout:g}s")
+        time.sleep(interval)
