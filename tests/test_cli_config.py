@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from regctl.http.api import RegistryApi
-from tests.helpers import assert_one_line_error, run_cli
+from tests.helpers import assert_one_line_error, register, run_cli
 
 SECRETS = ("s3cr3t-bearer", "k3y-value", "pa55w0rd", "c00kie")
 
@@ -16,10 +15,6 @@ def config_file() -> Path:
     return Path(os.environ["REGCTL_CONFIG"])
 
 
-def register(reg, name, iid):
-    with RegistryApi(reg.url, timeout=5) as api:
-        api.register({"service_name": name, "service_url": f"http://{name}.test:80", "health_check_url": None,
-                      "service_metadata": {"instance_id": iid, "status": "healthy"}})
 
 
 def names(res):
@@ -37,8 +32,8 @@ def set_ctx(name, reg, *extra):
 @pytest.fixture
 def two(make_registry):
     a, b = make_registry(), make_registry()
-    register(a, "only-in-a", "a-1")
-    register(b, "only-in-b", "b-1")
+    register(a, "only-in-a", "a-1", health=None)
+    register(b, "only-in-b", "b-1", health=None)
     set_ctx("a", a)
     set_ctx("b", b)
     return a, b

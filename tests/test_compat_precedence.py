@@ -7,13 +7,9 @@ import pytest
 
 from regctl.http.api import RegistryApi
 from regctl.settings import resolve
-from tests.helpers import run_cli
+from tests.helpers import register, run_cli
 
 
-def register(reg, name, iid):
-    with RegistryApi(reg.url, timeout=5) as api:
-        api.register({"service_name": name, "service_url": f"http://{name}.test:80", "health_check_url": None,
-                      "service_metadata": {"instance_id": iid, "status": "healthy"}})
 
 
 def names(res):
@@ -24,8 +20,8 @@ def names(res):
 @pytest.fixture
 def prod_and_sandbox(make_registry):
     prod, sandbox = make_registry(), make_registry()
-    register(prod, "only-in-prod", "p-1")
-    register(sandbox, "only-in-sandbox", "s-1")
+    register(prod, "only-in-prod", "p-1", health=None)
+    register(sandbox, "only-in-sandbox", "s-1", health=None)
     res = run_cli("config", "set-context", "prod", "--config-url", prod.url)
     assert res.exit_code == 0, res
     return prod, sandbox

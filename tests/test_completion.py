@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from regctl.http.api import RegistryApi
 from tests.conftest import free_port
-from tests.helpers import assert_one_line_error, run_cli
+from tests.helpers import assert_one_line_error, register, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -25,10 +24,6 @@ BIN = Path(sys.executable).parent
 SLOW_OK = {"REGCTL_COMPLETION_BUDGET": "10"}
 
 
-def register(reg, name, iid):
-    with RegistryApi(reg.url, timeout=5) as api:
-        api.register({"service_name": name, "service_url": f"http://{name}.test:80", "health_check_url": None,
-                      "service_metadata": {"instance_id": iid, "status": "healthy"}})
 
 
 def complete(line: str, env: "dict | None" = None, shell: str = "bash", cur: "str | None" = None,
@@ -57,7 +52,7 @@ def cache_home(tmp_path, monkeypatch):
 def names_registry(registry):
     for name, iid in (("asr-service", "asr-1"), ("asr-service", "asr-2"), ("audit-service", "audit-1"),
                       ("billing", "billing-1")):
-        register(registry, name, iid)
+        register(registry, name, iid, health=None)
     return registry
 
 
@@ -226,7 +221,7 @@ def test_bad_timeout_or_output_in_the_environment_does_not_cost_the_names(names_
 def test_names_are_cached_for_a_few_seconds(names_registry, cache_home):
     env = {**names_registry.env, **SLOW_OK}
     assert "apple-service" not in complete("regctl inspect a", env)[1]
-    register(names_registry, "apple-service", "apple-1")
+    register(names_registry, "apple-service", "apple-1", health=None)
     assert "apple-service" not in complete("regctl inspect a", env)[1]  # served from the cache
     cache = cache_home / "regctl" / "completion.json"
     assert json.loads(cache.read_text()) and oct(cache.stat().st_mode & 0o777) == "0o600"

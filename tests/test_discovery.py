@@ -12,7 +12,7 @@ from regctl.errors import BadResponse, Unreachable
 from regctl.health import ProbeResult
 from regctl.models import Instance
 from regctl.sandbox.proc import free_port
-from tests.helpers import assert_one_line_error, run_cli
+from tests.helpers import assert_one_line_error, register, run_cli
 
 
 def inst(iid, status="healthy", service="svc"):
@@ -66,13 +66,6 @@ def test_judge_with_probes_counts_only_answering_instances():
 # --------------------------------------------------------------------------- real servers
 
 
-def register(registry, name, iid, status="healthy", url=None):
-    url = url or f"http://{name}.test:8090"
-    meta = {"instance_id": iid, **({"status": status} if status else {})}
-    r = httpx.post(f"{registry.url}/api/v1/registry/register",
-                   json={"service_name": name, "service_url": url, "health_check_url": url + "/health",
-                         "service_metadata": meta}, timeout=5)
-    assert r.status_code == 201, r.text
 
 
 def by_name(doc):

@@ -4,18 +4,11 @@ Every test runs the real sandbox registry over HTTP with a real ZooKeeper and fl
 fault switches (``server.faults``, ``lose_zk_client()``, ``restart()``).
 """
 
-import httpx
 import pytest
 
-from tests.helpers import assert_one_line_error, run_cli
+from tests.helpers import assert_one_line_error, register, run_cli
 
 
-def register(registry, name, iid, status="healthy"):
-    url = f"http://{name}.test:8090"
-    r = httpx.post(f"{registry.api}/register", timeout=5,
-                   json={"service_name": name, "service_url": url, "health_check_url": url + "/health",
-                         "service_metadata": {"instance_id": iid, "status": status}})
-    assert r.status_code == 201, r.text
 
 
 @pytest.fixture
