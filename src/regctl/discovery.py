@@ -19,10 +19,11 @@ not check, with what could not be read).
 
 from __future__ import annotations
 
-import threading
+import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from regctl.deadline import Raised, run_all
 from regctl.errors import BadResponse, RegctlError, Unreachable, UsageError
 from regctl.models import Instance, ServiceRow, ZkSnapshot
 
@@ -462,35 +463,22 @@ def read_registry(api: Callable[[], Any] | None, zk: Callable[[], Any] | None, *
     targets = list(wanted) if wanted else read.names()
     if not targets:
         return read
-    from regctl.http import api as api_mod
-    client = api()
-    answers = client.map([api_mod.instances_call(n) for n in targets], concurrency=concurrency,
-                         return_exceptions=True)
-    read.instances = dict(zip(targets, answers))
+    read.instances = dict(zip(targets, api().instances_of(targets, concurrency)))
     return read
 
 
 def run_side_by_side(jobs: list) -> None:
-    """Run the callables at once in daemon threads (Ctrl-C never waits for a request in flight)."""
+    """Run the callables at once in daemon threads (Ctrl-C never waits for a request in flight).
+
+    A job that raises (a bug: the jobs record what they expect) has it raised again here, in the caller's thread.
+    """
     if len(jobs) <= 1:
         for job in jobs:
             job()
         return
-    bugs: list = []
-
-    def guarded(job: Callable[[], None]) -> None:
-        try:
-            job()
-        except Exception as exc:  # a bug: re-raised below, in the caller's thread
-            bugs.append(exc)
-
-    threads = [threading.Thread(target=guarded, args=(j,), daemon=True, name="regctl-read") for j in jobs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if bugs:
-        raise bugs[0]
+    for got in run_all(jobs, name="regctl-read"):
+        if isinstance(got, Raised):
+            raise got.error
 
 
 # ---------------------------------------------------------------------------
@@ -571,8 +559,6 @@ def fetch_health_cause(api: Any) -> str | None:
 
 def did_you_mean(name: str, known: Iterable[str]) -> str | None:
     """``did you mean: asr-service?`` from names just read, or None when nothing is close."""
-    import difflib
-
     close = difflib.get_close_matches(name, sorted(set(known) - {name}), n=3, cutoff=0.75)
     return f"did you mean: {', '.join(close)}?" if close else None
 

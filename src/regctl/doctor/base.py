@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from regctl.deadline import run_with_deadline
 from regctl.errors import Unreachable
 from regctl.settings import Endpoint
 
@@ -275,9 +276,7 @@ class DoctorContext:
                 except Exception:  # closing must never raise
                     log.debug("closing a doctor client failed", exc_info=True)
 
-        t = threading.Thread(target=run, daemon=True, name="doctor-close")
-        t.start()
-        t.join(wait)
+        run_with_deadline(run, wait, name="doctor-close")
 
 
 class CheckRun:

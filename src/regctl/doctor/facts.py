@@ -9,15 +9,26 @@ network step uses ``run.step_timeout()``.
 from __future__ import annotations
 
 import ipaddress
+import json
+import math
 import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+import httpx
+
+from regctl import discovery
+from regctl.deadline import Cut, Raised, Value, run_all, run_with_deadline
 from regctl.doctor.base import CheckRun
 from regctl.errors import RegctlError, Unreachable
+from regctl.health import probe_many, socket_ceiling
+from regctl.http.api import instances_call
+from regctl.http.bounded import BadEncoding, BodyTooSlow, read_body
+from regctl.http.config import http_options
+from regctl.monitor import detect_generation
+from regctl.zookeeper.admin import check_ensemble
 
 GUIDE_CONFIG_PORT = 8082
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
@@ -68,24 +79,15 @@ def resolve_host(host: str, port: int, timeout: float) -> list[str]:
 
     Raises ``socket.gaierror`` when it does not resolve, :class:`Unreachable` on timeout.
     """
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            box["v"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except BaseException as exc:
-            box["e"] = exc
-
-    t = threading.Thread(target=work, daemon=True, name=f"dns-{host}")
-    t.start()
-    t.join(timeout)
-    if t.is_alive():
+    got = run_with_deadline(lambda: socket.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout,
+                            name=f"dns-{host}")
+    if isinstance(got, Cut):
         raise Unreachable(f"the name server did not answer for {host!r} within {timeout:g}s",
                           hint="check /etc/resolv.conf and the network")
-    if "e" in box:
-        raise box["e"]
+    if isinstance(got, Raised):
+        raise got.error
     out: list[str] = []
-    for *_rest, sockaddr in box["v"]:
+    for *_rest, sockaddr in got.value:
         if sockaddr[0] not in out:
             out.append(sockaddr[0])
     return out
@@ -93,20 +95,7 @@ def resolve_host(host: str, port: int, timeout: float) -> list[str]:
 
 def parallel(*fns: Callable[[], Any]) -> list[Any]:
     """Run ``fns`` in threads; results (or the exception each raised) in order."""
-    out: list[Any] = [None] * len(fns)
-
-    def one(i: int, fn: Callable[[], Any]) -> None:
-        try:
-            out[i] = fn()
-        except BaseException as exc:
-            out[i] = exc
-
-    threads = [threading.Thread(target=one, args=(i, f), daemon=True) for i, f in enumerate(fns)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
+    return [got.value if isinstance(got, Value) else got.error for got in run_all(fns)]
 
 
 def settled(result: Any) -> tuple[Any, "RegctlError | None"]:
@@ -136,9 +125,7 @@ def is_seeded(row, zk_dir: bool | None = None) -> bool:
     """A database row the deployment seeded, never registered here (:func:`regctl.discovery.is_seeded`):
     no ``registered_at``, no metadata a registration writes, and no ZooKeeper directory (``zk_dir``;
     None when ZooKeeper was not read)."""
-    from regctl.discovery import is_seeded as seeded
-
-    return seeded(row, zk_dir)
+    return discovery.is_seeded(row, zk_dir)
 
 
 def zk_dir(snapshot, name: str) -> bool | None:
@@ -212,8 +199,6 @@ class HttpAnswer:
     location: str | None = None
 
     def json(self) -> Any:
-        import json
-
         try:
             return json.loads(self.body)
         except (ValueError, RecursionError):
@@ -227,15 +212,10 @@ class HttpAnswer:
 def config_health_answer(run: CheckRun) -> HttpAnswer:
     """``GET {config_url}/health``, raw: the answer whatever it is, or the httpx/OS exception."""
     def compute() -> HttpAnswer:
-        import httpx
-
         c = run.config
         url = c.endpoint.config_url.rstrip("/") + "/health"
         t = run.step_timeout()
         t0 = time.monotonic()
-        from regctl.http.api import http_options
-        from regctl.http.bounded import BadEncoding, BodyTooSlow, read_body
-
         with httpx.Client(**http_options(t, c.endpoint.headers, c.endpoint.verify)) as client:
             with client.stream("GET", url) as resp:
                 try:
@@ -274,8 +254,6 @@ def zk_reader(run: CheckRun):
 
 def zk_members(run: CheckRun):
     def compute():
-        from regctl.zookeeper.admin import check_ensemble
-
         c = run.config
         return check_ensemble(c.endpoint.zk_hosts, run.step_timeout(),
                               zk_options=c.endpoint.zk_options())
@@ -324,10 +302,6 @@ def probe(run: CheckRun, key: str, targets: list) -> list:
     each probe's timeout shrinks so that every round ends within the check's deadline.
     """
     def compute():
-        import math
-
-        from regctl.health import probe_many, socket_ceiling
-
         width = max(1, min(len(targets), socket_ceiling()))
         rounds = max(1, math.ceil(len(targets) / width))
         timeout = run.step_timeout()
@@ -398,8 +372,6 @@ def api_reads(run: CheckRun, names: list) -> list:
     """
     missing = [n for n in dict.fromkeys(names) if not run.ctx.facts.has(f"api_instances:{n}")]
     if missing:
-        from regctl.http.api import instances_call
-
         calls, askable = [], []
         for n in missing:
             try:
@@ -439,8 +411,6 @@ def api_failure(exc: BaseException) -> dict:
 def generation(run: CheckRun):
     """Which Config Service generation answers (:func:`regctl.monitor.detect_generation`), once per run."""
     def compute():
-        from regctl.monitor import detect_generation
-
         return detect_generation(api_client(run))
 
     return run.fact("generation", compute)

@@ -13,11 +13,12 @@ Results come in the registry's order, whatever order the checks finish in.
 from __future__ import annotations
 
 import fnmatch
-import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Iterable, Sequence
 
+from regctl.deadline import Raised, Value, start
 from regctl.doctor.base import FAIL, PASS, SKIP, STATUSES, WARN, Check, CheckResult, CheckRun, DoctorConfig, \
     DoctorContext, ignored_by, log
 from regctl.doctor.checks import cause, config, env, hygiene, service, zookeeper
@@ -135,6 +136,16 @@ def _crash_result(check: Check, exc: BaseException) -> CheckResult:
                        + check.name, details={"crashed": True, "exception": type(exc).__name__})
 
 
+def _cut_result(check: Check, limit: float) -> CheckResult:
+    """The row of a check still running at its deadline (``limit`` seconds after the run started)."""
+    return CheckResult(check.name, check.area, check.cut_status,
+                       f"the check did not finish within {limit:.1f}s"
+                       + (": could not tell" if check.cut_status == SKIP else ""),
+                       f"something it waits on does not answer; run it alone with -v to see what: "
+                       f"regctl doctor {check.name} -v (or raise --timeout)",
+                       details={"timed_out": True}, duration_ms=round(limit * 1000, 1))
+
+
 def run_checks(config: DoctorConfig, checks: Iterable[Check] | None = None, *,
                on_result: Callable[[CheckResult], None] | None = None) -> DoctorReport:
     """Run ``checks`` (default: all) concurrently; each is cut off at its deadline.
@@ -145,9 +156,8 @@ def run_checks(config: DoctorConfig, checks: Iterable[Check] | None = None, *,
     selected = list(checks) if checks is not None else list_checks()
     ctx = DoctorContext(config)
     started = time.monotonic()
-    slots: list[dict] = [{"done": threading.Event(), "results": None} for _ in selected]
 
-    def run_one(i: int, check: Check) -> None:
+    def run_one(check: Check) -> list[CheckResult]:
         t0 = time.monotonic()
         run = CheckRun(check, ctx, started)
         try:
@@ -159,32 +169,26 @@ def run_checks(config: DoctorConfig, checks: Iterable[Check] | None = None, *,
         results = [r if r.duration_ms is not None else
                    CheckResult(r.name, r.area, r.status, r.finding, r.hint, r.target, r.details, ms)
                    for r in results]
-        slots[i]["results"] = results
-        slots[i]["done"].set()
         if on_result is not None:
             for r in results:
                 try:
                     on_result(r)
                 except Exception:  # a progress callback must not break the run
                     log.debug("on_result failed", exc_info=True)
+        return results
 
-    for i, check in enumerate(selected):
-        threading.Thread(target=run_one, args=(i, check), daemon=True, name=f"doctor-{check.name}").start()
-
+    running = [start(partial(run_one, check), name=f"doctor-{check.name}") for check in selected]
     results: list[CheckResult] = []
     try:
-        for check, slot in zip(selected, slots):
+        for check, job in zip(selected, running):
             limit = check.deadline_for(config)
-            if slot["done"].wait(max(0.0, started + limit - time.monotonic())) and slot["results"] is not None:
-                results.extend(slot["results"])
+            got = job.outcome(started + limit - time.monotonic())
+            if isinstance(got, Value):
+                results.extend(got.value)
+            elif isinstance(got, Raised):
+                results.append(_crash_result(check, got.error))
             else:
-                results.append(CheckResult(
-                    check.name, check.area, check.cut_status,
-                    f"the check did not finish within {limit:.1f}s"
-                    + (": could not tell" if check.cut_status == SKIP else ""),
-                    f"something it waits on does not answer; run it alone with -v to see what: "
-                    f"regctl doctor {check.name} -v (or raise --timeout)",
-                    details={"timed_out": True}, duration_ms=round(limit * 1000, 1)))
+                results.append(_cut_result(check, limit))
     finally:
         ctx.close()
     results = acknowledge(attribute(results), config.ignore)

@@ -12,18 +12,19 @@ problems are :class:`Unreachable`, unusable answers :class:`BadResponse`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 import httpx
 
 from regctl.http.config import http_options, translate_http_error
 from regctl.http.bounded import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, BodyTooSlow, read_body, read_body_async
+from regctl.deadline import Cut, Raised, Value, run_all, run_with_deadline
 from regctl.errors import BadResponse, NotAuthorized, NotFound, RegctlError, Unreachable, UsageError
 from regctl.models import Instance, ServiceRow
 from regctl.names import url_segment, validate_instance_id, validate_service_name
@@ -462,30 +463,19 @@ class RegistryApi(_Base):
                               hint=self._stalled.hint)
         started = time.monotonic()
         limit = self.limit_for(call)
-        box: dict[str, Any] = {}
-        done = threading.Event()
-
-        def fetch() -> None:
-            try:
-                box["answer"] = self._fetch(call, url, started + limit)
-            except BaseException as exc:  # handed to the caller's thread
-                box["error"] = exc
-            finally:
-                done.set()
-
-        threading.Thread(target=fetch, name="regctl-http", daemon=True).start()
-        if not done.wait(limit + 0.25):
+        got = run_with_deadline(lambda: self._fetch(call, url, started + limit), limit + 0.25, name="regctl-http")
+        if isinstance(got, Cut):
             if call.still_running:
                 raise still_running_error(call, url)
             self._stalled = Unreachable(f"{call.what}: no complete answer within {limit:g}s", where=url,
                                         hint="the server or a proxy is stalling; raise {timeout}", out_of_time=True)
             raise self._stalled
-        if "error" in box:
-            err = box["error"]
+        if isinstance(got, Raised):
+            err = got.error
             if isinstance(err, Unreachable) and err.out_of_time and not call.still_running:
                 self._stalled = err
             raise err
-        ans = box["answer"]
+        ans = got.value
         log.debug("%s %s -> %s in %.0f ms", call.method, url, ans.status_code, (time.monotonic() - started) * 1000)
         return call.parse(ans)
 
@@ -524,12 +514,22 @@ class RegistryApi(_Base):
 
         if len(calls) <= 1 or concurrency <= 1:
             return [one(c) for c in calls]
-        pool = ThreadPoolExecutor(max_workers=min(concurrency, len(calls)))
-        try:
-            futures = [pool.submit(one, c) for c in calls]
-            return [f.result() for f in futures]
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+        failed: list[Call] = []
+
+        def unless_failed(c: Call) -> Any:
+            if failed:  # an error ends the map: calls not sent yet are not sent
+                return None
+            try:
+                return one(c)
+            except BaseException:
+                failed.append(c)
+                raise
+
+        outcomes = run_all([partial(unless_failed, c) for c in calls], max_workers=concurrency, name="regctl-http")
+        for got in outcomes:
+            if isinstance(got, Raised):
+                raise got.error
+        return [got.value for got in outcomes if isinstance(got, Value)]  # all of them: none raised
 
     # convenience wrappers, one per endpoint
     def register(self, payload: Mapping[str, Any]) -> str:
@@ -549,6 +549,10 @@ class RegistryApi(_Base):
 
     def discover(self, service: str) -> list[dict]:
         return self.execute(discover_call(service))
+
+    def instances_of(self, services: Iterable[str], concurrency: int = 16) -> "list[list[Instance] | RegctlError]":
+        """Each service's instances, or the error reading it, read concurrently; in order."""
+        return self.map([instances_call(s) for s in services], concurrency=concurrency, return_exceptions=True)
 
     def config_health(self) -> dict:
         return self.execute(config_health_call())
@@ -578,8 +582,6 @@ class AsyncRegistryApi(_Base):
             await self._client.aclose()
 
     async def execute(self, call: Call) -> Any:
-        import asyncio
-
         url = self.url_for(call)
 
         async def fetch(tries: int = 3) -> Answer:

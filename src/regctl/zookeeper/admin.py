@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Mapping
 
+from regctl.deadline import Outcome, Raised, Value, run_all
 from regctl.names import ZkHosts, parse_zk_hosts
 
 log = logging.getLogger(__name__)
@@ -293,6 +294,7 @@ def session_to(hosts: str, timeout: float, zk_options: Mapping[str, Any] | None 
 
     ``zk_options`` are :meth:`regctl.settings.Settings.zk_options` (auth data, TLS).
     """
+    # kazoo only here: `regctl sandbox` imports this module on the start-up path (send_word), which must not load it
     from kazoo.client import KazooClient
     from kazoo.retry import KazooRetry
 
@@ -375,25 +377,19 @@ def check_ensemble(hosts: str | ZkHosts, timeout: float = 2.0, *, session_fallba
     """:func:`check_member` for every member of a connection string, concurrently, in order."""
     parsed = hosts if isinstance(hosts, ZkHosts) else parse_zk_hosts(hosts)
     members = list(parsed.members)
-    results: list[MemberReport | None] = [None] * len(members)
+    checks = [partial(check_member, host, port, timeout, session_fallback=session_fallback, zk_options=zk_options)
+              for host, port in members]
+    outcomes = run_all(checks, timeout + 1.0, name="zk-4lw")
+    return [_member_report(got, host, port) for got, (host, port) in zip(outcomes, members)]
 
-    def run(i: int, host: str, port: int) -> None:
-        try:
-            results[i] = check_member(host, port, timeout, session_fallback=session_fallback,
-                                      zk_options=zk_options)
-        except Exception as exc:  # a bug must not hang the others
-            log.debug("member check crashed", exc_info=True)
-            results[i] = MemberReport(host, port, error=f"{type(exc).__name__}: {exc}")
 
-    threads = [threading.Thread(target=run, args=(i, h, p), daemon=True, name=f"zk-4lw-{h}:{p}")
-               for i, (h, p) in enumerate(members)]
-    for t in threads:
-        t.start()
-    end = time.monotonic() + timeout + 1.0
-    for t in threads:
-        t.join(max(0.0, end - time.monotonic()))
-    return [r if r is not None else MemberReport(h, p, error="timeout")
-            for r, (h, p) in zip(results, members)]
+def _member_report(got: Outcome, host: str, port: int) -> MemberReport:
+    if isinstance(got, Value):
+        return got.value
+    if isinstance(got, Raised):  # a bug in one member's check must not hide the others
+        log.debug("member check crashed", exc_info=got.error)
+        return MemberReport(host, port, error=f"{type(got.error).__name__}: {got.error}")
+    return MemberReport(host, port, error="timeout")
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from kazoo.protocol.connection import ConnectionDropped
 from kazoo.protocol.serialization import Connect
 from kazoo.retry import KazooRetry
 
+from regctl.deadline import Cut, run_with_deadline
 from regctl.errors import NotAuthorized, Unreachable, UsageError
 from regctl.models import Instance, NodeStat, Problem, ZkService, ZkSnapshot
 from regctl.names import normalize_base_path, parse_zk_hosts, zk_child
@@ -624,8 +625,5 @@ def _close(client: KazooClient, wait: float = CLOSE_WAIT) -> None:
     """Close the session, waiting at most ``wait`` seconds: kazoo's ``stop()`` waits for the server's
     answer to the close request, and a silent server would hold it for the whole read timeout. A
     read-only session left open expires on the server by itself."""
-    closer = threading.Thread(target=_stop_and_close, args=(client,), name="regctl-zk-close", daemon=True)
-    closer.start()
-    closer.join(wait)
-    if closer.is_alive():
+    if isinstance(run_with_deadline(lambda: _stop_and_close(client), wait, name="regctl-zk-close"), Cut):
         log.debug("ZooKeeper did not answer the close within %gs; leaving the session to expire", wait)

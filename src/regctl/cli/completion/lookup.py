@@ -10,10 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Callable
+
+from regctl.deadline import Value, run_with_deadline
 
 #: seconds a looked-up list (or a failure) is reused
 CACHE_TTL = 5.0
@@ -199,18 +200,8 @@ def lookup(settings, service: "str | None", budget: "float | None" = None) -> li
 
 def _within(fn: Callable[[], list], seconds: float) -> "list | None":
     """``fn()`` run in a daemon thread for at most ``seconds``; None when it failed or ran out of time."""
-    box: dict = {}
-
-    def work() -> None:
-        try:
-            box["v"] = fn()
-        except BaseException:
-            box["v"] = None
-
-    t = threading.Thread(target=work, name="regctl-complete", daemon=True)
-    t.start()
-    t.join(max(0.0, seconds))
-    return box.get("v")
+    got = run_with_deadline(fn, seconds, name="regctl-complete")
+    return got.value if isinstance(got, Value) else None
 
 
 def _from_zookeeper(settings, service: "str | None", budget: float) -> list:
