@@ -1,14 +1,17 @@
 """``regctl doctor``: the integration guide's debug checklist and common issues, as named checks."""
 
+import json
 import os
+import shutil
+import textwrap
+import threading
 from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
 
 from regctl.cli.options import command
-from regctl.cli.render import Column, Result, Table
-from regctl.errors import UsageError
+from regctl.cli.render import Column, Result, Table, status_mark
 
 SELECT = "Selection"
 
@@ -25,10 +28,6 @@ LIST_COLUMNS = [
     Column("area", "area"),
     Column("catches", "catches"),
 ]
-
-#: environment variable forcing container detection on (1) or off (0)
-CONTAINER_ENV = "REGCTL_DOCTOR_IN_CONTAINER"
-
 
 def register(app: typer.Typer) -> None:
     command(app, "doctor")(doctor)
@@ -85,51 +84,21 @@ def doctor(
 
     Example: regctl doctor --service asr-service -v
     """
-    from regctl import doctor as core
+    from regctl import doctor as core  # httpx: not on the start-up path
 
     if list_checks:
         return _list_result(core)
-    selected = core.select_checks(checks or None, skip or None)
-    if not selected:
-        raise UsageError("every check was skipped", hint="see: regctl doctor --list-checks")
-    env = dict(os.environ)
-    env_source = "environment"
-    if env_file is not None:
-        from regctl.registration import parse_env_file
-
-        from regctl.http.bounded import CONFIG_FILE_MAX_BYTES, read_file_text
-
-        try:
-            text = read_file_text(env_file, CONFIG_FILE_MAX_BYTES, "env file")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read the env file ({exc.__class__.__name__}: "
-                             f"{getattr(exc, 'strerror', None) or exc})", where=str(env_file),
-                             hint="check the path") from None
-        env.update(parse_env_file(text, str(env_file)))
-        env_source = f"env file {env_file}"
     s = rc.settings
-    explicit = frozenset(c.name for c in core.select_checks(checks)) if checks else frozenset()
-    config = core.DoctorConfig(
-        endpoint=s.endpoint, env=env, env_source=env_source,
-        service=service, all_services=all_, in_container=_container_override(),
-        config_url_source=_source_text(s, "config_url"), explicit=explicit, server_timeout=server_timeout,
-        ignore=core.parse_ignore([*_context_ignore(s), *(ignore or [])]))
+    plan = core.plan_doctor(s.endpoint, core.DoctorRequest(
+        checks=tuple(checks or ()), skip=tuple(skip or ()), service=service, env_file=env_file, all_services=all_,
+        ignore=tuple(ignore or ()), server_timeout=server_timeout, context=s.context,
+        config_url_source=_source_text(s, "config_url")))
     if s.verbose:
-        rc.out.debug(f"doctor: {len(selected)} checks, Config Service {s.endpoint.config_url}, ZooKeeper "
+        rc.out.debug(f"doctor: {len(plan.checks)} checks, Config Service {s.endpoint.config_url}, ZooKeeper "
                      f"{s.endpoint.zk_hosts or 'not configured'}, timeout {s.endpoint.timeout:g}s")
-    with _Progress(rc, len(selected)) as progress:
-        report = core.run_checks(config, selected, on_result=progress.done)
+    with _Progress(rc, len(plan.checks)) as progress:
+        report = plan.run(on_result=progress.done)
     return _report_result(report, strict, rc.out.fancy(), bool(s.verbose), width=_wrap_width(rc))
-
-
-def _context_ignore(settings) -> list:
-    """The selected context's ``ignore:`` list (empty without a context)."""
-    if not settings.context:
-        return []
-    from regctl import contexts
-
-    values = contexts.load(contexts.config_path()).contexts.get(settings.context) or {}
-    return list(values.get("ignore") or [])
 
 
 class _Progress:
@@ -139,8 +108,6 @@ class _Progress:
     DELAY = 1.0
 
     def __init__(self, rc, total: int) -> None:
-        import threading
-
         self.rc, self.total, self.count = rc, total, 0
         self.names: set = set()
         self.lock = threading.Lock()
@@ -187,15 +154,6 @@ class _Progress:
                 pass
 
 
-def _container_override() -> "bool | None":
-    value = os.environ.get(CONTAINER_ENV, "").strip().lower()
-    if value in ("1", "true", "yes"):
-        return True
-    if value in ("0", "false", "no"):
-        return False
-    return None
-
-
 def _source_text(settings, name: str) -> "str | None":
     src = settings.sources.get(name)
     return {"flag": "from --config-url", "env": "from CONFIG_SERVICE_URL", "default": "the default",
@@ -210,16 +168,12 @@ def _list_result(core) -> Result:
 
 def _wrap_width(rc) -> "int | None":
     """The terminal's width when stdout is one (or COLUMNS is set), else None: no wrapping."""
-    import shutil
-
     if not rc.out.is_tty(rc.out.stdout) and not os.environ.get("COLUMNS", "").strip():
         return None
     return shutil.get_terminal_size((100, 24)).columns
 
 
 def _wrap(text: str, width: "int | None", indent: str = "") -> list:
-    import textwrap
-
     if not width or len(text) <= width:
         return [text]
     return textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=True,
@@ -241,8 +195,6 @@ def _detail_lines(r, fancy: bool, verbose: bool, width: "int | None" = None) -> 
 
 
 def _short(value, limit: int = 300) -> str:
-    import json
-
     text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
     return text if len(text) <= limit else text[:limit] + "..."
 
@@ -290,8 +242,6 @@ def _block(mark: str, head: str, text: str, hint: "str | None", width: "int | No
 
 
 def _rollup(check: str, status: str, rows: list, fancy: bool, width, arrow: str, kind: str = "") -> list:
-    from regctl.cli.render import status_mark
-
     what, hint = ROLLUPS.get(check, ("findings", "see them all with -o json, or -v"))
     what += f" ({kind})" if kind else ""
     targets = [r.target or "-" for r in rows]
@@ -317,8 +267,6 @@ def _merge_alike(rows: list) -> list:
 def _problem_lines(rows: list, fancy: bool, width, arrow: str, verbose: bool) -> list:
     """The rows that need action, failures first; many of one check rolled up, one finding of several
     checks said once."""
-    from regctl.cli.render import status_mark
-
     out, last_hint = [], None
     for status in ("fail", "warn"):
         groups: dict = {}
@@ -354,50 +302,71 @@ def _report_result(report, strict: bool, fancy: bool, verbose: bool, width: "int
     """Problems first (failures, then warnings; many of one kind rolled up), then one line of what passed
     per area, then the skips that found something to say; skips for lack of input, acknowledged rows and
     passing rows' details only with -v."""
-    from regctl.cli.render import status_mark
-    from regctl.doctor import AREAS
+    from regctl.doctor import AREAS  # httpx: not on the start-up path
 
     data = report.to_dict(strict)
     arrow = "\u2192" if fancy else "->"
     results = report.results
     problems = [r for r in results if r.problem]
     lines = _problem_lines(problems, fancy, width, arrow, verbose)
-    hidden = sum(1 for r in results if r.status == "skip" and r.details.get("no_input"))
     hide = hide_no_input and not verbose
     waiting = 0
-    passed = {}
-    for r in results:
-        if r.status == "pass":
-            passed[r.area] = passed.get(r.area, 0) + 1
     if verbose:
-        for area, title in AREAS.items():
-            rows = [r for r in results if r.area == area and not r.problem]
-            if not rows:
-                continue
-            lines.append(title)
-            for r in rows:
-                head = r.name + (f" {r.target}" if r.target else "")
-                text = r.finding + (f" (acknowledged: {r.details['acknowledged']})" if r.acknowledged else "")
-                lines += _block(status_mark(r.status, fancy), head, text, r.hint, width, arrow)
-                lines += [t for style, t in _detail_lines(r, fancy, True, width) if style == "dim"]
+        lines += _area_lines(results, AREAS, fancy, width, arrow)
     else:
+        passed: dict = {}
+        for r in results:
+            if r.status == "pass":
+                passed[r.area] = passed.get(r.area, 0) + 1
         if passed:
             text = ", ".join(f"{AREAS.get(a, a)} {n}" for a, n in passed.items())
             lines += _wrap(f"{status_mark('pass', fancy):<4}  passed: {text}", width, " " * 6)
-        for r in results:
-            if r.status != "skip" or (hide and r.details.get("no_input")):
-                continue
-            if _waits_on_a_failure(r) and problems:
-                waiting += 1
-                continue
+        skips, waiting = _skip_lines(results, bool(problems), hide, fancy, width, arrow)
+        lines += skips
+    hidden = sum(1 for r in results if r.status == "skip" and r.details.get("no_input")) if hide else 0
+    lines += _wrap(_summary_text(report, strict, verbose, hidden, waiting), width, "")
+    return Result(data=data, lines=lines, exit_code=data["exit_code"])
+
+
+def _area_lines(results: list, areas: dict, fancy: bool, width, arrow: str) -> list:
+    """-v: every row that is not a problem, under its area's title, with its details."""
+    lines = []
+    for area, title in areas.items():
+        rows = [r for r in results if r.area == area and not r.problem]
+        if not rows:
+            continue
+        lines.append(title)
+        for r in rows:
             head = r.name + (f" {r.target}" if r.target else "")
-            lines += _block(status_mark("skip", fancy), head, r.finding,
-                            None if r.details.get("explained_by") else r.hint, width, arrow)
+            text = r.finding + (f" (acknowledged: {r.details['acknowledged']})" if r.acknowledged else "")
+            lines += _block(status_mark(r.status, fancy), head, text, r.hint, width, arrow)
+            lines += [t for style, t in _detail_lines(r, fancy, True, width) if style == "dim"]
+    return lines
+
+
+def _skip_lines(results: list, problems: bool, hide: bool, fancy: bool, width, arrow: str) -> tuple:
+    """(the skips that found something to say, how many only wait on a failure and are left out)."""
+    lines: list = []
+    waiting = 0
+    for r in results:
+        if r.status != "skip" or (hide and r.details.get("no_input")):
+            continue
+        if _waits_on_a_failure(r) and problems:
+            waiting += 1
+            continue
+        head = r.name + (f" {r.target}" if r.target else "")
+        lines += _block(status_mark("skip", fancy), head, r.finding,
+                        None if r.details.get("explained_by") else r.hint, width, arrow)
+    return lines, waiting
+
+
+def _summary_text(report, strict: bool, verbose: bool, hidden: int, waiting: int) -> str:
+    """The counts, and what -v would show besides (``hidden``: skips for lack of input left out)."""
     text = report.summary_line()
     if strict and report.counts()["warn"]:
         text += " (--strict: warnings fail)"
     notes = []
-    if hide and hidden:
+    if hidden:
         notes.append(f"{hidden} without input")
     acked = report.counts()["acknowledged"]
     if waiting:
@@ -406,5 +375,4 @@ def _report_result(report, strict: bool, fancy: bool, verbose: bool, width: "int
         notes.append(f"{acked} acknowledged")
     if notes:
         text += " (-v shows " + ", ".join(notes) + ")"
-    lines += _wrap(text, width, "")
-    return Result(data=data, lines=lines, exit_code=data["exit_code"])
+    return text

@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import logging
 import queue
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import (
@@ -47,9 +49,10 @@ from kazoo.exceptions import (
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
-from regctl.errors import NotAuthorized, Unreachable
+from regctl.errors import NotAuthorized, NotFound, Unreachable, UsageError
 from regctl.models import Instance
-from regctl.names import normalize_base_path
+from regctl.names import normalize_base_path, validate_service_name
+from regctl.settings import Endpoint
 from regctl.zookeeper.reader import INSTANCES, _close, harden, instance_from_node, start as zk_start
 
 log = logging.getLogger(__name__)
@@ -458,4 +461,150 @@ class RegistryWatcher:
                 self._pending.append(WatchEvent("changed", time.time(), name, iid, new, changes))
 
 
-__all__ = ["RegistryWatcher", "WatchEvent", "diff_snapshots", "diff_instance", "iso_time"]
+
+# ---------------------------------------------------------------------------
+# following the registry: one call from a request to a report
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WatchRequest:
+    """What a watch asks: which services, for how long, how many events, whether to start with what is live."""
+
+    #: only these services (empty: every service)
+    names: tuple = ()
+    #: stop after this many seconds (None: until stopped)
+    seconds: float | None = None
+    #: stop after this many added/removed/changed events
+    count: int | None = None
+    #: start with an ``added`` event (``initial: true``) for every instance live now
+    initial: bool = False
+
+    def check(self, endpoint: Endpoint) -> None:
+        """:class:`UsageError` when the request cannot be watched (no ZooKeeper, a bad name or bound)."""
+        if not endpoint.zk_configured:
+            raise UsageError("watch needs ZooKeeper: the API has no change feed",
+                             hint="pass --zk HOST:PORT, set ZOOKEEPER_HOSTS, or add zk_hosts to the context")
+        for n in self.names:
+            validate_service_name(n)
+        if self.seconds is not None and self.seconds <= 0:
+            raise UsageError(f"--for {self.seconds:g} must be more than 0 seconds", hint="e.g. --for 30")
+        if self.count is not None and self.count < 1:
+            raise UsageError(f"--count {self.count} must be at least 1", hint="e.g. --count 1")
+
+
+@dataclass(frozen=True)
+class WatchReport:
+    """How a watch ended: the events counted, whether it was interrupted, and where it watched."""
+
+    request: WatchRequest
+    #: added/removed/changed events seen (the initial ones not counted)
+    seen: int
+    #: stopped by Ctrl-C (or the caller's ``stop``)
+    interrupted: bool
+    hosts: str
+    base: str
+
+    @property
+    def error(self) -> NotFound | None:
+        """NotFound (exit 1) when ``count`` events were asked and the time ran out first."""
+        count = self.request.count
+        if self.interrupted or count is None or self.seen >= count:
+            return None
+        return NotFound(f"saw {self.seen} of {count} events within {self.request.seconds or 0:g}s",
+                        hint=f"raise --for, or check that something changes under {self.base} on {self.hosts}")
+
+
+class WatchSink(Protocol):
+    """Where the events go (the CLI's renderer): opened once the snapshot is read, closed at the end."""
+
+    def open(self, watcher: RegistryWatcher, warnings: list[str]) -> None: ...
+
+    def emit(self, event: WatchEvent) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class CtrlC:
+    """While installed (main thread only), Ctrl-C sets ``pressed``, which the event loop checks: a
+    KeyboardInterrupt raised inside kazoo's calls could be swallowed by its bare excepts. A second
+    Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._previous: Any = None
+        self._installed = False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def __enter__(self) -> CtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
+
+
+def base_warnings(watcher: RegistryWatcher, endpoint: Endpoint) -> list[str]:
+    """A missing or empty base path is usually a mistyped base: say so before the first event."""
+    if not getattr(watcher, "base_exists", True):
+        return [f"the base path {watcher.base} does not exist in ZooKeeper {endpoint.zk_hosts} (yet): check "
+                "--zk-base / ZOOKEEPER_BASE_PATH"]
+    if getattr(watcher, "base_empty", False):
+        return [f"the base path {watcher.base} holds no services: check --zk-base / ZOOKEEPER_BASE_PATH"]
+    return []
+
+
+def watch_registry(endpoint: Endpoint, request: WatchRequest, sink: WatchSink,
+                   stop: Callable[[], bool] | None = None) -> WatchReport:
+    """Follow the registry under ``endpoint``'s ZooKeeper base path, handing every event to ``sink``.
+
+    Ends when ``request.seconds`` pass, ``request.count`` events were seen, ``stop()``
+    answers True, or Ctrl-C is pressed (on the main thread); :class:`Unreachable` when no
+    session can be started.
+    """
+    request.check(endpoint)
+    watcher = RegistryWatcher(endpoint.zk_hosts or "", endpoint.zk_base, timeout=endpoint.timeout,
+                              names=request.names or None, **endpoint.zk_options())
+    snapshot = watcher.start()
+    warnings = base_warnings(watcher, endpoint)
+    until = None if request.seconds is None else time.monotonic() + request.seconds
+    seen = 0
+    interrupted = False
+    ctrl_c = CtrlC()
+
+    def done() -> bool:
+        return ctrl_c.pressed or (stop is not None and stop()) or (request.count is not None and seen >= request.count)
+
+    try:
+        with ctrl_c:
+            sink.open(watcher, warnings)
+            try:
+                if request.initial:
+                    now = time.time()
+                    for (svc, iid), inst in sorted(snapshot.items()):
+                        sink.emit(WatchEvent("added", now, svc, iid, inst, detail={"initial": True}))
+                for ev in watcher.events(until=until, stop=done):
+                    sink.emit(ev)
+                    if ev.is_instance_event and not ev.detail.get("initial"):
+                        seen += 1
+                    if request.count is not None and seen >= request.count:
+                        break
+            finally:
+                sink.close()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        watcher.close()
+    interrupted = interrupted or ctrl_c.pressed or (stop is not None and stop())
+    return WatchReport(request, seen, interrupted, endpoint.zk_hosts or "", endpoint.zk_base)
+
+
+__all__ = ["CtrlC", "RegistryWatcher", "WatchEvent", "WatchReport", "WatchRequest", "WatchSink", "diff_snapshots",
+           "diff_instance", "iso_time", "watch_registry"]
