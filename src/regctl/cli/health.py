@@ -1,14 +1,18 @@
 """Health commands: ``health`` (probe instances) and ``wait`` (block until instances are up)."""
 
-import sys
-from typing import Annotated, Any, List, Optional
+from typing import TYPE_CHECKING, Annotated, List, Optional
+from urllib.parse import urlsplit
 
 import typer
 
 from regctl.cli.completion.lookup import complete_service_names
 from regctl.cli.options import command
-from regctl.cli.render import Column, Result, Table, status_style
-from regctl.errors import NotFound, UsageError
+from regctl.cli.render import Column, ProgressBar, Result, Table, status_style
+from regctl.errors import ExitCode, NotFound, Unreachable, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover - the core modules pull in httpx and kazoo: imported when a command runs
+    from regctl.health import HealthReport
+    from regctl.wait import WaitReport
 
 #: more targets than this get a progress bar (on a terminal)
 PROGRESS_THRESHOLD = 20
@@ -108,226 +112,88 @@ def health(
 
     Example: regctl health asr-service nmt-service --retries 1
     """
-    from regctl.health import probe_many, targets_for
-    from regctl.names import validate_service_name
+    from regctl.health import HealthInterrupted, HealthRequest, check_health
 
-    wanted = list(names or [])
+    wanted = tuple(names or ())
     if not wanted and not all_:
         raise UsageError("no service named", hint="give NAME... or --all")
     if wanted and all_:
         raise UsageError("--all cannot be combined with names", hint="give names or --all, not both")
-    for n in wanted:
-        validate_service_name(n)
-    codes = parse_expect(expect)
-
-    instances_by_service, source, layout_warnings = _read_instances(rc, wanted if wanted else None)
-    targets = targets_for([i for insts in instances_by_service.values() for i in insts])
-    result = Result()
-    result.warnings.extend(layout_warnings)
-    empty = [n for n, insts in instances_by_service.items() if not insts]
-    hints = {}
-    if wanted and empty:
-        from regctl.cli.services import suggest
-
-        hints = {n: suggest(rc, n) for n in empty}
-    # with nothing to probe the error line carries the first did-you-mean: the warning does not repeat it
-    error_hint = None if targets else next((h for h in hints.values() if h), None)
-    for n in empty:
-        hint = hints.get(n) if hints.get(n) != error_hint else None
-        if targets or hint:  # with nothing to probe the error names them: a warning only for its own hint
-            result.warnings.append(f"{n}: no live instances" + (f"; {hint}" if hint else ""))
-
-    pool = server_future = None
-    if server:  # the Config Service probes too: ask it while regctl probes, not after
-        from concurrent.futures import ThreadPoolExecutor
-
-        pool = ThreadPoolExecutor(max_workers=1)
-        server_future = pool.submit(_server_view, rc, dict(instances_by_service), result, server_timeout)
-    probed: list = []  # as they finish: what a Ctrl-C leaves to show
-    bar = _progress(rc, len(targets))
-
-    def on_result(res: Any) -> None:
-        probed.append(res)
-        if bar is not None:
-            bar(res)
-
-    interrupted = False
-    try:
-        results = probe_many(targets, timeout=rc.settings.endpoint.timeout, concurrency=concurrency, retries=retries,
-                             expect=codes, verify=rc.settings.endpoint.verify,
-                             on_result=on_result) if targets else []
-    except KeyboardInterrupt:  # Ctrl-C: show what was probed so far, marked partial, and exit 130
-        interrupted = True
-        order = {(t.service_name, t.instance_id): i for i, t in enumerate(targets)}
-        results = sorted(probed, key=lambda r: order.get((r.service_name, r.instance_id), 0))
-        server = False
-        server_future = None
-    finally:
-        _stop_progress()
-        if pool is not None:
-            pool.shutdown(wait=False)
-    server_rows, server_by_url, server_generation = ([], {}, None)
-    if server_future is not None:
-        server_rows, server_by_url, server_generation = server_future.result()
-        for row in server_rows:
-            mine = [r for r in results if r.service_name == row["service"]]
-            row["regctl"] = f"{sum(1 for r in mine if r.healthy)}/{len(mine)} healthy"
-    rows = []
-    for r in results:
-        d = r.to_dict()
-        d["server"] = server_by_url.get(r.url) if server else None
-        rows.append(d)
-    healthy = sum(1 for r in results if r.healthy)
-    unchecked = [r for r in results if not r.checked]
-    unhealthy = len(results) - healthy - len(unchecked)
-    result.data = {"results": [{**r.to_dict(), **({"server": server_by_url.get(r.url)} if server else {})}
-                               for r in results],
-                   "summary": {"total": len(results), "healthy": healthy, "unhealthy": unhealthy,
-                               "unreachable_from_here": len(unchecked),
-                               "services_without_instances": empty},
-                   "source": source,
-                   "server": server_rows if server else None,
-                   **({"generation": server_generation} if server_generation else {})}
-    columns = HEALTH_COLUMNS if server else [c for c in HEALTH_COLUMNS if c.key != "server"]
-    result.tables.append(Table(columns, rows, empty="no instances to probe", data_key="results"))
-    if server:
-        result.tables.append(Table(SERVER_COLUMNS, server_rows, title="Config Service's own check"
-                                   + (f" ({result.data['generation']['generation']} generation)"
-                                      if result.data.get("generation") else "")))
-        result.notes.append("the Config Service's own check writes its verdict into each service's row status "
-                            "(what GET /services and list show)")
-    if interrupted:
-        from regctl.errors import ExitCode
-
-        result.data["partial"] = True
-        result.notes.append(f"{healthy} of {len(results)} healthy (instances read from {source})")
-        result.warnings.append(f"interrupted: partial results, {len(results)} of {len(targets)} instance(s) "
-                               f"probed before Ctrl-C")
-        result.exit_code = int(ExitCode.INTERRUPTED)
-        return result
-    note = f"{healthy} of {len(results)} healthy"
-    if unchecked:
-        note += f", {len(unchecked)} could not be checked from here"
-    result.notes.append(note + f" (instances read from {source})")
-    if unchecked:
-        result.warnings.append(_unchecked_warning(unchecked))
-    if not results:
-        result.error = NotFound("nothing to probe: no live instances"
-                                + (f" of {', '.join(wanted)}" if wanted else " in the registry"),
-                                hint=next((h for h in hints.values() if h), None)
-                                or "see what is registered with: regctl list")
-    elif unhealthy or empty:
-        result.exit_code = 1
-    elif not healthy:
-        from regctl.errors import Unreachable
-
-        result.error = Unreachable(f"could not check any of the {len(results)} instance(s) from here: "
-                                   f"their hosts do not resolve on this machine",
-                                   hint=UNCHECKED_HINT)
-    return result
+    request = HealthRequest(wanted, concurrency=concurrency, retries=retries, expect=_codes(expect), server=server,
+                            server_timeout=server_timeout)
+    with ProgressBar(rc.out, "probing", threshold=PROGRESS_THRESHOLD) as progress:
+        try:
+            report = check_health(rc.settings.endpoint, request, on_progress=progress)
+        except HealthInterrupted as stop:  # Ctrl-C: show what was probed so far, marked partial, and exit 130
+            report = stop.report
+    if report.server is not None:
+        rc.out.debug(f"Config Service generation: {report.server.generation.generation} "
+                     f"({report.server.generation.evidence})")
+    return health_result(report)
 
 
 UNCHECKED_HINT = ("probe from inside their network (docker compose exec SERVICE regctl health ...) "
                   "or register URLs this machine can reach (published ports)")
 
 
-def _unchecked_warning(unchecked: list) -> str:
-    hosts = []
-    for r in unchecked:
-        from urllib.parse import urlsplit
+def _codes(expect: Optional[str]) -> Optional[tuple]:
+    codes = parse_expect(expect)
+    return None if codes is None else tuple(codes)
 
+
+def health_result(report: "HealthReport") -> Result:
+    """The table(s), notes, warnings and verdict for a :class:`regctl.health.HealthReport`."""
+    result = Result(data=report.to_dict(), warnings=list(report.problems))
+    # with nothing to probe the error line carries the first did-you-mean: the warning does not repeat it
+    first_hint, targets = next(iter(report.suggestions.values()), None), report.targets
+    error_hint = None if targets else first_hint
+    for n in report.missing:
+        hint = report.suggestions.get(n) if report.suggestions.get(n) != error_hint else None
+        if targets or hint:  # with nothing to probe the error names them: a warning only for its own hint
+            result.warnings.append(f"{n}: no live instances" + (f"; {hint}" if hint else ""))
+    server = report.server
+    rows = report.result_rows()  # the table's own dicts: --filter/--sort-by shape them beside the document's
+    columns = HEALTH_COLUMNS if server else [c for c in HEALTH_COLUMNS if c.key != "server"]
+    result.tables.append(Table(columns, rows, empty="no instances to probe", data_key="results"))
+    if server is not None:
+        result.warnings.extend(server.errors)
+        result.tables.append(Table(SERVER_COLUMNS, report.server_rows(),
+                                   title=f"Config Service's own check ({server.generation.generation} generation)"))
+        result.notes.append("the Config Service's own check writes its verdict into each service's row status "
+                            "(what GET /services and list show)")
+    results, unchecked, where = report.results, report.unchecked, f"(instances read from {report.source})"
+    if report.interrupted:
+        result.notes.append(f"{report.healthy} of {len(results)} healthy {where}")
+        result.warnings.append(f"interrupted: partial results, {len(results)} of {len(targets)} instance(s) "
+                               f"probed before Ctrl-C")
+        result.exit_code = int(ExitCode.INTERRUPTED)
+        return result
+    unchecked_note = f", {len(unchecked)} could not be checked from here" if unchecked else ""
+    result.notes.append(f"{report.healthy} of {len(results)} healthy{unchecked_note} {where}")
+    if unchecked:
+        result.warnings.append(_unchecked_warning(unchecked))
+    if report.verdict == "nothing-to-probe":
+        names = report.request.names
+        result.error = NotFound("nothing to probe: no live instances"
+                                + (f" of {', '.join(names)}" if names else " in the registry"),
+                                hint=first_hint or "see what is registered with: regctl list")
+    elif report.verdict == "unhealthy":
+        result.exit_code = 1
+    elif report.verdict == "could-not-check":
+        result.error = Unreachable(f"could not check any of the {len(results)} instance(s) from here: "
+                                   f"their hosts do not resolve on this machine", hint=UNCHECKED_HINT)
+    return result
+
+
+def _unchecked_warning(unchecked) -> str:
+    hosts: list = []
+    for r in unchecked:
         host = urlsplit(r.url or "").hostname or "?"
         if host not in hosts:
             hosts.append(host)
     shown = ", ".join(hosts[:5]) + (f" and {len(hosts) - 5} more" if len(hosts) > 5 else "")
     return (f"{len(unchecked)} instance(s) could not be checked from here: {shown} does not resolve on "
             f"this machine (a Docker-network name?); not counted as unhealthy; try: {UNCHECKED_HINT}")
-
-
-def _read_instances(rc, names: Optional[list]) -> tuple:
-    """{service: [Instance]} from ZooKeeper when configured, else the API; errors propagate (exit 3)."""
-    warnings: list = []
-    if rc.settings.endpoint.zk_configured:
-        snap = rc.zk().snapshot(names)
-        out = {s.name: list(s.instances) for s in snap.services}
-        for p in snap.all_problems():
-            if p.kind != "base-missing":
-                warnings.append(f"{p.path}: {p.detail}")
-        for n in names or []:
-            out.setdefault(n, [])
-        return out, "zookeeper", warnings
-    from regctl.http import api as api_mod
-    api = rc.api()
-    if names is None:
-        names = [row.service_name for row in api.list_services()]
-    answers = api.map([api_mod.instances_call(n) for n in names], concurrency=16)
-    return dict(zip(names, answers)), "api", warnings
-
-
-_PROGRESS: dict = {}
-
-
-def _progress(rc, total: int):
-    """A rich progress bar on stderr for large sets on a terminal; else None."""
-    if total <= PROGRESS_THRESHOLD or not rc.out.is_tty(sys.stderr) or rc.settings.machine_output:
-        return None
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    progress = Progress(TextColumn("probing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=Console(file=sys.stderr), transient=True)
-    task = progress.add_task("probe", total=total)
-    progress.start()
-    _PROGRESS["p"] = progress
-
-    def on_result(_res: Any) -> None:
-        progress.advance(task)
-
-    return on_result
-
-
-def _stop_progress() -> None:
-    progress = _PROGRESS.pop("p", None)
-    if progress is not None:
-        progress.stop()
-
-
-def _server_view(rc, instances: dict, result: Result, server_timeout: Optional[float]) -> tuple:
-    """The Config Service's own verdicts: per service, and per endpoint URL when detailed exists.
-
-    Every service's calls run at once, each under its own deadline (see regctl.monitor).
-    """
-    from regctl.monitor import run_server_checks
-
-    info, checks = run_server_checks(rc.api(), instances, timeout=rc.settings.endpoint.timeout,
-                                     server_timeout=server_timeout)
-    rc.out.debug(f"Config Service generation: {info.generation} ({info.evidence})")
-    rows, by_url = [], {}
-    for check in checks:
-        name = check.service
-        row = {"service": name, "regctl": None, "server_status": check.status, "detailed": None,
-               "deadline": f"{check.deadline:g}s"}
-        if check.error is not None:
-            row["server_status"] = "still running" if check.still_running else "error"
-            row["error"] = str(check.error)
-            result.warnings.append(str(check.error))
-        if check.still_running:
-            row["still_running"] = True
-        if check.detailed_error is not None:
-            row["detailed"] = "still running" if getattr(check.detailed_error, "still_running_after", None) \
-                else "error"
-            result.warnings.append(str(check.detailed_error))
-        elif check.detailed is None:
-            row["detailed"] = "n/a (older server)"
-        else:
-            detailed = check.detailed
-            row["detailed"] = (f"{detailed.get('overall_status')} "
-                               f"{detailed.get('healthy_instances')}/{detailed.get('total_instances')}")
-            for item in detailed.get("check_results") or []:
-                if isinstance(item, dict) and isinstance(item.get("endpoint_url"), str):
-                    by_url[item["endpoint_url"]] = "healthy" if item.get("is_healthy") else "unhealthy"
-        rows.append(row)
-    return rows, by_url, info.to_dict()
 
 
 # ---------------------------------------------------------------------------
@@ -372,33 +238,26 @@ def wait(
 
     Example: regctl wait asr-service --min 2 --healthy --timeout 120
     """
-    from regctl.names import validate_service_name
-    from regctl.wait import wait_for_instances
+    from regctl.wait import WaitSpec, wait_for_instances
 
-    validate_service_name(name)
-    codes = parse_expect(expect)
     s = rc.settings
-    deadline = s.endpoint.timeout if s.sources.get("timeout") == "flag" else DEFAULT_WAIT
-    rc.out.debug(f"waiting up to {deadline:g}s for {min_count} {'discoverable ' if healthy or probe else ''}"
-                 f"instance(s) of {name}")
-    url_check = s.sources.get("config_url", "default") != "default"
-    outcome = wait_for_instances(name, min_count=min_count, healthy=healthy, probe=probe, url_check=url_check,
-                                 deadline_s=deadline,
-                                 interval=interval, zk_hosts=s.endpoint.zk_hosts, zk_base=s.endpoint.zk_base,
-                                 config_url=s.endpoint.config_url, headers=dict(s.endpoint.headers),
-                                 verify=s.endpoint.verify, expect=codes,
-                                 zk_auth_data=s.endpoint.zk_auth_data,
-                                 zk_client_kwargs=dict(s.endpoint.zk_client_kwargs))
-    data = outcome.to_dict()
-    if outcome.ok:
-        return Result(data=data, lines=[f"{name}: {outcome.summary()}"])
-    hint = "raise --timeout" if outcome.live else f"check that {name} is starting and registering"
-    if not outcome.live:
-        from regctl.cli.services import suggest
+    spec = WaitSpec(name, min_count, healthy=healthy, probe=probe, expect=_codes(expect), interval=interval,
+                    deadline_s=s.endpoint.timeout if s.sources.get("timeout") == "flag" else DEFAULT_WAIT,
+                    url_check=s.sources.get("config_url", "default") != "default")
+    rc.out.debug(f"waiting up to {spec.deadline_s:g}s for {min_count} "
+                 f"{'discoverable ' if spec.discoverable else ''}instance(s) of {name}")
+    report = wait_for_instances(s.endpoint, spec)
+    if report.last_error and not report.ok:
+        rc.out.warn(f"last error while waiting: {report.last_error}")
+    return wait_result(report)
 
-        hint = suggest(rc, name) or hint
-    error = NotFound(f"timed out waiting for {name!r}: {outcome.summary()}",
-                     where=f"read from {outcome.source}", hint=hint)
-    if outcome.last_error:
-        rc.out.warn(f"last error while waiting: {outcome.last_error}")
-    return Result(data=data, error=error)
+
+def wait_result(report: "WaitReport") -> Result:
+    """The line (or the one-line error) for a :class:`regctl.wait.WaitReport`."""
+    name = report.service
+    if report.ok:
+        return Result(data=report.to_dict(), lines=[f"{name}: {report.summary()}"])
+    hint = "raise --timeout" if report.live else (report.suggestion
+                                                  or f"check that {name} is starting and registering")
+    return Result(data=report.to_dict(), error=NotFound(f"timed out waiting for {name!r}: {report.summary()}",
+                                                        where=f"read from {report.source}", hint=hint))

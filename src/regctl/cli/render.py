@@ -752,3 +752,50 @@ class EventStream:
             state = Text(human_text(f"DISCONNECTED from {w.hosts} for {away}s; reconnecting "
                                     "(changes will be reported)"), style="bold red")
         return Group(state, table, Text("\n".join(self.recent), style="dim"))
+
+
+class ProgressBar:
+    """The one progress display: a transient bar on stderr counting work done (``health`` probing).
+
+    Handed to the core as its ``on_progress(done, total)`` callback. It shows only
+    when ``total`` is above ``threshold``, stderr is a terminal and the output is for
+    people (not ``-o json|yaml``); used as a context manager, it is removed when the
+    block ends, however it ends.
+    """
+
+    def __init__(self, out: Output, label: str, threshold: int = 20) -> None:
+        self.out, self.label, self.threshold = out, label, threshold
+        self._bar: Any = None
+        self._task: Any = None
+        self._decided = False
+
+    def __enter__(self) -> "ProgressBar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self._decided:
+            self._decided = True
+            if total > self.threshold and self.out.output not in ("json", "yaml") and self.out.is_tty(self.out.stderr):
+                self._start(total)
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done)
+
+    def _start(self, total: int) -> None:
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        console = Console(file=self.out.stderr, color_system="auto" if self.out.color(self.out.stderr) else None,
+                          highlight=False)
+        self._bar = Progress(TextColumn(escape(human_text(self.label))), BarColumn(),
+                             MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True)
+        self._task = self._bar.add_task(self.label, total=total)
+        self._bar.start()
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
