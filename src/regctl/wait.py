@@ -173,7 +173,6 @@ def wait_for_instances(endpoint: Endpoint, spec: WaitSpec,
         return max(MIN_STEP, min(spec.step_timeout, end - time.monotonic()))
 
     now = _Round(healthy=0 if spec.discoverable else None, answering=0 if spec.probe else None)
-    suggestion = None
     try:
         while True:
             have = _evaluate(endpoint, spec, source, now, step)
@@ -187,8 +186,9 @@ def wait_for_instances(endpoint: Endpoint, spec: WaitSpec,
             # a watch fires at once on a change; the interval bounds re-probing and retries.
             # After the last wait the loop reads once more, so a change at the very end counts.
             source.wait_change(min(spec.interval, left))
+        report = _report(spec, now, started, source, ok=False)
         if now.reached and not now.live:
-            suggestion = _suggest(endpoint, spec, source)
+            report = replace(report, suggestion=_suggest(endpoint, spec, source))
     finally:
         source.close()
     if not now.reached:
@@ -196,7 +196,7 @@ def wait_for_instances(endpoint: Endpoint, spec: WaitSpec,
         err = now.last_error
         raise Unreachable(f"could not read {spec.name!r} for the whole wait of {spec.deadline_s:g}s: {err.message}",
                           where=err.where, hint=err.hint or "check the connection settings")
-    return replace(_report(spec, now, started, source, ok=False), suggestion=suggestion)
+    return report
 
 
 def _evaluate(endpoint: Endpoint, spec: WaitSpec, source: "_Source", now: _Round, step: Callable[[], float]) -> int:
@@ -219,7 +219,7 @@ def _evaluate(endpoint: Endpoint, spec: WaitSpec, source: "_Source", now: _Round
             now.probes = tuple(probe_many(targets_for(candidates), timeout=step(), expect=spec.expect,
                                           concurrency=32, verify=endpoint.verify)) if candidates else ()
             now.answering = have = sum(1 for p in now.probes if p.healthy)
-    if spec.url_check and spec.discoverable and now.reached and have >= spec.min_count:
+    if spec.url_check and spec.discoverable and endpoint.config_url and now.reached and have >= spec.min_count:
         now.url, now.url_error = _ask_url(replace(endpoint, timeout=step()), spec.name)
         if now.url is None:
             have = 0
@@ -244,9 +244,9 @@ def _ask_url(endpoint: Endpoint, name: str) -> tuple:
 
 def _suggest(endpoint: Endpoint, spec: WaitSpec, source: "_Source") -> str | None:
     """A did-you-mean for a name that never showed up (the registry's names read once more, one step)."""
-    bounded = replace(endpoint, timeout=spec.step_timeout)
+    bounded = replace(endpoint, timeout=min(spec.step_timeout, endpoint.timeout))
     with contextlib.ExitStack() as stack:
-        zk = (lambda: source.connect(spec.step_timeout)) if isinstance(source, _ZkSource) else None
+        zk = (lambda: source.connect(bounded.timeout)) if isinstance(source, _ZkSource) else None
         return did_you_mean(spec.name, known_names(lambda: stack.enter_context(bounded.api()), zk))
 
 
