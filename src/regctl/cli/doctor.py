@@ -10,6 +10,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from regctl import deadline
 from regctl.cli.options import command
 from regctl.cli.render import Column, Result, Table, status_mark
 
@@ -114,7 +115,7 @@ class _Progress:
         self.stop = threading.Event()
         self.shown = False
         self.enabled = rc.out.is_tty(rc.out.stderr) and rc.out.output not in ("json", "yaml")
-        self.thread = threading.Thread(target=self._loop, daemon=True, name="doctor-progress")
+        self.running: "deadline.Running | None" = None
 
     def done(self, row) -> None:
         with self.lock:
@@ -139,13 +140,13 @@ class _Progress:
 
     def __enter__(self) -> "_Progress":
         if self.enabled:
-            self.thread.start()
+            self.running = deadline.start(self._loop, name="doctor-progress")
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop.set()
-        if self.enabled:
-            self.thread.join(1.0)
+        if self.running is not None:
+            self.running.outcome(1.0)
         if self.shown:
             try:
                 self.rc.out.stderr.write("\r\x1b[K")
