@@ -21,20 +21,23 @@ def test_parse_meta_json_values_and_text():
 
 
 def test_from_flags_url_rules():
-    reg = r.from_flags(name="svc", port="8090")
+    reg = r.from_flags(r.RegisterFlags(name="svc", port="8090"))
     assert reg.payload() == {"service_name": "svc", "service_url": "http://svc:8090",
                              "health_check_url": "http://svc:8090/health", "service_metadata": {"status": "healthy"}}
-    assert r.from_flags(name="svc", host="h", port=1).service_url == "http://h:1"
-    assert r.from_flags(name="svc", public_url="https://x.example/svc/", port=1).service_url == "https://x.example/svc"
-    assert r.from_flags(name="svc", url="http://u:2", no_health_url=True).health_check_url is None
-    assert r.from_flags(name="svc", url="http://u:2", health_url="http://u:2/hz").health_check_url == "http://u:2/hz"
+    assert r.from_flags(r.RegisterFlags(name="svc", host="h", port=1)).service_url == "http://h:1"
+    assert r.from_flags(r.RegisterFlags(name="svc", public_url="https://x.example/svc/", port=1)).service_url \
+        == "https://x.example/svc"
+    assert r.from_flags(r.RegisterFlags(name="svc", url="http://u:2", no_health_url=True)).health_check_url is None
+    assert r.from_flags(r.RegisterFlags(name="svc", url="http://u:2", health_url="http://u:2/hz")).health_check_url \
+        == "http://u:2/hz"
 
 
 def test_from_flags_explicit_flags_win_over_meta():
-    reg = r.from_flags(name="svc", url="http://u:2", instance_id="i-1", status="starting",
+    reg = r.from_flags(r.RegisterFlags(name="svc", url="http://u:2", instance_id="i-1"), status="starting",
                        meta={"instance_id": "meta-id", "status": "unknown", "region": "eu"})
     assert reg.metadata == {"instance_id": "i-1", "status": "starting", "region": "eu"}
-    assert r.from_flags(name="svc", url="http://u:2", meta={"status": "unknown"}).metadata["status"] == "unknown"
+    assert r.from_flags(r.RegisterFlags(name="svc", url="http://u:2"), meta={"status": "unknown"}
+                        ).metadata["status"] == "unknown"
 
 
 @pytest.mark.parametrize("kwargs, words", [
@@ -53,7 +56,8 @@ def test_from_flags_explicit_flags_win_over_meta():
 ])
 def test_from_flags_rejects(kwargs, words):
     with pytest.raises(UsageError, match=words.replace("(", r"\(")):
-        r.from_flags(**kwargs)
+        flags = {k: v for k, v in kwargs.items() if k not in ("meta", "status")}
+        r.from_flags(r.RegisterFlags(**flags), meta=kwargs.get("meta"), status=kwargs.get("status"))
 
 
 # ---------------------------------------------------------------------------- environment
@@ -140,7 +144,7 @@ def test_load_registrations_error_names_the_entry():
 
 
 def test_describe_request():
-    reg = r.from_flags(name="a", url="http://a:1", instance_id="a-1")
+    reg = r.from_flags(r.RegisterFlags(name="a", url="http://a:1", instance_id="a-1"))
     req = r.describe_request("http://cs:8082/", register_call(reg.payload()))
     assert req == {"method": "POST", "url": "http://cs:8082/api/v1/registry/register", "json": reg.payload()}
     req = r.describe_request("http://cs:8082", deregister_call("a b", "x&y"))
