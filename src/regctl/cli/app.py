@@ -1,28 +1,32 @@
-"""The typer root and :func:`main`, the single place that turns failures into exit codes.
+"""The typer root and :func:`main`, the one error funnel: the single place that turns a failure into
+output (the line on stderr, the error document on stdout with -o json|yaml) and an exit code.
 
-``regctl --version`` is answered before typer (or anything else) is imported.
+``regctl --version`` is answered before typer (or anything else) is imported: this module's top level
+imports only the standard library, and a TAB (``_REGCTL_COMPLETE``) is answered without typer when the
+cached command tree can (the start-up path: its imports are made on use).
 """
 
 import os
+import re
+import signal
 import sys
+import threading
+from typing import List
 
 from regctl import __version__
-from regctl.errors import ExitCode
+from regctl.errors import ExitCode, RegctlError, UsageError
 
 _APP = None
 
 
 def build_app():
-    """Create the typer app and register every command group (imports stay light)."""
+    """Create the typer app and register every command group (imported here, not at the top: the
+    start-up path answers ``--version`` and TABs without them)."""
     import typer
 
-    from regctl.cli import registration, sandbox, services
-    from regctl.cli import health
-    from regctl.cli import doctor
-    from regctl.cli import config, transfer, watch
+    from regctl.cli import config, doctor, health, registration, sandbox, services, transfer, watch
+    from regctl.cli.clickcompat import get_current_context
     from regctl.cli.completion import script as completion
-    from typing import List
-
     from regctl.cli.help import RegctlCommand, RegctlGroup, print_command_help, print_shared_options
     from regctl.cli.options import with_common_options
 
@@ -44,8 +48,6 @@ def build_app():
         """Root options: the shared options are accepted before the command name too."""
 
     def handle_root(fn, common, kwargs):
-        from regctl.cli.clickcompat import get_current_context
-
         if kwargs.get("version"):
             print(f"regctl {__version__}")
             raise typer.Exit(0)
@@ -65,8 +67,6 @@ def build_app():
 
     def options() -> None:
         """The options every command accepts (connection, auth and TLS, output), and their lookup order."""
-        from regctl.cli.clickcompat import get_current_context
-
         print_shared_options(get_current_context())
 
     app.command("options", cls=type("OptionsCommand", (RegctlCommand,), {"regctl_shared_note": False}))(options)
@@ -78,8 +78,6 @@ def build_app():
 
         Example: regctl help list
         """
-        from regctl.cli.clickcompat import get_current_context
-
         print_command_help(get_current_context(), list(command or []))
 
     app.command("help", cls=type("HelpCommand", (RegctlCommand,), {"regctl_shared_note": False}))(help_command)
@@ -91,12 +89,12 @@ def _use_command_class(app, cls) -> None:
     """Every command (groups' too) renders its help through ``cls`` unless it chose a class itself."""
     import typer.core
 
+    from regctl.cli.help import RegctlGroup
+
     for info in app.registered_commands:
         if info.cls is None or info.cls is typer.core.TyperCommand:  # typer's default (0.2x fills it in)
             info.cls = cls
     for group in app.registered_groups:
-        from regctl.cli.help import RegctlGroup
-
         for info in (group, group.typer_instance.info):
             if info.cls is None or info.cls is typer.core.TyperGroup or type(info.cls).__name__ == "DefaultPlaceholder":
                 info.cls = RegctlGroup  # its did-you-mean too
@@ -108,13 +106,6 @@ def get_app():
     if _APP is None:
         _APP = build_app()
     return _APP
-
-
-def _print_error(text: str) -> None:
-    from regctl.cli.render import human_text
-
-    sys.stderr.write(f"regctl: error: {human_text(text)}\n")
-    sys.stderr.flush()
 
 
 def _requested_output(args: "list[str]") -> "str | None":
@@ -132,18 +123,25 @@ def _requested_output(args: "list[str]") -> "str | None":
     return (chosen or os.environ.get("REGCTL_OUTPUT") or "").lower() or None
 
 
-def _usage_document(args: "list[str]", text: str, hint: str) -> None:
-    """A usage error goes through the same funnel as every other: with -o json|yaml, the error document."""
-    output = _requested_output(args)
-    if output not in ("json", "yaml"):
-        return
-    from regctl.cli.render import to_json, to_yaml
-    from regctl.errors import UsageError
+def _report(out, error, whole: bool = True) -> int:
+    """Print ``error`` through ``out`` (the line on stderr; with ``whole``, the -v detail and with -o json|yaml
+    the error document too) and return its exit code: every error regctl prints comes through here."""
+    try:
+        out.error(error, whole=whole)
+    except BrokenPipeError:
+        return _stdout_gone()
+    return int(getattr(error, "exit_code", ExitCode.INTERNAL))
 
-    doc = UsageError(text, hint=hint).to_dict()
-    out = to_json(doc) if output == "json" else to_yaml(doc)
-    sys.stdout.write(out if out.endswith("\n") else out + "\n")
-    sys.stdout.flush()
+
+def _complete() -> int:
+    """Answer a TAB: from the cached command tree when it can (typer is not imported), else the full path."""
+    from regctl.cli.completion import tree
+
+    if tree.serve_quick():
+        return ExitCode.OK
+    from regctl.cli.completion import script
+
+    return script.serve(get_app)
 
 
 def _exit_now_if_threads_linger(code: int) -> None:
@@ -152,8 +150,6 @@ def _exit_now_if_threads_linger(code: int) -> None:
     A request in flight in a thread pool (or a kazoo thread) would otherwise be
     joined at interpreter exit, which can take as long as the request's timeout.
     """
-    import threading
-
     busy = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
     if not busy:
         return
@@ -209,8 +205,6 @@ def _given_value(args: "list[str]", param) -> "str | None":
 def _usage_text(exc, args: "list[str]", cx) -> str:
     """A usage error in regctl's words: ``register needs NAME``, ``--timeout: '5x' is not a number``;
     click's (or pydantic's) own phrasing otherwise, without its trailing full stop."""
-    import re
-
     ctx = getattr(exc, "ctx", None)
     path = ctx.command_path if ctx is not None else "regctl"
     command = path.split(" ", 1)[1] if " " in path else path
@@ -232,8 +226,6 @@ def _usage_text(exc, args: "list[str]", cx) -> str:
 
 def main(argv: "list[str] | None" = None) -> int:
     """Run regctl; return the exit code (see docs/output.md, "Exit codes")."""
-    import signal
-
     def decided() -> None:
         # the answer is decided: a Ctrl-C while the interpreter exits (joining threads, flushing)
         # must not turn it into a death by SIGINT with a traceback
@@ -258,10 +250,8 @@ def _run(argv: "list[str] | None") -> int:
         sys.stdout.write(f"regctl {__version__}\n")
         return ExitCode.OK
     if os.environ.get("_REGCTL_COMPLETE"):  # a TAB in the shell: answer fast, never a word on stderr
-        from regctl.cli.completion.tree import serve
-
         sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-        return serve(get_app)
+        return _complete()
     want_traceback = "--traceback" in args
     # httpx imports its own command line (click, rich.syntax, pygments) when those are installed;
     # regctl never uses it and it costs ~100 ms per run.
@@ -270,8 +260,8 @@ def _run(argv: "list[str] | None") -> int:
         import typer
 
         from regctl.cli.clickcompat import click_exceptions as cx
-        from regctl.cli.runtime import cli_hint_words
-        from regctl.errors import RegctlError
+        from regctl.cli.render import Output
+        from regctl.cli.runtime import CommandFailed, cli_hint_words
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
     words = cli_hint_words()  # hints name the CLI's flags, not the library's parameters
@@ -299,15 +289,15 @@ def _run(argv: "list[str] | None") -> int:
             exc.possibilities = close_matches(exc.option_name, exc.possibilities)
         ctx = getattr(exc, "ctx", None)
         hint = f"{ctx.command_path} --help" if ctx is not None else "regctl --help"
-        text = _usage_text(exc, args, cx)
-        _print_error(f"{text}; try: {hint}")
-        _usage_document(args, text, hint)
-        return ExitCode.USAGE
+        # the options were not parsed: the output format as the command line (or REGCTL_OUTPUT) asks
+        return _report(Output(output=_requested_output(args) or "table", color=False),
+                       UsageError(_usage_text(exc, args, cx), hint=hint))
+    except CommandFailed as failed:  # a command's failure, with the renderer its run resolved
+        return _report(failed.out, failed.error, whole=not failed.rendered)
     except RegctlError as exc:
         if want_traceback:
             raise
-        _print_error(str(exc))
-        return int(exc.exit_code)
+        return _report(Output(color=False), exc)
     except BrokenPipeError:
         return _stdout_gone()
     except SystemExit:
@@ -317,9 +307,8 @@ def _run(argv: "list[str] | None") -> int:
     except Exception as exc:  # a bug: say so in one line, never a traceback
         if want_traceback:
             raise
-        _print_error(f"internal error: {type(exc).__name__}: {exc}; try: run again with --traceback "
-                     f"and report it")
-        return ExitCode.INTERNAL
+        return _report(Output(color=False), f"internal error: {type(exc).__name__}: {exc}; try: run again "
+                                            f"with --traceback and report it")
     finally:
         words.__exit__(None, None, None)
 

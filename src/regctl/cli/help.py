@@ -8,10 +8,16 @@ by ``regctl options``.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, List
 
 import typer
 import typer.core
+
+from regctl.cli.clickcompat import CompletionItem
+from regctl.cli.clickcompat import click_exceptions as cx
+from regctl.cli.options import COMMON_OPTIONS
+from regctl.errors import UsageError
 
 #: shown under a command's own options instead of repeating the shared ones
 SHARED_NOTE = ("-o/--output, --timeout, --context, --config-url, --zk, -v and the other shared "
@@ -106,8 +112,6 @@ class RegctlCommand(typer.core.TyperCommand):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        from regctl.cli.options import COMMON_OPTIONS
-
         for param in self.params:  # hidden from --help only: TAB still offers them (see completion.tree)
             if param.name in COMMON_OPTIONS and param.name != "traceback" and getattr(param, "hidden", False):
                 param.regctl_completes = True  # type: ignore[attr-defined]
@@ -116,8 +120,6 @@ class RegctlCommand(typer.core.TyperCommand):
         """Option names in parameter order, the shared ones included (they are hidden from --help only)."""
         if not incomplete or incomplete[0].isalnum():
             return list(super().shell_complete(ctx, incomplete))
-        from regctl.cli.clickcompat import CompletionItem
-
         results = []
         for param in self.get_params(ctx):
             if param.param_type_name != "option":
@@ -139,8 +141,6 @@ def close_matches(word: str, candidates: Any) -> List[str]:
     at least 0.75, and never across a ``--no-`` prefix (``--no-headers`` is not ``--header``;
     ``help`` is not ``health``).
     """
-    import difflib
-
     def core(text: str) -> str:
         return text.lstrip("-").lower()
 
@@ -162,8 +162,6 @@ class RegctlGroup(typer.core.TyperGroup):
 
     def resolve_command(self, ctx: Any, args: List[str]) -> Any:
         """An unknown command: a did-you-mean only for a close spelling of a real one (:func:`close_matches`)."""
-        from regctl.cli.clickcompat import click_exceptions as cx
-
         try:
             # skip TyperGroup's own did-you-mean (it proposes unrelated commands): newer typer keeps
             # click's plain lookup as _click_resolve_command, older typer inherits it from click.Group
@@ -207,8 +205,6 @@ def print_shared_options(ctx: Any) -> None:
 
 def print_command_help(ctx: Any, words: List[str]) -> None:
     """``regctl help [GROUP] [COMMAND]``: that command's help; a usage error naming a close command."""
-    from regctl.errors import UsageError
-
     root = ctx.find_root()
     current, cmd = root, root.command
     for n, word in enumerate(words):

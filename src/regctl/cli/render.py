@@ -22,14 +22,18 @@ Commands return a :class:`Result`; :class:`Output` renders it.
 """
 
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
 
-from regctl.cli.tables import (_TIMESTAMP, _age_of, _column_key, _cut, _data_list, _lookup, _row_matches, _total,
-                               _widths, parse_filter)
-from regctl.errors import RegctlError
+from regctl import safety
+from regctl.cli.tables import (_TIMESTAMP, _age_of, _cell_text, _column_key, _cut, _data_list, _lookup, _row_matches,
+                               _total, _widths, parse_filter)
+from regctl.errors import RegctlError, UsageError
+from regctl.redaction import redact_text
+from regctl.views import natural_key
 
 #: cell value -> rich style name, or None
 Styler = Callable[[Any], "str | None"]
@@ -125,6 +129,13 @@ class Result:
     footer: list = field(default_factory=list)
     #: print secrets as they are (``config view --raw``); control characters are still escaped
     raw: bool = False
+    #: a document its producer wrote out whole (an export on stdout): printed first, as it is, in every mode
+    text: "str | None" = None
+
+
+def verdict(result: Result) -> int:
+    """The exit code a result stands for: its error's, else its own."""
+    return int(result.error.exit_code) if result.error is not None else int(result.exit_code)
 
 
 def human_text(text: Any, lines: bool = False, raw: bool = False) -> str:
@@ -133,13 +144,10 @@ def human_text(text: Any, lines: bool = False, raw: bool = False) -> str:
 
     The one rule every human-facing string passes through.
     """
-    from regctl.redaction import redact_text
-    from regctl.safety import safe_lines, safe_text
-
     text = text if isinstance(text, str) else str(text)
     if not raw:
         text = redact_text(text)
-    return safe_lines(text) if lines else safe_text(text)
+    return safety.safe_lines(text) if lines else safety.safe_text(text)
 
 
 def safe_text(text: Any) -> str:
@@ -175,8 +183,6 @@ def machine_data(data: Any, raw: bool = False) -> Any:
     :data:`DEPTH_MARKER`; NaN and +/-Infinity become the strings ``"NaN"``, ``"Infinity"``,
     ``"-Infinity"``; tuples are lists; any other object is its ``str()``.
     """
-    from regctl.redaction import redact_text
-
     redacted: dict = {}  # the same strings recur (keys, verdicts, names): redact each once
 
     def text(v: str) -> str:
@@ -243,8 +249,6 @@ def cap_cell(text: str, fancy: bool = False) -> str:
 def lookalikes(tables: list) -> "tuple[set, list]":
     """(names to show escaped, warning lines) for names in ``tables`` that differ only by invisible or
     lookalike characters (per table and column)."""
-    from regctl.safety import escape_non_ascii, lookalike_groups
-
     flagged: set = set()
     warnings: list = []
     for table in tables:
@@ -252,54 +256,28 @@ def lookalikes(tables: list) -> "tuple[set, list]":
             values = [row.get(key) for row in table.rows if isinstance(row.get(key), str)]
             if len(values) < 2 or all(v.isascii() and v.isprintable() for v in values):
                 continue
-            for group in lookalike_groups(values):
+            for group in safety.lookalike_groups(values):
                 flagged.update(group)
-                shown = ", ".join(cap_cell(escape_non_ascii(n)) for n in group)
+                shown = ", ".join(cap_cell(safety.escape_non_ascii(n)) for n in group)
                 warnings.append(f"{len(group)} names look alike (they differ only by invisible or lookalike "
                                 f"characters): {shown}; check which one is meant")
     return flagged, warnings
 
 
 def _name_cell(value: Any, flagged: set, raw: bool, fancy: bool) -> str:
-    from regctl.safety import escape_non_ascii
-
     if isinstance(value, str) and value in flagged:
-        return cap_cell(escape_non_ascii(value), fancy)
+        return cap_cell(safety.escape_non_ascii(value), fancy)
     return cell_text(value, raw, fancy)
-
-
-#: a table cell spells nested lists and mappings out to this depth, then "..."
-CELL_DEPTH = 8
-
-
-def _cell_text(value: Any, depth: int = 0) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, (list, tuple, dict)) and depth >= CELL_DEPTH:
-        return "..."
-    if isinstance(value, (list, tuple)):
-        return ",".join(_cell_text(v, depth + 1) for v in value) if value else "-"
-    if isinstance(value, dict):
-        return ",".join(f"{k}={_cell_text(v, depth + 1)}" for k, v in value.items()) if value else "-"
-    return str(value)
 
 
 def to_json(data: Any, raw: bool = False, indent: "int | None" = 2) -> str:
     """Redacted, terminal-safe JSON: C1 controls, bidi characters and surrogates ``\\u``-escaped."""
-    from regctl.safety import json_dumps
-
-    return json_dumps(machine_data(data, raw), indent=indent)
+    return safety.json_dumps(machine_data(data, raw), indent=indent)
 
 
 def to_yaml(data: Any, raw: bool = False) -> str:
     """Redacted, terminal-safe YAML: a string holding a control or bidi character is double-quoted, escaped."""
-    from regctl.safety import yaml_dump
-
-    return yaml_dump(machine_data(data, raw))
+    return safety.yaml_dump(machine_data(data, raw))
 
 
 class Output:
@@ -371,9 +349,15 @@ class Output:
         if self.verbose:
             self._message("", text, "dim")
 
-    def error(self, err: "RegctlError | str", code: "int | None" = None) -> None:
-        """Report a failure: one line on stderr; an error document on stdout with -o json|yaml."""
+    def error(self, err: "RegctlError | str", code: "int | None" = None, whole: bool = True) -> None:
+        """Print a failure: one line on stderr; with ``whole``, also the -v detail and, with -o json|yaml,
+        the error document on stdout (not ``whole``: a result's own document is already there).
+
+        Called by :func:`regctl.cli.app.main` only: the one place that turns an error into output.
+        """
         self._message("error: ", str(err), "bold red", lines=False)
+        if not whole:
+            return
         if isinstance(err, RegctlError) and self.verbose and err.detail:
             self._message("", f"  detail: {err.detail}", "dim", lines=False)
         if self.output in ("json", "yaml"):
@@ -388,10 +372,14 @@ class Output:
         self.stdout.flush()
 
     def render(self, result: Result) -> int:
-        """Print ``result`` in the chosen format; return the exit code."""
+        """Print ``result`` in the chosen format (its ``error`` is left to the error funnel,
+        :func:`regctl.cli.app.main`); return the exit code."""
         raw = result.raw
         self.shape(result)
         self._flagged, alike = lookalikes(result.tables)
+        if result.text is not None:
+            self.stdout.write(result.text)
+            self.stdout.flush()
         if self.output in ("json", "yaml"):
             if result.data is not None:
                 self.write_document(result.data, raw)
@@ -412,10 +400,7 @@ class Output:
             self.stdout.flush()
         for w in [*alike, *result.warnings]:
             self.warn(w)
-        if result.error is not None:
-            self._message("error: ", str(result.error), "bold red", lines=False)
-            return int(result.error.exit_code)
-        return int(result.exit_code)
+        return verdict(result)
 
     def table(self, table: Table, raw: bool = False) -> None:
         wide = self.output == "wide"
@@ -441,12 +426,8 @@ class Output:
             if self.sort_by:
                 key = _column_key(table, self.sort_by)
                 if key is None:
-                    from regctl.errors import UsageError
-
                     raise UsageError(f"--sort-by {self.sort_by!r}: no such column",
                                      hint="use one of " + ", ".join(c.header.replace(" ", "-") for c in table.columns))
-                from regctl.views import natural_key
-
                 keep.sort(key=lambda i: natural_key(_lookup(table.rows[i], key)))
             docs = _data_list(result.data, table)
             table.rows = [table.rows[i] for i in keep]
@@ -470,8 +451,6 @@ class Output:
     def width(self) -> "int | None":
         """The width tables fit: ``COLUMNS`` when set, else the terminal's when stdout is one; None (no
         limit) in a pipe without ``COLUMNS``, so ``awk`` and ``cut`` always get whole values."""
-        import shutil
-
         if os.environ.get("COLUMNS", "").strip().isdigit():
             return max(20, int(os.environ["COLUMNS"]))
         if not self.is_tty(self.stdout):
@@ -642,8 +621,6 @@ def confirm(question: str) -> bool:
 
 
 def _real_terminal(stream: Any) -> bool:
-    import os
-
     try:
         return os.isatty(stream.fileno())
     except (AttributeError, ValueError, OSError):

@@ -7,9 +7,12 @@ from typing import Any, Callable
 
 import typer
 
+from regctl import contexts, redaction
 from regctl.cli.clickcompat import get_current_context
-from regctl.cli.render import Output, Result
+from regctl.cli.render import Output, Result, verdict
 from regctl.errors import RegctlError, hint_words
+from regctl.redaction import RedactingFormatter
+from regctl.settings import AUTH_ENV_VARS, ENV_VARS, resolve
 
 log = logging.getLogger("regctl")
 
@@ -87,8 +90,6 @@ def configure_logging(verbose: int) -> None:
     Every record goes through :class:`regctl.redaction.RedactingFormatter`: a token
     or header value a library logs (httpx/httpcore at -vv) comes out as ``***``.
     """
-    from regctl.redaction import RedactingFormatter
-
     root = logging.getLogger()
     for h in list(root.handlers):
         if getattr(h, "_regctl", False):
@@ -126,8 +127,6 @@ def merged_common(common: dict) -> dict:
 
 def resolve_settings(common: dict):
     """Settings from the merged flags (and the context file, when one is selected)."""
-    from regctl.settings import resolve
-
     flags = {
         "config_url": common.get("config_url"),
         "zk_hosts": common.get("zk"),
@@ -148,8 +147,6 @@ def resolve_settings(common: dict):
     context_name, context_values = load_context(common)
     env = None
     if common.get("_skip_context"):  # `regctl config ...`: a bad connection variable must not block it
-        from regctl.settings import AUTH_ENV_VARS, ENV_VARS
-
         skip = {v for k, v in ENV_VARS.items() if k != "output"} | set(AUTH_ENV_VARS.values())
         env = {k: v for k, v in os.environ.items() if k not in skip}
     return resolve(flags, env=env, context=context_values, context_name=context_name,
@@ -164,8 +161,6 @@ def load_context(common: dict) -> tuple:
     :mod:`regctl.contexts`). A broken file or an unknown context is a
     :class:`UsageError` (exit 2). Secrets readable by others give a warning.
     """
-    from regctl import contexts
-
     if common.get("_skip_context"):  # `regctl config ...` manages the file; it does not apply a context
         contexts.load()  # still: a broken file is reported with its line
         return None, {}
@@ -177,9 +172,19 @@ def load_context(common: dict) -> tuple:
     return name, values
 
 
-def _verdict(result: Result) -> int:
-    """The exit code a result stands for (what :meth:`Output.render` returns)."""
-    return int(result.error.exit_code) if result.error is not None else int(result.exit_code)
+class CommandFailed(Exception):
+    """A command's run ended in ``error``; raised by :func:`run_command` for :func:`regctl.cli.app.main`,
+    the one place that prints errors, with ``out``: the renderer the run resolved (its format, colour,
+    verbosity), so the error document comes out as -o asked.
+
+    ``rendered``: the result's own document is already on stdout (only the error line is left to say).
+    """
+
+    def __init__(self, error: RegctlError, out: Output, rendered: bool = False) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.out = out
+        self.rendered = rendered
 
 
 def stdout_gone() -> None:
@@ -192,59 +197,67 @@ def stdout_gone() -> None:
 
 
 def run_command(fn: Callable, common: dict, kwargs: dict) -> Any:
-    """Resolve settings, run ``fn``, render its result, exit with its code."""
+    """Resolve settings, run ``fn``, render its result, exit with its code.
+
+    A failure is raised, never printed here: :class:`CommandFailed` (the error and this run's renderer),
+    or the error itself with --traceback.
+    """
     with cli_hint_words():
         return _run_command(fn, common, kwargs)
+
+
+def _fallback_output(common: dict, verbose: int) -> Output:
+    """The renderer for a failure before settings are resolved: -o (else ``REGCTL_OUTPUT``) as given."""
+    output = common.get("output") or os.environ.get("REGCTL_OUTPUT") or "table"
+    return Output(output=output.lower(), verbose=verbose, color=False if common.get("no_color") else None)
 
 
 def _run_command(fn: Callable, common: dict, kwargs: dict) -> Any:
     common = merged_common(common)
     verbose = int(common.get("verbose") or 0)
-    from regctl import redaction
-
     redaction.clear_secrets()
     configure_logging(verbose)
-    fallback = Output(output=(common.get("output") or "table").lower(), verbose=verbose,
-                      color=False if common.get("no_color") else None)
     try:
         settings = resolve_settings(common)
     except RegctlError as exc:
         if common.get("traceback"):
             raise
-        fallback.error(exc)
-        raise typer.Exit(int(exc.exit_code))
+        raise CommandFailed(exc, _fallback_output(common, verbose)) from exc
     redaction.add_secrets(settings.secret_values())
     try:
         out = Output(output=settings.output, color=settings.color, verbose=verbose,
                      no_headers=bool(common.get("no_headers")), sort_by=common.get("sort_by"),
                      filters=common.get("filter"), fields=common.get("field"))
     except RegctlError as exc:  # a --filter that is not COLUMN=VALUE
-        fallback.error(exc)
-        raise typer.Exit(int(exc.exit_code))
+        raise CommandFailed(exc, Output(output=settings.output, color=settings.color, verbose=verbose)) from exc
     for warning in getattr(settings, "warnings", ()):  # e.g. "TLS certificate verification is OFF"
         out.warn(warning)
     for note in getattr(settings, "notes", ()):  # an environment variable against the context's value
         out.debug(note)
     rc = RunContext(settings, out)
     try:
-        result = fn(rc, **kwargs)
-        if isinstance(result, Result):
-            try:
-                code = out.render(result)
-            except BrokenPipeError:  # `regctl health --all -o json | head`: the verdict is still the exit code
-                stdout_gone()
-                code = _verdict(result)
-                for w in result.warnings:
-                    out.warn(w)
-                if result.error is not None:
-                    out._message("error: ", str(result.error), "bold red", lines=False)
-        else:
-            code = int(result or 0)
+        code = _run_and_render(fn, rc, kwargs)
     except RegctlError as exc:
         if common.get("traceback"):
             raise
-        out.error(exc)
-        code = int(exc.exit_code)
+        raise CommandFailed(exc, out) from exc
     finally:
         rc.close()
     raise typer.Exit(code)
+
+
+def _run_and_render(fn: Callable, rc: RunContext, kwargs: dict) -> int:
+    """Run the command and print its result; its code, or :class:`CommandFailed` for a result's error."""
+    result = fn(rc, **kwargs)
+    if not isinstance(result, Result):
+        return int(result or 0)
+    try:
+        code = rc.out.render(result)
+    except BrokenPipeError:  # `regctl health --all -o json | head`: the verdict is still the exit code
+        stdout_gone()
+        code = verdict(result)
+        for w in result.warnings:
+            rc.out.warn(w)
+    if result.error is not None:
+        raise CommandFailed(result.error, rc.out, rendered=True)
+    return code

@@ -2,7 +2,31 @@
 timestamps, and the ``--filter`` / ``--sort-by`` / ``--field`` lookups (pure functions, no printing)."""
 
 import re
+from datetime import datetime, timezone
 from typing import Any
+
+from regctl.errors import UsageError
+
+#: a table cell spells nested lists and mappings out to this depth, then "..."
+CELL_DEPTH = 8
+
+
+def _cell_text(value: Any, depth: int = 0) -> str:
+    """A value as one table cell's text, before escaping: ``-`` for nothing, ``yes``/``no``, lists joined."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple, dict)) and depth >= CELL_DEPTH:
+        return "..."
+    if isinstance(value, (list, tuple)):
+        return ",".join(_cell_text(v, depth + 1) for v in value) if value else "-"
+    if isinstance(value, dict):
+        return ",".join(f"{k}={_cell_text(v, depth + 1)}" for k, v in value.items()) if value else "-"
+    return str(value)
+
 
 def _widths(headers: list, grid: list, no_headers: bool = False) -> list:
     return [max([0 if no_headers else len(h)] + [len(r[i]) for r in grid]) for i, h in enumerate(headers)]
@@ -22,8 +46,6 @@ _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2})?")
 
 def _age_of(text: str) -> str:
     """``2026-11-29 03:46:59`` (UTC unless it says otherwise) -> ``3d04h``; other text unchanged."""
-    from datetime import datetime, timezone
-
     if not _TIMESTAMP.match(text):
         return text
     try:
@@ -78,8 +100,6 @@ def _lookup(row: dict, key: str) -> Any:
 
 def parse_filter(text: str) -> tuple:
     """``KEY=VALUE`` / ``KEY!=VALUE`` -> (key, op, value); UsageError otherwise."""
-    from regctl.errors import UsageError
-
     for op in ("!=", "="):
         if op in text:
             key, value = text.split(op, 1)
@@ -98,12 +118,8 @@ def _row_matches(table: Any, row: dict, spec: tuple) -> bool:
     name, op, value = spec
     key = _column_key(table, name)
     if key is None:
-        from regctl.errors import UsageError
-
         raise UsageError(f"--filter {name!r}: no such column",
                          hint="use one of " + ", ".join(c.header.replace(" ", "-") for c in table.columns))
-    from regctl.cli.render import _cell_text
-
     cell = _lookup(row, key)
     items = [str(v).lower() for v in cell] if isinstance(cell, (list, tuple)) else [_cell_text(cell).lower()]
     wanted = [v.lower() for v in value.split(",")]

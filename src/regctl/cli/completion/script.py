@@ -14,20 +14,38 @@ Service names and instance ids come from the registry the command line points at
   ``$XDG_CACHE_HOME/regctl/completion.json`` (``~/.cache/regctl/...``), so
   repeated TABs are instant.
 
-This module is imported by :mod:`regctl.cli.options` at startup: keep its top
+This module is imported when the command tree is built (``regctl --help`` too): keep its top
 level free of httpx, kazoo and regctl's network modules.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 import os
+import sys
 from typing import Annotated, Any, Callable
 
 import typer
+import typer.main
 
+import regctl
+from regctl.cli.completion import tree
 from regctl.cli.completion.lookup import (
     CACHE_TTL, complete_context_names, complete_instance_ids, complete_service_names,
 )
+from regctl.cli.options import with_common_options
+from regctl.errors import UsageError
+from regctl.names import VALID_STATUSES
+
+try:  # typer with vendored click
+    from typer._click import shell_completion
+except ImportError:  # pragma: no cover - typer that depends on click
+    from click import shell_completion  # type: ignore[no-redef]
+try:
+    from typer._completion_classes import completion_init
+except ImportError:  # pragma: no cover - very old typer
+    completion_init = None  # type: ignore[assignment]
 
 PROG = "regctl"
 COMPLETE_VAR = "_REGCTL_COMPLETE"
@@ -145,8 +163,6 @@ _BODIES = {"bash": _BASH, "zsh": _ZSH, "fish": _FISH}
 def script(shell: str) -> str:
     """The completion script for ``shell`` (exactly what ``completions/regctl.<shell>`` holds)."""
     if shell not in _BODIES:
-        from regctl.errors import UsageError
-
         raise UsageError(f"shell {shell!r} is not supported", hint="use one of: " + ", ".join(SHELLS))
     header = _HEADER.format(shell=shell, install=_INSTALL[shell], ttl=CACHE_TTL)
     if shell == "zsh":  # '#compdef' must stay the first line for zsh's fpath autoloading
@@ -160,9 +176,6 @@ def script(shell: str) -> str:
 
 def serve(get_app: Callable[[], Any]) -> int:
     """Answer one ``_REGCTL_COMPLETE=<shell>`` request on stdout; never a word on stderr."""
-    import logging
-    import sys
-
     devnull = open(os.devnull, "w")
     real_stderr = sys.stderr
     sys.stderr = devnull
@@ -188,10 +201,6 @@ def serve(get_app: Callable[[], Any]) -> int:
 
 
 def _serve_typer(get_app: Callable[[], Any]) -> int:
-    try:
-        from typer._completion_classes import completion_init
-    except ImportError:  # pragma: no cover - very old typer
-        completion_init = None
     if completion_init is not None:
         completion_init()
     try:
@@ -204,24 +213,12 @@ def _serve_typer(get_app: Callable[[], Any]) -> int:
     return 0
 
 
-def _shell_completion():
-    try:  # typer with vendored click
-        from typer._click import shell_completion
-    except ImportError:  # pragma: no cover - typer that depends on click
-        from click import shell_completion  # type: ignore[no-redef]
-    return shell_completion
-
-
 def answer(get_app: Callable[[], Any], shell: str, line: str, cur: "str | None" = None) -> str:
     """What the shell script reads: a mode line ("plain", "file" or "dir"), then "value<TAB>help" lines.
 
     This is the full path, through typer's command tree and click's resolver; it also
     saves the tree for :mod:`regctl.cli.completion.tree`'s quick path.
     """
-    import typer.main
-
-    from regctl.cli.completion import tree
-    sc = _shell_completion()
     args, incomplete = tree.split_line(line)
     cli = typer.main.get_command(get_app())
     _add_completers(cli)
@@ -231,7 +228,7 @@ def answer(get_app: Callable[[], Any], shell: str, line: str, cur: "str | None" 
         except Exception:  # the quick path is an optimisation: never lose the answer over it
             pass
 
-    class _Complete(sc.ShellComplete):  # only for get_completions(): no source, no format
+    class _Complete(shell_completion.ShellComplete):  # only for get_completions(): no source, no format
         name = "regctl"
         source_template = ""
 
@@ -260,8 +257,6 @@ def _kind_for(command: "str | None", param) -> "dict | None":
     if name in _FILE_PARAMS or getattr(param, "metavar", None) == "FILE":
         return {"type": "file"}
     if command == "register" and name == "status":
-        from regctl.names import VALID_STATUSES
-
         return {"type": "words", "words": [[s, ""] for s in VALID_STATUSES]}
     if command == "up" and name == "ensemble":
         return {"type": "words", "words": [["1", ""], ["3", ""]]}
@@ -274,8 +269,6 @@ def _kind_for(command: "str | None", param) -> "dict | None":
 
 def _add_completers(cli) -> None:
     """Give the parameters :func:`_kind_for` knows their completer (for click's resolver)."""
-    from regctl.cli.completion import tree
-    sc = _shell_completion()
     stack = [cli]
     while stack:
         cmd = stack.pop()
@@ -290,15 +283,13 @@ def _add_completers(cli) -> None:
 
             def complete(ctx, incomplete, _kind=kind, _name=param.name):
                 found = tree._complete({"name": _name, "complete": _kind}, ctx, [], incomplete)
-                return [sc.CompletionItem(v, help=h or None, type=k) for v, h, k in found]
+                return [shell_completion.CompletionItem(v, help=h or None, type=k) for v, h, k in found]
 
             param.shell_complete = complete  # an instance attribute: this request only
 
 
 def _original_completer(fn) -> "Callable | None":
     """The function given as typer's ``autocompletion=`` behind typer's wrappers (or None)."""
-    import regctl
-
     home = os.path.dirname(os.path.abspath(regctl.__file__))
     seen = set()
     stack = [fn]
@@ -327,8 +318,6 @@ def _original_completer(fn) -> "Callable | None":
 
 def _tree_kind(cmd, param, ctx) -> dict:
     """How ``param`` completes, for the cached tree; {"type": "slow"} when only the full path knows."""
-    import inspect
-
     kind = getattr(param, "_regctl_kind", None)
     if kind is not None:
         return kind
@@ -368,35 +357,25 @@ def _shells() -> list:
 
 
 def register(app: typer.Typer) -> None:
-    from regctl.cli.options import with_common_options
+    def print_script(fn: Callable, common: dict, kwargs: dict) -> Any:
+        """Print the script whatever the connection settings and ``-o`` say.
 
-    app.command("completion")(with_common_options(completion, _print_script))
+        ``source <(regctl completion bash)`` in a shell rc must keep working when the
+        environment holds a bad REGCTL_CONTEXT, CONFIG_SERVICE_URL or REGCTL_TIMEOUT.
+        """
+        sys.stdout.write(fn(None, **kwargs))
+        sys.stdout.flush()
+        _prepare_tree(app)  # so the first TAB of the shell sourcing this is quick too
+        raise typer.Exit(0)
 
-
-def _print_script(fn: Callable, common: dict, kwargs: dict) -> Any:
-    """Print the script whatever the connection settings and ``-o`` say.
-
-    ``source <(regctl completion bash)`` in a shell rc must keep working when the
-    environment holds a bad REGCTL_CONTEXT, CONFIG_SERVICE_URL or REGCTL_TIMEOUT.
-    """
-    import sys
-
-    sys.stdout.write(fn(None, **kwargs))
-    sys.stdout.flush()
-    _prepare_tree()  # so the first TAB of the shell sourcing this is quick too
-    raise typer.Exit(0)
+    app.command("completion")(with_common_options(completion, print_script))
 
 
-def _prepare_tree() -> None:
-    """Build the cached command tree now if it is missing or stale (see completion.tree)."""
+def _prepare_tree(app: typer.Typer) -> None:
+    """Build the cached command tree of ``app`` now if it is missing or stale (see completion.tree)."""
     try:
-        import typer.main
-
-        from regctl.cli.completion import tree
-        from regctl.cli.app import get_app
-
         if tree.load_tree() is None:
-            cli = typer.main.get_command(get_app())
+            cli = typer.main.get_command(app)
             _add_completers(cli)
             tree.save_tree(tree.build_tree(cli, _tree_kind))
     except Exception:  # an optimisation only

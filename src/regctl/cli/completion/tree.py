@@ -14,12 +14,16 @@ full path, so both always agree (a test compares them line by line).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shlex
 import sys
 from pathlib import Path
 from typing import Any, Callable
+
+import regctl
+from regctl.cli.completion import lookup as lk
 
 TREE_FORMAT = 1
 
@@ -100,17 +104,11 @@ def bash_word(value: str, incomplete: str, cur: "str | None") -> str:
 # ---------------------------------------------------------------------------
 
 def tree_path() -> Path:
-    from regctl.cli.completion.lookup import cache_path
-
-    return cache_path().with_name("completion-tree.json")
+    return lk.cache_path().with_name("completion-tree.json")
 
 
 def fingerprint() -> str:
     """What the tree depends on: regctl's version, CLI modules and statuses, typer, Python."""
-    import importlib.util
-
-    import regctl
-
     pkg = Path(regctl.__file__).resolve().parent
     parts: list = [TREE_FORMAT, getattr(regctl, "__version__", ""), sys.version, str(pkg)]
     for path in sorted([pkg / "__init__.py", pkg / "names.py", *(pkg / "cli").glob("*.py")]):
@@ -323,7 +321,6 @@ def resolve(root: dict, args: list, incomplete: str) -> list:
 
 
 def _complete(p: dict, ctx: _Ctx, args: list, incomplete: str) -> list:
-    from regctl.cli.completion import lookup as lk
     how = p.get("complete") or {}
     kind = how.get("type")
     if kind in ("file", "dir"):
@@ -352,23 +349,21 @@ def answer_from_tree(shell: str, line: str, cur: "str | None") -> str:
     return render(resolve(root, args, incomplete), shell, incomplete, cur)
 
 
-def serve(get_app: Callable[[], Any]) -> int:
-    """Answer one ``_REGCTL_COMPLETE=<shell>`` request: from the tree when it can, else the full path."""
+def serve_quick() -> bool:
+    """Answer one ``_REGCTL_COMPLETE=<shell>`` request from the tree, silently; False when the full path
+    (:func:`regctl.cli.completion.script.serve`) must answer it."""
     shell = os.environ.get("_REGCTL_COMPLETE", "")
-    if not shell.startswith("complete_"):
-        devnull = open(os.devnull, "w")
-        real_stderr, sys.stderr = sys.stderr, devnull
-        try:
-            text = answer_from_tree(shell, os.environ.get("_REGCTL_LINE", ""), os.environ.get("_REGCTL_CUR"))
-        except BaseException:  # not known here (or a bug): the full path answers, silently too
-            text = None
-        finally:
-            sys.stderr = real_stderr
-            devnull.close()
-        if text is not None:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-            return 0
-    from regctl.cli.completion.script import serve as full
-
-    return full(get_app)
+    if shell.startswith("complete_"):  # a script from an older regctl: typer's protocol
+        return False
+    devnull = open(os.devnull, "w")
+    real_stderr, sys.stderr = sys.stderr, devnull
+    try:
+        text = answer_from_tree(shell, os.environ.get("_REGCTL_LINE", ""), os.environ.get("_REGCTL_CUR"))
+    except BaseException:  # not known here (or a bug): the full path answers, silently too
+        return False
+    finally:
+        sys.stderr = real_stderr
+        devnull.close()
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return True
