@@ -3,17 +3,16 @@
 The format is documented in :mod:`regctl.transfer.file`, the import plan in :mod:`regctl.transfer.restore`.
 """
 
-import dataclasses
 import os
 import sys
 from typing import Annotated, Any, List, Optional
 
 import typer
 
-from regctl.cli.options import ServiceNamesArg
-from regctl.cli.options import DryRun, SourceOpt, Yes, command
+from regctl.cli.options import DryRun, ServiceNamesArg, SourceOpt, Yes, command
 from regctl.cli.render import Column, Result, Table, confirm, stdin_is_tty
-from regctl.errors import BadResponse, ExitCode, NotFound, RegctlError, UsageError
+from regctl.errors import ExitCode, NotFound, UsageError
+from regctl.http.bounded import DATA_FILE_MAX_BYTES, read_file_text, read_stream_text
 
 
 def register(app: typer.Typer) -> None:
@@ -49,36 +48,28 @@ def export_registry(
 
     Example: regctl export -f registry-backup.yaml
     """
-    from regctl.transfer import file as transfer
-    from regctl.transfer.live import Skipped
+    from regctl.transfer import operations as ops  # httpx and kazoo: off the start-up path
 
-    for n in names or []:
-        problem = transfer.zk_name_problem(n, "service name")
-        if problem:
-            raise UsageError(problem, hint="give the name of a service directory")
-    instances, skipped, src, warnings = _read_live(rc, source, list(names) if names else None)
-    doc = transfer.export_document(instances, src)
-    got = {i.service_name for i in instances}
-    for n in names or []:
-        if n not in got and not any(s.path.endswith("/" + n) for s in skipped):
-            skipped.append(Skipped(n, "no live instance of this service (mistyped?)"))
-    n_services, n_instances = len(doc["services"]), sum(len(s["instances"]) for s in doc["services"])
-    fmt = transfer.format_for(file, rc.settings.output)
-    text = transfer.dump_document(doc, fmt)
-    said = f"exported {n_instances} instance(s) of {n_services} service(s) from {_src_text(src)}"
-    warnings += [f"not exported: {s.path}: {s.reason}" for s in skipped]
-    if file is None or file == "-":
-        rc.out.stdout.write(text)
-        rc.out.stdout.flush()
-        result = Result(notes=[said], warnings=warnings)
+    request = ops.ExportRequest(tuple(names) if names else None, source, file, rc.settings.output)
+    return _export_result(ops.run_export(request, rc.settings.endpoint, rc))
+
+
+def _export_result(report: Any) -> Result:
+    """An :class:`regctl.transfer.operations.ExportReport` as the command shows it."""
+    said = (f"exported {report.instances} instance(s) of {report.services} service(s) "
+            f"from {_src_text(report.source)}")
+    warnings = list(report.warnings) + [f"not exported: {s.path}: {s.reason}" for s in report.skipped]
+    if not report.to_file:
+        result = Result(text=report.text, notes=[said], warnings=warnings)
     else:
-        _write_atomic(file, text)
-        summary = {"file": file, "format": fmt, "services": n_services, "instances": n_instances, "source": src,
-                   "exported_at": doc["exported_at"], "not_exported": [s.to_dict() for s in skipped]}
+        file, fmt = report.request.file, report.format
+        summary = {"file": file, "format": fmt, "services": report.services, "instances": report.instances,
+                   "source": report.source, "exported_at": report.document["exported_at"],
+                   "not_exported": [s.to_dict() for s in report.skipped]}
         result = Result(data=summary, notes=[f"{said} to {file} ({fmt})"], warnings=warnings)
-    if skipped:
-        result.error = NotFound(f"{len(skipped)} live instance(s) or named service(s) not exported (listed above)",
-                                hint="fix or deregister them, or export without them")
+    if report.skipped:
+        result.error = NotFound(f"{len(report.skipped)} live instance(s) or named service(s) not exported "
+                                "(listed above)", hint="fix or deregister them, or export without them")
     return result
 
 
@@ -86,75 +77,6 @@ def _src_text(src: dict) -> str:
     if src.get("type") == "zookeeper":
         return f"ZooKeeper {src['hosts']} {src['base_path']}"
     return f"API {src.get('url')}"
-
-
-def _write_atomic(path: str, text: str) -> None:
-    import tempfile
-
-    target = os.path.abspath(os.path.expanduser(path))
-    directory = os.path.dirname(target)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise UsageError(f"cannot write {path} ({exc.strerror or exc})", where=directory,
-                         hint="check that the directory exists and is writable") from None
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise UsageError(f"cannot write {path} ({exc.strerror or exc})", hint="check the path and free space") from None
-
-
-def _read_live(rc, source: str, names: "list | None") -> tuple:
-    """(instances, skipped, source description, warnings): ZooKeeper when configured (or asked), else the API."""
-    from dataclasses import replace
-
-    from regctl.transfer import file as transfer
-    from regctl.transfer import live as tl
-    source = (source or "auto").lower()
-    if source not in ("auto", "api", "zk"):
-        raise UsageError(f"--source {source!r} is unknown", hint="use auto, api or zk")
-    s = rc.settings
-    warnings: list = []
-    if source == "zk" or (source == "auto" and s.endpoint.zk_configured):
-        reader = rc.zk()
-        exists, present = tl.base_state(reader)
-        if not exists:
-            warnings.append(f"the base path {reader.base_path} does not exist in ZooKeeper {s.endpoint.zk_hosts}: "
-                            "nothing to export (check --zk-base / ZOOKEEPER_BASE_PATH)")
-        elif not present:
-            warnings.append(f"the base path {reader.base_path} holds no services (check --zk-base / "
-                            "ZOOKEEPER_BASE_PATH)")
-        nodes, skipped = tl.read_zk(reader, names)
-        instances = []
-        for node in nodes:
-            if node.problem is None and transfer.depth(node.data) > transfer.MAX_DEPTH:
-                node = replace(node, problem=f"node data is nested {transfer.depth(node.data)} levels deep "
-                                            f"(export writes at most {transfer.MAX_DEPTH})")
-            if node.problem:
-                skipped.append(tl.Skipped(node.path, node.problem))
-                continue
-            pid = (node.data or {}).get("instance_id")
-            if pid != node.instance_id:
-                warnings.append(f"{node.path}: payload instance_id {pid!r} differs from the node name; "
-                                "exported under the node name")
-            instances.append(node.instance())
-        return instances, skipped, {"type": "zookeeper", "hosts": s.endpoint.zk_hosts, "base_path": s.endpoint.zk_base}, warnings
-    instances, skipped, asked = tl.read_api(rc.api(), names)
-    too_deep = [i for i in instances if transfer.depth(i.metadata) > transfer.MAX_DEPTH]
-    skipped += [tl.Skipped(f"{i.service_name}/{i.instance_id}", f"node data is nested more than "
-                           f"{transfer.MAX_DEPTH} levels deep") for i in too_deep]
-    instances = [i for i in instances if all(i is not d for d in too_deep)]
-    if not asked:
-        warnings.append(f"the Config Service at {s.endpoint.config_url} lists no services")
-    return instances, skipped, {"type": "api", "url": s.endpoint.config_url}, warnings
 
 
 # ---------------------------------------------------------------------------
@@ -241,87 +163,59 @@ def import_registry(
 
     Example: regctl import registry-backup.yaml --dry-run
     """
-    from regctl.transfer import restore
-    from regctl.transfer import file as transfer
+    from regctl.transfer import operations as ops  # httpx and kazoo: off the start-up path
+
     text, name = _read_input(file)
-    parsed = transfer.parse_document(text, name)
-    entries, invalid = _select(parsed, only)
-    warnings = [f"{i.where}: {i.reason}" for i in invalid]
-    if invalid and not skip_invalid:
-        raise _invalid_error(rc, invalid)
-    for e in entries:
-        warnings += [f"{e.service}/{e.instance_id}: {w} (imported anyway: the Config Service accepts it)"
-                     for w in e.warnings]
-    live, source, session, own_key, live_warnings = _live_state(rc, sorted({e.service for e in entries}),
-                                                                force, config_instance)
-    warnings += live_warnings
-    plan = restore.plan_import(entries, live, source, session, force=force, own_key=own_key)
-    if probe and plan.writes:
-        from regctl import health
+    request = ops.ImportRequest(tuple(only) if only else None, skip_invalid, probe, force, config_instance, dry_run)
+    try:
+        report = ops.run_import(text, name, request, rc.settings.endpoint, rc, None if yes else _asker(rc))
+    except ops.InvalidEntries as exc:
+        for i in exc.invalid if len(exc.invalid) > 1 else ():
+            rc.out.warn(f"{i.where}: {i.reason}")
+        raise
+    return _import_result(report)
 
-        restore.mark_down(plan, lambda targets: health.probe_many(
-            targets, timeout=rc.settings.endpoint.timeout, verify=rc.settings.endpoint.verify))
-    data: dict[str, Any] = {"file": name, "dry_run": dry_run, "plan": plan.to_dict(),
-                            "invalid": [i.to_dict() for i in invalid], "results": [], "not_done": []}
-    warnings += [f"{i.service}/{i.instance_id}: {i.reason}" for i in plan.with_action("differs")]
-    tables = [Table(PLAN_COLUMNS, [_plan_row(i) for i in plan.items], title="import plan",
-                    empty="nothing in the file")]
-    summary = _summary(plan)
-    writes = plan.writes
 
-    def finish(result: Result) -> Result:
-        if invalid and result.error is None:
-            result.error = NotFound(f"{len(invalid)} invalid entr{'y was' if len(invalid) == 1 else 'ies were'} "
-                                    "skipped (listed above)", hint="fix them in the file and import again")
-        return result
+def _asker(rc) -> Any:
+    """The question asked before an import writes: the plan on stderr, then y/N on the terminal."""
+    from regctl.transfer.restore import WRITES
 
-    if not writes:
-        return finish(Result(data=data, tables=tables, notes=[summary, "nothing to import"], warnings=warnings))
-    if dry_run:
-        return finish(Result(data=data, tables=tables, warnings=warnings,
-                             notes=[summary, f"dry run: would write {len(writes)} instance(s); nothing sent"]))
-    if not yes:
+    def ask(plan: Any) -> bool:
         if not stdin_is_tty():
             raise UsageError("refusing to import without confirmation: stdin is not a terminal",
                              hint="pass --yes (see the plan first with --dry-run)")
         for item in plan.items:
             rc.out.note(f"  {_SIGNS[item.action]} {item.service}/{item.instance_id}"
-                        + (f" {item.entry.registration.service_url}" if item.action in restore.WRITES else "")
+                        + (f" {item.entry.registration.service_url}" if item.action in WRITES else "")
                         + (f" ({item.reason})" if item.action not in ("add", "live") else ""))
-        rc.out.note(summary)
-        if not confirm(f"Write {len(writes)} instance(s) to {rc.target}?"):
-            return Result(data=data, error=NotFound("not confirmed; nothing was imported",
-                                                    hint="answer y, or pass --yes"))
-    results: list = []
-    reader = rc.zk() if rc.settings.endpoint.zk_configured else None
-    try:
-        restore.apply_plan(plan, rc.api(), restore.Live(reader=reader, api=rc.api()), results)
-    except KeyboardInterrupt:
-        return _report(data, plan, results, tables, warnings, interrupted=True)
-    return finish(_report(data, plan, results, tables, warnings, interrupted=False))
+        rc.out.note(_summary(plan))
+        return confirm(f"Write {len(plan.writes)} instance(s) to {rc.target}?")
+
+    return ask
 
 
-def _invalid_error(rc, invalid: list) -> RegctlError:
-    hint = "fix the file, or pass --skip-invalid to import the rest"
-    if len(invalid) == 1:
-        return UsageError(f"an entry the Config Service would not accept: {invalid[0].reason}; nothing imported",
-                          where=invalid[0].where, hint=hint)
-    for i in invalid:
-        rc.out.warn(f"{i.where}: {i.reason}")
-    return UsageError(f"{len(invalid)} entries the Config Service would not accept (listed above); nothing imported",
-                      hint=hint)
-
-
-def _select(parsed, only: "list | None") -> tuple:
-    if not only:
-        return parsed.entries, parsed.invalid
-    wanted = {n.strip() for item in only for n in item.split(",") if n.strip()}
-    known = {e.service for e in parsed.entries} | {i.service for i in parsed.invalid}
-    missing = sorted(wanted - known)
-    if missing:
-        raise UsageError(f"--only {', '.join(map(repr, missing))}: not in the file",
-                         hint="services in the file: " + (", ".join(sorted(map(str, known)))[:300] or "none"))
-    return [e for e in parsed.entries if e.service in wanted], [i for i in parsed.invalid if i.service in wanted]
+def _import_result(report: Any) -> Result:
+    """An :class:`regctl.transfer.operations.ImportReport` as the command shows it."""
+    plan = report.plan
+    data: dict[str, Any] = {"file": report.name, "dry_run": report.request.dry_run, "plan": plan.to_dict(),
+                            "invalid": [i.to_dict() for i in report.invalid], "results": [], "not_done": []}
+    if not report.confirmed:
+        return Result(data=data, error=NotFound("not confirmed; nothing was imported", hint="answer y, or pass --yes"))
+    tables = [Table(PLAN_COLUMNS, [_plan_row(i) for i in plan.items], title="import plan",
+                    empty="nothing in the file")]
+    warnings = list(report.warnings)
+    if not plan.writes:
+        result = Result(data=data, tables=tables, notes=[_summary(plan), "nothing to import"], warnings=warnings)
+    elif not report.attempted:
+        result = Result(data=data, tables=tables, warnings=warnings,
+                        notes=[_summary(plan), f"dry run: would write {len(plan.writes)} instance(s); nothing sent"])
+    else:
+        result = _report(data, report, tables, warnings)
+    if report.invalid and result.error is None and not report.interrupted:
+        n = len(report.invalid)
+        result.error = NotFound(f"{n} invalid entr{'y was' if n == 1 else 'ies were'} skipped (listed above)",
+                                hint="fix them in the file and import again")
+    return result
 
 
 def _summary(plan) -> str:
@@ -342,28 +236,26 @@ def _summary(plan) -> str:
     return text
 
 
-def _report(data: dict, plan, results: list, tables: list, warnings: list, interrupted: bool) -> Result:
-    """What was done and what was not, for a finished, failed or interrupted apply."""
-    from regctl.transfer import restore
-    left = restore.not_done(plan, results)
+def _report(data: dict, report: Any, tables: list, warnings: list) -> Result:
+    """What was done and what was not, for a finished, failed or interrupted import."""
+    plan, results, left, session = report.plan, report.results, report.not_done, report.session
     data["results"] = [r.to_dict() for r in results]
     data["not_done"] = [{"service": i.service, "instance_id": i.instance_id, "action": i.action} for i in left]
-    data["interrupted"] = interrupted
+    data["interrupted"] = report.interrupted
     rows = data["results"] + [{"service": i.service, "instance_id": i.instance_id, "result": "not-done",
                                "detail": "not reached"} for i in left]
     result = Result(data=data, tables=tables + [Table(RESULT_COLUMNS, rows, title="writes")], warnings=list(warnings))
-    done = [r for r in results if r.ok]
-    failed = [r for r in results if r.result in ("failed", "interrupted")]
+    done, failed = report.verified, report.failed
     skipped = [r for r in results if r.result == "skipped"]
     kept = [r for r in results if r.result == "kept"]
     result.warnings += [f"{r.item.service}/{r.item.instance_id}: skipped: {r.detail}" for r in skipped]
-    data["session"] = plan.session.to_dict() if plan.session is not None else None
+    data["session"] = session.to_dict() if session is not None else None
     note = (f"written {len(done)} of {len(plan.writes)} instance(s); {len(skipped)} skipped, "
             f"{len(failed)} failed, {len(left)} not done")
     if kept:
-        note += f"; {len(kept)} kept (already owned by the current session {hex(plan.session.owner or 0)})"
+        note += f"; {len(kept)} kept (already owned by the current session {hex(session.owner or 0)})"
     result.notes.append(note)
-    if interrupted:
+    if report.interrupted:
         unsure = [f"{r.item.service}/{r.item.instance_id}" for r in results if r.result == "interrupted"]
         result.warnings.append(
             f"interrupted: written {', '.join(f'{r.item.service}/{r.item.instance_id}' for r in done) or 'none'}; "
@@ -388,8 +280,7 @@ def _plan_row(item) -> dict:
 
 
 def _read_input(file: str) -> tuple:
-    from regctl.http.bounded import DATA_FILE_MAX_BYTES, read_file_text, read_stream_text
-
+    """(text, name) of the import file, or of stdin for '-'."""
     if file == "-":
         return read_stream_text(sys.stdin, DATA_FILE_MAX_BYTES, "import file", "<stdin>"), "<stdin>"
     try:
@@ -400,58 +291,6 @@ def _read_input(file: str) -> tuple:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read {file!r} ({type(exc).__name__})", hint="check the path and its permissions") \
             from None
-
-
-def _live_state(rc, names: list, force: bool, config_instance: "str | None") -> tuple:
-    """(live {(service, id): Observed}, where it was read, Session or None, own key, warnings)."""
-    from regctl.transfer import restore
-    from regctl.transfer import live as tl
-    s = rc.settings
-    warnings: list = []
-    if not s.endpoint.zk_configured:
-        instances, skipped, _ = tl.read_api(rc.api(), names) if names else ([], [], [])
-        if skipped:
-            raise BadResponse(f"could not read what is live: {skipped[0].reason}", where=skipped[0].path,
-                              hint="nothing was imported; fix that first, or configure ZooKeeper (--zk)")
-        if names:
-            warnings.append("live state from the API (cached up to 60 s) and ownership not checked: nodes left "
-                            "by a Config Service restart count as live and vanish later; configure ZooKeeper "
-                            "(--zk) so import can restore them")
-        live = {(i.service_name, i.instance_id): restore.Observed.from_instance(i) for i in instances}
-        return live, "api", None, None, warnings
-    reader = rc.zk()
-    exists, present = tl.base_state(reader)
-    if not exists or not present:
-        # the Config Service creates its base path and its own directory there when it starts: a base
-        # without them is almost always a wrong --zk-base (an emptied registry still has both)
-        what = "does not exist" if not exists else "holds no services"
-        text = f"the base path {reader.base_path} {what} in ZooKeeper {s.endpoint.zk_hosts}"
-        if not force:
-            raise UsageError(f"refusing to import: {text}", where=s.endpoint.zk_hosts,
-                             hint="check --zk-base / ZOOKEEPER_BASE_PATH (the Config Service creates its base "
-                                  "path when it starts); pass --force to import into it anyway")
-        warnings.append(text + "; importing anyway (--force)")
-    if s.endpoint.zk_client_kwargs.get("use_ssl"):
-        connected, why = None, "ZooKeeper over TLS: four-letter words not asked"
-    else:
-        connected, why = tl.connected_sessions(s.endpoint.zk_hosts or "", min(2.0, s.endpoint.timeout))
-    # a never-rewritten own node tells the current session only while a Config Service answers (asked first:
-    # a Config Service that answers has already rewritten its own node at its start)
-    answering = tl.config_service_answers(rc.api()) if connected is None else None
-    session = tl.current_session(reader, config_instance, connected=connected, answering=answering)
-    own_key = (tl.CONFIG_SERVICE, session.node.rsplit("/", 1)[-1]) if session.node else None
-    if not session.known:
-        session = dataclasses.replace(session, how=f"{session.how}; {why}")
-    nodes, skipped = tl.read_zk(reader, [n for n in names if n in present])
-    if skipped:
-        raise BadResponse(f"could not read what is live: {skipped[0].reason}", where=skipped[0].path,
-                          hint="nothing was imported; fix that first")
-    live = {(n.service, n.instance_id): restore.Observed.from_node(n) for n in nodes}
-    if not session.known and any(session.judge(o.owner) == "unknown" for o in live.values()):
-        warnings.append(f"cannot tell the Config Service's current session ({session.how}): the file's instances "
-                        "that are present are restored (deregister, then register), unless the first write shows "
-                        "that the current session owns them")
-    return live, "zookeeper", session, own_key, warnings
 
 
 __all__ = ["register", "export_registry", "import_registry", "ExitCode"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import signal
@@ -392,18 +393,15 @@ def _stop(comp: dict | None, name: str = "", refused: list[str] | None = None) -
 class SandboxShape:
     """What a sandbox runs; a field left None keeps what runs (a new sandbox: its default).
 
-    ``ensemble`` is the number of ZooKeeper members: 1 (standalone, the default for
-    a new sandbox) or 3 (an ensemble on loopback: client ports ``zk_port``,
-    ``zk_port + 1``, ``zk_port + 2``, or three free ports with ``zk_port=0``; the
-    registry and the export line list every member).
-    ``generation`` is the Config Service generation the registry behaves like:
-    ``"earlier"`` (the default for a new sandbox) or ``"later"`` (health monitor,
-    ``/internal/health-status``, ``/health/detailed``, a dozen seeded rows).
-    ``four_letter_words`` is ZooKeeper's whitelist (see
-    :func:`regctl.sandbox.zookeeper.parse_four_letter_words`): ``srvr`` alone, as
-    deployments run, for a new sandbox; ``"all"`` or a list opens more.
-    ``monitor_interval`` (seconds, default the contract's 30) sets the later
-    generation's monitor period for a new sandbox.
+    ``ensemble``: ZooKeeper members, 1 (standalone, the default) or 3 (an ensemble on loopback:
+    client ports ``zk_port`` to ``zk_port + 2``, or three free ones with ``zk_port=0``; the
+    registry and the export line list every member). ``generation``: the Config Service
+    generation the registry behaves like, ``"earlier"`` (the default) or ``"later"`` (health
+    monitor, ``/internal/health-status``, ``/health/detailed``, a dozen seeded rows).
+    ``four_letter_words``: ZooKeeper's whitelist (see
+    :func:`regctl.sandbox.zookeeper.parse_four_letter_words`), ``srvr`` alone by default, as
+    deployments run; ``"all"`` or a list opens more. ``monitor_interval``: the later
+    generation's monitor period in seconds (default the contract's 30), for a new sandbox.
     """
 
     ensemble: int | None = None
@@ -414,10 +412,8 @@ class SandboxShape:
 
 def up(dir: Path, *, api_port: int = 8082, zk_port: int = 2181, demo: bool = False,
        shape: SandboxShape = SandboxShape(), timeout: float = 60.0, progress: Progress = None) -> SandboxInfo:
-    """Start ZooKeeper and the registry (and the demo services) under ``dir``; return when they answer.
-
-    ``shape`` says how many ZooKeeper members, which generation and which
-    four-letter words (see :class:`SandboxShape`); what it leaves None keeps what runs.
+    """Start ZooKeeper and the registry (and the demo services) under ``dir`` as ``shape`` says (ZooKeeper
+    members, generation, four-letter words: :class:`SandboxShape`); return when they answer.
 
     Already running there: returns the running sandbox (restarting any part that
     died, on the ports recorded the first time). When the registry had to be
@@ -666,10 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
     dir = args.dir or default_dir()
-
-    def progress(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
+    progress = functools.partial(print, file=sys.stderr, flush=True)
     try:
         if args.action == "up":
             shape = SandboxShape(args.ensemble, args.generation, args.four_letter_words)

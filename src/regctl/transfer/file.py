@@ -43,9 +43,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+import yaml
+
 from regctl.errors import UsageError
 from regctl.guide import Registration
+from regctl.http.bounded import load_yaml
 from regctl.models import Instance
+from regctl.names import VALID_STATUSES, validate_instance_id, validate_service_name, validate_url
 
 EXPORT_VERSION = 1
 KIND = "regctl-export"
@@ -163,8 +167,6 @@ def dump_document(doc: Mapping[str, Any], fmt: str) -> str:
     """The document as ASCII-only JSON or YAML text (see the module docstring)."""
     if fmt == "json":
         return json.dumps(encode_non_finite(doc), indent=2, ensure_ascii=True, allow_nan=False) + "\n"
-    import yaml
-
     return yaml.dump(dict(doc), Dumper=yaml.SafeDumper, sort_keys=False, allow_unicode=False,
                      default_flow_style=False, width=1 << 30)
 
@@ -241,10 +243,6 @@ def load_text(text: str, name: str = "<input>") -> Any:
                 raise UsageError(f"not valid JSON: {getattr(exc, 'msg', exc)}",
                                  where=f"{name} line {line}" if line else name,
                                  hint="give a file written by: regctl export") from None
-    import yaml
-
-    from regctl.http.bounded import load_yaml
-
     try:
         return load_yaml(text, name)
     except yaml.YAMLError as exc:
@@ -393,8 +391,6 @@ def json_problem(value: Any, at: str) -> str | None:
 
 def regctl_warnings(reg: Registration) -> list[str]:
     """regctl's own register rules the entry breaks; the Config Service accepts it anyway."""
-    from regctl.names import VALID_STATUSES, validate_instance_id, validate_service_name, validate_url
-
     out = []
     checks = [(validate_service_name, reg.service_name), (validate_instance_id, reg.instance_id or ""),
               (lambda v: validate_url(v, "service URL"), reg.service_url)]

@@ -22,11 +22,16 @@ guesses "live".
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from regctl.errors import RegctlError
+from regctl.errors import BadResponse, RegctlError
+from regctl.http import api as api_mod
 from regctl.models import Instance, NodeStat
+from regctl.names import parse_zk_hosts, url_segment
+from regctl.zookeeper.admin import send_word
+from regctl.zookeeper.reader import node_stat
 
 CONFIG_SERVICE = "config-service"
 DEFAULT_CONFIG_INSTANCE = "config-service-1"
@@ -100,8 +105,6 @@ def base_state(reader: Any) -> tuple[bool, list[str]]:
 
 def read_zk(reader: Any, names: Iterable[str] | None = None) -> tuple[list[LiveNode], list[Skipped]]:
     """Every instance node under the base path (or of ``names``), with what could not be read."""
-    from regctl.zookeeper.reader import node_stat
-
     base = reader.base_path
     _exists, present = base_state(reader)
     wanted = present if names is None else list(names)
@@ -147,8 +150,6 @@ def _layout_problem(data: dict) -> str | None:
 
 def read_node(reader: Any, service: str, instance_id: str) -> LiveNode | None:
     """One instance node now (None when absent)."""
-    from regctl.zookeeper.reader import node_stat
-
     path = join(reader.base_path, service, "instances", instance_id)
     res = reader.get(path)
     if res is None:
@@ -261,9 +262,6 @@ def config_service_answers(api: Any) -> tuple[bool, str]:
     Redis is down, never 502-504 on this route); a refused or timed-out connection, or
     a gateway's 502-504, means none is running.
     """
-    from regctl.http import api as api_mod
-    from regctl.names import url_segment
-
     call = api_mod.Call("GET", f"/services/{url_segment(CONFIG_SERVICE)}", lambda ans: ans.status_code,
                         "is the Config Service answering")
     try:
@@ -282,11 +280,6 @@ def connected_sessions(hosts: str, timeout: float) -> tuple["frozenset | None", 
     ZooKeeper allows only ``srvr``), makes the whole answer unknown: a session
     connected there would otherwise look gone.
     """
-    import re
-
-    from regctl.names import parse_zk_hosts
-    from regctl.zookeeper.admin import send_word
-
     try:
         members = parse_zk_hosts(hosts).members
     except Exception as exc:  # the settings layer validated them; be safe anyway
@@ -314,15 +307,10 @@ def _exc(exc: Exception) -> str:
 
 def instances_call(service: str) -> Any:
     """``GET /services/{name}`` for any name the registry holds (no regctl name rules)."""
-    from regctl.http import api as api_mod
-    from regctl.names import url_segment
-
     def parse(ans: Any) -> list:
         api_mod.check_status(ans, f"instances of {service}")
         data = ans.json()
         if not isinstance(data, list):
-            from regctl.errors import BadResponse
-
             raise BadResponse(f"instances of {service}: expected a JSON list", where=ans.url,
                               hint="check that the URL points at the Config Service")
         return [api_mod.instance_from_api(x, service) for x in data if isinstance(x, dict)]
@@ -332,7 +320,7 @@ def instances_call(service: str) -> Any:
 
 def deregister_call(service: str, instance_id: str) -> Any:
     """``POST /deregister`` for any name the registry holds."""
-    from regctl.http import api as api_mod
+
     def parse(ans: Any) -> bool:
         api_mod.check_status(ans, f"deregister {service}/{instance_id}")
         return True

@@ -37,12 +37,23 @@ exactly what was done and what was not.
 
 from __future__ import annotations
 
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
+import httpx
+
 from regctl.errors import RegctlError
+from regctl.health import ProbeTarget
+from regctl.http.api import RegistryApi, register_call
+from regctl.http.config import http_options
+from regctl.transfer import live as tl
 from regctl.transfer.file import Entry, canonical, differences, expected_node
 from regctl.transfer.live import Session
+from regctl.zookeeper.reader import node_stat
 
 WRITES = ("add", "restore", "overwrite")
 ACTIONS = ("add", "restore", "overwrite", "live", "differs", "self", "down")
@@ -172,8 +183,6 @@ def mark_down(plan: ImportPlan, probe: Callable[[list], list]) -> None:
 
     ``probe(targets)`` gets :class:`regctl.health.ProbeTarget` objects and returns results in order.
     """
-    from regctl.health import ProbeTarget
-
     todo = plan.writes
     targets = []
     for item in todo:
@@ -217,7 +226,6 @@ class Live:
     api: Any = None
 
     def observe(self, service: str, instance_id: str) -> Observed | None:
-        from regctl.transfer import live as tl
         if self.reader is not None:
             node = tl.read_node(self.reader, service, instance_id)
             return None if node is None else Observed.from_node(node)
@@ -228,9 +236,6 @@ class Live:
 
     def observe_many(self, keys: list) -> dict:
         """{(service, id): Observed, None when absent, or the RegctlError} read from ZooKeeper at once."""
-        from regctl.transfer import live as tl
-        from regctl.zookeeper.reader import node_stat
-
         paths = {tl.join(self.reader.base_path, s, "instances", i): (s, i) for s, i in keys}
         try:
             got = self.reader.bulk_get(list(paths))
@@ -290,9 +295,6 @@ def apply_plan(plan: ImportPlan, api: Any, live: Live, results: list[ApplyResult
     recorded as ``interrupted``, the ones not started get no result (see
     :func:`not_done`), and it is re-raised.
     """
-    import queue
-    from concurrent.futures import ThreadPoolExecutor
-
     def record(res: ApplyResult) -> None:
         results.append(res)
         if on_result is not None:
@@ -443,9 +445,6 @@ def _apply_one(item: PlanItem, api: Any, live: Live, session: Session | None,
                read_back: bool = True, sender: "_Sender | None" = None) -> ApplyResult:
     """Read again, [deregister,] register; read back now, or leave that to the caller (``read_back`` False:
     the result comes back ``unverified``, see :func:`_read_back`). ZooKeeper is read at once after an error."""
-    from regctl.transfer import live as tl
-    from regctl.http.api import register_call
-
     sender = sender or _Sender(api)
     reg = item.entry.registration
     try:
@@ -512,15 +511,11 @@ class _Sender:
     """
 
     def __init__(self, api: Any) -> None:
-        import threading
-
         self.api = api
         self._fresh: Any = None
         self._lock = threading.Lock()
 
     def send(self, call: Any) -> Any:
-        import time
-
         try:
             return self.api.execute(call)
         except RegctlError as exc:
@@ -537,17 +532,11 @@ class _Sender:
         return fresh.execute(call)
 
     def _fresh_api(self) -> Any:
-        from regctl.http.api import RegistryApi
-
         with self._lock:
             if self._fresh is None:
                 if not isinstance(self.api, RegistryApi):
                     self._fresh = self.api  # someone else's client: sent again through it
                 else:
-                    import httpx
-
-                    from regctl.http.config import http_options
-
                     a = self.api
                     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=0)
                     client = httpx.Client(**http_options(a.timeout, a.headers, a.verify), limits=limits)
@@ -567,10 +556,6 @@ SEND_PAUSES = (0.05, 0.25)
 
 
 def _dropped_connection(exc: BaseException) -> bool:
-    try:
-        import httpx
-    except ImportError:  # pragma: no cover - httpx is a dependency
-        return False
     cause = exc.__cause__
     return isinstance(cause, (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError))
 
