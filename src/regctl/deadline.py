@@ -7,6 +7,11 @@ The one way regctl runs blocking work concurrently or under a time limit
 * :class:`Raised`, the exception it raised (handed over, never raised here);
 * :class:`Cut`, it had not finished when the caller stopped waiting.
 
+:func:`run_with_deadline` runs one call, :func:`run_all` many (outcomes in the
+order given), :func:`start` hands back a :class:`Running` call to wait for at the
+caller's choosing, and a :class:`Pool` bounds how many run at once and tells
+which ended, as they end.
+
 The threads are daemon threads: a call abandoned at its deadline never holds
 up the process's exit, and the caller's thread only ever waits on an event, so
 Ctrl-C interrupts it at once. Standard library only: completion's fast path
@@ -51,19 +56,46 @@ Outcome = Union[Value[Any], Raised, Cut]
 class Running:
     """A call handed to a thread: :meth:`outcome` waits for it, for as long as the caller allows."""
 
-    def __init__(self, fn: Callable[[], Any]) -> None:
+    def __init__(self, fn: Callable[[], Any], on_end: "Callable[[Running], None] | None" = None) -> None:
         self._fn = fn
+        self._on_end = on_end
+        self._lock = threading.Lock()
+        self._taken = False  # started, or cancelled: either way it is no longer waiting to start
         self._done = threading.Event()
-        self._outcome: "Value[Any] | Raised | None" = None
+        self._outcome: "Value[Any] | Raised | Cut | None" = None
+
+    def _take(self) -> bool:
+        with self._lock:
+            taken, self._taken = self._taken, True
+        return not taken
 
     def run(self) -> None:
-        """Run the call here, keeping what it returned or raised (called by the thread that owns it)."""
+        """Run the call here, keeping what it returned or raised (called by the thread that owns it);
+        a cancelled call is not run."""
+        if not self._take():
+            return
         try:
             self._outcome = Value(self._fn())
         except BaseException as exc:  # handed to the caller's thread
             self._outcome = Raised(exc)
         finally:
             self._done.set()
+        if self._on_end is not None:
+            self._on_end(self)
+
+    def cancel(self) -> bool:
+        """Keep a call that has not started from ever starting (its outcome is then :class:`Cut`).
+        False when it has started already: it runs on."""
+        if not self._take():
+            return False
+        self._outcome = Cut(0.0)
+        self._done.set()
+        return True
+
+    @property
+    def done(self) -> bool:
+        """Whether the call has ended (or was cancelled before it started)."""
+        return self._done.is_set()
 
     def outcome(self, timeout: float | None = None) -> Outcome:
         """What the call came to, waiting at most ``timeout`` seconds (None: until it ends)."""
@@ -103,29 +135,12 @@ def run_all(calls: Iterable[Callable[[], Any]], deadline: float | None = None, *
     running, or not started, when the deadline passes is :class:`Cut`; one not
     started by then never starts. Without a deadline nothing is cut.
     """
-    jobs = [Running(fn) for fn in calls]
-    if not jobs:
+    calls = list(calls)
+    if not calls:
         return []
-    workers = len(jobs) if max_workers is None else max(1, min(max_workers, len(jobs)))
-    todo: "queue.SimpleQueue[Running]" = queue.SimpleQueue()
-    for job in jobs:
-        todo.put(job)
-    abandoned = threading.Event()
-
-    def worker() -> None:
-        while not abandoned.is_set():
-            try:
-                job = todo.get_nowait()
-            except queue.Empty:
-                return
-            job.run()
-
-    for _ in range(workers):
-        threading.Thread(target=worker, name=name, daemon=True).start()
-    try:
-        return _collect(jobs, deadline)
-    finally:
-        abandoned.set()  # returned, cut or interrupted: the calls still queued are not started
+    with Pool(len(calls) if max_workers is None else max_workers, name) as pool:
+        # returned, cut or interrupted: leaving the pool keeps the calls not started from starting
+        return _collect([pool.submit(fn) for fn in calls], deadline)
 
 
 def _collect(jobs: Sequence[Running], deadline: float | None) -> list[Outcome]:
@@ -137,3 +152,70 @@ def _collect(jobs: Sequence[Running], deadline: float | None) -> list[Outcome]:
         got = job.outcome(end - time.monotonic())
         out.append(Cut(deadline) if isinstance(got, Cut) else got)
     return out
+
+
+class Pool:
+    """At most ``max_workers`` calls at once, each in a daemon thread, for callers that take outcomes as
+    calls end (:meth:`ended`) rather than all at the end (:func:`run_all`). Use it as a context manager:
+    leaving it cancels the calls not started yet, and its idle threads end.
+    """
+
+    def __init__(self, max_workers: int, name: str = "regctl-call") -> None:
+        self.max_workers = max(1, max_workers)
+        self.name = name
+        self._lock = threading.Lock()
+        self._jobs: list[Running] = []
+        self._todo: "queue.SimpleQueue[Running | None]" = queue.SimpleQueue()
+        self._ended: "queue.SimpleQueue[Running]" = queue.SimpleQueue()
+        self._workers = 0
+        self._closed = False
+
+    def __enter__(self) -> "Pool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def submit(self, fn: Callable[[], Any]) -> Running:
+        """Queue ``fn()``; it starts as soon as a worker is free."""
+        job = Running(fn, on_end=self._ended.put)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the pool is closed")
+            self._jobs.append(job)
+            start_one = self._workers < self.max_workers
+            self._workers += start_one
+        self._todo.put(job)
+        if start_one:
+            threading.Thread(target=self._work, name=self.name, daemon=True).start()
+        return job
+
+    def ended(self, timeout: float | None = None) -> list[Running]:
+        """The calls that ended since the last look, in the order they ended: waits at most ``timeout``
+        seconds for the first (None: until one ends), so [] means none ended in that time."""
+        try:
+            out = [self._ended.get(timeout=None if timeout is None else max(0.0, timeout))]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                out.append(self._ended.get_nowait())
+            except queue.Empty:
+                return out
+
+    def close(self) -> None:
+        """Cancel the calls not started; the ones running run on, abandoned, and their threads end after."""
+        with self._lock:
+            self._closed = True
+            jobs, workers = list(self._jobs), self._workers
+        for job in jobs:
+            job.cancel()
+        for _ in range(workers):
+            self._todo.put(None)
+
+    def _work(self) -> None:
+        while True:
+            job = self._todo.get()
+            if job is None:
+                return
+            job.run()

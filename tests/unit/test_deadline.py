@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from regctl.deadline import Cut, Raised, Value, run_all, run_with_deadline, start
+from regctl.deadline import Cut, Pool, Raised, Value, run_all, run_with_deadline, start
 
 
 @pytest.fixture
@@ -115,6 +115,40 @@ def test_start_hands_back_a_call_to_wait_for_as_long_as_the_caller_chooses(gate)
     assert job.outcome(0.01) == Cut(0.01)
     gate.set()
     assert job.outcome() == Value(True)
+
+
+def test_a_pool_tells_which_calls_ended_as_they_end(gate):
+    second_may_end = threading.Event()
+    with Pool(4, name="regctl-test-pool") as pool:
+        slow = pool.submit(gate.wait)
+        first = pool.submit(lambda: "first")
+        second = pool.submit(lambda: second_may_end.wait(30) and "second")
+        assert pool.ended(30) == [first]
+        assert pool.ended(0.01) == []  # nothing else ended in that time
+        second_may_end.set()
+        assert pool.ended(30) == [second]
+        assert second.outcome() == Value("second") and first.done and not slow.done
+    assert slow.outcome(0) == Cut(0)  # abandoned, still running
+
+
+def test_leaving_a_pool_cancels_the_calls_not_started(gate):
+    ran = []
+    with Pool(1, name="regctl-test-pool-one") as pool:
+        busy = pool.submit(gate.wait)
+        waiting = [pool.submit(lambda i=i: ran.append(i)) for i in range(3)]
+        assert not waiting[0].done
+        assert waiting[0].cancel() is True  # not started: it never will
+        assert waiting[0].cancel() is False  # only once
+    assert busy.cancel() is False  # started: it runs on
+    assert all(isinstance(w.outcome(30), Cut) for w in waiting)
+    gate.set()
+    assert busy.outcome(30) == Value(True)
+    for t in [t for t in threading.enumerate() if t.name == "regctl-test-pool-one"]:
+        t.join(30)
+        assert not t.is_alive()  # its worker ended once the pool was left and the call it ran was done
+    assert ran == []
+    with pytest.raises(RuntimeError):
+        pool.submit(lambda: None)
 
 
 def test_an_abandoned_call_neither_delays_the_return_nor_holds_the_process_open():
