@@ -551,7 +551,8 @@ def verify_gone(run: DeregisterRun, live_ids: Callable[[], Iterable[str]] | None
     Instances still present are re-read for up to ``settle_s`` seconds. Returns the
     error when the check itself failed (those instances become ``unverified``).
     """
-    failed = {i for i, r in run.outcome.items() if r == FAILED and write_unverified(run.errors.get(i))}
+    failed = {i for i, r in run.outcome.items()
+              if r == FAILED and i in run.errors and write_unverified(run.errors[i])}
     pending = [i for i, r in run.outcome.items() if r in ("sent", INTERRUPTED) or i in failed]
     if not pending:
         return None
@@ -891,8 +892,8 @@ def _verify_register(clients: _Clients, reg: Registration, exc: RegctlError) -> 
 def _write_error(check: WriteCheck) -> RegctlError:
     """The error for a write that did not happen (exit 3) or whose outcome is unknown (exit 3)."""
     err = check.api_error
-    return Unreachable(check.sentence(), where=err.where,
-                       hint=err.hint_template if check.happened is False else "look with: regctl inspect " + check.service)
+    hint = err.hint_template if check.happened is False else "look with: regctl inspect " + check.service
+    return Unreachable(check.sentence(), where=err.where, hint=hint)
 
 
 def _node_path(endpoint: Endpoint, reg: Registration, instance_id: str) -> str:

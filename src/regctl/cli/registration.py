@@ -194,8 +194,8 @@ def _deregister_result(report) -> Result:
     """The table of outcomes, the counts, what ZooKeeper showed after errors, and how far Ctrl-C let it get."""
     rows = [o.to_dict() for o in report.outcomes]
     counts = ", ".join(f"{n} {k}" for k, n in report.counts().items())
-    result = Result(data=report.to_dict(), tables=[Table(DEREGISTER_COLUMNS, rows, title=f"deregister {report.plan.service}")],
-                    notes=[counts + f" (checked in {report.verified_in})"],
+    table = Table(DEREGISTER_COLUMNS, rows, title=f"deregister {report.plan.service}")
+    result = Result(data=report.to_dict(), tables=[table], notes=[counts + f" (checked in {report.verified_in})"],
                     warnings=[c.sentence() for c in report.verified_after_error], error=report.error)
     if report.interrupted:
         result.warnings.append(f"interrupted: removed {', '.join(report.removed) or 'none'}; "
