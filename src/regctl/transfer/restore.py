@@ -37,15 +37,15 @@ exactly what was done and what was not.
 
 from __future__ import annotations
 
-import queue
+import functools
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 import httpx
 
+from regctl import deadline
 from regctl.errors import RegctlError
 from regctl.health import ProbeTarget
 from regctl.http.api import RegistryApi, register_call
@@ -304,12 +304,11 @@ def apply_plan(plan: ImportPlan, api: Any, live: Live, results: list[ApplyResult
     if not todo:
         return results
     concurrency = CONCURRENCY if concurrency is None else concurrency
-    pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(todo))), thread_name_prefix="regctl-import")
-    futures: dict = {}
-    # finished futures arrive on a queue: O(1) each (waiting on the whole pending set, and finding each item's
-    # place by list.index, were O(n) per completion: ~1.5 s of one CPU over 1,000 writes)
+    pool = deadline.Pool(min(concurrency, len(todo)), "regctl-import")
+    jobs: dict[deadline.Running, PlanItem] = {}
+    # the pool hands over the calls as they end: O(1) each (waiting on the whole pending set, and finding each
+    # item's place by list.index, were O(n) per completion: ~1.5 s of one CPU over 1,000 writes)
     position = {id(item): n for n, item in enumerate(todo)}
-    finished: "queue.SimpleQueue" = queue.SimpleQueue()
     # written, answered OK, not yet read back: read back here in batches (one multi-read), not by the writers
     held: list[ApplyResult] = []
     sender = _Sender(api)
@@ -322,26 +321,19 @@ def apply_plan(plan: ImportPlan, api: Any, live: Live, results: list[ApplyResult
 
     try:
         for phase in write_order(plan):
-            batch = {pool.submit(_apply_one, item, api, live, plan.session, False, sender): item for item in phase}
-            futures.update(batch)
-            for f in batch:
-                f.add_done_callback(finished.put)
+            batch = {pool.submit(functools.partial(_apply_one, item, api, live, plan.session, False, sender)): item
+                     for item in phase}
+            jobs.update(batch)
             left = len(batch)
             while left:
-                try:
-                    done = [finished.get(timeout=0.2)]  # a short wait keeps Ctrl-C prompt
-                except queue.Empty:
+                done = pool.ended(timeout=0.2)  # a short wait keeps Ctrl-C prompt
+                if not done:
                     if held:
                         flush()  # nothing finished for a while: read back what is held
                     continue
-                while True:
-                    try:
-                        done.append(finished.get_nowait())
-                    except queue.Empty:
-                        break
                 left -= len(done)
-                for f in sorted(done, key=lambda f: position[id(futures[f])]):
-                    res = f.result()
+                for job in sorted(done, key=lambda j: position[id(jobs[j])]):
+                    res = _written(job)
                     if res.unverified:
                         held.append(res)
                     else:
@@ -352,29 +344,38 @@ def apply_plan(plan: ImportPlan, api: Any, live: Live, results: list[ApplyResult
                 _learn(plan, phase, live, results)
     except KeyboardInterrupt:
         while held:
-            res = held.pop(0)
-            if res.unverified:
-                res.unverified = False
-                res.detail = "; ".join(x for x in (res.detail, "not read back (Ctrl-C)") if x)
-            record(res)
-        for f, item in futures.items():
+            record(_unread(held.pop(0)))
+        for job, item in jobs.items():
             if any(r.item is item for r in results):
                 continue
-            if f.done() and not f.cancelled() and f.exception() is None:
-                res = f.result()
-                if res.unverified:
-                    res.unverified = False
-                    res.detail = "; ".join(x for x in (res.detail, "not read back (Ctrl-C)") if x)
-                record(res)
-            elif not f.cancel():
+            if job.done and isinstance(job.outcome(0), deadline.Value):
+                record(_unread(_written(job)))
+            elif not job.cancel():
                 record(ApplyResult(item, "interrupted", "Ctrl-C while writing it: it may or may not be "
                                    "registered; check with: regctl inspect " + item.service))
         raise
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-        if not futures or all(f.done() for f in futures):
+        pool.close()
+        if all(job.done for job in jobs):
             sender.close()  # (after Ctrl-C, writes still running may need it: left to the garbage collector)
     return results
+
+
+def _written(job: deadline.Running) -> ApplyResult:
+    """What an ended write came to (an exception it raised is raised here)."""
+    outcome = job.outcome(0)
+    if isinstance(outcome, deadline.Raised):
+        raise outcome.error
+    assert isinstance(outcome, deadline.Value)
+    return outcome.value
+
+
+def _unread(res: ApplyResult) -> ApplyResult:
+    """A write Ctrl-C kept from being read back: said so, no longer waiting for it."""
+    if res.unverified:
+        res.unverified = False
+        res.detail = "; ".join(x for x in (res.detail, "not read back (Ctrl-C)") if x)
+    return res
 
 
 #: writes read back from ZooKeeper at once (one multi-read) once they are done
