@@ -260,6 +260,7 @@ def _run(argv: "list[str] | None") -> int:
         import typer
 
         from regctl.cli.clickcompat import click_exceptions as cx
+        from regctl.cli.help import close_matches
         from regctl.cli.render import Output
         from regctl.cli.runtime import CommandFailed, cli_hint_words
     except KeyboardInterrupt:
@@ -284,8 +285,6 @@ def _run(argv: "list[str] | None") -> int:
         if want_traceback:
             raise
         if isinstance(exc, cx.NoSuchOption) and exc.possibilities:
-            from regctl.cli.help import close_matches
-
             exc.possibilities = close_matches(exc.option_name, exc.possibilities)
         ctx = getattr(exc, "ctx", None)
         hint = f"{ctx.command_path} --help" if ctx is not None else "regctl --help"

@@ -18,7 +18,10 @@ Commands return a :class:`Result`; :class:`Output` renders it.
   are flagged wherever a table lists them, in every output mode: the cells show them
   escaped (``asr-service\\u200b``) and a warning names the group.
 * With ``-o json|yaml`` a failure still prints an error document on stdout
-  (``{"error": {...}}``) besides the line on stderr.
+  (``{"error": {...}}``) besides the line on stderr; :func:`regctl.cli.app.main`, the error funnel, is the
+  one caller of :meth:`Output.error`.
+
+rich is imported where it draws: ``regctl --help`` (the start-up path) loads this module and draws nothing.
 """
 
 import os
