@@ -1,9 +1,10 @@
 """Exit codes and the error tree every part of regctl raises.
 
 Core modules (``api``, ``zk``, ``health`` ...) translate library exceptions
-(httpx, kazoo, OSError) into these classes where the library is called, so the
-CLI has exactly one place that turns an error into a line on stderr and an
-exit code: :func:`regctl.cli.app.main`.
+(httpx, kazoo, OSError) into these classes where the library is called, and the
+CLI raises them on: it has exactly one place that turns an error into a line on
+stderr, the error document (:meth:`RegctlError.to_dict`) on stdout with -o json|yaml,
+and an exit code: :func:`regctl.cli.app.main`.
 """
 
 from __future__ import annotations
