@@ -7,7 +7,7 @@ process holds their ZooKeeper session. Then, in the same run:
 
 * ``python -m regctl health --all --timeout 2 -o json`` as a subprocess, at the default
   concurrency and at a few --concurrency values; goal: within 2 x timeout + 1 s;
-* the same probes through ``regctl.health.probe_many`` in process (no CLI, no ZooKeeper);
+* the same probes through ``regctl.prober.probe_many`` in process (no CLI, no ZooKeeper);
 * a sequential prober of the kind the Config Service runs itself: one instance after
   another, timeout 2 s, 3 attempts (2 retries, backoff 0.2 s, 0.4 s). Running it over all
   N would take many minutes (every hanging instance costs 3 x 2 s + 0.6 s), so it runs over
@@ -138,7 +138,7 @@ def main() -> int:
 
     from kazoo.client import KazooClient
 
-    from regctl.health import ProbeTarget, probe_many
+    from regctl.prober import ProbeTarget, probe_many
 
     with zookeeper() as hosts:
         server = subprocess.Popen([sys.executable, __file__, "--serve", str(n), str(a.hang_every)],
@@ -238,7 +238,7 @@ def run(a, hosts, urls, figures, probe_many, ProbeTarget) -> None:
     res = probe_many(targets, timeout=TIMEOUT)
     figures["probe_many_s"] = time.perf_counter() - t
     assert sum(1 for r in res if not r.healthy) == len(hang_idx)
-    rows.append(("regctl.health.probe_many in process (defaults)", f"{figures['probe_many_s']:.2f} s", ""))
+    rows.append(("regctl.prober.probe_many in process (defaults)", f"{figures['probe_many_s']:.2f} s", ""))
     t = time.perf_counter()
     res = probe_many(targets, timeout=TIMEOUT, concurrency=32)
     figures["probe_many_fixed32_s"] = time.perf_counter() - t

@@ -16,7 +16,7 @@ import time
 import httpx
 import pytest
 
-from regctl import health
+from regctl import prober as health
 from tests.helpers import LoopbackServer
 
 pytestmark = pytest.mark.compat  # also run on the oldest and newest Python (.ci/run)

@@ -263,7 +263,7 @@ def test_wait_usage_errors(args):
 def test_cli_default_concurrency_matches_the_prober():
     import inspect
 
-    from regctl import health
+    from regctl import prober
     from regctl.cli import health as cli_health
 
-    assert inspect.signature(cli_health.health).parameters["concurrency"].default == health.DEFAULT_CONCURRENCY
+    assert inspect.signature(cli_health.health).parameters["concurrency"].default == prober.DEFAULT_CONCURRENCY

@@ -9,7 +9,7 @@ import pytest
 
 from regctl.discovery import REASONS, judge
 from regctl.errors import BadResponse, Unreachable
-from regctl.health import ProbeResult
+from regctl.prober import ProbeResult
 from regctl.models import Instance
 from regctl.sandbox.proc import free_port
 from tests.helpers import assert_one_line_error, register, run_cli

@@ -131,7 +131,7 @@ def judge(service: str, *, zk: Sequence[Instance] | None = None, zk_error: str |
 
     ``zk``: the live instances ZooKeeper holds (None: not read; ``zk_error`` says why).
     ``api``: what ``GET /services/{name}`` answered (a list, the error, or None: not asked).
-    ``probes``: instance id -> :class:`regctl.health.ProbeResult`, when probing was asked.
+    ``probes``: instance id -> :class:`regctl.prober.ProbeResult`, when probing was asked.
     ``owners``: the ZooKeeper sessions that own the Config Service's own nodes; a
     candidate owned by another session is on borrowed time (``orphaned-session``), and so is one
     owned by a session in ``dead`` (known gone: see :func:`regctl.transfer.live.current_session`).

@@ -27,7 +27,7 @@ from regctl.discovery import (
     read_registry,
 )
 from regctl.errors import NotAuthorized, NotFound, RegctlError, Unreachable, UsageError
-from regctl.health import probe_many, targets_for
+from regctl.prober import probe_many, targets_for
 from regctl.models import ServiceRow, ZkService
 from regctl.monitor import (
     COULD_NOT_CHECK,

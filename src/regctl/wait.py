@@ -32,7 +32,7 @@ from kazoo.exceptions import NoNodeError
 
 from regctl.discovery import did_you_mean, known_names
 from regctl.errors import RegctlError, Unreachable, UsageError
-from regctl.health import probe_many, targets_for
+from regctl.prober import probe_many, targets_for
 from regctl.models import Instance
 from regctl.names import validate_service_name, zk_join
 from regctl.settings import Endpoint

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from regctl.health import probe_url
+from regctl.prober import probe_url
 from tests.helpers import LoopbackServer
 
 

@@ -76,7 +76,7 @@ def health(
                                              help="Probes open at once, one socket each (at most the file "
                                                   "limit, raised to its hard limit); an endpoint that never "
                                                   "answers holds its slot for --timeout.")
-                 ] = 1024,  # regctl.health.DEFAULT_CONCURRENCY (not imported here: it pulls in httpx)
+                 ] = 1024,  # regctl.prober.DEFAULT_CONCURRENCY (not imported here: it pulls in httpx)
     retries: Annotated[int, typer.Option("--retries", metavar="N", min=0, max=10,
                                          help="Retries per failing probe, with backoff 0.2s, 0.4s, ...")] = 0,
     expect: Annotated[Optional[str], typer.Option("--expect", metavar="CODES", show_default=False,

@@ -252,7 +252,7 @@ def service_url(rc, name: NameArg,
 
 def verified_url(rc, name: str, first_url: str) -> Result:
     """``url --verify``: the /url answer first, then the other healthy-status instances, shuffled."""
-    from regctl.health import ProbeTarget, probe_many
+    from regctl.prober import ProbeTarget, probe_many
 
     instances = [i for i in rc.api().instances(name) if i.discoverable and i.service_url]
     random.SystemRandom().shuffle(instances)  # its own source: never disturbs (or depends on) global state

@@ -23,7 +23,7 @@ from regctl import discovery
 from regctl.deadline import Cut, Raised, Value, run_all, run_with_deadline
 from regctl.doctor.base import CheckRun
 from regctl.errors import RegctlError, Unreachable
-from regctl.health import probe_many, socket_ceiling
+from regctl.prober import probe_many, socket_ceiling
 from regctl.http.api import instances_call
 from regctl.http.bounded import BadEncoding, BodyTooSlow, read_body
 from regctl.http.config import http_options
@@ -297,7 +297,7 @@ def api_rows(run: CheckRun) -> list:
 def probe(run: CheckRun, key: str, targets: list) -> list:
     """``health.probe_many`` over ``targets`` once per ``key``.
 
-    Every target at once, as far as :func:`regctl.health.socket_ceiling` allows, so any number of
+    Every target at once, as far as :func:`regctl.prober.socket_ceiling` allows, so any number of
     hanging instances costs one ``--timeout``, not one per 32; when the ceiling forces several rounds,
     each probe's timeout shrinks so that every round ends within the check's deadline.
     """

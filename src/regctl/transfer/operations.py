@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from regctl import health
+from regctl import prober
 from regctl.errors import BadResponse, UsageError
 from regctl.settings import Endpoint
 from regctl.transfer import live as tl
@@ -284,7 +284,7 @@ def run_import(text: str, name: str, request: ImportRequest, endpoint: Endpoint,
     warnings += live_warnings
     plan = restore.plan_import(entries, live, source, session, force=request.force, own_key=own_key)
     if request.probe and plan.writes:
-        restore.mark_down(plan, lambda targets: health.probe_many(targets, timeout=endpoint.timeout,
+        restore.mark_down(plan, lambda targets: prober.probe_many(targets, timeout=endpoint.timeout,
                                                                   verify=endpoint.verify))
     warnings += [f"{i.service}/{i.instance_id}: {i.reason}" for i in plan.with_action("differs")]
     # writing may replace plan.session by the one it learns: the report keeps the plan as made

@@ -47,7 +47,7 @@ import httpx
 
 from regctl import deadline
 from regctl.errors import RegctlError
-from regctl.health import ProbeTarget
+from regctl.prober import ProbeTarget
 from regctl.http.api import RegistryApi, register_call
 from regctl.http.config import http_options
 from regctl.transfer import live as tl
@@ -181,7 +181,7 @@ def plan_import(entries: Iterable[Entry], live: Mapping[tuple[str, str], Observe
 def mark_down(plan: ImportPlan, probe: Callable[[list], list]) -> None:
     """``--probe``: turn every write whose health URL does not answer now into ``down``.
 
-    ``probe(targets)`` gets :class:`regctl.health.ProbeTarget` objects and returns results in order.
+    ``probe(targets)`` gets :class:`regctl.prober.ProbeTarget` objects and returns results in order.
     """
     todo = plan.writes
     targets = []

@@ -25,7 +25,7 @@ from regctl.doctor.facts import (
     zk_dir,
 )
 from regctl.errors import RegctlError
-from regctl.health import targets_for
+from regctl.prober import targets_for
 from regctl.monitor import monitor_verdicts, run_server_checks
 
 CONFIG_SERVICE = "config-service"

@@ -24,7 +24,7 @@ from regctl.doctor.facts import (
     zk_reader,
 )
 from regctl.errors import NotFound, RegctlError, UsageError
-from regctl.health import ProbeTarget
+from regctl.prober import ProbeTarget
 from regctl.monitor import MAX_SERVER_DEADLINE, contradiction, monitor_verdict, run_server_checks
 from regctl.names import VALID_STATUSES, validate_service_name
 from regctl.views import instances_differ
