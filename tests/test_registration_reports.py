@@ -10,18 +10,15 @@ import json
 import pytest
 
 from regctl.errors import NotFound, Unreachable, UsageError
-from regctl.registration import (
+from regctl.registration.deregister import (
     DeregisterAsk,
     DeregisterOutcome,
-    RegisterFlags,
-    RegisterInput,
     deregister,
     deregister_plan,
     deregister_requests,
-    read_request,
-    register,
-    register_requests,
 )
+from regctl.registration.register import register, register_requests
+from regctl.registration.request import RegisterFlags, RegisterInput, read_request
 from regctl.sandbox.proc import free_port
 from regctl.settings import Endpoint
 

@@ -3,7 +3,16 @@
 import httpx
 import pytest
 
-from regctl import registration as r
+from regctl.registration.deregister import DeregisterRun, plan_deregister, run_deregister, verify_gone
+from regctl.registration.request import (
+    RegisterFlags,
+    from_env,
+    from_flags,
+    load_registrations,
+    parse_env_file,
+    parse_meta,
+)
+from regctl.registration.writes import describe_request
 from regctl.http.api import RegistryApi, deregister_call, register_call
 from regctl.errors import NotFound, Unreachable, UsageError
 from regctl.wait import WaitOutcome
@@ -12,31 +21,31 @@ from regctl.wait import WaitOutcome
 # ---------------------------------------------------------------------------- flags
 
 def test_parse_meta_json_values_and_text():
-    assert r.parse_meta(["v=1.2.3", "n=3", "f=1.5", "ok=true", 'tags=["a"]', 's="3"', "e=", "eq=a=b"]) == {
+    assert parse_meta(["v=1.2.3", "n=3", "f=1.5", "ok=true", 'tags=["a"]', 's="3"', "e=", "eq=a=b"]) == {
         "v": "1.2.3", "n": 3, "f": 1.5, "ok": True, "tags": ["a"], "s": "3", "e": "", "eq": "a=b"}
     with pytest.raises(UsageError, match="key=value"):
-        r.parse_meta(["novalue"])
+        parse_meta(["novalue"])
     with pytest.raises(UsageError):
-        r.parse_meta(["=x"])
+        parse_meta(["=x"])
 
 
 def test_from_flags_url_rules():
-    reg = r.from_flags(r.RegisterFlags(name="svc", port="8090"))
+    reg = from_flags(RegisterFlags(name="svc", port="8090"))
     assert reg.payload() == {"service_name": "svc", "service_url": "http://svc:8090",
                              "health_check_url": "http://svc:8090/health", "service_metadata": {"status": "healthy"}}
-    assert r.from_flags(r.RegisterFlags(name="svc", host="h", port=1)).service_url == "http://h:1"
-    assert r.from_flags(r.RegisterFlags(name="svc", public_url="https://x.example/svc/", port=1)).service_url \
+    assert from_flags(RegisterFlags(name="svc", host="h", port=1)).service_url == "http://h:1"
+    assert from_flags(RegisterFlags(name="svc", public_url="https://x.example/svc/", port=1)).service_url \
         == "https://x.example/svc"
-    assert r.from_flags(r.RegisterFlags(name="svc", url="http://u:2", no_health_url=True)).health_check_url is None
-    assert r.from_flags(r.RegisterFlags(name="svc", url="http://u:2", health_url="http://u:2/hz")).health_check_url \
+    assert from_flags(RegisterFlags(name="svc", url="http://u:2", no_health_url=True)).health_check_url is None
+    assert from_flags(RegisterFlags(name="svc", url="http://u:2", health_url="http://u:2/hz")).health_check_url \
         == "http://u:2/hz"
 
 
 def test_from_flags_explicit_flags_win_over_meta():
-    reg = r.from_flags(r.RegisterFlags(name="svc", url="http://u:2", instance_id="i-1"), status="starting",
+    reg = from_flags(RegisterFlags(name="svc", url="http://u:2", instance_id="i-1"), status="starting",
                        meta={"instance_id": "meta-id", "status": "unknown", "region": "eu"})
     assert reg.metadata == {"instance_id": "i-1", "status": "starting", "region": "eu"}
-    assert r.from_flags(r.RegisterFlags(name="svc", url="http://u:2"), meta={"status": "unknown"}
+    assert from_flags(RegisterFlags(name="svc", url="http://u:2"), meta={"status": "unknown"}
                         ).metadata["status"] == "unknown"
 
 
@@ -57,7 +66,7 @@ def test_from_flags_explicit_flags_win_over_meta():
 def test_from_flags_rejects(kwargs, words):
     with pytest.raises(UsageError, match=words.replace("(", r"\(")):
         flags = {k: v for k, v in kwargs.items() if k not in ("meta", "status")}
-        r.from_flags(r.RegisterFlags(**flags), meta=kwargs.get("meta"), status=kwargs.get("status"))
+        from_flags(RegisterFlags(**flags), meta=kwargs.get("meta"), status=kwargs.get("status"))
 
 
 # ---------------------------------------------------------------------------- environment
@@ -73,12 +82,12 @@ EMPTY=
 ESC="a\\"b\\nc"
 PLAIN=value # comment
 """
-    assert r.parse_env_file(text) == {"SERVICE_NAME": "my-service", "SERVICE_PORT": "8090", "SERVICE_HOST": "my host",
+    assert parse_env_file(text) == {"SERVICE_NAME": "my-service", "SERVICE_PORT": "8090", "SERVICE_HOST": "my host",
                                       "SERVICE_PUBLIC_URL": "https://x/$HOME", "EMPTY": "", "ESC": 'a"b\nc',
                                       "PLAIN": "value"}
     for bad in ("JUSTAWORD", "1X=2", 'A="open', "A='x' trailing"):
         with pytest.raises(UsageError, match="line 1"):
-            r.parse_env_file(bad, "f.env")
+            parse_env_file(bad, "f.env")
 
 
 @pytest.mark.parametrize("env, url", [
@@ -87,36 +96,36 @@ PLAIN=value # comment
     ({"SERVICE_PORT": "8090"}, "http://my-service:8090"),
 ])
 def test_from_env_guide_examples(env, url):
-    reg = r.from_env({"SERVICE_NAME": "my-service", **env}, pid=42)
+    reg = from_env({"SERVICE_NAME": "my-service", **env}, pid=42)
     assert reg.service_url == url and reg.health_check_url == url + "/health"
     assert reg.metadata == {"instance_id": "my-service-42", "status": "healthy"}
 
 
 def test_from_env_file_values_override_and_errors_name_the_variable():
-    reg = r.from_env({"SERVICE_NAME": "a", "SERVICE_PORT": "1"}, {"SERVICE_PORT": "2", "SERVICE_INSTANCE_ID": "x"},
+    reg = from_env({"SERVICE_NAME": "a", "SERVICE_PORT": "1"}, {"SERVICE_PORT": "2", "SERVICE_INSTANCE_ID": "x"},
                      extra_metadata={"version": "9"}, status="starting")
     assert reg.service_url == "http://a:2"
     assert reg.metadata == {"instance_id": "x", "status": "starting", "version": "9"}
     with pytest.raises(UsageError, match="SERVICE_NAME"):
-        r.from_env({})
+        from_env({})
     with pytest.raises(UsageError, match="SERVICE_PORT"):
-        r.from_env({"SERVICE_NAME": "a"})
+        from_env({"SERVICE_NAME": "a"})
     with pytest.raises(UsageError, match="SERVICE_PORT"):
-        r.from_env({"SERVICE_NAME": "a", "SERVICE_PORT": "eighty"})
+        from_env({"SERVICE_NAME": "a", "SERVICE_PORT": "eighty"})
 
 
 # ---------------------------------------------------------------------------- files
 
 def test_load_registrations_shapes_and_keys():
-    one = r.load_registrations('{"service_name": "a", "service_url": "http://a:1"}')
+    one = load_registrations('{"service_name": "a", "service_url": "http://a:1"}')
     assert len(one) == 1 and one[0].health_check_url == "http://a:1/health"
     assert one[0].metadata == {"status": "healthy"}
-    many = r.load_registrations("- {name: a, url: 'http://a:1', instance_id: a-1}\n"
+    many = load_registrations("- {name: a, url: 'http://a:1', instance_id: a-1}\n"
                                 "- {service_name: b, service_url: 'http://b:1', health_check_url: null,"
                                 " service_metadata: {status: unknown, zone: z}}\n")
     assert [x.instance_id for x in many] == ["a-1", None]
     assert many[1].health_check_url is None and many[1].metadata == {"status": "unknown", "zone": "z"}
-    wrapped = r.load_registrations('{"registrations": [{"name": "c", "url": "http://c:1", "meta": {"k": 1}}]}')
+    wrapped = load_registrations('{"registrations": [{"name": "c", "url": "http://c:1", "meta": {"k": 1}}]}')
     assert wrapped[0].metadata == {"k": 1, "status": "healthy"}
 
 
@@ -134,20 +143,20 @@ def test_load_registrations_shapes_and_keys():
 ])
 def test_load_registrations_errors(text, words):
     with pytest.raises(UsageError, match=words):
-        r.load_registrations(text, "regs.yaml")
+        load_registrations(text, "regs.yaml")
 
 
 def test_load_registrations_error_names_the_entry():
     with pytest.raises(UsageError) as info:
-        r.load_registrations("- {name: a, url: 'http://a:1'}\n- {name: b, url: 'ftp://b'}", "regs.yaml")
+        load_registrations("- {name: a, url: 'http://a:1'}\n- {name: b, url: 'ftp://b'}", "regs.yaml")
     assert info.value.where == "regs.yaml entry 2"
 
 
 def test_describe_request():
-    reg = r.from_flags(r.RegisterFlags(name="a", url="http://a:1", instance_id="a-1"))
-    req = r.describe_request("http://cs:8082/", register_call(reg.payload()))
+    reg = from_flags(RegisterFlags(name="a", url="http://a:1", instance_id="a-1"))
+    req = describe_request("http://cs:8082/", register_call(reg.payload()))
     assert req == {"method": "POST", "url": "http://cs:8082/api/v1/registry/register", "json": reg.payload()}
-    req = r.describe_request("http://cs:8082", deregister_call("a b", "x&y"))
+    req = describe_request("http://cs:8082", deregister_call("a b", "x&y"))
     assert req["url"] == "http://cs:8082/api/v1/registry/deregister?service_name=a+b&instance_id=x%26y"
     assert req["json"] is None
 
@@ -155,28 +164,28 @@ def test_describe_request():
 # ---------------------------------------------------------------------------- deregister planning
 
 def test_plan_named_ids():
-    plan = r.plan_deregister("s", ["b", "a", "b"], False, {"a", "b", "c"}, "zookeeper")
+    plan = plan_deregister("s", ["b", "a", "b"], False, {"a", "b", "c"}, "zookeeper")
     assert plan.instance_ids == ("b", "a") and plan.not_live == ()
     with pytest.raises(NotFound, match="not live in ZooKeeper.*ok regardless") as info:
-        r.plan_deregister("s", ["a", "zz"], False, {"a"}, "zookeeper")
+        plan_deregister("s", ["a", "zz"], False, {"a"}, "zookeeper")
     assert "zz" in info.value.message and "a," not in info.value.message
     with pytest.raises(NotFound, match="the API's instance list"):
-        r.plan_deregister("s", ["zz"], False, set(), "api")
-    forced = r.plan_deregister("s", ["a", "zz"], False, {"a"}, "api", force=True)
+        plan_deregister("s", ["zz"], False, set(), "api")
+    forced = plan_deregister("s", ["a", "zz"], False, {"a"}, "api", force=True)
     assert forced.instance_ids == ("a", "zz") and forced.not_live == ("zz",)
 
 
 def test_plan_all_is_exactly_the_live_set():
-    plan = r.plan_deregister("s", [], True, ["c", "a"], "zookeeper")
+    plan = plan_deregister("s", [], True, ["c", "a"], "zookeeper")
     assert plan.instance_ids == ("a", "c")
     with pytest.raises(NotFound, match="no live instances"):
-        r.plan_deregister("s", [], True, [], "zookeeper")
+        plan_deregister("s", [], True, [], "zookeeper")
     with pytest.raises(UsageError):
-        r.plan_deregister("s", ["a"], True, ["a"], "zookeeper")
+        plan_deregister("s", ["a"], True, ["a"], "zookeeper")
     with pytest.raises(UsageError):
-        r.plan_deregister("s", [], False, ["a"], "zookeeper")
+        plan_deregister("s", [], False, ["a"], "zookeeper")
     with pytest.raises(UsageError):
-        r.plan_deregister("s", [".."], False, [".."], "zookeeper", force=True)
+        plan_deregister("s", [".."], False, [".."], "zookeeper", force=True)
 
 
 def _api(handler):
@@ -193,12 +202,12 @@ def test_run_deregister_interrupted_mid_batch_reports_exactly():
         sent.append(iid)
         return httpx.Response(200, json={"status": "ok"})
 
-    plan = r.plan_deregister("s", ["a", "b", "c"], False, {"a", "b", "c"}, "zookeeper")
+    plan = plan_deregister("s", ["a", "b", "c"], False, {"a", "b", "c"}, "zookeeper")
     with _api(handler) as api:
-        run = r.run_deregister(api.deregister, plan)
+        run = run_deregister(api.deregister, plan)
     assert run.interrupted and sent == ["a"]
     assert run.outcome == {"a": "sent", "b": "interrupted", "c": "not-attempted"}
-    assert r.verify_gone(run, lambda: ["b", "c"], settle_s=0) is None
+    assert verify_gone(run, lambda: ["b", "c"], settle_s=0) is None
     assert run.outcome == {"a": "removed", "b": "still-present", "c": "not-attempted"}
 
 
@@ -211,25 +220,25 @@ def test_run_deregister_stops_when_registry_goes_away_and_continues_after_bad_an
             raise httpx.ConnectError("connection refused")
         return httpx.Response(200, json={"status": "ok"})
 
-    plan = r.plan_deregister("s", ["a", "b", "c"], False, {"a", "b", "c"}, "api")
+    plan = plan_deregister("s", ["a", "b", "c"], False, {"a", "b", "c"}, "api")
     with _api(handler) as api:
-        run = r.run_deregister(api.deregister, plan)
+        run = run_deregister(api.deregister, plan)
     assert run.outcome == {"a": "failed", "b": "failed", "c": "not-attempted"}
     assert isinstance(run.stopped_by, Unreachable) and "500" in str(run.errors["a"])
 
 
 def test_verify_gone_settles_and_reports_check_failures():
-    run = r.DeregisterRun("s", {"a": "sent", "b": "sent"})
+    run = DeregisterRun("s", {"a": "sent", "b": "sent"})
     reads = iter([["a", "b"], ["b"], []])
-    assert r.verify_gone(run, lambda: next(reads), settle_s=5, poll_s=0.01) is None
+    assert verify_gone(run, lambda: next(reads), settle_s=5, poll_s=0.01) is None
     assert run.outcome == {"a": "removed", "b": "removed"}
 
-    run = r.DeregisterRun("s", {"a": "sent"})
+    run = DeregisterRun("s", {"a": "sent"})
 
     def broken():
         raise Unreachable("zk down")
 
-    err = r.verify_gone(run, broken)
+    err = verify_gone(run, broken)
     assert isinstance(err, Unreachable) and run.outcome == {"a": "unverified"}
 
 

@@ -79,13 +79,15 @@ def register_service(
 
     Example: regctl register --name asr-service --url http://asr:8090 --meta version=1.2.3
     """
-    from regctl import registration as core  # pulls in httpx and kazoo: not on the start-up path
+    # pulls in httpx and kazoo: not on the start-up path
+    from regctl.registration.register import register as run_register, register_requests
+    from regctl.registration.request import RegisterFlags, RegisterInput, read_request
 
-    flags = core.RegisterFlags(name, url, host, port, public_url, health_url, no_health_url, instance_id)
-    request = core.read_request(core.RegisterInput(flags, tuple(meta or ()), status, from_env, env_file, file))
+    flags = RegisterFlags(name, url, host, port, public_url, health_url, no_health_url, instance_id)
+    request = read_request(RegisterInput(flags, tuple(meta or ()), status, from_env, env_file, file))
     if dry_run:
-        return _register_dry_run(core.register_requests(rc.settings.endpoint, request), request.warnings)
-    report = core.register(rc.settings.endpoint, request, api=rc.api, zk=rc.zk)
+        return _register_dry_run(register_requests(rc.settings.endpoint, request), request.warnings)
+    report = run_register(rc.settings.endpoint, request, api=rc.api, zk=rc.zk)
     if report.error is not None and report.nothing_happened:
         raise report.error
     notes, warnings = _register_messages(report)
@@ -163,18 +165,19 @@ def deregister_service(
 
     Example: regctl deregister asr-service asr-1 asr-2 --yes
     """
-    from regctl import registration as core  # pulls in httpx and kazoo: not on the start-up path
+    # pulls in httpx and kazoo: not on the start-up path
+    from regctl.registration.deregister import DeregisterAsk, deregister, deregister_plan, deregister_requests
 
-    ask = core.DeregisterAsk(name, tuple(instance_ids or ()), all_live=all_, force=force)
+    ask = DeregisterAsk(name, tuple(instance_ids or ()), all_live=all_, force=force)
     interactive = stdin_is_tty()
     if not dry_run and not yes and not interactive:
         raise UsageError("refusing to deregister without confirmation: stdin is not a terminal",
                          hint="pass --yes")
     endpoint = rc.settings.endpoint
-    plan = core.deregister_plan(endpoint, ask, api=rc.api, zk=rc.zk)
+    plan = deregister_plan(endpoint, ask, api=rc.api, zk=rc.zk)
     forced = [f"--force: {', '.join(plan.not_live)} not live; sending anyway"] if plan.not_live else []
     if dry_run:
-        calls = core.deregister_requests(endpoint, plan)
+        calls = deregister_requests(endpoint, plan)
         return Result(data={"dry_run": True, "plan": plan.to_dict(), "requests": calls},
                       lines=[f"{c['method']} {c['url']}" for c in calls],
                       notes=[f"dry run: would deregister {len(calls)} instance(s) of {name}; nothing sent"],
@@ -187,7 +190,7 @@ def deregister_service(
         if not confirm(f"Deregister them from {rc.target}?"):
             return Result(data={"dry_run": False, "plan": plan.to_dict(), "results": [], "confirmed": False},
                           error=NotFound("not confirmed; nothing was deregistered", hint="answer y, or pass --yes"))
-    return _deregister_result(core.deregister(endpoint, plan, api=rc.api, zk=rc.zk))
+    return _deregister_result(deregister(endpoint, plan, api=rc.api, zk=rc.zk))
 
 
 def _deregister_result(report) -> Result:

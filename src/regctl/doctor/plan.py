@@ -20,7 +20,7 @@ from regctl.doctor.base import CheckResult, DoctorConfig, parse_ignore
 from regctl.doctor.registry import DoctorReport, run_checks, select_checks
 from regctl.errors import UsageError
 from regctl.http.bounded import CONFIG_FILE_MAX_BYTES, read_file_text
-from regctl.registration import parse_env_file
+from regctl.registration.request import parse_env_file
 from regctl.settings import Endpoint
 
 #: environment variable forcing container detection on (1) or off (0)
