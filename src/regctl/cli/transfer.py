@@ -169,10 +169,10 @@ def import_registry(
     request = ops.ImportRequest(tuple(only) if only else None, skip_invalid, probe, force, config_instance, dry_run)
     try:
         report = ops.run_import(text, name, request, rc.settings.endpoint, rc, None if yes else _asker(rc))
-    except ops.InvalidEntries as exc:
+    except ops.InvalidEntries as exc:  # several: each named first; the error is a UsageError like any other
         for i in exc.invalid if len(exc.invalid) > 1 else ():
             rc.out.warn(f"{i.where}: {i.reason}")
-        raise
+        raise UsageError(exc.message, where=exc.where, hint=exc.hint_template) from None
     return _import_result(report)
 
 
