@@ -19,6 +19,7 @@ from regctl.names import zk_join
 from regctl.settings import Endpoint
 from regctl.transfer import live as tl
 
+
 # ---------------------------------------------------------------------------
 # requests as they would be sent (for --dry-run)
 # ---------------------------------------------------------------------------
