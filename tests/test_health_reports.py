@@ -5,7 +5,8 @@ import threading
 
 import pytest
 
-from regctl.cli.render import Output, ProgressBar
+from regctl.cli.live import ProgressBar
+from regctl.cli.render import Output
 from regctl.errors import Unreachable, UsageError
 from regctl.health import HealthInterrupted, HealthRequest, check_health
 from regctl.sandbox.proc import free_port

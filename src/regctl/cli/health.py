@@ -7,7 +7,8 @@ import typer
 
 from regctl.cli.completion.lookup import complete_service_names
 from regctl.cli.options import command
-from regctl.cli.render import Column, ProgressBar, Result, Table, status_style
+from regctl.cli.live import ProgressBar
+from regctl.cli.render import Column, Result, Table, status_style
 from regctl.errors import ExitCode, NotFound, Unreachable, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover - the core modules pull in httpx and kazoo: imported when a command runs

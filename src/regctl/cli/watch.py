@@ -11,7 +11,7 @@ Output (stdout), chosen once at start:
   per event (``<time> ADDED svc/id url status``).
 
 Streaming output cannot wait for a single :class:`Result`: the events go to
-:class:`regctl.cli.render.EventStream` as they happen; the :class:`Result` carries how it ended.
+:class:`regctl.cli.live.EventStream` as they happen; the :class:`Result` carries how it ended.
 """
 
 from typing import Annotated, Optional
@@ -19,7 +19,8 @@ from typing import Annotated, Optional
 import typer
 
 from regctl.cli.options import ServiceNamesArg, command
-from regctl.cli.render import EventStream, Result
+from regctl.cli.live import EventStream
+from regctl.cli.render import Result
 from regctl.errors import UsageError
 
 
