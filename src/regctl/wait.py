@@ -134,9 +134,6 @@ class WaitReport:
                 "probes": [p.to_dict() for p in self.probes]}
 
 
-#: the name reports had before :class:`WaitReport`
-WaitOutcome = WaitReport
-
 
 @dataclass
 class _Round:

@@ -15,7 +15,7 @@ from regctl.registration.request import (
 from regctl.registration.writes import describe_request
 from regctl.http.api import RegistryApi, deregister_call, register_call
 from regctl.errors import NotFound, Unreachable, UsageError
-from regctl.wait import WaitOutcome
+from regctl.wait import WaitReport
 
 
 # ---------------------------------------------------------------------------- flags
@@ -243,6 +243,6 @@ def test_verify_gone_settles_and_reports_check_failures():
 
 
 def test_wait_outcome_summary():
-    o = WaitOutcome("s", False, 3, 2, 1, 30.2, "zookeeper")
+    o = WaitReport("s", False, 3, 2, 1, 30.2, "zookeeper")
     assert o.summary() == "2 of 3 instances live, 1 with status healthy after 30s"
-    assert WaitOutcome("s", False, 1, 0, None, 1.04, "api").summary() == "0 of 1 instance live after 1.0s"
+    assert WaitReport("s", False, 1, 0, None, 1.04, "api").summary() == "0 of 1 instance live after 1.0s"
