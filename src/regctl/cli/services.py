@@ -8,6 +8,7 @@ import typer
 from regctl.cli.completion.lookup import complete_service_names
 from regctl.cli.options import ServiceNameArg, SourceOpt, command
 from regctl.cli.render import Column, Result, Table, flag_style, status_style
+from regctl.cli.tables import age_text
 from regctl.cli.version import version_info
 from regctl.discovery import did_you_mean, known_names
 from regctl.errors import NotFound, RegctlError
@@ -32,16 +33,7 @@ def short_time(value: "str | None") -> "str | None":
 
 
 def human_age(seconds: "float | None") -> "str | None":
-    if seconds is None:
-        return None
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+    return None if seconds is None else age_text(seconds)
 
 
 # ---------------------------------------------------------------------------
