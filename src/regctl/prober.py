@@ -207,7 +207,7 @@ def _plain_request(url: str) -> "tuple[str, int, bytes, object] | None":
 
 
 def _request_bytes(target: bytes, netloc: bytes) -> bytes:
-    """The probe's GET, byte for byte what h11 writes for it (tests/test_bounds_health_http.py compares)."""
+    """The probe's GET, byte for byte what h11 writes for it (tests/test_contract_bounded_probes.py compares)."""
     return b"GET " + target + b" HTTP/1.1\r\nHost: " + netloc + b"\r\n" + _PROBE_HEADERS
 
 

@@ -4,7 +4,7 @@ Anyone can write the registry (its API has no authentication), so instance data,
 the servers they point at are the attacker's. Each test below is one attack found on a
 sandbox, replayed against real parts: a real ZooKeeper (256 MB heap, as the sandbox starts
 it), raw loopback servers, regctl as a subprocess where memory and time are the point
-(its own peak RSS measured as in tests/test_bounds_http.py).
+(its own peak RSS measured as in tests/test_contract_bounded_reads.py).
 
 What must hold: exit 0-3 (never 70), RSS under 150 MB, time within 2 x --timeout + 1 s,
 ZooKeeper alive, credentials never received by a foreign listener, lookalike names flagged,
@@ -23,7 +23,7 @@ import time
 import pytest
 
 from tests.helpers import LoopbackServer, run_cli
-from tests.test_bounds_http import PEAK_RSS_MB, gzip_bomb, run_measured
+from tests.test_contract_bounded_reads import PEAK_RSS_MB, gzip_bomb, run_measured
 
 TIMEOUT = 3
 #: what the brief allows a hostile answer to cost: twice --timeout plus a second

@@ -2,7 +2,7 @@
 command line asks for (live names, files where a file is wanted, nothing else), and neither
 `regctl completion` nor `regctl config` depends on the connection settings being valid.
 
-The real shells (bash, zsh, fish with a real TAB) are driven in tests/test_completion_shells.py.
+The real shells (bash, zsh, fish with a real TAB) are driven in tests/test_cli_completion_shells.py.
 """
 
 import json
@@ -420,8 +420,8 @@ def test_printing_the_script_prepares_the_quick_path(cache_home):
 def test_a_hostile_zookeeper_costs_completion_its_budget_and_bounded_memory(mode, cache_home):
     """A 0x7fffffff frame or a 30 s session then silence: no candidates, nothing else printed, the
     lookup's budget (twice it plus a second at most) and bounded memory, as for the main reader."""
-    from tests.test_bounds_http import PEAK_RSS_MB, run_measured
-    from tests.test_hostile_round2 import FakeZooKeeper
+    from tests.test_contract_bounded_reads import PEAK_RSS_MB, run_measured
+    from tests.test_contract_untrusted_input import FakeZooKeeper
 
     budget = 2.0
     srv = FakeZooKeeper(mode)
@@ -442,7 +442,7 @@ def test_the_completion_zookeeper_client_is_hardened_itself(mode):
     """Not only abandoned when the budget runs out: the ZooKeeper lookup itself ends within it."""
     from regctl.cli.completion.lookup import _from_zookeeper
     from regctl.settings import resolve
-    from tests.test_hostile_round2 import FakeZooKeeper
+    from tests.test_contract_untrusted_input import FakeZooKeeper
 
     srv = FakeZooKeeper(mode)
     settings = resolve({"zk_hosts": srv.hosts, "config_url": "http://127.0.0.1:9"})

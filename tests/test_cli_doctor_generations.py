@@ -8,7 +8,7 @@ import pytest
 
 from regctl.sandbox.registry.monitor import SEEDED_SERVICES
 from tests.test_cli_doctor import doctor, one, rows
-from tests.test_doctor_failures import assert_only_cause
+from tests.test_cli_doctor_failures import assert_only_cause
 from tests import test_sandbox_generations
 from tests.test_sandbox_generations import FAST
 
