@@ -32,6 +32,7 @@ from typing import Mapping
 import httpx
 
 from regctl.sandbox.proc import free_port
+from tests.helpers import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 GENERATIONS = ("earlier", "later")
@@ -354,16 +355,6 @@ class ConfigService:
                        check=True, capture_output=True, timeout=120)
 
 
-def wait_until(pred, timeout: float, interval: float = 0.2, what: str = "condition"):
-    """Poll ``pred`` until it returns a truthy value; return it, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached within {timeout}s")
-        time.sleep(interval)
 
 
 def in_ci(env: Mapping[str, str] = os.environ) -> bool:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from regctl.sandbox.proc import free_port
-from tests.helpers import assert_one_line_error, run_cli
+from tests.helpers import assert_one_line_error, register, run_cli
 
 TIMEOUT = 1.0
 NOT_IN_CONTAINER = {"REGCTL_DOCTOR_IN_CONTAINER": "0"}
@@ -80,15 +80,6 @@ def tiny():
         s.close()
 
 
-def register(registry, name, iid, url, status="healthy", health=True):
-    meta = {"instance_id": iid}
-    if status is not None:
-        meta["status"] = status
-    body = {"service_name": name, "service_url": url, "health_check_url": url + "/health" if health else None,
-            "service_metadata": meta}
-    r = httpx.post(registry.api + "/register", json=body, timeout=5)
-    assert r.status_code == 201, r.text
-    return r.json()["instance_id"]
 
 
 def deregister(registry, name, iid):
@@ -295,7 +286,7 @@ def svc_env(registry, **extra):
 
 def test_healthy_service_passes(registry, tiny):
     app = tiny(status=200)
-    register(registry, "asr", "asr-1", app.url)
+    register(registry, "asr", "asr-1", url=app.url)
     res = doctor("service", "--service", "asr", "-o", "json", env=registry.env)
     assert res.exit_code == 0, res
     monitor = one(res, "service.monitor")
@@ -314,7 +305,7 @@ def test_service_checks_skip_without_a_service(registry):
 
 def test_health_endpoint_answering_500(registry, tiny):
     app = tiny(status=500, body=b'{"status": "broken"}')
-    register(registry, "tts", "tts-1", app.url)
+    register(registry, "tts", "tts-1", url=app.url)
     res = doctor("service.reachable", "--service", "tts", "-o", "json", env=registry.env)
     assert res.exit_code == 1
     row = one(res, "service.reachable")
@@ -324,14 +315,14 @@ def test_health_endpoint_answering_500(registry, tiny):
 
 def test_health_endpoint_that_never_answers(registry, tiny):
     app = tiny(hang=True)
-    register(registry, "slow", "slow-1", app.url)
+    register(registry, "slow", "slow-1", url=app.url)
     res = doctor("service.reachable", "--service", "slow", "-o", "json", env=registry.env)
     row = one(res, "service.reachable")
     assert row["status"] == "fail" and "timeout" in row["finding"]
 
 
 def test_registered_url_on_a_closed_port(registry):
-    register(registry, "gone", "gone-1", f"http://127.0.0.1:{free_port()}")
+    register(registry, "gone", "gone-1", url=f"http://127.0.0.1:{free_port()}")
     res = doctor("service.reachable", "--service", "gone", "-o", "json", env=registry.env)
     row = one(res, "service.reachable")
     assert row["status"] == "fail" and "refused" in row["finding"] and "zombie" in row["hint"]
@@ -339,7 +330,7 @@ def test_registered_url_on_a_closed_port(registry):
 
 def test_instance_without_status_is_not_discoverable(registry, tiny):
     app = tiny(status=200)
-    register(registry, "audit", "audit-1", app.url, status=None)
+    register(registry, "audit", "audit-1", url=app.url, status=None)
     res = doctor("service", "--service", "audit", "-o", "json", env=registry.env)
     assert res.exit_code == 1
     row = one(res, "service.discoverable")
@@ -350,7 +341,7 @@ def test_instance_without_status_is_not_discoverable(registry, tiny):
 
 def test_deregistered_service_row_without_live_instance(registry, tiny):
     app = tiny(status=200)
-    register(registry, "billing", "billing-1", app.url)
+    register(registry, "billing", "billing-1", url=app.url)
     deregister(registry, "billing", "billing-1")
     res = doctor("service.registered", "--service", "billing", "-o", "json", env=registry.env)
     assert res.exit_code == 1
@@ -371,7 +362,7 @@ def test_never_registered_service(registry):
 
 def test_expected_instance_id_from_env_file(registry, tiny, tmp_path):
     app = tiny(status=200)
-    register(registry, "nmt", "nmt-1", app.url)
+    register(registry, "nmt", "nmt-1", url=app.url)
     f = tmp_path / ".env"
     f.write_text("SERVICE_NAME=nmt\nSERVICE_PORT=8091\nSERVICE_INSTANCE_ID=nmt-7\n")
     res = doctor("service.registered", "--env-file", str(f), "-o", "json", env=registry.env)
@@ -395,7 +386,7 @@ def test_status_the_config_service_cannot_parse(registry, kazoo_client, tiny):
 
 def test_api_cache_disagreeing_with_zookeeper(registry, kazoo_client, tiny):
     app = tiny(status=200)
-    register(registry, "cached", "cached-1", app.url)
+    register(registry, "cached", "cached-1", url=app.url)
     httpx.get(registry.api + "/services/cached", timeout=5)  # fill the 60 s cache
     kazoo_client.delete(f"{registry.base_path}/cached/instances/cached-1")
     res = doctor("service.api-view", "--service", "cached", "-o", "json", env=registry.env)

@@ -7,7 +7,8 @@ import re
 
 from regctl.sandbox.proc import free_port
 from tests import test_cli_doctor
-from tests.test_cli_doctor import doctor, one, register, rows
+from tests.helpers import register
+from tests.test_cli_doctor import doctor, one, rows
 
 tiny = test_cli_doctor.tiny  # the fixture, shared
 
@@ -38,7 +39,7 @@ def test_the_files_config_service_url_is_probed_when_it_differs(registry, tmp_pa
 
 
 def test_a_wrong_port_in_the_file_fails_naming_both_urls(registry, tmp_path):
-    register(registry, "nmt", "nmt-1", "http://127.0.0.1:8090")
+    register(registry, "nmt", "nmt-1", url="http://127.0.0.1:8090")
     wrong = env_file(tmp_path, SERVICE_NAME="nmt", SERVICE_HOST="127.0.0.1", SERVICE_PORT="8091",
                      SERVICE_INSTANCE_ID="nmt-1", CONFIG_SERVICE_URL=registry.url)
     res = doctor("env.registered-url", "--env-file", wrong, "-o", "json", env=registry.env)
@@ -62,8 +63,8 @@ def test_a_wrong_port_in_the_file_fails_naming_both_urls(registry, tmp_path):
 
 def test_docker_network_names_are_not_zombies(make_registry, tiny):
     registry = make_registry(self_url="http://config-service:8082")  # its own node, as in Docker Compose
-    register(registry, "asr", "asr-1", "http://asr-service:8090")
-    register(registry, "tts", "tts-1", tiny(status=200).url)
+    register(registry, "asr", "asr-1", url="http://asr-service:8090")
+    register(registry, "tts", "tts-1", url=tiny(status=200).url)
     res = doctor("hygiene.zombies", "--all", "-o", "json", env=registry.env)
     assert res.exit_code == 0, res
     (row,) = rows(res)["hygiene.zombies"]
@@ -84,7 +85,7 @@ def test_findings_wrap_to_the_terminal_width(registry):
 
 
 def test_service_hides_rows_skipped_for_lack_of_input_unless_verbose(registry, tiny):
-    register(registry, "asr", "asr-1", tiny(status=200).url)
+    register(registry, "asr", "asr-1", url=tiny(status=200).url)
     res = doctor("--service", "asr", "--no-color", env=registry.env)
     assert res.exit_code == 0, res
     assert "env.required" not in res.stdout and "hygiene.zombies" not in res.stdout

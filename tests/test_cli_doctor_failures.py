@@ -4,13 +4,14 @@ names the cause with its fix, no row blames something else, and the exit code sa
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
 
 from tests import test_cli_doctor
-from tests.test_cli_doctor import doctor, one, register, rows
+from tests.helpers import register
+from tests.test_cli_doctor import doctor, one, rows
+from tests.helpers import wait_until
 
 tiny = test_cli_doctor.tiny  # the fixture, shared
 
@@ -67,7 +68,7 @@ def app(tiny):
 
 
 def test_redis_down(registry, app):
-    register(registry, "asr", "asr-1", app.url)
+    register(registry, "asr", "asr-1", url=app.url)
     registry.server.faults.add("redis")
     res = doctor("--service", "asr", "-o", "json", env=registry.env)
     row = assert_only_cause(res, "cause.redis")
@@ -81,7 +82,7 @@ def test_redis_down(registry, app):
 
 
 def test_postgres_down(registry, app):
-    register(registry, "asr", "asr-1", app.url)
+    register(registry, "asr", "asr-1", url=app.url)
     registry.server.faults.add("postgres")
     res = doctor("--service", "asr", "-o", "json", env=registry.env)
     row = assert_only_cause(res, "cause.postgres")
@@ -92,7 +93,7 @@ def test_postgres_down(registry, app):
 
 
 def test_a_bad_status_in_one_service(registry, kazoo_client, app):
-    register(registry, "asr", "asr-1", app.url)
+    register(registry, "asr", "asr-1", url=app.url)
     kazoo_client.create(f"{registry.base_path}/odd/instances/odd-1",
                         json.dumps({"instance_id": "odd-1", "service_url": app.url, "status": "UP"}).encode(),
                         ephemeral=True, makepath=True)
@@ -108,7 +109,7 @@ def test_a_bad_status_in_one_service(registry, kazoo_client, app):
 
 def test_the_config_services_own_zookeeper_client_lost(make_registry, app):
     registry = make_registry(zk_timeout=4.0)
-    register(registry, "asr", "asr-1", app.url)
+    register(registry, "asr", "asr-1", url=app.url)
     registry.server.lose_zk_client()
     res = doctor("--service", "asr", "-o", "json", env=registry.env)
     row = assert_only_cause(res, "cause.zk-client")
@@ -117,19 +118,12 @@ def test_the_config_services_own_zookeeper_client_lost(make_registry, app):
     assert "config.zookeeper" in {r["name"] for r in explained(res, "cause.zk-client")}
 
 
-def wait_until(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def test_a_restart_while_the_old_sessions_nodes_linger_and_after_they_vanish(make_registry, kazoo_client, tiny):
     registry = make_registry(zk_timeout=4.0)
     for name in ("asr", "tts"):
-        register(registry, name, f"{name}-1", tiny(status=200).url)
+        register(registry, name, f"{name}-1", url=tiny(status=200).url)
     registry.server.restart(linger=True)
     res = doctor("--all", "-o", "json", env=registry.env)
     row = assert_only_cause(res, "cause.restart")
@@ -151,8 +145,8 @@ def test_a_restart_while_the_old_sessions_nodes_linger_and_after_they_vanish(mak
 
 
 def test_a_stale_cache(registry, kazoo_client, app):
-    register(registry, "cached", "cached-1", app.url)
-    register(registry, "cached", "cached-2", app.url)
+    register(registry, "cached", "cached-1", url=app.url)
+    register(registry, "cached", "cached-2", url=app.url)
     httpx.get(registry.api + "/services/cached", timeout=5)  # fill the 60 s cache
     kazoo_client.delete(f"{registry.base_path}/cached/instances/cached-1")
     res = doctor("--service", "cached", "-o", "json", env=registry.env, )
@@ -170,7 +164,7 @@ def test_a_stale_cache(registry, kazoo_client, app):
 
 
 def test_a_healthy_registry_names_no_cause(registry, app):
-    register(registry, "asr", "asr-1", app.url)
+    register(registry, "asr", "asr-1", url=app.url)
     res = doctor("cause", "--all", "-o", "json", env=registry.env)
     assert res.exit_code == 0, res
     assert {r["status"] for r in res.json["checks"]} == {"pass"}, res.json["checks"]
@@ -186,7 +180,7 @@ def test_a_config_service_that_never_answers_names_no_cause_and_is_not_waited_on
 
 
 def test_odd_service_names_do_not_stop_the_cause_checks(registry, kazoo_client, app):
-    register(registry, "asr", "asr-1", app.url)
+    register(registry, "asr", "asr-1", url=app.url)
     for odd in (" lead", "x" * 250):  # names the registry holds but regctl's own validation would refuse
         kazoo_client.create(f"{registry.base_path}/{odd}/instances/i-1",
                             json.dumps({"instance_id": "i-1", "service_url": app.url, "status": "healthy"}).encode(),

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import run_cli
+from tests.helpers import register, run_cli
 
 REGCTL = str(Path(sys.executable).with_name("regctl"))
 
@@ -47,7 +47,6 @@ def test_doctor_on_an_ascii_terminal_writes_ascii_marks_not_a_crash():
 
 import re  # noqa: E402
 import socket  # noqa: E402
-import threading  # noqa: E402
 
 import httpx  # noqa: E402
 import yaml  # noqa: E402
@@ -82,11 +81,6 @@ def test_demo_all_shows_its_three_problems_first_in_at_most_15_lines(demo_sandbo
     assert max(len(line) for line in verbose.stdout.splitlines() if not line.startswith("  ")) <= 80
 
 
-def _register(registry, name, iid, url, status="healthy"):
-    body = {"service_name": name, "service_url": url, "health_check_url": url + "/health",
-            "service_metadata": {"instance_id": iid, "status": status}}
-    r = httpx.post(registry.api + "/register", json=body, timeout=10)
-    assert r.status_code == 201, r.text
 
 
 def _deregister(registry, name, iid):
@@ -96,7 +90,7 @@ def _deregister(registry, name, iid):
 
 def _stale(registry, *names):
     for name in names:
-        _register(registry, name, f"{name}-1", "http://127.0.0.1:9")
+        register(registry, name, f"{name}-1", url="http://127.0.0.1:9")
         _deregister(registry, name, f"{name}-1")
 
 
@@ -149,8 +143,8 @@ def test_zombies_are_named_among_40_hanging_instances(registry):
     port = hang.getsockname()[1]
     try:
         for i in range(40):
-            _register(registry, "slow", f"slow-{i}", f"http://127.0.0.1:{port}/i{i}")
-        _register(registry, "dead", "dead-1", f"http://127.0.0.1:{free_port()}")
+            register(registry, "slow", f"slow-{i}", url=f"http://127.0.0.1:{port}/i{i}")
+        register(registry, "dead", "dead-1", url=f"http://127.0.0.1:{free_port()}")
         env = {**registry.env, "COLUMNS": "80"}
         doc = run_cli("doctor", "hygiene.zombies", "--all", "--timeout", "1", "-o", "json", env=env).json
         rows = [r for r in doc["checks"] if r["name"] == "hygiene.zombies"]

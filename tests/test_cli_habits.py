@@ -6,7 +6,8 @@ import re
 import pytest
 
 from tests.helpers import run_cli
-from tests.test_cli_services import deregister, register
+from tests.helpers import register
+from tests.test_cli_services import deregister
 
 
 @pytest.fixture

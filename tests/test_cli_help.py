@@ -11,7 +11,6 @@ import sys
 
 import pytest
 
-from regctl.cli.options import COMMON_OPTIONS
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.compat

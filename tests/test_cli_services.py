@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from regctl.sandbox.proc import free_port
-from tests.helpers import assert_one_line_error, run_cli
+from tests.helpers import assert_one_line_error, register, run_cli
 
 pytestmark = pytest.mark.compat  # also run on the oldest and newest Python (.ci/run)
 
@@ -18,14 +18,6 @@ INSTANCE_KEYS = {"service_name", "instance_id", "service_url", "health_check_url
 NODE_KEYS = {"path", "created", "modified", "age_seconds", "ephemeral_owner", "version", "data_length"}
 
 
-def register(registry, name, iid, status="healthy", url=None, **meta):
-    meta = {"instance_id": iid, **({"status": status} if status else {}), **meta}
-    url = url or f"http://{name}.test:8090"
-    r = httpx.post(f"{registry.url}/api/v1/registry/register",
-                   json={"service_name": name, "service_url": url, "health_check_url": url + "/health",
-                         "service_metadata": meta}, timeout=5)
-    assert r.status_code == 201, r.text
-    return r.json()["instance_id"]
 
 
 def deregister(registry, name, iid):

@@ -15,21 +15,9 @@ import pytest
 
 from regctl.http.api import RegistryApi
 from tests.conftest import free_port
-from tests.helpers import assert_one_line_error, run_cli
+from tests.helpers import assert_one_line_error, register, run_cli
 
 
-def register(url, name, iid, svc_url=None, tries=1):
-    last = None
-    for _ in range(tries):
-        try:
-            with RegistryApi(url, timeout=5) as api:
-                return api.register({"service_name": name, "service_url": svc_url or f"http://{name}.test:80",
-                                     "health_check_url": None,
-                                     "service_metadata": {"instance_id": iid, "status": "healthy"}})
-        except Exception as exc:  # the registry may still be reconnecting to ZooKeeper
-            last = exc
-            time.sleep(0.5)
-    raise AssertionError(f"could not register {name}/{iid}: {last}")
 
 
 def deregister(url, name, iid):
@@ -136,9 +124,9 @@ def test_json_lines_added_and_removed(registry, watches):
     w = watches(registry.env, "-o", "json", "--for", "60", "--count", "2")
     start = w.event("resync", reason="start")
     assert start["instances"] >= 1  # the registry's own config-service instance
-    register(registry.url, "asr-service", "asr-1")
+    register(registry.url, "asr-service", "asr-1", health=None)
     added = w.event("added", "asr-service", "asr-1")
-    assert added["service_url"] == "http://asr-service.test:80" and added["status"] == "healthy"
+    assert added["service_url"] == "http://asr-service.test:8090" and added["status"] == "healthy"
     assert added["time"].endswith("Z")
     deregister(registry.url, "asr-service", "asr-1")
     w.event("removed", "asr-service", "asr-1")
@@ -150,8 +138,8 @@ def test_json_lines_added_and_removed(registry, watches):
 def test_default_output_off_a_terminal_is_json_lines(registry, watches):
     w = watches(registry.env, "--for", "60", "--count", "1", "asr-service")
     w.event("resync", reason="start")
-    register(registry.url, "other-service", "o-1")  # filtered out by NAME
-    register(registry.url, "asr-service", "asr-9")
+    register(registry.url, "other-service", "o-1", health=None)  # filtered out by NAME
+    register(registry.url, "asr-service", "asr-9", health=None)
     w.event("added", "asr-service", "asr-9")
     code, err = w.finish()
     assert code == 0, err
@@ -159,10 +147,10 @@ def test_default_output_off_a_terminal_is_json_lines(registry, watches):
 
 
 def test_changed_event_lists_what_changed(registry, watches):
-    register(registry.url, "asr-service", "asr-1", svc_url="http://a:1")
+    register(registry.url, "asr-service", "asr-1", url="http://a:1", health=None)
     w = watches(registry.env, "-o", "json", "--for", "60", "--count", "1")
     w.event("resync", reason="start")
-    register(registry.url, "asr-service", "asr-1", svc_url="http://a:2")
+    register(registry.url, "asr-service", "asr-1", url="http://a:2", health=None)
     ev = w.event("changed", "asr-service", "asr-1")
     assert ev["changes"]["service_url"] == ["http://a:1", "http://a:2"]
     assert w.finish()[0] == 0
@@ -171,9 +159,9 @@ def test_changed_event_lists_what_changed(registry, watches):
 def test_table_mode_off_a_terminal_prints_plain_lines(registry, watches):
     w = watches(registry.env, "-o", "table", "--for", "60", "--count", "2")
     w.wait_for(lambda line: " RESYNC start" in line, what="RESYNC line")
-    register(registry.url, "audit-service", "audit-1")
+    register(registry.url, "audit-service", "audit-1", health=None)
     line = w.wait_for(lambda line: " ADDED audit-service/audit-1 " in line, what="ADDED line")
-    assert "http://audit-service.test:80 healthy" in line
+    assert "http://audit-service.test:8090 healthy" in line
     deregister(registry.url, "audit-service", "audit-1")
     w.wait_for(lambda line: " REMOVED audit-service/audit-1 " in line, what="REMOVED line")
     code, err = w.finish()
@@ -182,7 +170,7 @@ def test_table_mode_off_a_terminal_prints_plain_lines(registry, watches):
 
 
 def test_initial_lists_what_is_live_and_for_ends_it(registry):
-    register(registry.url, "asr-service", "asr-1")
+    register(registry.url, "asr-service", "asr-1", health=None)
     res = run_cli("watch", "-o", "json", "--for", "1", "--initial", env=registry.env)
     assert res.exit_code == 0, res
     events = [json.loads(line) for line in res.stdout.splitlines()]
@@ -279,8 +267,8 @@ class Proxy:
 
 def test_lost_connection_reports_the_gap_and_what_changed_during_it(zk_server, make_registry, watches):
     reg = make_registry()
-    register(reg.url, "asr-service", "asr-1")
-    register(reg.url, "asr-service", "asr-2", svc_url="http://old:1")
+    register(reg.url, "asr-service", "asr-1", health=None)
+    register(reg.url, "asr-service", "asr-2", url="http://old:1", health=None)
     proxy = Proxy(zk_server.port)
     try:
         w = watches({**reg.env, "ZOOKEEPER_HOSTS": proxy.hosts}, "-o", "json", "--timeout", "5")
@@ -288,9 +276,9 @@ def test_lost_connection_reports_the_gap_and_what_changed_during_it(zk_server, m
         proxy.cut()
         w.event("disconnected")
         # changes the watcher cannot see: the registry's own connection is direct
-        register(reg.url, "tts-service", "tts-1")
+        register(reg.url, "tts-service", "tts-1", health=None)
         deregister(reg.url, "asr-service", "asr-1")
-        register(reg.url, "asr-service", "asr-2", svc_url="http://new:1")
+        register(reg.url, "asr-service", "asr-2", url="http://new:1", health=None)
         time.sleep(1.0)
         proxy.restore()
         back = w.event("reconnected", timeout=30)
@@ -302,7 +290,7 @@ def test_lost_connection_reports_the_gap_and_what_changed_during_it(zk_server, m
         resync = w.event("resync", reason="reconnect")
         assert (resync["added_during_gap"], resync["removed_during_gap"], resync["changed_during_gap"]) == (1, 1, 1)
         # and it keeps watching afterwards
-        register(reg.url, "nmt-service", "nmt-1")
+        register(reg.url, "nmt-service", "nmt-1", health=None)
         assert w.event("added", "nmt-service", "nmt-1").get("during_gap") is None
         w.proc.send_signal(signal.SIGINT)
         assert w.finish()[0] == 0
@@ -326,7 +314,7 @@ def test_keeps_going_across_a_zookeeper_restart(tmp_path, watches):
         env = {"CONFIG_SERVICE_URL": server.url, "ZOOKEEPER_HOSTS": hosts, "ZOOKEEPER_BASE_PATH": "/restart/services"}
         w = watches(env, "-o", "json", "--timeout", "5")
         w.event("resync", reason="start")
-        register(server.url, "asr-service", "before-1")
+        register(server.url, "asr-service", "before-1", health=None)
         w.event("added", "asr-service", "before-1")
 
         zk.stop_zookeeper(members)
@@ -336,7 +324,7 @@ def test_keeps_going_across_a_zookeeper_restart(tmp_path, watches):
         w.event("reconnected", timeout=60)
         w.event("resync", reason="reconnect", timeout=30)
 
-        register(server.url, "asr-service", "after-1", tries=40)
+        register(server.url, "asr-service", "after-1", tries=40, health=None)
         w.event("added", "asr-service", "after-1", timeout=30)
         deregister(server.url, "asr-service", "after-1")
         w.event("removed", "asr-service", "after-1", timeout=30)

@@ -18,6 +18,7 @@ import time
 import pytest
 
 from regctl.http.api import RegistryApi
+from tests.helpers import register
 
 pytestmark = pytest.mark.slow
 
@@ -86,11 +87,6 @@ def hanging_server():
         sock.close()
 
 
-def register(url, name, iid, **extra):
-    with RegistryApi(url, timeout=10) as api:
-        api.register({"service_name": name, "service_url": f"http://{iid}.test:80",
-                      "health_check_url": extra.pop("health_check_url", None),
-                      "service_metadata": {"instance_id": iid, "status": "healthy", **extra}})
 
 
 def wait_busy(server, requests_before: int, timeout: float = 15.0) -> None:
@@ -132,7 +128,7 @@ def slow_registry(make_registry):
     ("doctor",),
 ], ids=lambda a: " ".join(a))
 def test_ctrl_c_while_the_registry_stalls(slow_registry, args):
-    register(slow_registry.url, "asr-service", "asr-1")
+    register(slow_registry.url, "asr-service", "asr-1", health=None)
     slow_registry.server.simulate["delay"] = 10
     before = slow_registry.server.requests
     child = Child([*args, "--timeout", "30"], slow_registry.env)
@@ -141,7 +137,7 @@ def test_ctrl_c_while_the_registry_stalls(slow_registry, args):
 
 
 def test_ctrl_c_while_probing_a_health_endpoint_that_never_answers(registry, hanging_server):
-    register(registry.url, "asr-service", "asr-1", health_check_url=hanging_server.url + "/health")
+    register(registry.url, "asr-service", "asr-1", health=hanging_server.url + "/health")
     child = Child(["health", "asr-service", "--timeout", "30"], registry.env)
     assert hanging_server.accepted.wait(15), child.proc.communicate(timeout=5)
     time.sleep(0.3)
@@ -173,7 +169,7 @@ def test_ctrl_c_ends_watch_normally(registry):
 
 def test_ctrl_c_in_the_middle_of_a_deregister_batch(slow_registry):
     for iid in ("a-1", "a-2", "a-3", "a-4"):
-        register(slow_registry.url, "svc", iid)
+        register(slow_registry.url, "svc", iid, health=None)
     slow_registry.server.simulate["delay"] = 1.2
     before = slow_registry.server.requests
     child = Child(["deregister", "svc", "a-1", "a-2", "a-3", "a-4", "--yes", "--timeout", "10", "-o", "json"],
@@ -207,9 +203,9 @@ def test_ctrl_c_in_health_all_shows_what_was_probed_marked_partial(registry, han
     from regctl.sandbox.proc import free_port
 
     refused = f"http://127.0.0.1:{free_port()}"
-    register(registry.url, "gone-service", "gone-1", health_check_url=refused + "/health")
+    register(registry.url, "gone-service", "gone-1", health=refused + "/health")
     for i in range(3):
-        register(registry.url, "stuck-service", f"stuck-{i}", health_check_url=hanging_server.url + "/health")
+        register(registry.url, "stuck-service", f"stuck-{i}", health=hanging_server.url + "/health")
     child = Child(["health", "--all", "--timeout", "30"], registry.env)
     assert hanging_server.accepted.wait(15), child.proc.communicate(timeout=5)
     time.sleep(1.0)  # the refused probe has its answer by now; the hanging ones never will

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -19,6 +18,7 @@ import pytest
 from regctl.sandbox import proc
 from regctl.sandbox.registry.server import Behaviour, RegistryServer
 from regctl.sandbox.registry.monitor import SEEDED_SERVICES
+from tests.helpers import wait_until
 
 API = "/api/v1/registry"
 FAST = {"retry_delays": (0.05, 0.05), "probe_timeout": 0.5}
@@ -96,13 +96,6 @@ def stored(registry, name):
     return next(r for r in registry.server.db.rows() if r["service_name"] == name)
 
 
-def wait_until(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 @pytest.fixture

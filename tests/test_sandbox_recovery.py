@@ -21,18 +21,12 @@ from kazoo.client import KazooClient
 from regctl.sandbox import proc, stack
 from regctl.sandbox.recovery import check_registrations
 from tests.test_sandbox_stack import api, processes_mentioning
+from tests.helpers import wait_until
 
 DEMO_LIVE = {("asr-service", "asr-service-1"), ("asr-service", "asr-service-2"), ("nmt-service", "nmt-service-1"),
              ("tts-service", "tts-service-1"), ("audit-service", "audit-service-1")}
 
 
-def wait_until(predicate, timeout=60.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 def read_state(dir: Path) -> dict:

@@ -24,6 +24,7 @@ from regctl.errors import SandboxError
 from regctl.sandbox import proc
 from regctl.sandbox import zookeeper as zkmod
 from regctl.sandbox.registry.server import Identity, RegistryServer
+from tests.helpers import wait_until
 
 REGISTERED_AT = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}\+00:00$")
 
@@ -503,14 +504,6 @@ def test_start_fails_clearly_when_zookeeper_is_unreachable(tmp_path):
 API = "/api/v1/registry"
 
 
-def wait_until(predicate, timeout=30.0, step=0.1):
-    """Poll ``predicate`` until true (bounded: a wait, never a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 def per_service_reads(registry, name):
