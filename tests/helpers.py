@@ -143,11 +143,12 @@ def register(target, name: str, iid: str, *, url: str | None = None, status: str
     answer = None
     for attempt in range(tries):
         try:
-            answer = httpx.post(f"{base}/api/v1/registry/register", json=body, timeout=10)
+            answer = httpx.post(f"{base}/api/v1/registry/register", json=body, timeout=30)
         except httpx.HTTPError as exc:
             answer = exc
         if not isinstance(answer, Exception) and answer.status_code == 201:
-            return answer.json()["instance_id"]
+            said = answer.json()
+            return said.get("instance_id", iid) if isinstance(said, dict) else iid
         if attempt + 1 < tries:
             time.sleep(0.5)
     raise AssertionError(f"could not register {name}/{iid}: {getattr(answer, 'text', answer)}")

@@ -8,7 +8,7 @@ import yaml
 
 from regctl.http.api import RegistryApi
 from tests.conftest import free_port
-from tests.helpers import assert_one_line_error, run_cli
+from tests.helpers import assert_one_line_error, register, run_cli
 
 INSTANCES = [
     ("asr-service", "asr-1", "http://asr-1.test:8090", {"status": "healthy", "version": "1.2", "region": "eu"}),
@@ -19,10 +19,8 @@ INSTANCES = [
 
 
 def register_all(url):
-    with RegistryApi(url, timeout=5) as api:
-        for name, iid, svc_url, meta in INSTANCES:
-            api.register({"service_name": name, "service_url": svc_url, "health_check_url": svc_url + "/health",
-                          "service_metadata": {"instance_id": iid, **meta}})
+    for name, iid, svc_url, meta in INSTANCES:
+        register(url, name, iid, url=svc_url, **{"status": None, **meta})
 
 
 def live(kazoo_client, base):

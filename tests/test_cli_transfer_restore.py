@@ -6,7 +6,7 @@ import time
 import pytest
 
 from regctl.http.api import RegistryApi
-from tests.helpers import assert_one_line_error, run_cli
+from tests.helpers import assert_one_line_error, register, run_cli
 
 INSTANCES = [
     ("asr-service", "asr-1", {"status": "healthy", "version": "1.2"}),
@@ -17,11 +17,8 @@ INSTANCES = [
 
 
 def register_all(url, instances=INSTANCES):
-    with RegistryApi(url, timeout=5) as api:
-        for name, iid, meta in instances:
-            svc_url = f"http://{iid}.test:8090"
-            api.register({"service_name": name, "service_url": svc_url, "health_check_url": svc_url + "/health",
-                          "service_metadata": {"instance_id": iid, **meta}})
+    for name, iid, meta in instances:
+        register(url, name, iid, url=f"http://{iid}.test:8090", **{"status": None, **meta})
 
 
 def nodes(kazoo_client, base):

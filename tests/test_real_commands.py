@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from tests import realservice as rs
-from tests.helpers import assert_one_line_error, run_cli
-from tests.test_real_doctor import answering, register, shared, stoppable_pg  # noqa: F401  (fixtures)
+from tests.helpers import assert_one_line_error, register, run_cli
+from tests.test_real_doctor import answering, shared, stoppable_pg  # noqa: F401  (fixtures)
 
 GENERATIONS = ["earlier", "later"]
 #: what the later generation's migrations seed, minus the Config Service's own row
@@ -56,8 +56,8 @@ def test_seeded_rows_are_marked_and_left_out_of_the_gate(shared, answering):
     gate = run_cli("list", "--fail-undiscoverable", env=env)
     assert gate.exit_code == 0, gate  # only the Config Service itself counts, and it is discoverable
 
-    register(shared, "asr-service", "asr-1", answering)  # a seeded name on the later generation
-    register(shared, "foo-service", "foo-1", answering)
+    register(shared, "asr-service", "asr-1", url=answering)  # a seeded name on the later generation
+    register(shared, "foo-service", "foo-1", url=answering)
     res = run_cli("list", "--fail-undiscoverable", "-o", "json", env=env)
     assert res.exit_code == 0, res
     svc = by_name(res.json)
@@ -73,14 +73,14 @@ def test_seeded_rows_are_marked_and_left_out_of_the_gate(shared, answering):
         gate = run_cli("list", "--fail-undiscoverable", env=env)
         line = assert_one_line_error(gate, 1)
         assert "foo-service (no-instances)" in line and "11 seeded row(s) not counted" in line, line
-        register(shared, "foo-service", "foo-1", answering)
+        register(shared, "foo-service", "foo-1", url=answering)
     ins = run_cli("inspect", "asr-service", "-o", "json", env=env)
     assert ins.exit_code == 0 and [i["instance_id"] for i in ins.json["instances"]] == ["asr-1"], ins
 
 
 def test_redis_down_list_and_inspect_exit_3_and_register_is_seen_live(shared, answering):
     env = shared.env
-    register(shared, "asr-service", "asr-1", answering)
+    register(shared, "asr-service", "asr-1", url=answering)
     shared.redis.stop()
     try:
         res = run_cli("list", "-o", "json", env=env)
@@ -116,7 +116,7 @@ def test_postgres_down_list_and_inspect_exit_3(make_real_service, stoppable_pg, 
         stoppable_pg.start()
     cs = make_real_service(generation, session_timeout=8, pg=stoppable_pg)
     env = cs.env
-    register(cs, "asr-service", "asr-1", answering)
+    register(cs, "asr-service", "asr-1", url=answering)
     stoppable_pg.stop()
     res = run_cli("list", "-o", "json", env=env)
     assert res.exit_code == 3, res

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests import realservice as rs
-from tests.helpers import run_cli
+from tests.helpers import register, run_cli
 
 GENERATIONS = ["earlier", "later"]
 
@@ -57,11 +57,6 @@ def shared(request, real_equipment, pg_cluster, zk_srvr_only, tmp_path_factory):
         cs.close()
 
 
-def register(cs, service: str, iid: str, url: str) -> None:
-    body = {"service_name": service, "service_url": url, "health_check_url": url + "/health",
-            "service_metadata": {"instance_id": iid, "status": "healthy"}}
-    r = httpx.post(cs.api + "/register", json=body, timeout=30)
-    assert r.status_code == 201, r.text
 
 
 def doctor(cs, *args, container: str | None = None):
@@ -115,8 +110,8 @@ def test_a_healthy_deployment_fresh_then_in_use_passes_and_never_blames_itself(s
     assert all(r["status"] == "pass" for r in stale), stale
 
     for i in (1, 2):
-        register(shared, "asr-service", f"asr-{i}", answering)  # a seeded name on the later generation
-    register(shared, "foo-service", "foo-1", answering)
+        register(shared, "asr-service", f"asr-{i}", url=answering)  # a seeded name on the later generation
+    register(shared, "foo-service", "foo-1", url=answering)
     for container in ("1", "0"):
         res = doctor(shared, "--all", container=container)
         assert res.exit_code == 0, (container, failing(res), res)
@@ -126,7 +121,7 @@ def test_a_healthy_deployment_fresh_then_in_use_passes_and_never_blames_itself(s
 
 
 def test_redis_down_is_named_from_the_apis_answers(shared, answering):
-    register(shared, "asr-service", "asr-1", answering)
+    register(shared, "asr-service", "asr-1", url=answering)
     shared.redis.stop()
     try:
         assert httpx.get(shared.url + "/health", timeout=10).json() == {"detail": "Service unhealthy"}
@@ -166,7 +161,7 @@ def test_postgres_down_fails_the_run(make_real_service, stoppable_pg, answering,
     if not stoppable_pg.running:
         stoppable_pg.start()
     cs = make_real_service(generation, session_timeout=8, pg=stoppable_pg)
-    register(cs, "asr-service", "asr-1", answering)
+    register(cs, "asr-service", "asr-1", url=answering)
     stoppable_pg.stop()
     res = doctor(cs, "--service", "asr-service")
     assert res.exit_code == 1, res
@@ -205,8 +200,8 @@ def assert_everything_gone(res, lost: set) -> None:
 def test_a_crash_restart_then_the_old_session_expiring(make_real_service, answering, generation):
     cs = make_real_service(generation, session_timeout=8)
     for i in (1, 2):
-        register(cs, "asr-service", f"asr-{i}", answering)
-    register(cs, "foo-service", "foo-1", answering)
+        register(cs, "asr-service", f"asr-{i}", url=answering)
+    register(cs, "foo-service", "foo-1", url=answering)
     cs.kill9()
     cs.start()
     res = doctor(cs, "--all")  # before the expiry: every node, its own included, is the dead session's
@@ -228,7 +223,7 @@ def test_a_crash_restart_then_the_old_session_expiring(make_real_service, answer
 @pytest.mark.parametrize("generation", GENERATIONS)
 def test_a_pause_longer_than_the_session(make_real_service, answering, generation):
     cs = make_real_service(generation, session_timeout=8)
-    register(cs, "foo-service", "foo-1", answering)
+    register(cs, "foo-service", "foo-1", url=answering)
     os.killpg(cs.proc.pid, signal.SIGSTOP)
     try:
         rs.wait_until(lambda: not cs.self_registered(), 60, what="the paused service's session expired")

@@ -11,10 +11,9 @@ import http.server
 import json
 import threading
 
-import httpx
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import register, run_cli
 from tests.realservice import PgCluster
 
 
@@ -43,11 +42,6 @@ def health_server():
         srv.server_close()
 
 
-def _register(cs, service: str, iid: str, url: str) -> None:
-    body = {"service_name": service, "service_url": url, "health_check_url": url + "/health",
-            "service_metadata": {"instance_id": iid, "status": "healthy"}}
-    r = httpx.post(cs.api + "/register", json=body, timeout=30)
-    assert r.status_code == 201, r.text
 
 
 def _node_exists(cs, service: str, iid: str) -> bool:
@@ -67,7 +61,7 @@ def test_every_command_healthy_then_redis_down(make_real_service, health_server,
     cs = make_real_service(generation, session_timeout=8)
     env = cs.env
     for i in (1, 2):
-        _register(cs, "asr-service", f"asr-{i}", health_server)
+        register(cs, "asr-service", f"asr-{i}", url=health_server)
 
     r = run_cli("url", "asr-service", "--verify", env=env)
     assert r.exit_code == 0 and r.stdout.strip() == health_server, r
@@ -122,7 +116,7 @@ def test_writes_with_postgres_down_are_reported_from_zookeeper(make_real_service
     try:
         cs = make_real_service(generation, session_timeout=8, pg=pg)
         env = cs.env
-        _register(cs, "tts-service", "tts-1", health_server)
+        register(cs, "tts-service", "tts-1", url=health_server)
         pg.stop()
         # register: the node is created, then the row fails: 500 with the instance live
         r = run_cli("register", "--name", "tts-service", "--url", health_server, "--instance-id", "tts-2",
