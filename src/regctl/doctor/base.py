@@ -8,6 +8,7 @@ doctor package, so every other module can import it.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import logging
 import os
@@ -86,8 +87,6 @@ def parse_ignore(entries) -> tuple:
 
 def ignored_by(ignore: tuple, row: "CheckResult") -> "str | None":
     """The ignore entry (as written) that acknowledges ``row``, or None."""
-    import fnmatch
-
     for check, target in ignore:
         if not (row.name == check or fnmatch.fnmatchcase(row.name, check)):
             continue

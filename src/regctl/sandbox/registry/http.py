@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import logging
 import random
+import socket
 import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
-
 
 log = logging.getLogger("regctl.sandbox.registry")
 
@@ -139,8 +139,6 @@ class Handler(BaseHTTPRequestHandler):
         if not keep_alive:
             self.send_header("Connection", "close")
         elif not getattr(self, "_nodelay", False):  # headers and body go out as two writes: no Nagle wait
-            import socket
-
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._nodelay = True
         for k, v in (headers or {}).items():
