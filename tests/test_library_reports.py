@@ -177,3 +177,29 @@ def test_doctor_plan_runs_to_the_report_its_command_prints(registry):
     code, doc = cli_json(registry, "doctor", "config.http")
     assert code == 0 and [c["name"] for c in doc["checks"]] == ["config.http"]
     assert doc["checks"][0]["status"] == report.to_dict()["checks"][0]["status"]
+
+
+def test_the_operations_example_in_library_md_runs_and_names_real_functions(registry, capsys):
+    """The example under "The operator's operations", run as written against the sandbox registry and
+    ZooKeeper; every function the paragraph after it names exists."""
+    import importlib
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parent.parent / "docs" / "library.md").read_text()
+    section = text.split("## The operator's operations", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = code.replace('"http://localhost:8082"', repr(registry.url))
+    code = code.replace('"localhost:2181"', repr(registry.zk_hosts)).replace(
+        "timeout=5.0)", f"timeout=5.0, zk_base={registry.base_path!r})")
+    register(registry, "asr-service", "asr-1", url="http://127.0.0.1:9")  # registered, not answering
+    exec(compile(code, "library.md", "exec"), {})
+    services, verdict, ok = capsys.readouterr().out.rsplit(" ", 2)
+    assert "asr-service" in services and verdict == "unhealthy" and ok.strip() == "True"
+    for dotted in re.findall(r"`(regctl(?:\.\w+)+)`", section.split("```", 2)[2]):
+        module, _, name = dotted.rpartition(".")
+        try:
+            target = importlib.import_module(dotted)
+        except ImportError:
+            target = getattr(importlib.import_module(module), name, None)
+        assert target is not None, dotted
