@@ -181,3 +181,23 @@ def test_one_deadline_primitive():
         if "threading.Thread(" in text or "ThreadPoolExecutor(" in text:
             starters.append(module)
     assert not starters, f"use regctl.deadline instead of threads of your own: {starters}"
+
+
+COMMAND_MODULES = ("services", "registration", "health", "doctor", "transfer", "watch", "config", "sandbox",
+                   "version")
+
+
+@pytest.mark.parametrize("name", COMMAND_MODULES)
+def test_command_modules_print_only_through_the_renderer(name):
+    """No print(), no stream writes, no Console of their own: the renderer (cli/render.py, cli/live.py)
+    is the only printer, so every format and every terminal rule applies to everything a command says."""
+    tree = ast.parse((SRC / "cli" / f"{name}.py").read_text(encoding="utf-8"))
+    side_doors = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            fn = node.func
+            called = fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else ""
+            if called in ("print", "Console", "echo", "secho") or (
+                    called == "write" and "std" in ast.unparse(fn.value)):
+                side_doors.append(f"line {node.lineno}: {ast.unparse(node)[:60]}")
+    assert not side_doors, side_doors

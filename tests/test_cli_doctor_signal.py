@@ -163,7 +163,7 @@ def test_progress_goes_to_a_terminal_stderr_after_the_delay_and_is_erased():
     import io
     import time
 
-    from regctl.cli import doctor as cli_doctor
+    from regctl.cli.live import CountLine
 
     class TTY(io.StringIO):
         def isatty(self):
@@ -179,7 +179,7 @@ def test_progress_goes_to_a_terminal_stderr_after_the_delay_and_is_erased():
     class Rc:
         out = Out()
 
-    progress = cli_doctor._Progress(Rc(), 3)
+    progress = CountLine(Rc.out, "doctor", 3, "checks")
     progress.DELAY = 0.05
     with progress:
         deadline = time.monotonic() + 10
@@ -188,4 +188,4 @@ def test_progress_goes_to_a_terminal_stderr_after_the_delay_and_is_erased():
     text = Rc.out.stderr.getvalue()
     assert "doctor: 0 of 3 checks done..." in text and text.endswith("\r\x1b[K")
     Rc.out.output = "json"
-    assert not cli_doctor._Progress(Rc(), 3).enabled  # never around a document
+    assert not CountLine(Rc.out, "doctor", 3, "checks").enabled  # never around a document

@@ -4,13 +4,12 @@ import json
 import os
 import shutil
 import textwrap
-import threading
 from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
 
-from regctl import deadline
+from regctl.cli.live import CountLine
 from regctl.cli.options import command
 from regctl.cli.render import Column, Result, Table, status_mark
 
@@ -97,62 +96,9 @@ def doctor(
     if s.verbose:
         rc.out.debug(f"doctor: {len(plan.checks)} checks, Config Service {s.endpoint.config_url}, ZooKeeper "
                      f"{s.endpoint.zk_hosts or 'not configured'}, timeout {s.endpoint.timeout:g}s")
-    with _Progress(rc, len(plan.checks)) as progress:
+    with CountLine(rc.out, "doctor", len(plan.checks), "checks") as progress:
         report = plan.run(on_result=progress.done)
     return _report_result(report, strict, rc.out.fancy(), bool(s.verbose), width=_wrap_width(rc))
-
-
-class _Progress:
-    """After one second, ``doctor: N of M checks done`` on stderr (a terminal only), rewritten in place
-    and erased at the end; never on a pipe, never with -o json/yaml."""
-
-    DELAY = 1.0
-
-    def __init__(self, rc, total: int) -> None:
-        self.rc, self.total, self.count = rc, total, 0
-        self.names: set = set()
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.shown = False
-        self.enabled = rc.out.is_tty(rc.out.stderr) and rc.out.output not in ("json", "yaml")
-        self.running: "deadline.Running | None" = None
-
-    def done(self, row) -> None:
-        with self.lock:
-            if row.name not in self.names:
-                self.names.add(row.name)
-                self.count += 1
-
-    def _loop(self) -> None:
-        if self.stop.wait(self.DELAY):
-            return
-        while True:
-            with self.lock:
-                text = f"doctor: {self.count} of {self.total} checks done..."
-            try:
-                self.rc.out.stderr.write("\r" + text)
-                self.rc.out.stderr.flush()
-                self.shown = True
-            except (OSError, ValueError):
-                return
-            if self.stop.wait(0.25):
-                return
-
-    def __enter__(self) -> "_Progress":
-        if self.enabled:
-            self.running = deadline.start(self._loop, name="doctor-progress")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        if self.running is not None:
-            self.running.outcome(1.0)
-        if self.shown:
-            try:
-                self.rc.out.stderr.write("\r\x1b[K")
-                self.rc.out.stderr.flush()
-            except (OSError, ValueError):
-                pass
 
 
 def _source_text(settings, name: str) -> "str | None":

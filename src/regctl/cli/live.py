@@ -6,8 +6,11 @@ terminal rules), so the renderer stays the only printer.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
+
+from regctl import deadline
 
 from regctl.cli.render import Output, human_text, status_style, to_json
 
@@ -160,3 +163,57 @@ class ProgressBar:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+
+
+class CountLine:
+    """After a second, ``WHAT: N of M NOUN done...`` on stderr (a terminal only), rewritten in place
+    and erased at the end; never on a pipe, never with -o json/yaml. ``done(row)`` counts a row
+    once by its name (doctor's checks report as they end)."""
+
+    DELAY = 1.0
+
+    def __init__(self, out: Output, what: str, total: int, noun: str) -> None:
+        self.out, self.what, self.total, self.noun, self.count = out, what, total, noun, 0
+        self.names: set = set()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.shown = False
+        self.enabled = out.is_tty(out.stderr) and out.output not in ("json", "yaml")
+        self.running: "deadline.Running | None" = None
+
+    def done(self, row: Any) -> None:
+        with self.lock:
+            if row.name not in self.names:
+                self.names.add(row.name)
+                self.count += 1
+
+    def _loop(self) -> None:
+        if self.stop.wait(self.DELAY):
+            return
+        while True:
+            with self.lock:
+                text = f"{self.what}: {self.count} of {self.total} {self.noun} done..."
+            try:
+                self.out.stderr.write("\r" + text)
+                self.out.stderr.flush()
+                self.shown = True
+            except (OSError, ValueError):
+                return
+            if self.stop.wait(0.25):
+                return
+
+    def __enter__(self) -> "CountLine":
+        if self.enabled:
+            self.running = deadline.start(self._loop, name=f"{self.what}-progress")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop.set()
+        if self.running is not None:
+            self.running.outcome(1.0)
+        if self.shown:
+            try:
+                self.out.stderr.write("\r\x1b[K")
+                self.out.stderr.flush()
+            except (OSError, ValueError):
+                pass
