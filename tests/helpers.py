@@ -166,3 +166,16 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: st
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not reached within {timeout:g}s")
         time.sleep(interval)
+
+
+def instance_nodes(kazoo_client, base: str) -> dict:
+    """``{(service, instance id): (node data as JSON, node stat)}`` straight from ZooKeeper under ``base``."""
+    out = {}
+    for svc in kazoo_client.get_children(base):
+        path = f"{base}/{svc}/instances"
+        if not kazoo_client.exists(path):
+            continue
+        for iid in kazoo_client.get_children(path):
+            data, stat_ = kazoo_client.get(f"{path}/{iid}")
+            out[(svc, iid)] = (json.loads(data), stat_)
+    return out

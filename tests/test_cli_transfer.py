@@ -8,7 +8,7 @@ import yaml
 
 from regctl.http.api import RegistryApi
 from tests.conftest import free_port
-from tests.helpers import assert_one_line_error, register, run_cli
+from tests.helpers import assert_one_line_error, instance_nodes, register, run_cli
 
 INSTANCES = [
     ("asr-service", "asr-1", "http://asr-1.test:8090", {"status": "healthy", "version": "1.2", "region": "eu"}),
@@ -24,16 +24,8 @@ def register_all(url):
 
 
 def live(kazoo_client, base):
-    """{(service, id): node data} straight from ZooKeeper."""
-    out = {}
-    for svc in kazoo_client.get_children(base):
-        path = f"{base}/{svc}/instances"
-        if not kazoo_client.exists(path):
-            continue
-        for iid in kazoo_client.get_children(path):
-            data, stat_ = kazoo_client.get(f"{path}/{iid}")
-            out[(svc, iid)] = (json.loads(data), stat_.mzxid)
-    return out
+    """{(service, id): (node data, mzxid)} straight from ZooKeeper."""
+    return {k: (data, stat.mzxid) for k, (data, stat) in instance_nodes(kazoo_client, base).items()}
 
 
 @pytest.fixture

@@ -1,12 +1,11 @@
 """import after a Config Service restart: nodes of the old session are restored, not trusted; no lost update."""
 
-import json
 import time
 
 import pytest
 
 from regctl.http.api import RegistryApi
-from tests.helpers import assert_one_line_error, register, run_cli
+from tests.helpers import assert_one_line_error, instance_nodes, register, run_cli
 
 INSTANCES = [
     ("asr-service", "asr-1", {"status": "healthy", "version": "1.2"}),
@@ -23,15 +22,7 @@ def register_all(url, instances=INSTANCES):
 
 def nodes(kazoo_client, base):
     """{(service, id): (data, ephemeralOwner)} straight from ZooKeeper."""
-    out = {}
-    for svc in kazoo_client.get_children(base):
-        path = f"{base}/{svc}/instances"
-        if not kazoo_client.exists(path):
-            continue
-        for iid in kazoo_client.get_children(path):
-            got = kazoo_client.get(f"{path}/{iid}")
-            out[(svc, iid)] = (json.loads(got[0]), got[1].ephemeralOwner)
-    return out
+    return {k: (data, stat.ephemeralOwner) for k, (data, stat) in instance_nodes(kazoo_client, base).items()}
 
 
 def restart_lingering(make_registry, reg, kazoo_client):
