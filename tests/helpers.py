@@ -179,3 +179,14 @@ def instance_nodes(kazoo_client, base: str) -> dict:
             data, stat_ = kazoo_client.get(f"{path}/{iid}")
             out[(svc, iid)] = (json.loads(data), stat_)
     return out
+
+
+def read_http_head(conn) -> bytes:
+    """Read a request's head (through the blank line) from a socket; b"" when the client closed first."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        data = conn.recv(65536)
+        if not data:
+            return b""
+        head += data
+    return head

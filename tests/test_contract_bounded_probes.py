@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from regctl import prober as health
-from tests.helpers import LoopbackServer
+from tests.helpers import LoopbackServer, read_http_head
 
 pytestmark = pytest.mark.compat  # also run on the oldest and newest Python (.ci/run)
 
@@ -31,12 +31,9 @@ class RawServer(LoopbackServer):
     def _one(self, conn) -> None:
         try:
             with conn:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    got = conn.recv(65536)
-                    if not got:
-                        return
-                    data += got
+                data = read_http_head(conn)
+                if not data:
+                    return
                 self.request_lines.append(data.split(b"\r\n", 1)[0])
                 self.before_answer()
                 conn.sendall(self.answer)

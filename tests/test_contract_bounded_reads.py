@@ -20,7 +20,7 @@ import zlib
 
 import pytest
 
-from tests.helpers import LoopbackServer
+from tests.helpers import LoopbackServer, read_http_head
 
 PEAK_RSS_MB = 150
 LAUNCHER = r"""
@@ -53,12 +53,9 @@ class HostileServer(LoopbackServer):
     def _one(self, conn: socket.socket) -> None:
         try:
             with conn:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    head += data
+                head = read_http_head(conn)
+                if not head:
+                    return
                 path = head.split(b" ", 2)[1]
                 mode = "gzip" if path.startswith(b"/gzip") else self.mode
                 if mode == "redirect":

@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from tests.helpers import LoopbackServer, run_cli
+from tests.helpers import LoopbackServer, read_http_head, run_cli
 from tests.test_contract_bounded_reads import PEAK_RSS_MB, gzip_bomb, run_measured
 
 TIMEOUT = 3
@@ -67,12 +67,9 @@ class Round2Server(LoopbackServer):
     def _one(self, conn: socket.socket) -> None:
         try:
             with conn:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    head += data
+                head = read_http_head(conn)
+                if not head:
+                    return
                 with self.lock:
                     self.heads.append(head)
                 path = head.split(b" ", 2)[1]
