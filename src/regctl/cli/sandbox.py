@@ -9,6 +9,7 @@ from regctl.cli.options import command
 from regctl.cli.render import Column, Result, Table
 from regctl.errors import NotFound, UsageError
 from regctl.names import parse_port
+from regctl.sandbox.zookeeper import parse_four_letter_words
 
 DirOpt = Annotated[Optional[Path], typer.Option(
     "--dir", metavar="PATH", show_default=False,
@@ -78,7 +79,6 @@ def sandbox_up(rc, dir: DirOpt = None,
     eval "$(regctl sandbox up --demo)"
     """
     from regctl.sandbox.stack import SandboxShape, up  # httpx and kazoo: off the start-up path
-    from regctl.sandbox.zookeeper import parse_four_letter_words  # kazoo (through regctl.zookeeper.admin)
 
     for port, what in ((api_port, "--api-port"), (zk_port, "--zk-port")):
         if port != 0:

@@ -1,9 +1,11 @@
 """``regctl version``: regctl's own version, the Config Service generation, ZooKeeper's version."""
 
+import platform
 from typing import Annotated
 
 import typer
 
+from regctl import __version__
 from regctl.cli.render import Column, Result, Table
 from regctl.errors import Unreachable
 
@@ -26,9 +28,7 @@ def version_info(rc, client: Annotated[bool, typer.Option(
 
     Example: regctl version -o json
     """
-    import platform
 
-    from regctl import __version__
 
     rows = [{"component": "regctl", "where": f"Python {platform.python_version()}", "version": __version__,
              "detail": "client"}]
