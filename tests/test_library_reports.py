@@ -8,9 +8,10 @@ import json
 
 import pytest
 
+from regctl.connections import Connections
 from regctl.doctor import DoctorRequest, plan_doctor
 from regctl.errors import NotFound, UsageError
-from regctl.inspection import Connections, ListQuery, inspect_service, list_services
+from regctl.inspection import ListQuery, inspect_service, list_services
 from regctl.settings import Endpoint
 from regctl.zookeeper.watch import WatchRequest, watch_registry
 from tests.helpers import register, run_cli

@@ -5,13 +5,13 @@ The probing itself is :mod:`regctl.prober`.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 from regctl import deadline
+from regctl.connections import Clients, connections
 from regctl.discovery import did_you_mean, known_names
 from regctl.errors import UsageError
 from regctl.http.api import RegistryApi, instances_call
@@ -183,7 +183,8 @@ class HealthInterrupted(KeyboardInterrupt):
 
 
 def check_health(endpoint: Endpoint, request: HealthRequest,
-                 on_progress: Callable[[int, int], None] | None = None) -> HealthReport:
+                 on_progress: Callable[[int, int], None] | None = None,
+                 clients: Clients | None = None) -> HealthReport:
     """Probe every live instance of ``request.names`` (all services when empty) and report.
 
     Instances are read from ZooKeeper when ``endpoint`` has it, else from the API (a
@@ -191,12 +192,12 @@ def check_health(endpoint: Endpoint, request: HealthRequest,
     ``endpoint.timeout`` seconds; with ``request.server`` the Config Service's own
     check runs at the same time. ``on_progress(done, total)`` is called before the
     first probe and as each one finishes. Ctrl-C while probing raises
-    :class:`HealthInterrupted` carrying the partial report.
+    :class:`HealthInterrupted` carrying the partial report. ``clients``: the caller's (default:
+    opened from ``endpoint`` and closed here).
     """
-    with contextlib.ExitStack() as stack:
-        api = functools.lru_cache(maxsize=None)(lambda: stack.enter_context(endpoint.api()))
-        report = _read_targets(endpoint, request, api)
-        server = deadline.start(functools.partial(_server_view, api(), report, endpoint.timeout),
+    with connections(endpoint, clients) as clients:
+        report = _read_targets(endpoint, request, clients)
+        server = deadline.start(functools.partial(_server_view, clients.api(), report, endpoint.timeout),
                                 name="regctl-server-health") if request.server else None
         targets = report.targets
         probed: list = []
@@ -225,25 +226,24 @@ def check_health(endpoint: Endpoint, request: HealthRequest,
         return replace(report, results=tuple(results), server=view)
 
 
-def _read_targets(endpoint: Endpoint, request: HealthRequest, api: Callable[[], RegistryApi]) -> HealthReport:
+def _read_targets(endpoint: Endpoint, request: HealthRequest, clients: Clients) -> HealthReport:
     """The report before probing: the instances read (ZooKeeper, else the API), what is missing, the targets."""
     names = list(request.names) or None
     problems: list[str] = []
     if endpoint.zk_configured:
-        with contextlib.closing(endpoint.zk_reader()) as reader:
-            reader.connect()
-            snap = reader.snapshot(names)
-            by_service = {s.name: list(s.instances) for s in snap.services}
-            problems = [f"{p.path}: {p.detail}" for p in snap.all_problems() if p.kind != "base-missing"]
-            for n in names or []:
-                by_service.setdefault(n, [])
-            suggestions = _suggestions(request, by_service, lambda: reader, api)
+        snap = clients.zk().snapshot(names)
+        by_service = {s.name: list(s.instances) for s in snap.services}
+        problems = [f"{p.path}: {p.detail}" for p in snap.all_problems() if p.kind != "base-missing"]
+        for n in names or []:
+            by_service.setdefault(n, [])
+        suggestions = _suggestions(request, by_service, clients.zk, clients.api)
         source = "zookeeper"
     else:
+        api = clients.api()
         if names is None:
-            names = [row.service_name for row in api().list_services()]
-        by_service = dict(zip(names, api().map([instances_call(n) for n in names], concurrency=16)))
-        suggestions = _suggestions(request, by_service, None, api)
+            names = [row.service_name for row in api.list_services()]
+        by_service = dict(zip(names, api.map([instances_call(n) for n in names], concurrency=16)))
+        suggestions = _suggestions(request, by_service, None, clients.api)
         source = "api"
     return HealthReport(request, source, instances={n: tuple(insts) for n, insts in by_service.items()},
                         suggestions=suggestions, problems=tuple(problems))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from regctl.connections import Clients, connections
 from regctl.discovery import (
     DiscoveryVerdict,
     RegistryRead,
@@ -27,7 +28,6 @@ from regctl.discovery import (
     read_registry,
 )
 from regctl.errors import NotAuthorized, NotFound, RegctlError, Unreachable, UsageError
-from regctl.prober import probe_many, targets_for
 from regctl.models import ServiceRow, ZkService
 from regctl.monitor import (
     COULD_NOT_CHECK,
@@ -41,48 +41,11 @@ from regctl.monitor import (
     skipped,
 )
 from regctl.names import validate_service_name
+from regctl.prober import probe_many, targets_for
 from regctl.settings import Endpoint
 from regctl.views import ServiceDetail, ServiceSummary, detail, summarize
 
 SOURCES = ("auto", "api", "zk")
-
-
-class Connections:
-    """An endpoint's clients, opened on first use and closed together (a context manager).
-
-    Anything with ``api()`` and ``zk()`` returning a :class:`regctl.http.api.RegistryApi` and a
-    connected :class:`regctl.zookeeper.reader.ZkReader` can stand in for it.
-    """
-
-    def __init__(self, endpoint: Endpoint) -> None:
-        self.endpoint = endpoint
-        self._open: dict = {}
-
-    def api(self) -> Any:
-        return self._client("api", self.endpoint.api)
-
-    def zk(self) -> Any:
-        return self._client("zk", self._connected_reader)
-
-    def _connected_reader(self) -> Any:
-        reader = self.endpoint.zk_reader()
-        reader.connect()
-        return reader
-
-    def _client(self, key: str, make: Any) -> Any:
-        if key not in self._open:
-            self._open[key] = make()
-        return self._open[key]
-
-    def close(self) -> None:
-        while self._open:
-            self._open.popitem()[1].close()
-
-    def __enter__(self) -> Connections:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # ---------------------------------------------------------------------------
@@ -99,7 +62,7 @@ def check_source(endpoint: Endpoint, source: str) -> tuple:
     return source in ("auto", "api"), source == "zk" or (source == "auto" and endpoint.zk_configured)
 
 
-def read_sources(endpoint: Endpoint, clients: Any, source: str, names: list | None = None) -> RegistryRead:
+def read_sources(endpoint: Endpoint, clients: Clients, source: str, names: list | None = None) -> RegistryRead:
     """Read the sources ``source`` asks for; raise when nothing could be read (the one source's error, or
     one line naming both)."""
     want_api, want_zk = check_source(endpoint, source)
@@ -167,7 +130,7 @@ def explained_failures(read: RegistryRead, verdicts: dict) -> list:
     return out
 
 
-def read_failure_cause(clients: Any, read: RegistryRead, explained: Any = ()) -> str | None:
+def read_failure_cause(clients: Clients, read: RegistryRead, explained: Any = ()) -> str | None:
     """What broke, when an API read failed: from which reads failed, and ``GET /health`` (asked only then)."""
     if not read.want_api or read.instances_skipped is not None:
         return None
@@ -194,7 +157,7 @@ def instance_read_warnings(read: RegistryRead, cause: str | None = None) -> list
     return out
 
 
-def noauth_error(endpoint: Endpoint, clients: Any, problems: list) -> tuple:
+def noauth_error(endpoint: Endpoint, clients: Clients, problems: list) -> tuple:
     """(a NotAuthorized for the nodes a ZooKeeper ACL hid, the other problems).
 
     Counting a service whose instances ZooKeeper refused to show as "0 live" would be
@@ -210,14 +173,9 @@ def noauth_error(endpoint: Endpoint, clients: Any, problems: list) -> tuple:
     return err, [p for p in problems if p not in denied]
 
 
-def suggest(endpoint: Endpoint, clients: Any, name: str) -> str | None:
+def suggest(endpoint: Endpoint, clients: Clients, name: str) -> str | None:
     """A did-you-mean from the names the registry holds now (read once more, on a failure path only)."""
     return did_you_mean(name, known_names(clients.api, clients.zk if endpoint.zk_configured else None))
-
-
-def _opened(endpoint: Endpoint, clients: Any) -> tuple:
-    """(the clients to use, whether this call opened them and must close them)."""
-    return (clients, False) if clients is not None else (Connections(endpoint), True)
 
 
 # ---------------------------------------------------------------------------
@@ -309,21 +267,17 @@ def seeded_flags(flags: Any) -> list:
     return ["seeded", *out]
 
 
-def list_services(endpoint: Endpoint, query: ListQuery = ListQuery(), clients: Any = None) -> ListReport:
+def list_services(endpoint: Endpoint, query: ListQuery = ListQuery(), clients: Clients | None = None) -> ListReport:
     """One entry per service: live instances, statuses registered, whether a client would discover it.
 
-    ``clients``: an object with ``api()``/``zk()`` (default: a :class:`Connections` to
-    ``endpoint``, closed before returning).
+    ``clients``: the caller's (:class:`regctl.connections.Clients`); default: a
+    :class:`regctl.connections.Connections` to ``endpoint``, closed before returning.
     """
-    clients, own = _opened(endpoint, clients)
-    try:
-        return _list(endpoint, query, clients)
-    finally:
-        if own:
-            clients.close()
+    with connections(endpoint, clients) as opened:
+        return _list(endpoint, query, opened)
 
 
-def _list(endpoint: Endpoint, query: ListQuery, clients: Any) -> ListReport:
+def _list(endpoint: Endpoint, query: ListQuery, clients: Clients) -> ListReport:
     wanted = list(dict.fromkeys(query.names))
     for n in wanted:
         validate_service_name(n)
@@ -370,7 +324,7 @@ def _list(endpoint: Endpoint, query: ListQuery, clients: Any) -> ListReport:
                       error=error, debug=tuple(debug))
 
 
-def _with_monitor(clients: Any, ask: bool, summaries: list, seeded: set, warnings: list, debug: list) -> tuple:
+def _with_monitor(clients: Clients, ask: bool, summaries: list, seeded: set, warnings: list, debug: list) -> tuple:
     """(the generation document or None, the listed services with the monitor's verdicts when it has them,
     whether it has them: the later generation). Appends the contradiction warnings and the debug line."""
     plain = [ListedService(x, x.name in seeded, tuple(seeded_flags(x.flags) if x.name in seeded else x.flags))
@@ -484,21 +438,18 @@ class InspectReport:
         }
 
 
-def inspect_service(endpoint: Endpoint, name: str, source: str = "auto", clients: Any = None) -> InspectReport:
+def inspect_service(endpoint: Endpoint, name: str, source: str = "auto",
+                    clients: Clients | None = None) -> InspectReport:
     """Every instance of ``name``: both sources merged, the discovery verdict, the monitor's verdict.
 
     NotFound (raised) when both sources were read and neither knows the service;
     the report's ``error`` says when what inspect must show could not be read.
     """
-    clients, own = _opened(endpoint, clients)
-    try:
-        return _inspect(endpoint, name, source, clients)
-    finally:
-        if own:
-            clients.close()
+    with connections(endpoint, clients) as opened:
+        return _inspect(endpoint, name, source, opened)
 
 
-def _inspect(endpoint: Endpoint, name: str, source: str, clients: Any) -> InspectReport:
+def _inspect(endpoint: Endpoint, name: str, source: str, clients: Clients) -> InspectReport:
     validate_service_name(name)
     read = read_sources(endpoint, clients, source, names=[name])
     row = read.rows[0] if read.rows else None
@@ -537,7 +488,7 @@ def _inspect(endpoint: Endpoint, name: str, source: str, clients: Any) -> Inspec
                          warnings=tuple(warnings), error=error, debug=tuple(debug))
 
 
-def _service_monitor(clients: Any, name: str, api_read: bool, d: ServiceDetail, warnings: list,
+def _service_monitor(clients: Clients, name: str, api_read: bool, d: ServiceDetail, warnings: list,
                      debug: list) -> tuple:
     """(the monitor's document with its contradiction flag, its verdict in words); (None, None) when the API
     was not read or has no monitor (earlier generation). Appends its warning and debug line."""
@@ -579,5 +530,5 @@ def _inspect_unknown(name: str, read: RegistryRead, d: ServiceDetail, answer: An
     return None
 
 
-__all__ = ["Connections", "InspectReport", "ListQuery", "ListReport", "ListedService", "inspect_service",
+__all__ = ["InspectReport", "ListQuery", "ListReport", "ListedService", "inspect_service",
            "list_services", "suggest"]

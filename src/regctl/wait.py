@@ -21,7 +21,6 @@ could not be reached even once, :class:`~regctl.errors.Unreachable` is raised (e
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -30,11 +29,12 @@ from typing import Callable
 
 from kazoo.exceptions import NoNodeError
 
+from regctl.connections import Connections
 from regctl.discovery import did_you_mean, known_names
 from regctl.errors import RegctlError, Unreachable, UsageError
-from regctl.prober import probe_many, targets_for
 from regctl.models import Instance
 from regctl.names import validate_service_name, zk_join
+from regctl.prober import probe_many, targets_for
 from regctl.settings import Endpoint
 from regctl.zookeeper.reader import ZkReader
 
@@ -242,9 +242,9 @@ def _ask_url(endpoint: Endpoint, name: str) -> tuple:
 def _suggest(endpoint: Endpoint, spec: WaitSpec, source: "_Source") -> str | None:
     """A did-you-mean for a name that never showed up (the registry's names read once more, one step)."""
     bounded = replace(endpoint, timeout=min(spec.step_timeout, endpoint.timeout))
-    with contextlib.ExitStack() as stack:
-        zk = (lambda: source.connect(bounded.timeout)) if isinstance(source, _ZkSource) else None
-        return did_you_mean(spec.name, known_names(lambda: stack.enter_context(bounded.api()), zk))
+    zk = (lambda: source.connect(bounded.timeout)) if isinstance(source, _ZkSource) else None
+    with Connections(bounded) as clients:
+        return did_you_mean(spec.name, known_names(clients.api, zk))
 
 
 class _Source:

@@ -6,8 +6,8 @@ from urllib.parse import urlsplit
 import typer
 
 from regctl.cli.completion.lookup import complete_service_names
-from regctl.cli.options import command
 from regctl.cli.live import ProgressBar
+from regctl.cli.options import command
 from regctl.cli.render import Column, Result, Table, status_style
 from regctl.errors import ExitCode, NotFound, Unreachable, UsageError
 
@@ -124,7 +124,7 @@ def health(
                             server_timeout=server_timeout)
     with ProgressBar(rc.out, "probing", threshold=PROGRESS_THRESHOLD) as progress:
         try:
-            report = check_health(rc.settings.endpoint, request, on_progress=progress)
+            report = check_health(rc.settings.endpoint, request, on_progress=progress, clients=rc)
         except HealthInterrupted as stop:  # Ctrl-C: show what was probed so far, marked partial, and exit 130
             report = stop.report
     if report.server is not None:

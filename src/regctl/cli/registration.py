@@ -87,7 +87,7 @@ def register_service(
     request = read_request(RegisterInput(flags, tuple(meta or ()), status, from_env, env_file, file))
     if dry_run:
         return _register_dry_run(register_requests(rc.settings.endpoint, request), request.warnings)
-    report = run_register(rc.settings.endpoint, request, api=rc.api, zk=rc.zk)
+    report = run_register(rc.settings.endpoint, request, rc)
     if report.error is not None and report.nothing_happened:
         raise report.error
     notes, warnings = _register_messages(report)
@@ -174,7 +174,7 @@ def deregister_service(
         raise UsageError("refusing to deregister without confirmation: stdin is not a terminal",
                          hint="pass --yes")
     endpoint = rc.settings.endpoint
-    plan = deregister_plan(endpoint, ask, api=rc.api, zk=rc.zk)
+    plan = deregister_plan(endpoint, ask, rc)
     forced = [f"--force: {', '.join(plan.not_live)} not live; sending anyway"] if plan.not_live else []
     if dry_run:
         calls = deregister_requests(endpoint, plan)
@@ -190,7 +190,7 @@ def deregister_service(
         if not confirm(f"Deregister them from {rc.target}?"):
             return Result(data={"dry_run": False, "plan": plan.to_dict(), "results": [], "confirmed": False},
                           error=NotFound("not confirmed; nothing was deregistered", hint="answer y, or pass --yes"))
-    return _deregister_result(deregister(endpoint, plan, api=rc.api, zk=rc.zk))
+    return _deregister_result(deregister(endpoint, plan, rc))
 
 
 def _deregister_result(report) -> Result:

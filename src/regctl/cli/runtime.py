@@ -10,6 +10,7 @@ import typer
 from regctl import contexts, redaction
 from regctl.cli.clickcompat import get_current_context
 from regctl.cli.render import Output, Result, verdict
+from regctl.connections import Connections
 from regctl.errors import RegctlError, hint_words
 from regctl.redaction import RedactingFormatter
 from regctl.settings import AUTH_ENV_VARS, ENV_VARS, resolve
@@ -42,17 +43,16 @@ def cli_hint_words():
     return hint_words(CLI_HINT_WORDS)
 
 
-class RunContext:
+class RunContext(Connections):
     """What a command gets: ``rc.settings``, ``rc.out``, ``rc.api()``, ``rc.zk()``.
 
-    Clients are created on first use and closed when the command ends.
+    Clients are created on first use (:class:`regctl.connections.Connections`) and closed when the command ends.
     """
 
     def __init__(self, settings: Any, out: Output) -> None:
+        super().__init__(settings.endpoint)
         self.settings = settings
         self.out = out
-        self._api = None
-        self._zk = None
 
     @property
     def target(self) -> str:
@@ -60,28 +60,6 @@ class RunContext:
         e, context = self.settings.endpoint, self.settings.context
         where = e.config_url + (f" and ZooKeeper {e.zk_hosts}" if e.zk_hosts else "")
         return where + (f" (context {context!r})" if context else " (no context)")
-
-    def api(self):
-        """The synchronous registry API client (:class:`regctl.http.api.RegistryApi`)."""
-        if self._api is None:
-            self._api = self.settings.endpoint.api()  # headers: the Config Service only
-        return self._api
-
-    def zk(self):
-        """A connected :class:`regctl.zookeeper.reader.ZkReader`; :class:`UsageError` when ZooKeeper is not configured."""
-        if self._zk is None:
-            reader = self.settings.endpoint.zk_reader()
-            reader.connect()
-            self._zk = reader
-        return self._zk
-
-    def close(self) -> None:
-        if self._api is not None:
-            self._api.close()
-            self._api = None
-        if self._zk is not None:
-            self._zk.close()
-            self._zk = None
 
 
 def configure_logging(verbose: int) -> None:

@@ -13,10 +13,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
+from regctl.connections import Clients, connections
 from regctl.errors import NotFound, RegctlError, Unreachable, UsageError
 from regctl.http.api import deregister_call
 from regctl.names import validate_instance_id, validate_service_name
-from regctl.registration.writes import Clients, WriteCheck, describe_request, write_unverified
+from regctl.registration.writes import (
+    WriteCheck,
+    describe_request,
+    failed_write_consequence,
+    live_reader,
+    write_unverified,
+)
 from regctl.settings import Endpoint
 
 log = logging.getLogger(__name__)
@@ -219,12 +226,11 @@ def _settle(run: DeregisterRun, pending: list, live_ids: Callable[[], Iterable[s
 # the operation
 # ---------------------------------------------------------------------------
 
-def deregister_plan(endpoint: Endpoint, ask: DeregisterAsk, *, api: Callable[[], Any] | None = None,
-                    zk: Callable[[], Any] | None = None) -> DeregisterPlan:
+def deregister_plan(endpoint: Endpoint, ask: DeregisterAsk, clients: Clients | None = None) -> DeregisterPlan:
     """Read what is live (ZooKeeper when configured, else the API's list) and plan ``ask`` against it
     (see :func:`plan_deregister`: an id that is not live is refused unless ``ask.force``)."""
-    with Clients(endpoint, api, zk) as clients:
-        live, source = clients.live_reader(ask.service)
+    with connections(endpoint, clients) as clients:
+        live, source = live_reader(endpoint, clients, ask.service)
         return plan_deregister(ask.service, ask.instance_ids, ask.all_live, live(), source, force=ask.force)
 
 
@@ -277,17 +283,16 @@ class DeregisterReport:
                 "verified_after_error": [c.to_dict() for c in self.verified_after_error]}
 
 
-def deregister(endpoint: Endpoint, plan: DeregisterPlan, *, api: Callable[[], Any] | None = None,
-               zk: Callable[[], Any] | None = None) -> DeregisterReport:
+def deregister(endpoint: Endpoint, plan: DeregisterPlan, clients: Clients | None = None) -> DeregisterReport:
     """Run ``plan`` (:func:`run_deregister`), then check each instance is gone (:func:`verify_gone`).
 
     An instance the API failed on with a 5xx or a timeout is looked up in ZooKeeper
     (``verified_after_error``). Ctrl-C stops the batch and is reported, not raised; other
-    failures are in ``error``. ``api``/``zk`` return the clients to use (default: opened from
-    ``endpoint``).
+    failures are in ``error``. ``clients``: the caller's (default: opened from ``endpoint`` and
+    closed here).
     """
-    with Clients(endpoint, api, zk) as clients:
-        live, source = clients.live_reader(plan.service)
+    with connections(endpoint, clients) as clients:
+        live, source = live_reader(endpoint, clients, plan.service)
         run = run_deregister(clients.api().deregister, plan)
         check_error = verify_gone(run, live, settle_s=min(2.0, endpoint.timeout))
         outcomes = tuple(DeregisterOutcome(r["instance_id"], r["result"], r["error"]) for r in run.rows())
@@ -301,7 +306,7 @@ def _deregister_checks(clients: Clients, run: DeregisterRun, source: str) -> tup
     suspects = {**run.removed_despite, **{i: e for i, e in run.errors.items() if write_unverified(e)}}
     if not suspects or source != "zookeeper":
         return ()
-    consequence = clients.consequence(next(iter(suspects.values())), run.service)
+    consequence = failed_write_consequence(clients, next(iter(suspects.values())), run.service)
     checks = []
     for iid, err in suspects.items():
         outcome = run.outcome.get(iid)

@@ -6,14 +6,15 @@ is looked up there. It returns a :class:`RegisterReport` (what was asked, done, 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
+from regctl.connections import Clients, connections
 from regctl.errors import RegctlError, Unreachable
 from regctl.guide import Registration
 from regctl.http.api import register_call
 from regctl.names import zk_join
 from regctl.registration.request import RegisterRequest
-from regctl.registration.writes import Clients, WriteCheck, describe_request, write_unverified
+from regctl.registration.writes import WriteCheck, describe_request, failed_write_consequence, write_unverified
 from regctl.settings import Endpoint
 
 #: where a new node was found when confirming: per registration in :attr:`Registered.zookeeper`
@@ -86,26 +87,25 @@ class RegisterReport:
                 "verified_after_error": [c.to_dict() for c in self.verified_after_error]}
 
 
-def register(endpoint: Endpoint, request: RegisterRequest, *, api: Callable[[], Any] | None = None,
-             zk: Callable[[], Any] | None = None) -> RegisterReport:
+def register(endpoint: Endpoint, request: RegisterRequest, clients: Clients | None = None) -> RegisterReport:
     """Send each registration of ``request`` in order, then confirm the new nodes in ZooKeeper.
 
     A registration the API reports as failed with a 5xx or a timeout may still have
     happened: when ZooKeeper is configured it is looked up there (``verified_after_error``);
     found, the batch goes on; not found or not readable, it stops with an :class:`Unreachable`.
     Any other failure stops the batch with the API's error. Errors are in the report, not
-    raised. ``api``/``zk`` return the clients to use (default: opened from ``endpoint``).
+    raised. ``clients``: the caller's (default: opened from ``endpoint`` and closed here).
     """
     requests = register_requests(endpoint, request)
     done: list[tuple[Registration, dict, str]] = []
     checks: list[WriteCheck] = []
     error: RegctlError | None = None
-    with Clients(endpoint, api, zk) as clients:
+    with connections(endpoint, clients) as clients:
         for reg, req in zip(request.registrations, requests):
             try:
                 iid = clients.api().register(reg.payload())
             except RegctlError as exc:
-                check = _verify_register(clients, reg, exc)
+                check = _verify_register(endpoint, clients, reg, exc)
                 if check is None:
                     error = exc
                     break
@@ -115,17 +115,18 @@ def register(endpoint: Endpoint, request: RegisterRequest, *, api: Callable[[], 
                     break
                 iid = check.instance_id
             done.append((reg, req, iid))
-        confirmation = _confirm_in_zk(clients, [(reg, iid) for reg, _, iid in done]) if done else None
+        confirmation = _confirm_in_zk(endpoint, clients, [(reg, iid) for reg, _, iid in done]) if done else None
     return RegisterReport(request, tuple(requests), _registered(endpoint, done, confirmation), tuple(checks),
                           confirmation, error)
 
 
-def _verify_register(clients: Clients, reg: Registration, exc: RegctlError) -> WriteCheck | None:
+def _verify_register(endpoint: Endpoint, clients: Clients, reg: Registration,
+                     exc: RegctlError) -> WriteCheck | None:
     """After a 5xx/timeout: whether ZooKeeper holds the registration; None when the failure cannot
     have written anything or ZooKeeper is not configured."""
-    if not write_unverified(exc) or not clients.endpoint.zk_configured:
+    if not write_unverified(exc) or not endpoint.zk_configured:
         return None
-    consequence = clients.consequence(exc, reg.service_name)
+    consequence = failed_write_consequence(clients, exc, reg.service_name)
     try:
         svc = clients.zk().service(reg.service_name)
     except RegctlError as zk_exc:
@@ -166,9 +167,8 @@ def _node_path(endpoint: Endpoint, reg: Registration, instance_id: str) -> str:
     return zk_join(endpoint.zk_base, reg.service_name, "instances", instance_id)
 
 
-def _confirm_in_zk(clients: Clients, made: list[tuple[Registration, str]]) -> ZkConfirmation:
+def _confirm_in_zk(endpoint: Endpoint, clients: Clients, made: list[tuple[Registration, str]]) -> ZkConfirmation:
     """Look for each new node in ZooKeeper (a missing one is reported, not raised)."""
-    endpoint = clients.endpoint
     if not endpoint.zk_configured:
         return ZkConfirmation(False, endpoint.zk_base)
     try:

@@ -1,5 +1,5 @@
-"""What register and deregister share: the clients an operation opens, a request as it would be
-sent, and the look in ZooKeeper after a write the API reported as failed.
+"""What register and deregister share: a request as it would be sent, what is live now, and the
+look in ZooKeeper after a write the API reported as failed.
 
 After a 5xx, a timeout or a lost connection only ZooKeeper says what happened: :func:`write_unverified`
 tells such a failure, :class:`WriteCheck` holds what ZooKeeper showed, and
@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 from urllib.parse import urlencode
 
+from regctl.connections import Clients
 from regctl.discovery import COMPONENT_EFFECTS, api_failure_cause, fetch_health
 from regctl.errors import RegctlError, Unreachable
 from regctl.http.api import PREFIX
 from regctl.names import zk_join
 from regctl.settings import Endpoint
 from regctl.transfer import live as tl
-
 
 # ---------------------------------------------------------------------------
 # requests as they would be sent (for --dry-run)
@@ -127,59 +127,22 @@ class WriteCheck:
 
 
 # ---------------------------------------------------------------------------
-# the clients an operation uses
+# what a write's clients read
 # ---------------------------------------------------------------------------
 
-class Clients:
-    """An endpoint's API client and connected ZooKeeper reader, each made on first use.
+def live_reader(endpoint: Endpoint, clients: Clients, service: str) -> tuple[Callable[[], list], str]:
+    """(what is live of ``service`` now, read from "zookeeper" when configured, else "api")."""
+    if endpoint.zk_configured:
+        path = zk_join(endpoint.zk_base, service, "instances")
+        return (lambda: clients.zk().get_children(path) or []), "zookeeper"
+    return (lambda: [i.instance_id for i in clients.api().instances(service)]), "api"
 
-    ``api``/``zk``, when given, return the caller's own (the caller closes them); otherwise the
-    clients are opened from the endpoint and closed when the ``with`` block ends.
-    """
 
-    def __init__(self, endpoint: Endpoint, api: Callable[[], Any] | None, zk: Callable[[], Any] | None) -> None:
-        self.endpoint = endpoint
-        self._given_api, self._given_zk = api, zk
-        self._api: Any = None
-        self._zk: Any = None
-
-    def api(self) -> Any:
-        if self._given_api is not None:
-            return self._given_api()
-        if self._api is None:
-            self._api = self.endpoint.api()
-        return self._api
-
-    def zk(self) -> Any:
-        if self._given_zk is not None:
-            return self._given_zk()
-        if self._zk is None:
-            reader = self.endpoint.zk_reader()
-            reader.connect()
-            self._zk = reader
-        return self._zk
-
-    def live_reader(self, service: str) -> tuple[Callable[[], list], str]:
-        """(what is live of ``service`` now, read from "zookeeper" when configured, else "api")."""
-        if self.endpoint.zk_configured:
-            path = zk_join(self.endpoint.zk_base, service, "instances")
-            return (lambda: self.zk().get_children(path) or []), "zookeeper"
-        return (lambda: [i.instance_id for i in self.api().instances(service)]), "api"
-
-    def consequence(self, exc: RegctlError, service: str) -> str | None:
-        """What a failed write broke, from /health and the API's own reads (None when they do not say)."""
-        if isinstance(exc, Unreachable):
-            return None
-        try:
-            return write_failure_consequence(self.api(), service)
-        except RegctlError:
-            return None
-
-    def __enter__(self) -> Clients:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for client in (self._api, self._zk):
-            if client is not None:
-                client.close()
-        self._api = self._zk = None
+def failed_write_consequence(clients: Clients, exc: RegctlError, service: str) -> str | None:
+    """What a failed write broke, from /health and the API's own reads (None when they do not say)."""
+    if isinstance(exc, Unreachable):
+        return None
+    try:
+        return write_failure_consequence(clients.api(), service)
+    except RegctlError:
+        return None

@@ -15,9 +15,10 @@ import dataclasses
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Callable
 
 from regctl import prober
+from regctl.connections import Clients
 from regctl.errors import BadResponse, UsageError
 from regctl.settings import Endpoint
 from regctl.transfer import live as tl
@@ -35,17 +36,6 @@ from regctl.transfer.file import (
 )
 from regctl.transfer.live import Session, Skipped
 from regctl.transfer.restore import ApplyResult, ImportPlan, PlanItem
-
-
-class Clients(Protocol):
-    """Where an operation gets its clients, each opened on first use."""
-
-    def api(self) -> Any:
-        """The registry API client (:class:`regctl.http.api.RegistryApi`)."""
-
-    def zk(self) -> Any:
-        """A connected :class:`regctl.zookeeper.reader.ZkReader` (asked only when ZooKeeper is configured)."""
-
 
 # ---------------------------------------------------------------------------
 # export
