@@ -545,14 +545,6 @@ def fetch_health(api: Any) -> Mapping[str, Any] | None:
         return None
 
 
-def fetch_health_cause(api: Any) -> str | None:
-    """Ask ``GET /health`` and name the broken component; None when it answers nothing useful."""
-    try:
-        return health_cause(api.config_health())
-    except RegctlError:
-        return None
-
-
 # ---------------------------------------------------------------------------
 # did you mean
 # ---------------------------------------------------------------------------

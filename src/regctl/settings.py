@@ -145,12 +145,6 @@ class Endpoint:
 
         return RegistryApi(self.config_url, timeout=self.timeout, headers=self.headers, verify=self.verify)
 
-    def async_api(self):
-        """An :class:`regctl.http.api.AsyncRegistryApi` for this endpoint (the caller closes it)."""
-        from regctl.http.api import AsyncRegistryApi
-
-        return AsyncRegistryApi(self.config_url, timeout=self.timeout, headers=self.headers, verify=self.verify)
-
     def zk_reader(self):
         """An unconnected :class:`regctl.zookeeper.reader.ZkReader`; :class:`UsageError` without ZooKeeper."""
         if not self.zk_configured:

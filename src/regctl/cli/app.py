@@ -172,11 +172,9 @@ def _stdout_gone() -> int:
 
     stdout is pointed at /dev/null so the interpreter's final flush cannot fail again.
     """
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.__stdout__.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass
+    from regctl.cli.runtime import stdout_gone
+
+    stdout_gone()
     return ExitCode.OK
 
 

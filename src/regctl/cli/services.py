@@ -10,7 +10,6 @@ from regctl.cli.options import ServiceNameArg, SourceOpt, command
 from regctl.cli.render import Column, Result, Table, flag_style, status_style
 from regctl.cli.tables import age_text
 from regctl.cli.version import version_info
-from regctl.discovery import did_you_mean, known_names
 from regctl.errors import NotFound, RegctlError
 from regctl.names import validate_service_name
 
@@ -210,8 +209,10 @@ def inspect_result(report) -> Result:
 
 
 def suggest(rc, name: str) -> "str | None":
-    """A did-you-mean from the names the registry holds now (read once more, on a failure path only)."""
-    return did_you_mean(name, known_names(rc.api, rc.zk if rc.settings.endpoint.zk_configured else None))
+    """:func:`regctl.inspection.suggest` with the run's clients (a failure path: httpx is loaded by then)."""
+    from regctl import inspection
+
+    return inspection.suggest(rc.settings.endpoint, rc, name)
 
 
 # ---------------------------------------------------------------------------

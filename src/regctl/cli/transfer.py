@@ -103,7 +103,6 @@ RESULT_COLUMNS = [
 
 _SIGNS = {"add": "+ add      ", "restore": "^ restore  ", "overwrite": "! overwrite", "live": "= live     ",
           "differs": "~ differs  ", "self": "= self     ", "down": "x down     "}
-_VERB = {"add": "register", "restore": "restore (deregister + register)", "overwrite": "overwrite"}
 
 Only = Annotated[Optional[List[str]], typer.Option(
     "--only", metavar="NAME", show_default=False,

@@ -19,8 +19,7 @@ from regctl import contexts
 from regctl.doctor.base import CheckResult, DoctorConfig, parse_ignore
 from regctl.doctor.registry import DoctorReport, run_checks, select_checks
 from regctl.errors import UsageError
-from regctl.http.bounded import CONFIG_FILE_MAX_BYTES, read_file_text
-from regctl.registration.request import parse_env_file
+from regctl.registration.request import read_env_file
 from regctl.settings import Endpoint
 
 #: environment variable forcing container detection on (1) or off (0)
@@ -82,17 +81,6 @@ def plan_doctor(endpoint: Endpoint, request: DoctorRequest, environ: Mapping[str
         config_url_source=request.config_url_source, explicit=explicit, server_timeout=request.server_timeout,
         ignore=parse_ignore(ignore))
     return DoctorPlan(config=config, checks=tuple(selected))
-
-
-def read_env_file(path: Path) -> dict:
-    """The env file's ``KEY=VALUE`` pairs; :class:`UsageError` naming the file when it cannot be read."""
-    try:
-        text = read_file_text(path, CONFIG_FILE_MAX_BYTES, "env file")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read the env file ({exc.__class__.__name__}: "
-                         f"{getattr(exc, 'strerror', None) or exc})", where=str(path),
-                         hint="check the path") from None
-    return parse_env_file(text, str(path))
 
 
 def context_ignore(context: str | None) -> list:

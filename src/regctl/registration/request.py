@@ -325,7 +325,7 @@ def read_request(given: RegisterInput, environ: Mapping[str, str] | None = None,
         text, where = _read_document(given.file, sys.stdin if stdin is None else stdin)
         return RegisterRequest(tuple(load_registrations(text, where)))
     if given.from_env:
-        values = _read_env_file(given.env_file) if given.env_file is not None else {}
+        values = read_env_file(given.env_file) if given.env_file is not None else {}
         merged = {**(os.environ if environ is None else environ), **values}
         reg = from_env(merged, None, extra_metadata=meta, status=given.status)
         warnings = () if merged.get("SERVICE_INSTANCE_ID", "").strip() else (
@@ -334,12 +334,14 @@ def read_request(given: RegisterInput, environ: Mapping[str, str] | None = None,
     return RegisterRequest((from_flags(given.flags, meta, given.status),))
 
 
-def _read_env_file(path: Path) -> dict[str, str]:
+def read_env_file(path: Path) -> dict[str, str]:
+    """The env file's ``KEY=VALUE`` pairs; :class:`UsageError` naming the file when it cannot be read."""
     try:
         text = read_file_text(path, CONFIG_FILE_MAX_BYTES, "env file")
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read env file ({exc.__class__.__name__}: {exc})",
-                         where=str(path), hint="check the path") from None
+        raise UsageError(f"cannot read the env file ({exc.__class__.__name__}: "
+                         f"{getattr(exc, 'strerror', None) or exc})", where=str(path),
+                         hint="check the path") from None
     return parse_env_file(text, str(path))
 
 

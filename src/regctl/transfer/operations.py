@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Callable
 
 from regctl import prober
 from regctl.connections import Clients
 from regctl.errors import BadResponse, UsageError
+from regctl.http.bounded import replace_file
 from regctl.settings import Endpoint
 from regctl.transfer import live as tl
 from regctl.transfer import restore
@@ -109,25 +109,15 @@ def run_export(request: ExportRequest, endpoint: Endpoint, clients: Clients) -> 
 
 
 def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a new temporary file renamed over it (mode 0600)."""
+    """Write ``text`` to ``path`` through a new temporary file renamed over it (mode 0600, fsynced)."""
     target = os.path.abspath(os.path.expanduser(path))
     directory = os.path.dirname(target)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory)
+        replace_file(target, text.encode("ascii"), 0o600, durable=True)
     except OSError as exc:
-        raise UsageError(f"cannot write {path} ({exc.strerror or exc})", where=directory,
-                         hint="check that the directory exists and is writable") from None
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        if not (os.path.isdir(directory) and os.access(directory, os.W_OK)):
+            raise UsageError(f"cannot write {path} ({exc.strerror or exc})", where=directory,
+                             hint="check that the directory exists and is writable") from None
         raise UsageError(f"cannot write {path} ({exc.strerror or exc})", hint="check the path and free space") from None
 
 
@@ -234,11 +224,6 @@ class ImportReport:
     session: Session | None = None
     #: Ctrl-C stopped the writes (``results`` and ``not_done`` say how far they got)
     interrupted: bool = False
-
-    @property
-    def planned(self) -> list[PlanItem]:
-        """The writes the plan holds (add, restore, overwrite)."""
-        return self.plan.writes
 
     @property
     def verified(self) -> list[ApplyResult]:
