@@ -108,3 +108,15 @@ def test_natural_sort_key_takes_unicode_digits_as_text():
 
     names = ["svc-²", "svc-10", "svc-٣", "svc-2"]
     assert sorted(names, key=natural_key) == ["svc-2", "svc-10", "svc-²", "svc-٣"]
+
+
+def test_digits_that_int_refuses_are_not_numbers(monkeypatch):
+    """"²".isdigit() is true but int("²") fails: COLUMNS and --field indexes read decimal digits only."""
+    from regctl.cli.tables import _lookup
+
+    monkeypatch.setenv("COLUMNS", "²")
+    assert Output(stdout=io.StringIO()).width() is None  # not a number: as if unset, in a pipe
+    monkeypatch.setenv("COLUMNS", "٣٠٠")  # Arabic-Indic 300: a number int() reads
+    assert Output(stdout=io.StringIO()).width() == 300
+    row = {"tags": ["a", "b"]}
+    assert _lookup(row, "tags.²") is None and _lookup(row, "tags.1") == "b"

@@ -453,7 +453,7 @@ class Output:
     def width(self) -> "int | None":
         """The width tables fit: ``COLUMNS`` when set, else the terminal's when stdout is one; None (no
         limit) in a pipe without ``COLUMNS``, so ``awk`` and ``cut`` always get whole values."""
-        if os.environ.get("COLUMNS", "").strip().isdigit():
+        if os.environ.get("COLUMNS", "").strip().isdecimal():
             return max(20, int(os.environ["COLUMNS"]))
         if not self.is_tty(self.stdout):
             return None

@@ -152,7 +152,7 @@ def decode_non_finite(doc: dict, name: str) -> None:
             parent = node
             if isinstance(node, dict) and token in node:
                 key, node = token, node[token]
-            elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            elif isinstance(node, list) and token.isdecimal() and int(token) < len(node):
                 key, node = int(token), node[int(token)]
             else:
                 ok = False

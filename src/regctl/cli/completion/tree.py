@@ -111,9 +111,9 @@ def fingerprint() -> str:
     """What the tree depends on: regctl's version, CLI modules and statuses, typer, Python."""
     pkg = Path(regctl.__file__).resolve().parent
     parts: list = [TREE_FORMAT, getattr(regctl, "__version__", ""), sys.version, str(pkg)]
-    for path in sorted([pkg / "__init__.py", pkg / "names.py", *(pkg / "cli").glob("*.py")]):
+    for path in sorted([pkg / "__init__.py", pkg / "names.py", *(pkg / "cli").rglob("*.py")]):
         st = path.stat()
-        parts.append((path.name, st.st_mtime_ns, st.st_size))
+        parts.append((str(path.relative_to(pkg)), st.st_mtime_ns, st.st_size))
     spec = importlib.util.find_spec("typer")
     if spec is not None and spec.origin:
         st = os.stat(spec.origin)
