@@ -36,9 +36,6 @@ import re
 import unicodedata
 from typing import Any
 
-import yaml
-from yaml.emitter import ScalarAnalysis
-
 #: every character that is never written raw to a terminal
 #: characters that show nothing (or nothing distinct) on a terminal: two names differing only by them look alike
 INVISIBLE_CHARS = ("\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200d\u2060-\u2065"
@@ -161,10 +158,15 @@ def json_dumps(data: Any, indent: "int | None" = 2) -> str:
 
 def yaml_dump(data: Any) -> str:
     """``data`` as terminal-safe YAML: a string holding an unsafe character is double-quoted with escapes."""
+    import yaml  # on use: this module is on the start-up path, yaml is not needed there
+
     return yaml.dump(data, Dumper=_dumper(), sort_keys=False, allow_unicode=True, default_flow_style=False)
 
 
 def _yaml_dumper():
+    import yaml
+    from yaml.emitter import ScalarAnalysis
+
     class SafeDumper(yaml.SafeDumper):
         """Forces the double-quoted style, with every non-ASCII escaped, on a scalar holding an unsafe character."""
         def analyze_scalar(self, scalar):

@@ -6,16 +6,13 @@
 from it), but a broken file is still reported with its line.
 """
 
-import os
 from typing import Annotated, List, Optional
 
 import typer
 
-from regctl import contexts
 from regctl.cli.completion.lookup import complete_context_names
 from regctl.cli.options import with_common_options
 from regctl.cli.render import Column, Result, Table, to_yaml
-from regctl.cli.runtime import run_command
 from regctl.errors import NotFound
 
 CTX_PANEL = "Context values"
@@ -38,7 +35,10 @@ def register(app: typer.Typer) -> None:
 
 def _command(group: typer.Typer, name: str):
     """Like options.command, but the selected context's values are not applied."""
+
     def deco(fn):
+        from regctl.cli.runtime import run_command
+
         def handler(f, common, kwargs):
             return run_command(f, {**common, "_skip_context": True}, kwargs)
 
@@ -49,6 +49,8 @@ def _command(group: typer.Typer, name: str):
 
 
 def _load():
+    from regctl import contexts
+
     return contexts.load()
 
 
@@ -65,6 +67,7 @@ def view(rc, raw: Annotated[bool, typer.Option("--raw", help="Show secrets as th
     key) and the password of any URL.
     Where the file is: $REGCTL_CONFIG, else $XDG_CONFIG_HOME/regctl/config.yaml.
     """
+    from regctl import contexts
 
     cfg = _load()
     doc = cfg.to_dict() if raw else contexts.redact(cfg.to_dict())
@@ -93,6 +96,8 @@ CONTEXT_COLUMNS = [
 
 def get_contexts(rc) -> Result:
     """List the contexts; * marks the current one."""
+    from regctl import contexts
+
     cfg = _load()
     rows = []
     for name in sorted(cfg.contexts):
@@ -124,7 +129,9 @@ def current_context(rc) -> Result:
 
 def use_context(rc, name: ContextNameArg) -> Result:
     """Make NAME the current context (what commands use without --context or REGCTL_CONTEXT)."""
+    import os
 
+    from regctl import contexts
 
     with contexts.editing() as cfg:
         contexts.use_context(cfg, name)
@@ -173,6 +180,7 @@ def set_context(
 
     Example: regctl config set-context dev --config-url http://localhost:8082 --zk localhost:2181 --use
     """
+    from regctl import contexts
 
     s = rc.settings
     updates: dict = {}
@@ -206,6 +214,8 @@ def set_context(
 
 def delete_context(rc, name: ContextNameArg) -> Result:
     """Delete context NAME (the current-context is unset if it was NAME)."""
+    from regctl import contexts
+
     with contexts.editing() as cfg:
         was_current = contexts.delete_context(cfg, name)
     path = cfg.path

@@ -10,7 +10,6 @@ from regctl.cli.completion.lookup import complete_instance_ids, complete_service
 from regctl.cli.options import DryRun, Yes, command
 from regctl.cli.render import Column, Result, Table, confirm, stdin_is_tty
 from regctl.errors import ExitCode, NotFound, UsageError
-from regctl.registration.request import RegisterFlags, RegisterInput, read_request
 
 INPUT = "Registration"
 
@@ -83,6 +82,7 @@ def register_service(
     # pulls in httpx and kazoo: not on the start-up path
     from regctl.registration.register import register as run_register
     from regctl.registration.register import register_requests
+    from regctl.registration.request import RegisterFlags, RegisterInput, read_request  # yaml
     flags = RegisterFlags(name, url, host, port, public_url, health_url, no_health_url, instance_id)
     request = read_request(RegisterInput(flags, tuple(meta or ()), status, from_env, env_file, file))
     if dry_run:

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import typer
 
-from regctl import contexts, redaction
+from regctl import redaction
 from regctl.cli.clickcompat import get_current_context
 from regctl.cli.render import Output, Result, verdict
 from regctl.connections import Connections
@@ -139,6 +139,8 @@ def load_context(common: dict) -> tuple:
     :mod:`regctl.contexts`). A broken file or an unknown context is a
     :class:`UsageError` (exit 2). Secrets readable by others give a warning.
     """
+    from regctl import contexts  # on use: contexts loads yaml, which --help and a TAB never need
+
     if common.get("_skip_context"):  # `regctl config ...` manages the file; it does not apply a context
         contexts.load()  # still: a broken file is reported with its line
         return None, {}

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
-import yaml
 
 from regctl.errors import UsageError
 
@@ -274,6 +273,7 @@ def compose_yaml(text: str, where: str) -> Any:
     Syntax errors propagate as ``yaml.YAMLError`` (callers name the line); an
     alias bomb is a :class:`UsageError` naming ``where``.
     """
+    import yaml  # on use: this module is on the start-up path, yaml is not needed there
 
     loader = yaml.SafeLoader(text)
     aliases = [0]
@@ -298,6 +298,8 @@ def compose_yaml(text: str, where: str) -> Any:
 
 
 def _check_expanded_size(root: Any, where: str) -> None:
+    import yaml
+
     sizes: dict = {}
 
     def size(node: Any) -> int:
@@ -327,6 +329,8 @@ def construct_yaml(node: Any) -> Any:
     """The Python value of a node from :func:`compose_yaml` (safe types only)."""
     if node is None:
         return None
+    import yaml
+
     constructor = yaml.constructor.SafeConstructor()
     return constructor.construct_document(node)
 
