@@ -148,11 +148,13 @@ class HealthReport:
 
     def server_rows(self) -> list[dict]:
         """The ``server`` list: each service's own check beside what regctl's probes found."""
-        rows = []
-        for v in self.server.verdicts if self.server is not None else ():
-            mine = [r for r in self.results if r.service_name == v.service]
-            rows.append(v.to_dict(f"{sum(1 for r in mine if r.healthy)}/{len(mine)} healthy"))
-        return rows
+        probed: dict[str, list[int]] = {}  # service -> [healthy, probed], counted in one pass
+        for r in self.results:
+            count = probed.setdefault(r.service_name, [0, 0])
+            count[0] += bool(r.healthy)
+            count[1] += 1
+        return [v.to_dict("{}/{} healthy".format(*probed.get(v.service, (0, 0))))
+                for v in (self.server.verdicts if self.server is not None else ())]
 
     def result_rows(self) -> list[dict]:
         """One dict per probe; with the server's check, what it said of the same endpoint (``server``)."""
