@@ -103,10 +103,13 @@ def base_state(reader: Any) -> tuple[bool, list[str]]:
     return True, [n for n in names if not (reader.base_path == "/" and n == "zookeeper")]
 
 
-def read_zk(reader: Any, names: Iterable[str] | None = None) -> tuple[list[LiveNode], list[Skipped]]:
-    """Every instance node under the base path (or of ``names``), with what could not be read."""
+def read_zk(reader: Any, names: Iterable[str] | None = None,
+            present: list[str] | None = None) -> tuple[list[LiveNode], list[Skipped]]:
+    """Every instance node under the base path (or of ``names``), with what could not be read.
+    ``present``: the base path's service directories when the caller has just listed them."""
     base = reader.base_path
-    _exists, present = base_state(reader)
+    if present is None:
+        _exists, present = base_state(reader)
     wanted = present if names is None else list(names)
     skipped: list[Skipped] = []
     inst_dirs = {n: join(base, n, "instances") for n in wanted if n in present}

@@ -136,7 +136,7 @@ def _read_live(source: str, names: "list | None", endpoint: Endpoint, clients: C
         elif not present:
             warnings.append(f"the base path {reader.base_path} holds no services (check --zk-base / "
                             "ZOOKEEPER_BASE_PATH)")
-        nodes, skipped = tl.read_zk(reader, names)
+        nodes, skipped = tl.read_zk(reader, names, present)
         instances = []
         for node in nodes:
             if node.problem is None and depth(node.data) > MAX_DEPTH:
@@ -330,7 +330,7 @@ def _live_state(names: list, request: ImportRequest, endpoint: Endpoint, clients
     own_key = (tl.CONFIG_SERVICE, session.node.rsplit("/", 1)[-1]) if session.node else None
     if not session.known:
         session = dataclasses.replace(session, how=f"{session.how}; {why}")
-    nodes, skipped = tl.read_zk(reader, [n for n in names if n in present])
+    nodes, skipped = tl.read_zk(reader, [n for n in names if n in present], present)
     if skipped:
         raise BadResponse(f"could not read what is live: {skipped[0].reason}", where=skipped[0].path,
                           hint="nothing was imported; fix that first")
