@@ -100,12 +100,13 @@ def register(endpoint: Endpoint, request: RegisterRequest, clients: Clients | No
     done: list[tuple[Registration, dict, str]] = []
     checks: list[WriteCheck] = []
     error: RegctlError | None = None
+    consequences: dict = {}  # per service and kind of failure, asked once a run (with Redis down every write fails)
     with connections(endpoint, clients) as clients:
         for reg, req in zip(request.registrations, requests):
             try:
                 iid = clients.api().register(reg.payload())
             except RegctlError as exc:
-                check = _verify_register(endpoint, clients, reg, exc)
+                check = _verify_register(endpoint, clients, reg, exc, consequences)
                 if check is None:
                     error = exc
                     break
@@ -120,13 +121,16 @@ def register(endpoint: Endpoint, request: RegisterRequest, clients: Clients | No
                           confirmation, error)
 
 
-def _verify_register(endpoint: Endpoint, clients: Clients, reg: Registration,
-                     exc: RegctlError) -> WriteCheck | None:
+def _verify_register(endpoint: Endpoint, clients: Clients, reg: Registration, exc: RegctlError,
+                     consequences: dict) -> WriteCheck | None:
     """After a 5xx/timeout: whether ZooKeeper holds the registration; None when the failure cannot
     have written anything or ZooKeeper is not configured."""
     if not write_unverified(exc) or not endpoint.zk_configured:
         return None
-    consequence = failed_write_consequence(clients, exc, reg.service_name)
+    key = (reg.service_name, type(exc))
+    if key not in consequences:
+        consequences[key] = failed_write_consequence(clients, exc, reg.service_name)
+    consequence = consequences[key]
     try:
         svc = clients.zk().service(reg.service_name)
     except RegctlError as zk_exc:
