@@ -302,11 +302,12 @@ def _list(endpoint: Endpoint, query: ListQuery, clients: Clients) -> ListReport:
     explained = explained_failures(read, verdicts)
     cause = read_failure_cause(clients, read, explained)
     warnings += source_warnings(read) + instance_read_warnings(read, cause)
-    for x in summaries:
-        if wanted and read.rows is not None and read.snapshot is not None and x.live == 0 and x.db_status is None \
-                and x.api_live in (None, 0):
-            hint = suggest(endpoint, clients, x.name)
-            warnings.append(f"{x.name}: neither ZooKeeper nor the API knows it" + (f"; {hint}" if hint else ""))
+    unknown = [x.name for x in summaries if wanted and read.rows is not None and read.snapshot is not None
+               and x.live == 0 and x.db_status is None and x.api_live in (None, 0)]
+    known = known_names(clients.api, clients.zk if endpoint.zk_configured else None) if unknown else ()
+    for name in unknown:  # the registry's names read once for all of them
+        hint = did_you_mean(name, known)
+        warnings.append(f"{name}: neither ZooKeeper nor the API knows it" + (f"; {hint}" if hint else ""))
     all_problems = read.snapshot.all_problems() if read.snapshot else []
     noauth, problems = noauth_error(endpoint, clients, all_problems)
     warnings += [f"{p.path}: {p.detail}" for p in problems]
