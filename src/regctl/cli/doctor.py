@@ -127,17 +127,11 @@ def _wrap(text: str, width: "int | None", indent: str = "") -> list:
                          break_on_hyphens=False) or [text]
 
 
-def _detail_lines(r, fancy: bool, verbose: bool, width: "int | None" = None) -> list:
-    lines = []
-    if r.hint and (r.status != "pass" or verbose or r.name == "hygiene.sessions"):
-        arrow = "\u2192" if fancy else "->"
-        style = {"fail": "red", "warn": "yellow"}.get(r.status, "cyan")
-        lines += [(style, part) for part in _wrap(f"{arrow} {r.hint}", width, "  ")]
-    if verbose:
-        for key, value in r.details.items():
-            lines.append(("dim", f"  {key}: {_short(value)}"))
-        if r.duration_ms is not None:
-            lines.append(("dim", f"  took {r.duration_ms:g} ms"))
+def _detail_lines(r) -> list:
+    """With -v: a row's details and how long it took, indented under it."""
+    lines = [f"  {key}: {_short(value)}" for key, value in r.details.items()]
+    if r.duration_ms is not None:
+        lines.append(f"  took {r.duration_ms:g} ms")
     return lines
 
 
@@ -234,7 +228,7 @@ def _problem_lines(rows: list, fancy: bool, width, arrow: str, verbose: bool) ->
             head = ", ".join(names) + (f" {r.target}" if r.target else "")
             out += _block(status_mark(status, fancy), head, r.finding, hint, width, arrow)
             if verbose:
-                out += [text for style, text in _detail_lines(r, fancy, True, width) if style == "dim"]
+                out += _detail_lines(r)
     return out
 
 
@@ -244,8 +238,7 @@ def _waits_on_a_failure(row) -> bool:
     return hint.startswith("fix ") and hint.endswith(" first")
 
 
-def _report_result(report, strict: bool, fancy: bool, verbose: bool, width: "int | None" = None,
-                   hide_no_input: bool = True) -> Result:
+def _report_result(report, strict: bool, fancy: bool, verbose: bool, width: "int | None" = None) -> Result:
     """Problems first (failures, then warnings; many of one kind rolled up), then one line of what passed
     per area, then the skips that found something to say; skips for lack of input, acknowledged rows and
     passing rows' details only with -v."""
@@ -256,7 +249,7 @@ def _report_result(report, strict: bool, fancy: bool, verbose: bool, width: "int
     results = report.results
     problems = [r for r in results if r.problem]
     lines = _problem_lines(problems, fancy, width, arrow, verbose)
-    hide = hide_no_input and not verbose
+    hide = not verbose
     waiting = 0
     if verbose:
         lines += _area_lines(results, AREAS, fancy, width, arrow)
@@ -287,7 +280,7 @@ def _area_lines(results: list, areas: dict, fancy: bool, width, arrow: str) -> l
             head = r.name + (f" {r.target}" if r.target else "")
             text = r.finding + (f" (acknowledged: {r.details['acknowledged']})" if r.acknowledged else "")
             lines += _block(status_mark(r.status, fancy), head, text, r.hint, width, arrow)
-            lines += [t for style, t in _detail_lines(r, fancy, True, width) if style == "dim"]
+            lines += _detail_lines(r)
     return lines
 
 
