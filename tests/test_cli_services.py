@@ -227,3 +227,12 @@ def test_root_level_options_and_command_level_override(populated):
     assert res.exit_code == 0 and "services" in res.json
     res = run_cli("-o", "json", "list", "-o", "yaml", env=populated.env)
     assert "services" in res.yaml and not res.stdout.lstrip().startswith("{")
+
+
+def test_list_of_unknown_names_warns_for_each_with_its_did_you_mean(populated):
+    res = run_cli("list", "asr-servise", "never-was", "billing", env=populated.env)
+    warned = [line for line in res.stderr.splitlines() if "neither ZooKeeper nor the API knows it" in line]
+    assert len(warned) == 2, res
+    assert "asr-servise" in warned[0] and "did you mean: asr-service?" in warned[0]
+    assert "never-was" in warned[1] and "did you mean" not in warned[1]
+    assert "billing" in res.stdout
